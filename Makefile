@@ -1,0 +1,44 @@
+# tfpilot: `make demo` and `make test` are the two commands a fresh machine needs.
+VENV        ?= .venv
+PYTHON      ?= python3
+PY          := $(VENV)/bin/python
+PIP         := $(PY) -m pip
+SHARED_DATA := $(abspath ../shared/datasets)
+
+# Dataset files are looked up in $TFPILOT_DATA_DIR first (after --data-dir).
+ifneq ($(wildcard $(SHARED_DATA)),)
+export TFPILOT_DATA_DIR ?= $(SHARED_DATA)
+endif
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test install install-dev bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml
+	$(PIP) install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install -q -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## demo: train and evaluate MNIST (scikit-learn's digits when MNIST is not found)
+demo: $(VENV)/.installed
+	$(VENV)/bin/tfpilot demo
+
+## test: the test suite (slow tests excluded; run them with `make test PYTEST_ARGS="-m slow"`)
+PYTEST_ARGS ?= -m "not slow"
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-dev
+	$(PY) bench/mnist_time_to_accuracy.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,41 @@
+"""``tfpilot train``: train a model from a YAML config and/or flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tfpilot.cli.common import console, headline, metrics_table, setup_logging, user_errors
+
+
+@user_errors
+def train_command(
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config (e.g. configs/mnist_cnn.yaml).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset name or path.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registered model name.")] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", "-e")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", "-o", help="Where to write the run.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Looked in first for dataset files.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key: --set train.epochs=3")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Train a model; writes a run directory with the model, metrics and config."""
+    from tfpilot.config import load_config
+    from tfpilot.training import Trainer
+
+    setup_logging(verbose)
+    cfg = load_config(
+        config, overrides=set_ or [], dataset=dataset, model=model, epochs=epochs,
+        batch_size=batch_size, run_dir=run_dir, data_dir=data_dir,
+    )
+    trainer = Trainer(cfg).fit()
+    metrics = trainer.run_.metrics
+    if "test" in metrics:
+        console.print(metrics_table("test", headline(metrics["test"])))
+    console.print(f"run directory: [bold]{trainer.run_.path}[/]")
+    if "test" in metrics:
+        console.print(f"test accuracy: [bold]{metrics['test']['accuracy']:.4f}[/]  "
+                      f"(train {metrics['train_seconds']:.1f}s, {metrics['precision']})")

@@ -1,0 +1,202 @@
+"""The typed configuration schema: the single source of truth for a run.
+
+Every section forbids unknown keys, so a typo fails before any work starts. A resolved
+:class:`Config` is saved as ``config.yaml`` in every run directory; ``tfpilot train
+RUN/config.yaml`` reproduces the run from it alone.
+
+Example:
+    >>> from tfpilot.config import Config
+    >>> cfg = Config.model_validate({"data": {"dataset": "digits"}, "train": {"epochs": 2}})
+    >>> cfg.model.name, cfg.train.epochs
+    ('mnist_cnn', 2)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are errors, assignments re-validate."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    """Where the data comes from and how it is split and fed."""
+
+    dataset: str = Field(
+        "mnist",
+        description="A registered dataset name (`tfpilot datasets`), an image folder, "
+        "an archive (.tar.gz/.zip) of one, or a CSV of path,label.",
+    )
+    data_dir: Path | None = Field(None, description="Looked in first for dataset files.")
+    image_size: tuple[int, int] | None = Field(
+        None, description="(height, width) images are resized to; default: the dataset's size."
+    )
+    color_mode: Literal["auto", "grayscale", "rgb"] = "auto"
+    val_split: float | None = Field(
+        None,
+        ge=0.0,
+        lt=1.0,
+        description="Fraction held out for validation; default 0.1 of train, or 0.2 of all "
+        "data when the source has no test split (70/20/10).",
+    )
+    test_split: float = Field(
+        0.1, ge=0.0, lt=1.0, description="Fraction held out for test when there is no test split."
+    )
+    split_seed: int = 42
+    train_limit: int | None = Field(None, gt=0, description="Use at most this many train examples.")
+    test_limit: int | None = Field(None, gt=0, description="Use at most this many test examples.")
+    cache: Literal["auto", "memory", "none"] = "auto"
+    cache_max_gb: float = Field(4.0, gt=0, description="`auto` caches decoded data up to this size.")
+    shuffle_buffer: int = Field(60_000, gt=0)
+
+    @model_validator(mode="after")
+    def _check_fractions(self) -> DataConfig:
+        if (self.val_split or 0.0) + self.test_split >= 1.0:
+            raise ValueError(
+                f"val_split ({self.val_split}) + test_split ({self.test_split}) must leave some "
+                "data for training (sum < 1)"
+            )
+        return self
+
+    @field_validator("image_size")
+    @classmethod
+    def _positive_size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and (v[0] <= 0 or v[1] <= 0):
+            raise ValueError(f"image_size must be two positive integers (height, width), got {v}")
+        return v
+
+
+class ModelConfig(Section):
+    """Which registered model to build, and its keyword arguments."""
+
+    name: str = Field("mnist_cnn", description="A registered model (`tfpilot models`).")
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the model builder.")
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from tfpilot.models import registry
+
+        registry.MODELS.entry(v)  # raises with a did-you-mean message
+        return v
+
+    @model_validator(mode="after")
+    def _known_params(self) -> ModelConfig:
+        from tfpilot.models import registry
+
+        registry.check_params(self.name, self.params)
+        return self
+
+
+class OptimizerConfig(Section):
+    name: str = "adam"
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float | None = Field(None, ge=0)
+    momentum: float | None = Field(
+        None, ge=0, lt=1, description="SGD (default 0.9) and RMSprop (default 0.0) only."
+    )
+    nesterov: bool = False
+    clipnorm: float | None = Field(None, gt=0)
+    clipvalue: float | None = Field(None, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from tfpilot.training.optimizers import OPTIMIZERS
+
+        OPTIMIZERS.entry(v)
+        return v
+
+
+class ScheduleConfig(Section):
+    name: str = "constant"
+    warmup_epochs: float = Field(0.0, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="Final LR as a fraction of the peak.")
+    decay_rate: float = Field(0.96, gt=0, le=1, description="exponential: factor per epoch.")
+    step_epochs: int = Field(10, gt=0, description="step: epochs between drops.")
+    step_factor: float = Field(0.5, gt=0, le=1, description="step: factor per drop.")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from tfpilot.training.schedules import SCHEDULES
+
+        SCHEDULES.entry(v)
+        return v
+
+
+class EarlyStoppingConfig(Section):
+    enabled: bool = True
+    monitor: str = "val_loss"
+    patience: int = Field(5, ge=0)
+    restore_best_weights: bool = True
+
+
+class ReduceLRConfig(Section):
+    enabled: bool = False
+    monitor: str = "val_loss"
+    factor: float = Field(0.5, gt=0, lt=1)
+    patience: int = Field(2, ge=0)
+    min_lr: float = Field(1e-6, ge=0)
+
+
+class CallbacksConfig(Section):
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    reduce_lr_on_plateau: ReduceLRConfig = Field(default_factory=ReduceLRConfig)
+    checkpoint: bool = Field(True, description="Keep the best model (by val_accuracy) in checkpoints/.")
+    backup: bool = Field(True, description="BackupAndRestore: resume after a crash.")
+    csv_logger: bool = True
+    tensorboard: bool = True
+    terminate_on_nan: bool = True
+    progress: Literal["rich", "keras", "none"] = "rich"
+
+
+class TrainConfig(Section):
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(128, gt=0)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
+    label_mode: Literal["auto", "sparse", "one_hot"] = Field(
+        "auto", description="Label encoding fed to the loss; auto = sparse integer labels."
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = "auto"
+    jit_compile: Literal["auto"] | bool = Field(
+        "auto", description="XLA compilation of the train step: auto (Keras' choice), true or false."
+    )
+    seed: int = 42
+    deterministic: bool = False
+    top_k: int = Field(5, gt=0, description="k of the top-k accuracy metric.")
+    steps_per_epoch: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _plateau_needs_constant_lr(self) -> TrainConfig:
+        if self.callbacks.reduce_lr_on_plateau.enabled and self.schedule.name != "constant":
+            raise ValueError(
+                f"train.callbacks.reduce_lr_on_plateau cannot change the learning rate while "
+                f"train.schedule.name is {self.schedule.name!r}: use schedule 'constant' or "
+                "disable reduce_lr_on_plateau"
+            )
+        return self
+
+
+class OutputConfig(Section):
+    run_dir: Path | None = Field(None, description="Where the run is written; default runs/<model>-<dataset>-<time>.")
+    runs_root: Path = Path("runs")
+    overwrite: bool = Field(False, description="Allow writing into a run directory that holds a finished run.")
+
+
+class Config(Section):
+    """A whole run: data, model, train and output sections."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)

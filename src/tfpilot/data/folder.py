@@ -1,0 +1,197 @@
+"""Image datasets from the file system: class folders, train/test trees, CSVs, archives.
+
+Layouts:
+    * ``ROOT/<class>/*.jpg`` -- one sub-folder per class; tfpilot makes the splits.
+    * ``ROOT/{train,test[,val]}/<class>/*.jpg`` -- the splits are given (like ``cifar10-jpg``).
+    * ``labels.csv`` with a path column and a label column (paths relative to the CSV).
+    * any of these inside a ``.tar.gz``/``.zip`` (extracted once into the cache).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from tfpilot.config.schema import DataConfig
+from tfpilot.data.images import decode_files, is_image_file, probe_images
+from tfpilot.data.paths import extract_archive, is_archive
+from tfpilot.data.report import DataReport
+from tfpilot.data.source import RawDataset, Split
+from tfpilot.spec import InputSpec
+
+log = logging.getLogger(__name__)
+
+SPLIT_DIRS = {"train": "train", "training": "train", "test": "test", "testing": "test",
+              "val": "val", "valid": "val", "validation": "val"}
+PATH_COLUMNS = ("path", "filepath", "file", "filename", "image", "image_path")
+LABEL_COLUMNS = ("label", "class", "category", "target")
+
+
+def _visible_dirs(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def unwrap_root(root: Path) -> Path:
+    """Descend through single wrapper folders (``archive/cifar10-jpg/train`` -> ``cifar10-jpg``)."""
+    while True:
+        dirs = _visible_dirs(root)
+        files = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")]
+        if len(dirs) == 1 and not files and not any(d.name.lower() in SPLIT_DIRS for d in dirs):
+            root = dirs[0]
+        else:
+            return root
+
+
+def _scan_class_dirs(root: Path, report: DataReport) -> dict[str, list[str]]:
+    """class name -> image paths (sorted); non-image files are reported as skipped."""
+    classes: dict[str, list[str]] = {}
+    for d in _visible_dirs(root):
+        files = []
+        for p in sorted(d.rglob("*")):
+            if not p.is_file() or any(part.startswith(".") for part in p.relative_to(d).parts[:-1]):
+                continue
+            if is_image_file(p):
+                files.append(str(p))
+            else:
+                report.skip(p, f"not an image file (extension {p.suffix or 'none'!r})")
+        classes[d.name] = files
+    stray = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if stray:
+        report.note(f"{len(stray)} file(s) directly in {root} ignored: images must be inside a class folder")
+    return classes
+
+
+def is_image_folder(path: Path) -> bool:
+    return path.is_dir()
+
+
+def load_image_folder(path: str | Path, cfg: DataConfig, report: DataReport) -> RawDataset:
+    """Load a class-folder tree (or an archive of one)."""
+    path = Path(path).expanduser()
+    if is_archive(path):
+        log.info("using the extracted copy of %s (extracted once into the cache)", path)
+        path = extract_archive(path)
+    root = unwrap_root(path)
+    top = {d.name.lower(): d for d in _visible_dirs(root)}
+    split_dirs = {SPLIT_DIRS[k]: d for k, d in top.items() if k in SPLIT_DIRS}
+    per_split: dict[str, dict[str, list[str]]] = {}
+    if "train" in split_dirs:
+        for split, d in split_dirs.items():
+            per_split[split] = _scan_class_dirs(d, report)
+    else:
+        per_split["train"] = _scan_class_dirs(root, report)
+    names = sorted({c for classes in per_split.values() for c in classes})
+    if not names:
+        raise ValueError(
+            f"{root} holds no class folders: expected ROOT/<class>/<image> or "
+            "ROOT/train/<class>/<image> (+ test/, val/)"
+        )
+    return _files_to_dataset(str(path), root, per_split, names, cfg, report)
+
+
+def _read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        sample = f.read(4096)
+        f.seek(0)
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel
+        rows = list(csv.reader(f, dialect))
+    if not rows:
+        raise ValueError(f"{path} is empty")
+    return rows[0], rows[1:]
+
+
+def is_image_csv(path: Path) -> bool:
+    if not (path.is_file() and path.suffix.lower() in (".csv", ".tsv")):
+        return False
+    header, rows = _read_csv_rows(path)
+    cols = [h.strip().lower() for h in header]
+    return any(c in PATH_COLUMNS for c in cols) or bool(rows and is_image_file(rows[0][0]))
+
+
+def load_image_csv(path: str | Path, cfg: DataConfig, report: DataReport) -> RawDataset:
+    """Load a CSV of ``path,label`` rows (a header naming the columns is optional)."""
+    path = Path(path)
+    header, rows = _read_csv_rows(path)
+    cols = [h.strip().lower() for h in header]
+    pcol = next((cols.index(c) for c in PATH_COLUMNS if c in cols), None)
+    lcol = next((cols.index(c) for c in LABEL_COLUMNS if c in cols), None)
+    if pcol is None and lcol is None:  # no header: path,label
+        rows, pcol, lcol = [header, *rows], 0, 1
+    elif pcol is None or lcol is None:
+        missing = "a path column" if pcol is None else "a label column"
+        raise ValueError(
+            f"{path}: no {missing}. Columns found: {', '.join(header)}. Name them one of "
+            f"{PATH_COLUMNS} (paths) and {LABEL_COLUMNS} (labels)."
+        )
+    classes: dict[str, list[str]] = {}
+    for lineno, row in enumerate(rows, start=2):
+        if len(row) <= max(pcol, lcol) or not row[pcol].strip() or not row[lcol].strip():
+            report.skip(f"{path}:{lineno}", "row without a path or a label")
+            continue
+        p = Path(row[pcol].strip())
+        p = p if p.is_absolute() else path.parent / p
+        if not p.exists():
+            report.skip(p, "file not found")
+            continue
+        classes.setdefault(row[lcol].strip(), []).append(str(p))
+    names = sorted(classes)
+    return _files_to_dataset(str(path), path.parent, {"train": classes}, names, cfg, report)
+
+
+def _files_to_dataset(
+    source: str,
+    root: Path,
+    per_split: dict[str, dict[str, list[str]]],
+    names: list[str],
+    cfg: DataConfig,
+    report: DataReport,
+) -> RawDataset:
+    """Probe, decode (skipping bad files) and assemble the splits."""
+    all_paths = [p for classes in per_split.values() for files in classes.values() for p in files]
+    if not all_paths:
+        raise ValueError(f"{source}: no image files found (extensions: .jpg .jpeg .png .bmp .gif)")
+    probed_size, probed_channels, distinct = probe_images(all_paths)
+    size = tuple(cfg.image_size) if cfg.image_size else probed_size
+    if distinct > 1 and not cfg.image_size:
+        report.note(
+            f"images have {distinct} different sizes; resizing all to {size[0]}x{size[1]} "
+            "(the most common). Set data.image_size to choose."
+        )
+    channels = {"grayscale": 1, "rgb": 3}.get(cfg.color_mode, probed_channels)
+    est_bytes = len(all_paths) * size[0] * size[1] * channels
+    keep = cfg.cache == "memory" or (cfg.cache == "auto" and est_bytes <= cfg.cache_max_gb * 2**30)
+
+    splits: dict[str, Split] = {}
+    for split_name, classes in per_split.items():
+        paths = np.array([p for c in names for p in classes.get(c, [])], dtype=object)
+        labels = np.array([i for i, c in enumerate(names) for _ in classes.get(c, [])], dtype=np.int64)
+        if len(paths) == 0:
+            continue
+        ok, pixels = decode_files(paths, size, channels, report, keep_pixels=keep)
+        splits[split_name] = Split(y=labels[ok], x=pixels, paths=None if keep else paths[ok], ids=paths[ok])
+    report.warn_skipped()
+    if "train" not in splits or len(splits["train"]) == 0:
+        raise ValueError(f"{source}: no readable training image (see the skipped files in data_report.json)")
+
+    # Classes with no readable training image cannot be learned: drop them, say so.
+    present = np.bincount(splits["train"].y, minlength=len(names)) > 0
+    if not present.all():
+        empty = [c for c, ok_ in zip(names, present) if not ok_]
+        report.empty_classes.extend(empty)
+        report.note(f"class folder(s) with no readable training image dropped: {', '.join(empty)}")
+        remap = np.cumsum(present) - 1
+        for k, s in list(splits.items()):
+            s = s.take(np.flatnonzero(present[s.y]))
+            s.y = remap[s.y]
+            splits[k] = s
+        names = [c for c, ok_ in zip(names, present) if ok_]
+    if len(names) < 2:
+        raise ValueError(f"{source}: found {len(names)} class with readable images; a classifier needs at least 2")
+    report.source = source
+    return RawDataset(Path(source).name, names, InputSpec.image(size[0], size[1], channels), splits, report)

@@ -1,0 +1,129 @@
+"""Decoding image files: probing sizes, decoding in parallel with tf.data, skipping bad files.
+
+A file that cannot be read or decoded never stops a run: it is dropped, and the
+:class:`~tfpilot.data.report.DataReport` records its path and the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from tfpilot.data.report import DataReport
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif"})
+_GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+
+
+def is_image_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def probe_images(paths: Sequence[str], max_files: int = 256) -> tuple[tuple[int, int], int, int]:
+    """Read the headers of up to ``max_files`` images (spread over ``paths``).
+
+    Returns:
+        ``((height, width), channels, distinct_sizes)``: the most common size, 1 if every
+        probed image is grayscale else 3, and how many distinct sizes were seen.
+    """
+    from PIL import Image
+
+    if not paths:
+        raise ValueError("no image files to probe")
+    step = max(1, len(paths) // max_files)
+    sizes: Counter[tuple[int, int]] = Counter()
+    gray = True
+    for p in paths[::step][:max_files]:
+        try:
+            with Image.open(p) as im:
+                sizes[(im.height, im.width)] += 1
+                gray &= im.mode in _GRAY_MODES
+        except Exception:  # unreadable files are reported by decode_files
+            continue
+    if not sizes:
+        raise ValueError(f"none of the {min(len(paths), max_files)} probed files is a readable image")
+    return sizes.most_common(1)[0][0], (1 if gray else 3), len(sizes)
+
+
+def decode_and_resize(contents, channels: int, size: tuple[int, int]):
+    """tf: encoded bytes -> uint8 (height, width, channels); resized only when needed."""
+    import tensorflow as tf
+
+    img = tf.io.decode_image(contents, channels=channels, expand_animations=False)
+    img.set_shape([None, None, channels])
+    shape = tf.shape(img)
+    same = tf.logical_and(tf.equal(shape[0], size[0]), tf.equal(shape[1], size[1]))
+
+    def resize():
+        r = tf.image.resize(img, size, method="bilinear", antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(r), 0, 255), tf.uint8)
+
+    img = tf.cond(same, lambda: img, resize)
+    img.set_shape([size[0], size[1], channels])
+    return img
+
+
+def _reason(path: str) -> str:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except FileNotFoundError:
+        return "file not found"
+    except PermissionError:
+        return "permission denied"
+    except Exception as exc:  # PIL raises many types for corrupt data
+        return f"corrupt or unreadable image ({type(exc).__name__}: {exc})"
+    return "TensorFlow could not decode this image (unsupported or truncated data)"
+
+
+def decode_files(
+    paths: np.ndarray,
+    size: tuple[int, int],
+    channels: int,
+    report: DataReport,
+    keep_pixels: bool = True,
+    batch: int = 512,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode every file once (parallel tf.data map) and drop the ones that fail.
+
+    Args:
+        paths: file paths.
+        size: (height, width) to resize to.
+        channels: 1 or 3.
+        report: receives one :class:`SkippedFile` per failure, with its reason.
+        keep_pixels: return the decoded images (else only which files are readable).
+
+    Returns:
+        ``(ok_index, pixels)``: indices into ``paths`` that decoded, and their uint8
+        images (N, H, W, C) in the same order, or None when ``keep_pixels`` is False.
+    """
+    import tensorflow as tf
+
+    n = len(paths)
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(n, dtype=np.int64), np.asarray(paths, dtype=str)))
+    ds = ds.map(
+        lambda i, p: (i, decode_and_resize(tf.io.read_file(p), channels, size)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    ds = ds.ignore_errors().batch(batch).prefetch(2)
+    idx_parts, img_parts = [], []
+    for idx, imgs in ds:
+        idx_parts.append(idx.numpy())
+        if keep_pixels:
+            img_parts.append(imgs.numpy())
+    ok = np.concatenate(idx_parts) if idx_parts else np.array([], np.int64)
+    for bad in np.setdiff1d(np.arange(n), ok):
+        report.skip(paths[bad], _reason(str(paths[bad])))
+    pixels = None
+    if keep_pixels:
+        pixels = np.concatenate(img_parts) if img_parts else np.zeros((0, *size, channels), np.uint8)
+    return ok, pixels

@@ -1,0 +1,116 @@
+"""Where dataset files are looked up, and the extraction cache for archives.
+
+Lookup order: the ``data_dir`` argument (``--data-dir``), ``$TFPILOT_DATA_DIR``,
+``~/.keras/datasets`` (Keras' cache layout), then the loader's own download.
+
+Example:
+    >>> from tfpilot.data.paths import search_dirs
+    >>> search_dirs("/data")[0]
+    PosixPath('/data')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+ENV_DATA_DIR = "TFPILOT_DATA_DIR"
+ENV_CACHE_DIR = "TFPILOT_CACHE_DIR"
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No copy of a dataset was found; the message lists where tfpilot looked."""
+
+
+def search_dirs(data_dir: str | Path | None = None) -> list[Path]:
+    """The directories searched for dataset files, in order."""
+    dirs: list[Path] = []
+    if data_dir:
+        dirs.append(Path(data_dir).expanduser())
+    env = os.environ.get(ENV_DATA_DIR)
+    if env:
+        dirs.append(Path(env).expanduser())
+    dirs.append(Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "datasets")
+    return dirs
+
+
+def find_data_file(candidates: Sequence[str], data_dir: str | Path | None = None) -> Path | None:
+    """The first existing ``dir/candidate`` over :func:`search_dirs` x ``candidates``."""
+    for d in search_dirs(data_dir):
+        for name in candidates:
+            p = d / name
+            if p.exists():
+                return p
+    return None
+
+
+def not_found_message(dataset: str, candidates: Sequence[str], data_dir: str | Path | None) -> str:
+    looked = "\n".join(f"    {d}/{{{', '.join(candidates)}}}" for d in search_dirs(data_dir))
+    return (
+        f"dataset {dataset!r} was not found. tfpilot looked in:\n{looked}\n"
+        f"and Keras' download failed (no network?). Fix: put one of those files in a "
+        f"directory and pass --data-dir DIR, or set ${ENV_DATA_DIR}=DIR."
+    )
+
+
+def cache_dir() -> Path:
+    """tfpilot's cache root ($TFPILOT_CACHE_DIR or ~/.cache/tfpilot)."""
+    root = os.environ.get(ENV_CACHE_DIR) or Path.home() / ".cache" / "tfpilot"
+    return Path(root).expanduser()
+
+
+def is_archive(path: str | Path) -> bool:
+    return str(path).lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _archive_key(path: Path) -> str:
+    st = path.stat()
+    h = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode()).hexdigest()[:12]
+    name = path.name
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return f"{name}-{h}"
+
+
+def extract_archive(path: str | Path) -> Path:
+    """Extract ``path`` once into the cache and return the extracted directory.
+
+    Extraction goes to a temporary directory that is renamed into place when complete,
+    so an interrupted extraction is never mistaken for a finished one. Members that
+    would escape the target directory are refused.
+    """
+    path = Path(path)
+    target = cache_dir() / "extracted" / _archive_key(path)
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
+    try:
+        if path.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                for member in zf.namelist():
+                    dest = (tmp / member).resolve()
+                    if not str(dest).startswith(str(tmp.resolve())):
+                        raise ValueError(f"{path}: archive member {member!r} escapes the target directory")
+                zf.extractall(tmp)
+        else:
+            with tarfile.open(path) as tf_:
+                tf_.extractall(tmp, filter="data")
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first
+            if not target.is_dir():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,71 @@
+"""Evaluating a run on its test split, or on another dataset.
+
+Example:
+    >>> from tfpilot.evaluation import evaluate
+    >>> result = evaluate("runs/mnist_cnn-mnist-20260101-120000")  # doctest: +SKIP
+    >>> result["accuracy"]  # doctest: +SKIP
+    0.9912
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tfpilot.config import load_config
+from tfpilot.evaluation.metrics import classification_metrics, predict_probabilities
+from tfpilot.training.run import Run
+
+
+def evaluate(
+    run_dir: str | Path,
+    dataset: str | None = None,
+    split: str = "test",
+    data_dir: str | Path | None = None,
+    batch_size: int = 256,
+    save: bool = True,
+) -> dict[str, Any]:
+    """Metrics of a run's model on ``split`` of its dataset (or of ``dataset``).
+
+    Args:
+        run_dir: the run directory.
+        dataset: another dataset (name or path) with the same classes; default: the run's.
+        split: "test", "val" or "train".
+        data_dir: where to look for dataset files first.
+        batch_size: examples per model call.
+        save: store the result in ``metrics.json`` under ``split`` (or ``"<dataset>:<split>"``).
+    """
+    from tfpilot.data import make_pipeline, prepare_data
+
+    from tfpilot.spec import InputSpec
+
+    run = Run(run_dir)
+    cfg = run.config
+    model_spec = InputSpec.from_dict(run.labels["input"])
+    update: dict[str, Any] = {k: v for k, v in {"dataset": dataset, "data_dir": data_dir}.items() if v}
+    if model_spec.kind == "image":  # decode files at the size the model takes
+        update["image_size"] = model_spec.image_size
+    data_cfg = load_config({"data": {**cfg.data.model_dump(mode="json"), **update}}).data
+    data = prepare_data(data_cfg)
+    if data.input_spec.shape != model_spec.shape:
+        raise ValueError(
+            f"dataset {data_cfg.dataset!r} gives inputs of shape {data.input_spec.shape}, but the model "
+            f"takes {model_spec.shape}"
+        )
+    class_names = run.class_names
+    if data.class_names != class_names:
+        raise ValueError(
+            f"dataset {data_cfg.dataset!r} has classes {data.class_names}, but the model was trained on "
+            f"{class_names}: evaluate on data with the same classes"
+        )
+    if split not in data.splits:
+        raise ValueError(f"dataset {data_cfg.dataset!r} has no {split!r} split; it has {sorted(data.splits)}")
+    spec = data.input_spec
+    decode = dict(image_size=spec.image_size, channels=spec.channels) if spec.kind == "image" else {}
+    ds = make_pipeline(data.splits[split], batch_size, training=False, cache=False, **decode)
+    y, probs = predict_probabilities(run.load_model(), ds)
+    result = classification_metrics(y, probs, class_names, k=cfg.train.top_k)
+    if save:
+        key = split if dataset is None else f"{data_cfg.dataset}:{split}"
+        run.update_metrics(key, result)
+    return result

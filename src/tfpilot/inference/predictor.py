@@ -1,0 +1,152 @@
+"""The :class:`Predictor`: raw inputs in, class names with probabilities out.
+
+It accepts what a practitioner has at hand -- file paths, encoded bytes, PIL images,
+NumPy arrays of any size -- and prepares them with the same decode/resize function as
+the training pipeline, so predictions match training exactly.
+
+Example:
+    >>> import tfpilot
+    >>> predictor = tfpilot.load("runs/mnist_cnn-mnist-20260101-120000")  # doctest: +SKIP
+    >>> predictor.predict(["digit.png"])[0]["label"]  # doctest: +SKIP
+    '7'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfpilot.evaluation.metrics import to_probabilities
+from tfpilot.spec import InputSpec
+
+
+class InputError(ValueError):
+    """An input could not be turned into what the model takes; the message says why."""
+
+
+def _is_single_array(x: Any) -> bool:
+    return isinstance(x, np.ndarray) and x.dtype != object
+
+
+class Predictor:
+    """Predictions over a Keras model that takes raw inputs.
+
+    Args:
+        model: a ``keras.Model`` (raw input -> class probabilities).
+        class_names: the names of the output classes, in order.
+        input_spec: what the model takes (see :class:`~tfpilot.spec.InputSpec`).
+        batch_size: examples per model call.
+    """
+
+    def __init__(self, model: Any, class_names: Sequence[str], input_spec: InputSpec, batch_size: int = 256) -> None:
+        self.model = model
+        self.class_names = list(class_names)
+        self.input_spec = input_spec
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, **kwargs: Any) -> Predictor:
+        """Load the model and labels of a run directory."""
+        from tfpilot.training.run import Run
+
+        run = Run(run_dir)
+        labels = run.labels
+        return cls(run.load_model(), labels["class_names"], InputSpec.from_dict(labels["input"]), **kwargs)
+
+    # -- input preparation ---------------------------------------------------------------
+    def prepare(self, inputs: Any) -> np.ndarray:
+        """Turn ``inputs`` into the batch the model takes (uint8 N,H,W,C for images)."""
+        if self.input_spec.kind != "image":
+            raise InputError(f"this predictor's input kind {self.input_spec.kind!r} is not supported here")
+        if _is_single_array(inputs):
+            arr = inputs
+            if arr.ndim in (2, 3) and not (arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4) and arr.shape[0] > 4):
+                arr = arr[None]
+            elif arr.ndim == 3:  # (N, H, W) grayscale batch
+                arr = arr[..., None]
+            if arr.ndim != 4:
+                raise InputError(f"expected an image (H,W[,C]) or a batch (N,H,W[,C]); got an array of shape {inputs.shape}")
+            return np.stack([self._image(a, f"item {i}") for i, a in enumerate(arr)])
+        if isinstance(inputs, (str, Path, bytes)) or not isinstance(inputs, Sequence | np.ndarray):
+            inputs = [inputs]
+        if len(inputs) == 0:
+            raise InputError("no inputs given")
+        return np.stack([self._image(x, f"item {i}") for i, x in enumerate(inputs)])
+
+    def _image(self, x: Any, where: str) -> np.ndarray:
+        import tensorflow as tf
+
+        from tfpilot.data.images import decode_and_resize
+
+        h, w, c = self.input_spec.shape
+        if isinstance(x, (str, Path)):
+            p = Path(x)
+            if not p.is_file():
+                raise InputError(f"{where}: {p} is not a file")
+            x = p.read_bytes()
+            where = str(p)
+        if isinstance(x, bytes):
+            try:
+                return decode_and_resize(tf.constant(x), c, (h, w)).numpy()
+            except (tf.errors.InvalidArgumentError, ValueError) as exc:
+                raise InputError(f"{where}: not a decodable image (JPEG, PNG, BMP or GIF): {exc}") from None
+        if hasattr(x, "mode") and hasattr(x, "size"):  # PIL image
+            x = np.asarray(x.convert("L" if c == 1 else "RGB"))
+        arr = np.asarray(x)
+        if arr.dtype == object or arr.ndim not in (2, 3):
+            raise InputError(f"{where}: expected an image array (H,W) or (H,W,C); got shape {arr.shape}")
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        if arr.shape[-1] == 4:
+            arr = arr[..., :3]
+        if arr.shape[-1] not in (1, 3):
+            raise InputError(f"{where}: images need 1, 3 or 4 channels; got {arr.shape[-1]}")
+        if np.issubdtype(arr.dtype, np.floating):
+            if arr.size and (np.nanmin(arr) < 0 or np.nanmax(arr) > 255 or not np.isfinite(arr).all()):
+                raise InputError(f"{where}: pixel values must be finite and within [0, 255]")
+            if arr.size and arr.max() <= 1.0:
+                raise InputError(
+                    f"{where}: the pixels look scaled to [0, 1]; tfpilot models take raw 0-255 "
+                    "pixels (the scaling is inside the model): pass (x * 255).astype('uint8')"
+                )
+        arr = np.clip(np.round(arr), 0, 255).astype(np.uint8) if arr.dtype != np.uint8 else arr
+        if arr.shape[-1] != c:
+            arr = tf.image.rgb_to_grayscale(arr).numpy() if c == 1 else np.repeat(arr, 3, axis=-1)
+        if arr.shape[:2] != (h, w):
+            r = tf.image.resize(arr, (h, w), method="bilinear", antialias=True)
+            arr = tf.cast(tf.clip_by_value(tf.round(r), 0, 255), tf.uint8).numpy()
+        return arr
+
+    # -- prediction ----------------------------------------------------------------------
+    def predict_proba(self, inputs: Any) -> np.ndarray:
+        """Class probabilities, shape (N, num_classes)."""
+        batch = self.prepare(inputs)
+        outs = [np.asarray(self.model(batch[i : i + self.batch_size], training=False))
+                for i in range(0, len(batch), self.batch_size)]
+        return to_probabilities(np.concatenate(outs))
+
+    def predict(self, inputs: Any, top_k: int = 5) -> list[dict[str, Any]]:
+        """For each input: ``{"label", "score", "top_k": [{"label", "score"}, ...]}``."""
+        return self.format(self.predict_proba(inputs), top_k)
+
+    def format(self, probs: np.ndarray, top_k: int = 5) -> list[dict[str, Any]]:
+        k = max(1, min(top_k, probs.shape[1]))
+        out = []
+        for row in probs:
+            order = np.argsort(-row)[:k]
+            top = [{"label": self.class_names[i], "score": float(row[i])} for i in order]
+            out.append({"label": top[0]["label"], "score": top[0]["score"], "top_k": top})
+        return out
+
+
+def load(path: str | Path, **kwargs: Any) -> Predictor:
+    """A :class:`Predictor` for a run directory (or a ``model.keras`` inside one)."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".keras":
+        path = path.parent
+    if not (path / "labels.json").is_file():
+        raise FileNotFoundError(f"{path} is not a tfpilot run directory (no labels.json)")
+    return Predictor.from_run(path, **kwargs)

@@ -1,0 +1,85 @@
+"""The model registry: ``@register_model`` where a family is defined, ``create_model`` to build.
+
+A builder takes ``(input_spec, num_classes, **params)`` and returns an uncompiled
+``keras.Model`` whose input is the *raw* input of :class:`~tfpilot.spec.InputSpec`
+(uint8 pixels or strings): the preprocessing lives inside the model.
+
+Example:
+    >>> from tfpilot.models import create_model, list_models
+    >>> from tfpilot.spec import InputSpec
+    >>> model = create_model("mnist_cnn", InputSpec.image(28, 28, 1), num_classes=10)
+    >>> model.count_params()
+    130890
+    >>> "mnist_cnn" in list_models("mnist*")
+    True
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from tfpilot.registry import Registry, did_you_mean
+from tfpilot.spec import InputSpec
+
+ModelBuilder = Callable[..., Any]
+
+#: The built-in families register themselves when their module is imported (on first lookup).
+MODELS: Registry[ModelBuilder] = Registry(
+    "model",
+    autoload=("tfpilot.models.mlp", "tfpilot.models.cnn", "tfpilot.models.resnet"),
+)
+
+
+def register_model(
+    name: str | None = None, *, task: str = "image", description: str = ""
+) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Register a model builder under ``name``.
+
+    Args:
+        name: registry key (default: the function's name).
+        task: the input kind it consumes, "image" or "text".
+        description: one line for ``tfpilot models`` (default: the docstring's first line).
+    """
+    return MODELS.register(name, description=description, tags=(task,))
+
+
+def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
+    """Registered model names matching ``pattern`` (and ``task``)."""
+    return MODELS.list(pattern, tag=task)
+
+
+def check_params(name: str, params: dict[str, Any]) -> None:
+    """Raise ValueError if ``params`` holds a keyword the builder does not take."""
+    builder = MODELS.get(name)
+    sig = inspect.signature(builder)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    accepted = [p for p in sig.parameters if p not in ("input_spec", "num_classes")]
+    for key in params:
+        if key not in accepted:
+            raise ValueError(
+                f"model {name!r} has no parameter {key!r}.{did_you_mean(key, accepted)} "
+                f"Its parameters: {', '.join(accepted) or '(none)'}."
+            )
+
+
+def create_model(name: str, input_spec: InputSpec, num_classes: int, **params: Any) -> Any:
+    """Build the registered model ``name`` for ``input_spec`` and ``num_classes``.
+
+    Raises:
+        tfpilot.registry.RegistryError: for an unknown name, with suggestions.
+        ValueError: for a parameter the builder does not take, or an input it cannot use.
+    """
+    entry = MODELS.entry(name)
+    check_params(name, params)
+    task = entry.tags[0] if entry.tags else "image"
+    if task != input_spec.kind:
+        raise ValueError(
+            f"model {name!r} takes {task} input but the dataset gives {input_spec.kind}: "
+            f"choose one of: {', '.join(MODELS.list(tag=input_spec.kind))}"
+        )
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, the dataset has {num_classes}")
+    return entry.obj(input_spec, num_classes, **params)

@@ -1,0 +1,145 @@
+"""A small, typed registry: register where a thing is defined, look it up by name.
+
+Every kind of pluggable thing in tfpilot (models, datasets, optimizers, schedules,
+exporters, ...) has exactly one :class:`Registry`. Lookups of unknown names fail with a
+"did you mean" suggestion, and ``list`` takes a shell-style pattern, like timm's
+``list_models("resnet*")``.
+
+Example:
+    >>> from tfpilot.registry import Registry
+    >>> activations = Registry("activation")
+    >>> @activations.register("relu6")
+    ... def relu6(x):
+    ...     return min(max(x, 0), 6)
+    >>> activations.get("relu6")(9)
+    6
+    >>> activations.list("relu*")
+    ['relu6']
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class RegistryError(KeyError, ValueError):
+    """An unknown name was looked up; the message names the nearest registered ones."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain.
+        return str(self.args[0]) if self.args else ""
+
+
+def did_you_mean(name: str, choices: list[str] | tuple[str, ...], n: int = 3) -> str:
+    """Return a ``" Did you mean 'x'?"`` suffix for ``name`` among ``choices`` (or "")."""
+    close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """One registered object with the metadata it was registered with."""
+
+    name: str
+    obj: T
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry(Generic[T]):
+    """Name -> object mapping for one kind of thing.
+
+    Args:
+        kind: what is registered ("model", "dataset", ...); used in error messages.
+        autoload: modules that register the built-in entries; imported on first lookup,
+            so importing a registry has no side effects and costs nothing.
+    """
+
+    def __init__(self, kind: str, autoload: Sequence[str] = ()) -> None:
+        self.kind = kind
+        self.autoload = tuple(autoload)
+        self._entries: dict[str, Entry[T]] = {}
+        self._loaded = not self.autoload
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in self.autoload:
+                importlib.import_module(module)
+
+    def register(
+        self,
+        name: str | None = None,
+        *,
+        description: str = "",
+        tags: tuple[str, ...] | list[str] = (),
+        **extra: Any,
+    ) -> Callable[[T], T]:
+        """Decorator that registers ``obj`` under ``name`` (default: its ``__name__``)."""
+
+        def decorator(obj: T) -> T:
+            key = name or getattr(obj, "__name__", None)
+            if not key:
+                raise ValueError(f"cannot register a {self.kind} without a name")
+            if key in self._entries and self._entries[key].obj is not obj:
+                raise ValueError(f"{self.kind} {key!r} is already registered")
+            doc = description or (getattr(obj, "__doc__", None) or "").strip().split("\n")[0]
+            self._entries[key] = Entry(key, obj, doc, tuple(tags), dict(extra))
+            return obj
+
+        return decorator
+
+    def add(self, name: str, obj: T, **kwargs: Any) -> T:
+        """Register ``obj`` under ``name`` without decorator syntax."""
+        return self.register(name, **kwargs)(obj)
+
+    def entry(self, name: str) -> Entry[T]:
+        """The :class:`Entry` for ``name``; raises :class:`RegistryError` with suggestions."""
+        self._load()
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = sorted(self._entries)
+            raise RegistryError(
+                f"unknown {self.kind} {name!r}.{did_you_mean(name, known)} "
+                f"Known {self.kind}s: {', '.join(known) or '(none)'}."
+            ) from None
+
+    def get(self, name: str) -> T:
+        """The object registered under ``name``."""
+        return self.entry(name).obj
+
+    def list(self, pattern: str = "*", tag: str | None = None) -> list[str]:
+        """Sorted registered names matching the shell-style ``pattern`` (and ``tag``)."""
+        self._load()
+        return sorted(
+            n
+            for n, e in self._entries.items()
+            if fnmatch.fnmatchcase(n, pattern) and (tag is None or tag in e.tags)
+        )
+
+    def entries(self, pattern: str = "*", tag: str | None = None) -> list[Entry[T]]:
+        return [self._entries[n] for n in self.list(pattern, tag)]
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        self._load()
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self)} entries)"

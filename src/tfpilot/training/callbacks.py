@@ -1,0 +1,128 @@
+"""The callbacks every run gets, built from ``train.callbacks``, plus tfpilot's own."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from tfpilot.config.schema import CallbacksConfig
+
+
+def current_learning_rate(optimizer: Any) -> float:
+    """The optimizer's learning rate now (evaluating a schedule at the current step)."""
+    lr = optimizer.learning_rate
+    return float(np.asarray(keras.ops.convert_to_numpy(lr)))
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds ``learning_rate`` to each epoch's logs (so history.csv and the report show it)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = current_learning_rate(self.model.optimizer)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds ``epoch_seconds`` to each epoch's logs and keeps the total in ``train_seconds``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.train_seconds = 0.0
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        dt = time.perf_counter() - self._t0
+        self.train_seconds += dt
+        if logs is not None:
+            logs["epoch_seconds"] = dt
+
+
+class RichProgress(keras.callbacks.Callback):
+    """A rich progress bar per epoch, and one summary line per epoch.
+
+    Args:
+        epochs: total epochs (for the header).
+        steps: steps per epoch, or None when unknown.
+        console: a ``rich.console.Console`` (default: a new one on stderr).
+    """
+
+    def __init__(self, epochs: int, steps: int | None, console: Any = None) -> None:
+        super().__init__()
+        from rich.console import Console
+
+        self.epochs, self.steps = epochs, steps
+        self.console = console or Console(stderr=True)
+        self._progress: Any = None
+        self._task: Any = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn(f"epoch {epoch + 1}/{self.epochs}"), BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
+            console=self.console, transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("train", total=self.steps, status="")
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._progress is None:
+            return
+        status = ""
+        if logs and batch % 20 == 0:
+            status = " ".join(f"{k}={float(v):.4f}" for k, v in logs.items() if k in ("loss", "accuracy"))
+            self._progress.update(self._task, completed=batch + 1, status=status)
+        else:
+            self._progress.update(self._task, completed=batch + 1)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        logs = logs or {}
+        keys = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds")
+        parts = [f"{k}={logs[k]:.4g}" for k in keys if k in logs]
+        self.console.print(f"epoch {epoch + 1}/{self.epochs}  " + "  ".join(parts), highlight=False)
+
+
+def build_callbacks(cfg: CallbacksConfig, run_dir: Path, epochs: int, steps: int | None,
+                    has_validation: bool = True) -> tuple[list[keras.callbacks.Callback], EpochTimer]:
+    """The run's callbacks, in the order they must see each epoch's logs.
+
+    Returns:
+        ``(callbacks, timer)``; ``timer.train_seconds`` is the time spent in epochs.
+    """
+    timer = EpochTimer()
+    cbs: list[keras.callbacks.Callback] = [LearningRateLogger(), timer]
+    if cfg.terminate_on_nan:
+        cbs.append(keras.callbacks.TerminateOnNaN())
+    if has_validation:
+        es = cfg.early_stopping
+        if es.enabled:
+            cbs.append(keras.callbacks.EarlyStopping(
+                monitor=es.monitor, patience=es.patience, restore_best_weights=es.restore_best_weights))
+        rl = cfg.reduce_lr_on_plateau
+        if rl.enabled:
+            cbs.append(keras.callbacks.ReduceLROnPlateau(
+                monitor=rl.monitor, factor=rl.factor, patience=rl.patience, min_lr=rl.min_lr))
+        if cfg.checkpoint:
+            (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+            cbs.append(keras.callbacks.ModelCheckpoint(
+                str(run_dir / "checkpoints" / "best.keras"), monitor="val_accuracy", save_best_only=True))
+    if cfg.backup:
+        cbs.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=True))
+    if cfg.csv_logger:
+        cbs.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv")))
+    if cfg.tensorboard:
+        cbs.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), histogram_freq=0, write_graph=False))
+    if cfg.progress == "rich":
+        cbs.append(RichProgress(epochs, steps))
+    return cbs, timer
