@@ -11,7 +11,7 @@ export TFPILOT_DATA_DIR ?= $(SHARED_DATA)
 endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test install install-dev bench clean
+.PHONY: demo test install install-dev browser bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,17 +28,27 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# Browser tests drive Debian's chromium with Playwright (never a downloaded browser).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 ## demo: train and evaluate MNIST (scikit-learn's digits when MNIST is not found)
 demo: $(VENV)/.installed
 	$(VENV)/bin/tfpilot demo
 
 ## test: the test suite (slow tests excluded; run them with `make test PYTEST_ARGS="-m slow"`)
 PYTEST_ARGS ?= -m "not slow"
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev
 	$(PY) bench/mnist_time_to_accuracy.py
+	$(PY) bench/inference_latency.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

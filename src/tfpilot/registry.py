@@ -38,7 +38,14 @@ class RegistryError(KeyError, ValueError):
 
 def did_you_mean(name: str, choices: list[str] | tuple[str, ...], n: int = 3) -> str:
     """Return a ``" Did you mean 'x'?"`` suffix for ``name`` among ``choices`` (or "")."""
-    close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)
+    choices = list(choices)
+    close = difflib.get_close_matches(name, choices, n=n, cutoff=0.5)
+    low = name.lower()
+    for c in choices:  # abbreviations: "lr" -> learning_rate, "bs" -> batch_size, "epo" -> epochs
+        initials = "".join(part[:1] for part in c.split("_") if part)
+        if c not in close and len(low) >= 2 and (low == initials or c.startswith(low)):
+            close.append(c)
+    close = close[:n]
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from tfpilot.cli import catalog, demo, evaluate, predict, train
+from tfpilot.cli import catalog, demo, evaluate, predict, resume, serve, train
+from tfpilot.cli import gradcam, report
+from tfpilot.cli import benchmark, export, load, prune, verify
+from tfpilot.cli import ensemble, lr_find
 from tfpilot.cli.common import quiet_tensorflow
 
 app = typer.Typer(
@@ -15,11 +18,22 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("train")(train.train_command)
+app.command("resume")(resume.resume_command)
+app.command("lr-find")(lr_find.lr_find_command)
+app.command("ensemble")(ensemble.ensemble_command)
 app.command("evaluate")(evaluate.evaluate_command)
+app.command("report")(report.report_command)
+app.command("gradcam")(gradcam.gradcam_command)
 app.command("predict")(predict.predict_command)
 app.command("models")(catalog.models_command)
 app.command("datasets")(catalog.datasets_command)
 app.command("demo")(demo.demo_command)
+app.command("serve")(serve.serve_command)
+app.command("export")(export.export_command)
+app.command("verify")(verify.verify_command)
+app.command("load")(load.load_command)
+app.command("prune")(prune.prune_command)
+app.command("benchmark")(benchmark.benchmark_command)
 
 
 @app.command("version")

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -30,10 +30,33 @@ def expand_inputs(items: list[Path]) -> list[Path]:
     return out
 
 
+def text_inputs(texts: list[str], files: list[Path], column: str | None) -> tuple[list[str], list[str]]:
+    """For a text model: the ``--text`` strings, then each file's texts (a table's text
+    column, else one text per line); returns ``(texts, input names)``."""
+    from tfpilot.data.text import read_text_inputs
+
+    out, names = list(texts), [t if len(t) <= 60 else t[:57] + "..." for t in texts]
+    for f in files:
+        if f.is_dir():
+            raise ValueError(f"{f} is a folder: a text model takes --text \"...\" or a .txt/.csv file")
+        got, where = read_text_inputs(f, column=int(column) if column and column.isdigit() else column)
+        out += got
+        names += where
+    if not out:
+        raise ValueError('nothing to predict: give --text "..." (repeatable) or a .txt/.csv file')
+    return out, names
+
+
 @user_errors
 def predict_command(
     run: Annotated[Path, typer.Argument(help="Run directory.")],
-    inputs: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
+    inputs: Annotated[Optional[list[Path]], typer.Argument(
+        help="Image files or folders (image models); .txt files (one text per line) or .csv/.tsv/.jsonl "
+             "files (a text column) for text models.")] = None,
+    text: Annotated[Optional[list[str]], typer.Option(
+        "--text", "-t", help="A text to classify (text models; repeatable).")] = None,
+    column: Annotated[Optional[str], typer.Option(
+        "--column", "-c", help="The text column of CSV/TSV/JSONL inputs (default: guessed).")] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 3,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
 ) -> None:
@@ -43,10 +66,17 @@ def predict_command(
     setup_logging()
     if fmt not in ("table", "json", "csv"):
         raise ValueError(f"--format must be table, json or csv, not {fmt!r}")
-    files = expand_inputs(inputs)
     predictor = load(run)
-    results = predictor.predict([str(f) for f in files], top_k=top_k)
-    rows = [{"input": str(f), **r} for f, r in zip(files, results)]
+    if predictor.input_spec.kind == "text":
+        texts, names = text_inputs(text or [], inputs or [], column)
+        results = predictor.predict(texts, top_k=top_k)
+        rows = [{"input": n, "text": t, **r} for n, t, r in zip(names, texts, results)]
+    else:
+        if text:
+            raise ValueError("--text is for text models; this run's model takes images: give image files or folders")
+        files = expand_inputs(inputs or [])
+        results = predictor.predict([str(f) for f in files], top_k=top_k)
+        rows = [{"input": str(f), **r} for f, r in zip(files, results)]
     if fmt == "json":
         console.print_json(json.dumps(rows))
     elif fmt == "csv":

@@ -21,6 +21,9 @@ def train_command(
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Looked in first for dataset files.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key: --set train.epochs=3")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip writing RUN/report.html.")] = False,
+    check_determinism: Annotated[bool, typer.Option(
+        "--check-determinism", help="Train two short deterministic twins and report whether their weights match.")] = False,
 ) -> None:
     """Train a model; writes a run directory with the model, metrics and config."""
     from tfpilot.config import load_config
@@ -31,6 +34,17 @@ def train_command(
         config, overrides=set_ or [], dataset=dataset, model=model, epochs=epochs,
         batch_size=batch_size, run_dir=run_dir, data_dir=data_dir,
     )
+    if check_determinism:
+        from tfpilot.training.determinism import check_determinism as check
+
+        report = check(cfg)
+        if report.identical:
+            console.print(f"deterministic: the two twins' {report.num_weights} weights are identical "
+                          f"after {report.steps} steps")
+            return
+        console.print(f"[bold red]NOT deterministic[/]: {len(report.differing)} of {report.num_weights} weights "
+                      f"differ (max |diff| {report.max_abs_diff:.3g}), e.g. {', '.join(report.differing[:3])}")
+        raise typer.Exit(1)
     trainer = Trainer(cfg).fit()
     metrics = trainer.run_.metrics
     if "test" in metrics:
@@ -39,3 +53,9 @@ def train_command(
     if "test" in metrics:
         console.print(f"test accuracy: [bold]{metrics['test']['accuracy']:.4f}[/]  "
                       f"(train {metrics['train_seconds']:.1f}s, {metrics['precision']})")
+    if not no_report:
+        from tfpilot.evaluation.report import report_after_training
+
+        report_path = report_after_training(trainer)
+        if report_path is not None:
+            console.print(f"report: [bold]{report_path}[/]")

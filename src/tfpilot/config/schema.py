@@ -25,6 +25,33 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class AugmentConfig(Section):
+    """Training-time augmentation (Keras preprocessing layers in the tf.data pipeline).
+
+    Applied to the training split only, never to validation/test data or the saved model.
+    """
+
+    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "none"
+    rotation: float = Field(0.0, ge=0, le=1, description="Max rotation as a fraction of a full turn.")
+    zoom: float = Field(0.0, ge=0, lt=1, description="Max zoom in/out as a fraction of the size.")
+    translation: float = Field(0.0, ge=0, lt=1, description="Max shift as a fraction of the size.")
+    contrast: float = Field(0.0, ge=0, lt=1)
+    brightness: float = Field(0.0, ge=0, lt=1)
+    randaugment: bool = Field(False, description="Keras' RandAugment (RGB images).")
+    mixup: float = Field(0.0, ge=0, description="MixUp alpha (0: off); labels become soft.")
+    cutmix: float = Field(0.0, ge=0, description="CutMix alpha (0: off); labels become soft.")
+
+    @property
+    def enabled(self) -> bool:
+        return (self.flip != "none" or self.randaugment or
+                any(v > 0 for v in (self.rotation, self.zoom, self.translation, self.contrast,
+                                    self.brightness, self.mixup, self.cutmix)))
+
+    @property
+    def mixes_labels(self) -> bool:
+        return self.mixup > 0 or self.cutmix > 0
+
+
 class DataConfig(Section):
     """Where the data comes from and how it is split and fed."""
 
@@ -54,6 +81,24 @@ class DataConfig(Section):
     cache: Literal["auto", "memory", "none"] = "auto"
     cache_max_gb: float = Field(4.0, gt=0, description="`auto` caches decoded data up to this size.")
     shuffle_buffer: int = Field(60_000, gt=0)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    balanced_sampling: bool = Field(
+        False, description="Draw training batches with every class equally likely (oversampling rare ones)."
+    )
+    text_column: str | int | None = Field(
+        None,
+        description="Text tables (CSV/TSV/JSONL): the column with the text, by name or 0-based index; "
+        "default: the first of text, review, sentence, ... (without a header: the longest column).",
+    )
+    label_column: str | int | None = Field(
+        None,
+        description="Text tables: the column with the label; default: the first of label, sentiment, "
+        "category, ... (without a header: the other column).",
+    )
+    header: bool | None = Field(None, description="CSV/TSV: does the first row name the columns? Default: guessed.")
+    text_format: Literal["auto", "csv", "tsv", "jsonl", "json"] = Field(
+        "auto", description="Text tables: the file format; auto = from the extension, else sniffed from the content."
+    )
 
     @model_validator(mode="after")
     def _check_fractions(self) -> DataConfig:
@@ -96,7 +141,9 @@ class ModelConfig(Section):
 
 class OptimizerConfig(Section):
     name: str = "adam"
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float | Literal["auto"] = Field(
+        1e-3, description="A positive number, or auto: run the LR range test (`tfpilot lr-find`) first."
+    )
     weight_decay: float | None = Field(None, ge=0)
     momentum: float | None = Field(
         None, ge=0, lt=1, description="SGD (default 0.9) and RMSprop (default 0.0) only."
@@ -104,6 +151,18 @@ class OptimizerConfig(Section):
     nesterov: bool = False
     clipnorm: float | None = Field(None, gt=0)
     clipvalue: float | None = Field(None, gt=0)
+    gradient_accumulation_steps: int | None = Field(
+        None, ge=2, description="Apply the summed gradients every N batches (a N-times larger effective batch)."
+    )
+    ema: bool = Field(False, description="Keep an exponential moving average of the weights; evaluate/save it.")
+    ema_momentum: float = Field(0.99, gt=0, lt=1)
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _positive_lr(cls, v: float | str) -> float | str:
+        if not isinstance(v, str) and v <= 0:
+            raise ValueError(f"learning_rate must be > 0 or 'auto', got {v}")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -121,6 +180,9 @@ class ScheduleConfig(Section):
     decay_rate: float = Field(0.96, gt=0, le=1, description="exponential: factor per epoch.")
     step_epochs: int = Field(10, gt=0, description="step: epochs between drops.")
     step_factor: float = Field(0.5, gt=0, le=1, description="step: factor per drop.")
+    cycle_epochs: float = Field(1.0, gt=0, description="cosine_restarts: length of the first cycle.")
+    cycle_mult: float = Field(2.0, ge=1, description="cosine_restarts: each cycle is this much longer.")
+    peak_mult: float = Field(0.5, gt=0, le=1, description="cosine_restarts: each cycle's peak LR factor.")
 
     @field_validator("name")
     @classmethod
@@ -157,6 +219,27 @@ class CallbacksConfig(Section):
     progress: Literal["rich", "keras", "none"] = "rich"
 
 
+class RegularizationConfig(Section):
+    """Weight penalties added to every Dense/Conv kernel of the model."""
+
+    l1: float = Field(0.0, ge=0)
+    l2: float = Field(0.0, ge=0)
+
+
+class FineTuneConfig(Section):
+    """Stage 2 of transfer learning: unfreeze part of the backbone and train on at a lower LR.
+
+    Stage 1 (``train.epochs``) trains the new head with the backbone frozen; BatchNorm
+    layers stay in inference mode in both stages.
+    """
+
+    enabled: bool = False
+    epochs: int = Field(5, gt=0, description="Extra epochs of stage 2.")
+    unfreeze_layers: int | None = Field(20, gt=0, description="Unfreeze the top N backbone layers ...")
+    from_layer: str | None = Field(None, description="... or every backbone layer from this one on.")
+    learning_rate_factor: float = Field(0.1, gt=0, le=1, description="Stage-2 LR = stage-1 LR x this.")
+
+
 class TrainConfig(Section):
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(128, gt=0)
@@ -175,6 +258,17 @@ class TrainConfig(Section):
     deterministic: bool = False
     top_k: int = Field(5, gt=0, description="k of the top-k accuracy metric.")
     steps_per_epoch: int | None = Field(None, gt=0)
+    class_weight: Literal["none", "auto"] | dict[str, float] = Field(
+        "none", description="auto: inverse class frequency; or {class name: weight}."
+    )
+    regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
+    fine_tune: FineTuneConfig = Field(default_factory=FineTuneConfig)
+    loop: Literal["fit", "custom"] = Field(
+        "fit", description="custom: the same run through a GradientTape + tf.function train step."
+    )
+    steps_per_execution: int = Field(
+        1, gt=0, description="Train steps run per call into the graph; >1 cuts per-step overhead on small models."
+    )
 
     @model_validator(mode="after")
     def _plateau_needs_constant_lr(self) -> TrainConfig:

@@ -156,7 +156,10 @@ def _files_to_dataset(
     all_paths = [p for classes in per_split.values() for files in classes.values() for p in files]
     if not all_paths:
         raise ValueError(f"{source}: no image files found (extensions: .jpg .jpeg .png .bmp .gif)")
-    probed_size, probed_channels, distinct = probe_images(all_paths)
+    try:
+        probed_size, probed_channels, distinct = probe_images(all_paths)
+    except ValueError as exc:
+        raise ValueError(f"{source}: no readable training image ({exc})") from None
     size = tuple(cfg.image_size) if cfg.image_size else probed_size
     if distinct > 1 and not cfg.image_size:
         report.note(

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from tfpilot.data.source import Split
 
 
@@ -67,6 +69,99 @@ def make_pipeline(
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if one_hot:
         ds = ds.map(lambda x, y: (x, tf.one_hot(y, one_hot)), num_parallel_calls=autotune)
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.with_options(options).prefetch(autotune)
+
+
+def make_train_pipeline(
+    split: Split,
+    batch_size: int,
+    epochs: tuple[int, int],
+    *,
+    seed: int = 42,
+    shuffle_buffer: int = 60_000,
+    balanced: bool = False,
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    steps_per_epoch: int | None = None,
+) -> Any:
+    """The training stream for epochs ``[start, end)``: each epoch is ``ceil(N / batch_size)``
+    batches (or ``steps_per_epoch``, cycling through the data), shuffled with a seed derived
+    from ``(seed, epoch)``.
+
+    Because every epoch's order depends only on the seed and the epoch number, a run resumed
+    at epoch k sees exactly the batches the uninterrupted run saw (see ``tfpilot resume``).
+
+    Args:
+        split: the training split (decoded examples or file paths).
+        batch_size: examples per batch.
+        epochs: ``(start, end)`` epoch numbers (0-based, end exclusive).
+        seed: base shuffle seed.
+        shuffle_buffer: shuffle buffer size (capped at the split size).
+        balanced: draw every class with equal probability (rare classes oversampled).
+        image_size, channels: decode target for file splits.
+        steps_per_epoch: batches per epoch, if not one pass over the data.
+
+    Example:
+        >>> import numpy as np
+        >>> split = Split(y=np.arange(6) % 2, x=np.zeros((6, 2, 2, 1), np.uint8))
+        >>> ds = make_train_pipeline(split, 4, (0, 3))
+        >>> sum(1 for _ in ds)  # 3 epochs x 2 batches
+        6
+    """
+    import tensorflow as tf
+
+    autotune = tf.data.AUTOTUNE
+    n = len(split)
+    buffer = min(shuffle_buffer, max(n, 1))
+
+    if split.x is not None:
+        def source(index: np.ndarray | None = None) -> Any:
+            x, y = (split.x, split.y) if index is None else (split.x[index], split.y[index])
+            return tf.data.Dataset.from_tensor_slices((x, y))
+        decode = None
+    elif split.paths is not None:
+        from tfpilot.data.images import decode_and_resize
+
+        if image_size is None or channels is None:
+            raise ValueError("a file split needs image_size and channels to decode")
+        paths = split.paths.astype(str)
+
+        def source(index: np.ndarray | None = None) -> Any:
+            p, y = (paths, split.y) if index is None else (paths[index], split.y[index])
+            return tf.data.Dataset.from_tensor_slices((p, y))
+
+        def decode(p: Any, y: Any) -> tuple[Any, Any]:
+            return decode_and_resize(tf.io.read_file(p), channels, image_size), y
+    else:
+        raise ValueError("split has neither examples nor paths")
+
+    if balanced:
+        classes = np.unique(split.y)
+        per_class = [source(np.flatnonzero(split.y == k)) for k in classes]
+
+        def one_epoch(e: Any) -> Any:
+            s = tf.cast(seed, tf.int64) * 1_000_003 + e
+            streams = [d.shuffle(buffer, seed=s + i, reshuffle_each_iteration=True).repeat()
+                       for i, d in enumerate(per_class)]
+            return tf.data.Dataset.sample_from_datasets(
+                streams, weights=[1.0 / len(classes)] * len(classes), seed=s).take(n)
+    else:
+        base = source()
+
+        def one_epoch(e: Any) -> Any:
+            return base.shuffle(buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + e, reshuffle_each_iteration=False)
+
+    def batches(e: Any) -> Any:
+        ds = one_epoch(e)
+        if decode is not None:
+            ds = ds.map(decode, num_parallel_calls=autotune, deterministic=True)
+        if steps_per_epoch:
+            return ds.repeat().batch(batch_size).take(steps_per_epoch)
+        return ds.batch(batch_size)
+
+    ds = tf.data.Dataset.range(epochs[0], epochs[1]).flat_map(batches)
     options = tf.data.Options()
     options.deterministic = True
     return ds.with_options(options).prefetch(autotune)

@@ -27,7 +27,7 @@ from tfpilot.registry import Registry, RegistryError
 
 Loader = Callable[[DataConfig, DataReport], RawDataset]
 
-DATASETS: Registry[Loader] = Registry("dataset", autoload=("tfpilot.data.builtin",))
+DATASETS: Registry[Loader] = Registry("dataset", autoload=("tfpilot.data.builtin", "tfpilot.data.text"))
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class DataFormat:
     priority: int = 100  # lower is tried first
 
 
-FORMATS: Registry[DataFormat] = Registry("dataset format", autoload=("tfpilot.data.formats",))
+FORMATS: Registry[DataFormat] = Registry("dataset format", autoload=("tfpilot.data.formats", "tfpilot.data.text"))
 
 
 def register_dataset(name: str | None = None, *, description: str = "", task: str = "image") -> Callable[[Loader], Loader]:

@@ -31,6 +31,26 @@ def _is_single_array(x: Any) -> bool:
     return isinstance(x, np.ndarray) and x.dtype != object
 
 
+def _texts(inputs: Any) -> np.ndarray:
+    """A str, or a list / array of str (bytes are decoded as UTF-8) -> a 1-D object array of str."""
+    if isinstance(inputs, (str, bytes, np.str_)):
+        inputs = [inputs]
+    elif isinstance(inputs, np.ndarray):
+        inputs = inputs.reshape(-1).tolist()
+    elif not isinstance(inputs, Sequence):
+        raise InputError(f"a text model takes a string or a list of strings, not {type(inputs).__name__}")
+    if len(inputs) == 0:
+        raise InputError("no inputs given")
+    out = np.empty(len(inputs), dtype=object)
+    for i, t in enumerate(inputs):
+        if isinstance(t, bytes):
+            t = t.decode("utf-8", errors="replace")
+        if not isinstance(t, str):
+            raise InputError(f"item {i}: a text model takes strings, got {type(t).__name__} ({t!r:.40})")
+        out[i] = str(t)
+    return out
+
+
 class Predictor:
     """Predictions over a Keras model that takes raw inputs.
 
@@ -58,18 +78,18 @@ class Predictor:
 
     # -- input preparation ---------------------------------------------------------------
     def prepare(self, inputs: Any) -> np.ndarray:
-        """Turn ``inputs`` into the batch the model takes (uint8 N,H,W,C for images)."""
+        """Turn ``inputs`` into the batch the model takes (uint8 N,H,W,C for images, a 1-D
+        object array of str for text)."""
+        if self.input_spec.kind == "text":
+            return _texts(inputs)
         if self.input_spec.kind != "image":
             raise InputError(f"this predictor's input kind {self.input_spec.kind!r} is not supported here")
         if _is_single_array(inputs):
-            arr = inputs
-            if arr.ndim in (2, 3) and not (arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4) and arr.shape[0] > 4):
-                arr = arr[None]
-            elif arr.ndim == 3:  # (N, H, W) grayscale batch
-                arr = arr[..., None]
-            if arr.ndim != 4:
-                raise InputError(f"expected an image (H,W[,C]) or a batch (N,H,W[,C]); got an array of shape {inputs.shape}")
-            return np.stack([self._image(a, f"item {i}") for i, a in enumerate(arr)])
+            # (H,W) and (H,W,C) are one image; (N,H,W) and (N,H,W,C) are a batch.
+            one = inputs.ndim == 2 or (inputs.ndim == 3 and inputs.shape[-1] in (1, 3, 4))
+            if inputs.ndim not in (2, 3, 4):
+                raise InputError(f"expected an image (H,W[,C]) or a batch (N,H,W[,C]); got shape {inputs.shape}")
+            inputs = [inputs] if one else list(inputs)
         if isinstance(inputs, (str, Path, bytes)) or not isinstance(inputs, Sequence | np.ndarray):
             inputs = [inputs]
         if len(inputs) == 0:
@@ -107,7 +127,7 @@ class Predictor:
         if np.issubdtype(arr.dtype, np.floating):
             if arr.size and (np.nanmin(arr) < 0 or np.nanmax(arr) > 255 or not np.isfinite(arr).all()):
                 raise InputError(f"{where}: pixel values must be finite and within [0, 255]")
-            if arr.size and arr.max() <= 1.0:
+            if arr.size and arr.max() <= 1.0 and np.any(arr != np.round(arr)):
                 raise InputError(
                     f"{where}: the pixels look scaled to [0, 1]; tfpilot models take raw 0-255 "
                     "pixels (the scaling is inside the model): pass (x * 255).astype('uint8')"
@@ -142,11 +162,21 @@ class Predictor:
         return out
 
 
-def load(path: str | Path, **kwargs: Any) -> Predictor:
-    """A :class:`Predictor` for a run directory (or a ``model.keras`` inside one)."""
+def load(path: str | Path, backend: str | None = None, **kwargs: Any) -> Predictor:
+    """A :class:`Predictor` for a run directory (or a ``model.keras`` inside one), or for an
+    exported artifact: ``.keras``, SavedModel, ``.tflite`` (LiteRT) or ``.onnx`` (ONNX Runtime).
+
+    Args:
+        path: a run directory, a folder written by ``tfpilot export``, or an artifact.
+        backend: keras, saved_model, tflite or onnx (default: detected from ``path``); for a
+            run directory, another backend (or an export format such as "tflite-int8")
+            selects ``RUN/export/<format>``.
+    """
     path = Path(path)
-    if path.is_file() and path.suffix == ".keras":
+    if path.is_file() and path.suffix == ".keras" and (path.parent / "labels.json").is_file():
         path = path.parent
-    if not (path / "labels.json").is_file():
-        raise FileNotFoundError(f"{path} is not a tfpilot run directory (no labels.json)")
-    return Predictor.from_run(path, **kwargs)
+    if backend in (None, "keras") and (path / "labels.json").is_file():
+        return Predictor.from_run(path, **kwargs)
+    from tfpilot.export.backends import load_artifact
+
+    return load_artifact(path, backend=backend, **kwargs)

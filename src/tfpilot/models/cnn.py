@@ -139,6 +139,7 @@ def fast_cnn(
     dense_units: int = 128,
     dropout: float = 0.25,
     padding: str = "valid",
+    bn_momentum: float = 0.9,
 ) -> keras.Model:
     """tfpilot's fast small CNN: per stage [conv-BN-ReLU] x n + max-pool, then Dense-BN-ReLU.
 
@@ -152,18 +153,20 @@ def fast_cnn(
         dense_units: width of the hidden Dense layer before the softmax (0: none).
         dropout: dropout before the softmax.
         padding: "valid" (cheaper) or "same".
+        bn_momentum: BatchNorm moving-average momentum; 0.9 tracks the fast-moving
+            weights of a short, high-learning-rate schedule (Keras' 0.99 lags behind).
     """
     inputs, x = image_input(input_spec)
     for f in filters:
         for _ in range(convs_per_stage):
             x = layers.Conv2D(f, 3, padding=padding, use_bias=False)(x)
-            x = layers.BatchNormalization()(x)
+            x = layers.BatchNormalization(momentum=bn_momentum)(x)
             x = layers.ReLU()(x)
         x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
     if dense_units:
         x = layers.Dense(dense_units, use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=bn_momentum)(x)
         x = layers.ReLU()(x)
     if dropout:
         x = layers.Dropout(dropout)(x)

@@ -82,3 +82,10 @@ class ImagePreprocessing(layers.Layer):
             interpolation=self.interpolation,
         )
         return config
+
+
+# Text models' layers register on import too, so every `import tfpilot.models.layers` before
+# loading a `.keras` file also covers text models.
+from tfpilot.models import text_layers as _text_layers  # noqa: E402,F401
+# ... and so do the transfer-learning backbones' input scaling layers.
+from tfpilot.models import transfer_layers as _transfer_layers  # noqa: E402,F401

@@ -28,7 +28,8 @@ ModelBuilder = Callable[..., Any]
 #: The built-in families register themselves when their module is imported (on first lookup).
 MODELS: Registry[ModelBuilder] = Registry(
     "model",
-    autoload=("tfpilot.models.mlp", "tfpilot.models.cnn", "tfpilot.models.resnet"),
+    autoload=("tfpilot.models.mlp", "tfpilot.models.cnn", "tfpilot.models.resnet", "tfpilot.models.text",
+              "tfpilot.models.transfer"),
 )
 
 

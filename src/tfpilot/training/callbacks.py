@@ -94,8 +94,15 @@ class RichProgress(keras.callbacks.Callback):
 
 
 def build_callbacks(cfg: CallbacksConfig, run_dir: Path, epochs: int, steps: int | None,
-                    has_validation: bool = True) -> tuple[list[keras.callbacks.Callback], EpochTimer]:
+                    has_validation: bool = True, append: bool = False,
+                    ) -> tuple[list[keras.callbacks.Callback], EpochTimer]:
     """The run's callbacks, in the order they must see each epoch's logs.
+
+    Crash-safe backups are added by the trainer (:class:`~tfpilot.training.resume.ResumeCheckpoint`),
+    since they must see these callbacks' state.
+
+    Args:
+        append: continue history.csv (a resumed run or a second training stage).
 
     Returns:
         ``(callbacks, timer)``; ``timer.train_seconds`` is the time spent in epochs.
@@ -117,10 +124,8 @@ def build_callbacks(cfg: CallbacksConfig, run_dir: Path, epochs: int, steps: int
             (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
             cbs.append(keras.callbacks.ModelCheckpoint(
                 str(run_dir / "checkpoints" / "best.keras"), monitor="val_accuracy", save_best_only=True))
-    if cfg.backup:
-        cbs.append(keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=True))
     if cfg.csv_logger:
-        cbs.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv")))
+        cbs.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=append))
     if cfg.tensorboard:
         cbs.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), histogram_freq=0, write_graph=False))
     if cfg.progress == "rich":

@@ -29,6 +29,10 @@ def _common(cfg: OptimizerConfig) -> dict[str, Any]:
         kw["clipvalue"] = cfg.clipvalue
     if cfg.weight_decay:
         kw["weight_decay"] = cfg.weight_decay
+    if cfg.gradient_accumulation_steps:
+        kw["gradient_accumulation_steps"] = cfg.gradient_accumulation_steps
+    if cfg.ema:
+        kw.update(use_ema=True, ema_momentum=cfg.ema_momentum)
     return kw
 
 

@@ -96,6 +96,19 @@ def one_cycle(cfg: ScheduleConfig, lr: float, steps_per_epoch: int, epochs: int)
     return OneCycle(lr, total, pct_start=pct)
 
 
+@SCHEDULES.register("cosine_restarts")
+def cosine_restarts(cfg: ScheduleConfig, lr: float, steps_per_epoch: int, epochs: int) -> Any:
+    """SGDR: cosine cycles of ``cycle_epochs`` x ``cycle_mult``^i epochs, peaks x ``peak_mult``^i.
+
+    A short first cycle anneals early (a usable model after ``cycle_epochs``); later,
+    longer, gentler cycles keep improving it.
+    """
+    return keras.optimizers.schedules.CosineDecayRestarts(
+        lr, max(int(cfg.cycle_epochs * steps_per_epoch), 1), t_mul=cfg.cycle_mult, m_mul=cfg.peak_mult,
+        alpha=cfg.min_lr_ratio,
+    )
+
+
 @SCHEDULES.register("exponential")
 def exponential(cfg: ScheduleConfig, lr: float, steps_per_epoch: int, epochs: int) -> Any:
     """Multiply the rate by ``decay_rate`` every epoch (smoothly)."""

@@ -1,0 +1,221 @@
+"""IMDB sentiment: seed 000's LSTM script vs scikit-learn's TF-IDF + logistic regression vs
+``configs/imdb_fast.yaml``: test accuracy on the 25,000 test reviews and training seconds.
+
+All three run in this one invocation, on the same machine and the same raw-text reviews
+(``aclImdb_v1.tar.gz``), one after the other, each in its own fresh Python process.
+
+* seed -- ``bench/seeds/seed000_imdb_lstm.py`` runs as written. Keras' pre-tokenised
+  ``imdb.npz`` is not available here, so the harness hands the script the raw reviews in
+  that format: words ranked by frequency in the training reviews, start 1, unknown 2,
+  ``index_from=3``, ``num_words`` = the script's 10,000, shuffled with Keras' seed 113 (the
+  script's ``validation_split`` takes the last 20%). Its clock is ``model.fit`` (10 epochs
+  at most, early stopping, validation included); tokenising is not counted, as the real
+  seed gets pre-tokenised data.
+* sklearn -- ``TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)`` +
+  ``LogisticRegression(C=10)`` on the 25,000 training reviews. Clock: vectoriser fit +
+  classifier fit.
+* tfpilot -- ``configs/imdb_fast.yaml`` through the normal ``Trainer``. Clock: learning the
+  vocabulary (adapt, on the training split) + ``model.fit`` (validation included); the
+  model tokenises the raw text itself in every epoch. The end-to-end wall time of
+  ``Trainer.fit`` (reading the files, evaluating val and test, saving) is reported too.
+
+Usage:
+    TFPILOT_DATA_DIR=../shared/datasets python bench/imdb_time_to_accuracy.py [--json out.json]
+        [--only seed,sklearn,tfpilot]
+
+Prints each contender's test accuracy and seconds, and tfpilot's seconds / the seed's
+(target: tfpilot more accurate than both, in <= 0.5x the seed's time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SEED_SCRIPT = HERE / "seeds" / "seed000_imdb_lstm.py"
+FAST_CONFIG = ROOT / "configs" / "imdb_fast.yaml"
+CONTENDERS = ("seed", "sklearn", "tfpilot")
+
+
+def imdb_texts():
+    """``(train_texts, y_train, test_texts, y_test)`` of the raw reviews (neg=0, pos=1)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from tfpilot.config import DataConfig
+    from tfpilot.data import load_dataset
+
+    ds = load_dataset(DataConfig(dataset="imdb"))
+    tr, te = ds.splits["train"], ds.splits["test"]
+    limit = int(os.environ.get("IMDB_BENCH_LIMIT", "0"))  # --limit: a quick check of the harness
+    if limit:
+        import numpy as np
+
+        keep = np.random.default_rng(0).permutation(len(tr))[:limit]
+        tr, te = tr.take(keep), te.take(keep)
+    return list(tr.x), tr.y, list(te.x), te.y
+
+
+def keras_imdb_format(train, test, num_words: int, seed: int = 113):
+    """Emulate ``keras.datasets.imdb.load_data(num_words=...)`` on raw text.
+
+    Returns ``(x_train, y_train), (x_test, y_test)`` as Keras does (object arrays of id
+    lists, shuffled with ``seed``) and the word index (word -> frequency rank, 1-based).
+    """
+    import numpy as np
+
+    def words(text: str) -> list[str]:
+        return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text.lower().replace("<br />", " "))
+
+    (x_tr, y_tr), (x_te, y_te) = train, test
+    tok_tr, tok_te = [words(t) for t in x_tr], [words(t) for t in x_te]
+    counts = Counter(w for doc in tok_tr for w in doc)
+    word_index = {w: i + 1 for i, (w, _) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))}
+    start, oov, index_from = 1, 2, 3
+
+    def encode(doc: list[str]) -> list[int]:
+        ids = [start] + [word_index.get(w, num_words) + index_from for w in doc]
+        return [i if i < num_words else oov for i in ids]
+
+    rng = np.random.RandomState(seed)
+    out = []
+    for docs, y in ((tok_tr, y_tr), (tok_te, y_te)):
+        seqs = np.empty(len(docs), dtype=object)
+        seqs[:] = [encode(d) for d in docs]
+        order = np.arange(len(docs))
+        rng.shuffle(order)
+        out.append((seqs[order], np.asarray(y)[order]))
+    return tuple(out), word_index
+
+
+def run_seed() -> dict:
+    """Execute seed 000 §3 as written on the raw reviews in imdb.npz's format."""
+    import tensorflow as tf
+
+    x_tr, y_tr, x_te, y_te = imdb_texts()
+    (train, test), word_index = keras_imdb_format((x_tr, y_tr), (x_te, y_te), num_words=10_000)
+    tf.keras.datasets.imdb.load_data = lambda *a, **k: (train, test)
+    tf.keras.datasets.imdb.get_word_index = lambda *a, **k: word_index
+    clock: dict = {}
+    original_fit = tf.keras.Model.fit
+
+    def fit(self, *args, **kwargs):
+        kwargs["verbose"] = 2
+        started = time.perf_counter()
+        history = original_fit(self, *args, **kwargs)
+        clock["train_seconds"] = time.perf_counter() - started
+        clock["history"] = {k: [round(float(v), 4) for v in vs] for k, vs in history.history.items()}
+        return history
+
+    tf.keras.Model.fit = fit
+    os.chdir(tempfile.mkdtemp(prefix="seed000-"))
+    scope = {"__name__": "__main__"}
+    exec(compile(SEED_SCRIPT.read_text(), str(SEED_SCRIPT), "exec"), scope)
+    return {"test_accuracy": float(scope["test_acc"]), "train_seconds": round(clock["train_seconds"], 2),
+            "epochs_run": len(clock["history"]["loss"]), "history": clock["history"],
+            "train_examples": int(len(train[1]) * 0.8)}
+
+
+def run_sklearn() -> dict:
+    """TF-IDF (uni+bigrams, sublinear tf) + logistic regression, scikit-learn's usual recipe."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    x_tr, y_tr, x_te, y_te = imdb_texts()
+    started = time.perf_counter()
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    clf = LogisticRegression(C=10, max_iter=1000).fit(vec.fit_transform(x_tr), y_tr)
+    seconds = time.perf_counter() - started
+    acc = float(np.mean(clf.predict(vec.transform(x_te)) == y_te))
+    return {"test_accuracy": acc, "train_seconds": round(seconds, 2), "features": len(vec.vocabulary_),
+            "train_examples": len(y_tr)}
+
+
+def run_tfpilot() -> dict:
+    """configs/imdb_fast.yaml through tfpilot's one fit path."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from tfpilot.config import load_config
+    from tfpilot.models import text_layers
+    from tfpilot.training import Trainer
+
+    adapt_seconds = []
+    original_adapt = text_layers.TextEncoder.adapt
+
+    def adapt(self, *args, **kwargs):
+        started = time.perf_counter()
+        original_adapt(self, *args, **kwargs)
+        adapt_seconds.append(time.perf_counter() - started)
+
+    text_layers.TextEncoder.adapt = adapt
+    run_dir = Path(tempfile.mkdtemp(prefix="tfpilot-imdb-")) / "run"
+    cfg = load_config(FAST_CONFIG, overrides=["train.callbacks.progress=none"], run_dir=run_dir)
+    started = time.perf_counter()
+    trainer = Trainer(cfg).fit()
+    wall = time.perf_counter() - started
+    m = trainer.run_.metrics
+    return {"test_accuracy": m["test"]["accuracy"], "train_seconds": round(sum(adapt_seconds) + m["train_seconds"], 2),
+            "adapt_seconds": round(sum(adapt_seconds), 2), "fit_seconds": round(m["train_seconds"], 2),
+            "end_to_end_seconds": round(wall, 2), "epochs_run": m.get("epochs_run"),
+            "history": {k: [round(float(v), 4) for v in vs] for k, vs in trainer.history_.items()},
+            "precision": trainer.precision_, "train_examples": len(trainer.data_.splits["train"])}
+
+
+def spawn(which: str) -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore", "MPLBACKEND": "Agg"}
+    print(f"== {which} ==", flush=True)
+    proc = subprocess.run([sys.executable, __file__, "--child", which], env=env, capture_output=True, text=True)
+    results = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not results:
+        sys.exit(f"{which} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    result = json.loads(results[-1][len("RESULT "):])
+    print(f"  test accuracy {result['test_accuracy']:.4f}  training {result['train_seconds']:.1f} s", flush=True)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated subset of seed,sklearn,tfpilot")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--limit", type=int, default=0, help="use this many reviews per split (a quick harness check; "
+                    "tfpilot then still trains on the full data)")
+    ap.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        result = {"seed": run_seed, "sklearn": run_sklearn, "tfpilot": run_tfpilot}[args.child]()
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+    if args.limit:
+        os.environ["IMDB_BENCH_LIMIT"] = str(args.limit)
+    chosen = [c for c in CONTENDERS if c in args.only.split(",")]
+    results = {c: spawn(c) for c in chosen}
+    print(f"\n{'':10s}{'test accuracy':>15s}{'train s':>10s}")
+    for name, r in results.items():
+        print(f"{name:10s}{r['test_accuracy']:15.4f}{r['train_seconds']:10.1f}")
+    summary = {}
+    if "seed" in results and "tfpilot" in results:
+        summary["ratio_tfpilot_to_seed"] = round(results["tfpilot"]["train_seconds"] / results["seed"]["train_seconds"], 3)
+        summary["ratio_end_to_end_to_seed"] = round(
+            results["tfpilot"]["end_to_end_seconds"] / results["seed"]["train_seconds"], 3)
+        print(f"\ntfpilot / seed training seconds: {summary['ratio_tfpilot_to_seed']:.3f} (target <= 0.5); "
+              f"end to end: {summary['ratio_end_to_end_to_seed']:.3f}")
+    if "tfpilot" in results:
+        others = [results[c]["test_accuracy"] for c in ("seed", "sklearn") if c in results]
+        summary["tfpilot_most_accurate"] = all(results["tfpilot"]["test_accuracy"] > a for a in others)
+        summary["tfpilot_at_least_91"] = results["tfpilot"]["test_accuracy"] >= 0.91
+        print(f"tfpilot more accurate than {', '.join(c for c in ('seed', 'sklearn') if c in results)}: "
+              f"{summary['tfpilot_most_accurate']}; >= 91.0%: {summary['tfpilot_at_least_91']}")
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "summary": summary}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""``tfpilot export``: a run to SavedModel, TFLite (fp32/fp16/dynamic/int8), ONNX and Keras.
+
+Example:
+    $ tfpilot export runs/mnist --format all
+    $ tfpilot export runs/mnist --format tflite-int8 --format onnx --out deploy/
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tfpilot.cli.common import console, err_console, setup_logging, user_errors
+
+FORMAT_HELP = ("keras, saved_model, tflite, tflite-fp16, tflite-dynamic, tflite-int8, onnx, or all. "
+               "Repeat for several.")
+
+
+@user_errors
+def export_command(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    formats: Annotated[list[str], typer.Option("--format", "-f", help=FORMAT_HELP)] = ["all"],  # noqa: B006
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default RUN/export).")] = None,
+    max_drop: Annotated[float, typer.Option(
+        "--max-drop", min=0.0, help="tflite-int8 fails if it loses more accuracy points than this.")] = 1.0,
+    calibration_size: Annotated[int, typer.Option(
+        "--calibration-size", min=1, help="Class-balanced training examples int8 calibrates on.")] = 500,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Export a trained run; every artifact takes raw inputs and carries its class names."""
+    from rich.table import Table
+
+    from tfpilot.export import ExportSource, GateError, export
+
+    setup_logging(verbose)
+    source = ExportSource.from_run(run, calibration_size=calibration_size)
+    try:
+        result = export(source, formats, out, max_drop=max_drop)
+    except GateError as exc:
+        err_console.print(f"[bold red]export failed:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    table = Table(title=f"exported to {result.out_dir}", show_header=True)
+    table.add_column("format", no_wrap=True, min_width=14)
+    for col in ("file", "size", "seconds", "precision"):
+        table.add_column(col, justify="right" if col in ("size", "seconds") else "left")
+    for a in result.artifacts:
+        file = str(a.path.relative_to(result.out_dir)) if a.path.is_relative_to(result.out_dir) else str(a.path)
+        table.add_row(a.format, file, f"{a.size_bytes / 1024:,.0f} KB", f"{a.seconds:.1f}", a.bundle.precision)
+    console.print(table)
+    for name, check in result.checks.items():
+        console.print(f"{name}: accuracy {check['accuracy']:.4f} vs Keras {check['keras_accuracy']:.4f} "
+                      f"({check['accuracy_change']:+.2f} points, agreement {check['agreement']:.2%}) - passed",
+                      highlight=False)
+    console.print(f"check every artifact with: tfpilot verify {run}", highlight=False)

@@ -1,0 +1,447 @@
+"""The evaluation report: one self-contained HTML page per run (``RUN/report.html``) plus
+the plots as ``RUN/plots/*.png``.
+
+Sections: summary, training curves, confusion matrix, per-class metrics, calibration
+(with ROC / precision-recall for two classes), the misclassified gallery (Grad-CAM for
+images, word importance for text), a sample of correct predictions with the data report,
+and the environment. Images are embedded as base64 PNG and the CSS is inline: the page
+opens offline and fetches nothing.
+
+Example:
+    >>> import tfpilot
+    >>> path = tfpilot.report("runs/mnist_cnn-mnist-20260101-120000")  # doctest: +SKIP
+    >>> path.name  # doctest: +SKIP
+    'report.html'
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfpilot.evaluation import report_html as H
+from tfpilot.evaluation.predictions import SplitPredictions, predict_split
+from tfpilot.training.run import Run
+
+log = logging.getLogger(__name__)
+
+REPORT = "report.html"
+PLOTS = "plots"
+
+#: (anchor, title) of every section, in order; the browser test checks them all.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("summary", "Summary"),
+    ("training", "Training curves"),
+    ("confusion", "Confusion matrix"),
+    ("per-class", "Per-class metrics"),
+    ("calibration", "Calibration"),
+    ("misclassified", "Misclassified examples"),
+    ("correct", "Correct predictions"),
+    ("data", "Data"),
+    ("environment", "Environment"),
+)
+TITLES = dict(SECTIONS)
+
+
+class _Plots:
+    """Saves figures under ``RUN/plots`` and returns them as embedded ``<img>`` tags."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def save(self, fig: Any, name: str) -> bytes:
+        """Write ``plots/<name>.png``; returns the PNG bytes."""
+        from tfpilot.evaluation.plots import to_png
+
+        return to_png(fig, self.folder / f"{name}.png")
+
+    def embed(self, fig: Any, name: str, alt: str) -> str:
+        """Write ``plots/<name>.png`` and return it as an embedded ``<img>``."""
+        return H.img(self.save(fig, name), alt, css="plot")
+
+
+# -- sections -------------------------------------------------------------------------------
+def _tiles(metrics: dict[str, Any], ece: float) -> str:
+    items = [("accuracy", metrics["accuracy"]), ("loss", metrics["loss"]),
+             (f"top-{metrics['top_k']} accuracy", metrics["top_k_accuracy"]), ("macro F1", metrics["macro_f1"]),
+             ("balanced accuracy", metrics["balanced_accuracy"]), ("ECE", ece)]
+    return '<div class="tiles">' + "".join(
+        f'<div class="tile"><div class="v">{v:.4f}</div><div class="k">{H.esc(k)}</div></div>' for k, v in items
+    ) + "</div>"
+
+
+def _sizes(sizes: dict[str, int]) -> str:
+    order = sorted(sizes, key=lambda k: (("train", "val", "test").index(k) if k in ("train", "val", "test") else 3, k))
+    return ", ".join(f"{k} {sizes[k]:,}" for k in order)
+
+
+def _short_id(ident: str, parts: int = 3) -> str:
+    """``…/test/frog/0938.jpg`` for a long file path; other identifiers as they are."""
+    p = Path(ident)
+    return ident if len(p.parts) <= parts + 1 else "…/" + "/".join(p.parts[-parts:])
+
+
+def _hardware(env: dict[str, Any]) -> str:
+    hw = env.get("hardware") or {}
+    gpus = ", ".join(g.get("name", "?") for g in hw.get("gpus") or [])
+    cpu = f"{hw.get('cpu', '?')} ({hw.get('cpu_count', '?')} cores)"
+    return H.esc(f"{gpus} + {cpu}" if gpus else cpu)
+
+
+def summary_section(run: Run, preds: SplitPredictions, metrics: dict[str, Any], ece: float,
+                    env: dict[str, Any]) -> str:
+    cfg = run.config
+    saved = _read(run, "metrics")
+    sizes = (_read(run, "data_report").get("split_sizes") or {})
+    train_s = saved.get("train_seconds")
+    pairs = [
+        ("dataset", H.esc(cfg.data.dataset)),
+        ("classes", H.esc(f"{len(preds.class_names)}: {', '.join(preds.class_names[:20])}"
+                          + (" ..." if len(preds.class_names) > 20 else ""))),
+        ("split sizes", H.esc(_sizes(sizes) or "not recorded")),
+        ("model", H.esc(cfg.model.name + (f" {cfg.model.params}" if cfg.model.params else ""))),
+        ("parameters", saved.get("params", "not recorded")),
+        ("precision", H.esc(saved.get("precision", env.get("precision", "not recorded")))),
+        ("hardware", _hardware(env) if env else "not recorded"),
+        ("training time", H.esc(f"{train_s:.1f} s over {saved.get('epochs_run', '?')} epoch(s)")
+         if train_s is not None else "not recorded"),
+        ("seed", env.get("seed", cfg.train.seed)),
+        ("run directory", H.esc(run.path.resolve())),
+    ]
+    if "val" in saved:
+        pairs.insert(6, ("validation accuracy", H.esc(f"{saved['val']['accuracy']:.4f}")))
+    head = f"<p>Metrics on the <b>{H.esc(preds.split)}</b> split ({len(preds.y_true):,} examples).</p>"
+    return H.section("summary", TITLES["summary"], head + _tiles(metrics, ece) + H.key_values(pairs))
+
+
+def training_section(run: Run, plots: _Plots) -> str:
+    from tfpilot.evaluation.plots import training_curves
+
+    history = run.history
+    if not history:
+        return H.section("training", TITLES["training"], H.note("No per-epoch history was recorded (history.csv)."))
+    body = plots.embed(training_curves(history), "training_curves", "training curves")
+    last = history[-1]
+    rows = [[k, f"{last[k]:.4g}"] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
+                                          "epoch_seconds") if k in last]
+    body += f"<h3>Last epoch ({len(history)} run)</h3>" + H.table(["metric", "value"], rows)
+    return H.section("training", TITLES["training"], body)
+
+
+def confused_pairs(cm: np.ndarray, class_names: Sequence[str], k: int = 8) -> list[tuple[str, str, int, float]]:
+    """The ``k`` largest off-diagonal cells: ``(true, predicted, count, share of the true class)``.
+
+    Example:
+        >>> confused_pairs(np.array([[5, 3], [1, 4]]), ["a", "b"], k=1)
+        [('a', 'b', 3, 0.375)]
+    """
+    cm = np.asarray(cm)
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:k]
+    rows = cm.sum(axis=1)
+    out = []
+    for flat in order:
+        i, j = np.unravel_index(flat, cm.shape)
+        if off[i, j] == 0:
+            break
+        out.append((class_names[i], class_names[j], int(off[i, j]), float(off[i, j] / rows[i])))
+    return out
+
+
+def confusion_section(metrics: dict[str, Any], class_names: Sequence[str], plots: _Plots) -> str:
+    from tfpilot.evaluation.plots import confusion_matrices
+
+    cm = np.asarray(metrics["confusion_matrix"])
+    body = plots.embed(confusion_matrices(cm, class_names), "confusion_matrix", "confusion matrix")
+    pairs = confused_pairs(cm, class_names)
+    body += "<h3>Most confused pairs</h3>"
+    body += H.table(["true", "predicted as", "count", "share of true class"],
+                    [[t, p, n, f"{s:.1%}"] for t, p, n, s in pairs]) if pairs else H.note("No confusions.")
+    return H.section("confusion", TITLES["confusion"], body)
+
+
+def per_class_section(metrics: dict[str, Any]) -> str:
+    rows = [[name, m["precision"], m["recall"], m["f1"], m["support"]] for name, m in metrics["per_class"].items()]
+    table = H.table(["class", "precision", "recall", "F1", "support"], rows)
+    n = metrics["num_examples"]
+    avg = "".join(
+        f'<tr class="avg"><td>{label}</td><td class="num">{metrics[p + "_precision"]:.4f}</td>'
+        f'<td class="num">{metrics[p + "_recall"]:.4f}</td><td class="num">{metrics[p + "_f1"]:.4f}</td>'
+        f'<td class="num">{n:,}</td></tr>'
+        for label, p in (("macro avg", "macro"), ("weighted avg", "weighted"))
+    )
+    table = table.replace("</tbody>", avg + "</tbody>")
+    extra = H.key_values([("accuracy", metrics["accuracy"]), ("balanced accuracy", metrics["balanced_accuracy"]),
+                          (f"top-{metrics['top_k']} accuracy", metrics["top_k_accuracy"])])
+    return H.section("per-class", TITLES["per-class"], table + extra)
+
+
+def calibration_section(preds: SplitPredictions, bins: Any, plots: _Plots) -> str:
+    from tfpilot.evaluation.calibration import binary_curves
+    from tfpilot.evaluation.plots import binary_curves_figure, reliability_diagram
+
+    text = (f"<p>Expected calibration error <b>{bins.ece:.4f}</b> (maximum {bins.mce:.4f}) over "
+            f"{len(bins.counts)} confidence bins: the example-weighted gap between how confident the model "
+            "is and how often it is right.</p>")
+    body = '<div class="cols"><div>' + plots.embed(reliability_diagram(bins), "reliability", "reliability diagram")
+    body += "</div><div>" + text + H.table(
+        ["confidence bin", "examples", "mean confidence", "accuracy"],
+        [[f"({bins.edges[i]:.2f}, {bins.edges[i + 1]:.2f}]", int(c), bins.confidence[i], bins.accuracy[i]]
+         for i, c in enumerate(bins.counts) if c > 0]) + "</div></div>"
+    if len(preds.class_names) == 2:
+        try:
+            curves = binary_curves(preds.y_true, preds.probs, positive=1)
+        except ValueError as exc:
+            body += H.note(f"ROC and precision-recall curves: {exc}")
+        else:
+            positive = preds.class_names[1]
+            body += "<h3>ROC and precision-recall</h3>" + plots.embed(
+                binary_curves_figure(curves, positive), "roc_pr", "ROC and precision-recall curves")
+            body += H.key_values([("ROC AUC", curves["roc"]["auc"]),
+                                  ("average precision (PR AUC)", curves["pr"]["average_precision"])])
+    return H.section("calibration", TITLES["calibration"], body)
+
+
+def _caption(preds: SplitPredictions, i: int) -> str:
+    names = preds.class_names
+    t, p = int(preds.y_true[i]), int(preds.y_pred[i])
+    css = "good" if t == p else "bad"
+    return (f'<div class="cap">true <b>{H.esc(names[t])}</b> &middot; predicted <b class="{css}">'
+            f"{H.esc(names[p])}</b> ({preds.confidence[i]:.3f}) &middot; loss {preds.losses[i]:.3f}</div>")
+
+
+def _id_html(ident: str) -> str:
+    return f'<div class="id" title="{H.esc(ident)}">{H.esc(_short_id(ident))}</div>'
+
+
+def _gradcam(model: Any, images: np.ndarray, class_index: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """Heatmaps of ``class_index`` and a sentence saying what they show (or why there are none)."""
+    from tfpilot.evaluation.gradcam import GradCAM
+
+    try:
+        cam = GradCAM(model)
+        heat = cam.heatmaps(images, class_index=class_index)
+    except ValueError as exc:
+        return None, H.note(f"No Grad-CAM: {exc}")
+    fh, fw = cam.feature_shape_
+    return heat, (f"<p>Each input is followed by the Grad-CAM of the <b>predicted</b> class (layer "
+                  f"<code>{H.esc('/'.join(cam.layer_path_))}</code>, a {fh}&times;{fw} feature map): red is "
+                  "where the evidence for it was.</p>")
+
+
+def image_gallery(preds: SplitPredictions, index: np.ndarray, model: Any, plots: _Plots, name: str) -> str:
+    """Cards of input | Grad-CAM overlay with labels, confidence and loss; ``plots/<name>.png`` as a grid."""
+    from tfpilot.evaluation.gradcam import overlay
+    from tfpilot.evaluation.plots import image_grid
+
+    images = preds.inputs(index)
+    heat, head = _gradcam(model, images, preds.y_pred[index])
+    overlays = [overlay(x, h) for x, h in zip(images, heat)] if heat is not None else None
+    cards = []
+    for n, (i, ident) in enumerate(zip(index, preds.ids(index))):
+        pics = H.img(H.array_png(images[n]), "input")
+        if overlays is not None:
+            pics += H.img(H.array_png(overlays[n]), "Grad-CAM overlay")
+        cards.append(f'<div class="card"><div class="pics">{pics}</div>{_caption(preds, int(i))}'
+                     f"{_id_html(ident)}</div>")
+    titles = [f"{preds.class_names[preds.y_true[i]]} -> {preds.class_names[preds.y_pred[i]]}" for i in index]
+    plots.save(image_grid(overlays if overlays is not None else list(images), titles), name)
+    return head + '<div class="gallery">' + "".join(cards) + "</div>"
+
+
+def text_gallery(preds: SplitPredictions, index: np.ndarray, model: Any, max_words: int = 300) -> str:
+    """Cards of reviews with the words that pushed the prediction shaded (occlusion)."""
+    from tfpilot.evaluation.explain_text import explain_text
+
+    cards = []
+    for text, i, ident in zip(preds.inputs(index), index, preds.ids(index)):
+        explanation = explain_text(model, text, class_index=int(preds.y_pred[i]), max_words=max_words)
+        top = ", ".join(H.esc(w.text) for w in explanation.top(5, min_share=0.05)) or "(none)"
+        cards.append(f'<div class="card">{_caption(preds, int(i))}<div class="cap">words for the prediction: '
+                     f'{top}</div><div class="review">{explanation.to_html(max_chars=3000)}</div>'
+                     f"{_id_html(ident)}</div>")
+    legend = ('<p class="legend">Words are shaded by how much deleting them lowers the predicted class\'s '
+              'probability: <span style="background:rgba(22,163,74,.5)">for the prediction</span> '
+              '<span style="background:rgba(220,38,38,.5)">against it</span>.</p>')
+    return legend + '<div class="gallery text">' + "".join(cards) + "</div>"
+
+
+def gallery(preds: SplitPredictions, index: np.ndarray, model: Any, plots: _Plots, name: str) -> str:
+    """Cards for the examples at ``index``: images with Grad-CAM, or texts with word importance."""
+    if len(index) == 0:
+        return ""
+    if preds.input_spec.kind == "text":
+        return text_gallery(preds, index, model)
+    return image_gallery(preds, index, model, plots, name)
+
+
+def misclassified_section(preds: SplitPredictions, model: Any, plots: _Plots, k: int) -> str:
+    wrong = np.flatnonzero(preds.y_pred != preds.y_true)
+    index = wrong[np.argsort(-preds.losses[wrong], kind="stable")][:k]
+    total = f"{len(preds.y_true):,} {H.esc(preds.split)} examples"
+    if not len(index):
+        body = f"<p>None of the {total} is misclassified.</p>"
+    else:
+        body = (f"<p>{len(wrong):,} of {total} are misclassified; the {len(index)} with the highest loss:</p>"
+                + gallery(preds, index, model, plots, "misclassified"))
+    return H.section("misclassified", TITLES["misclassified"], body)
+
+
+def correct_section(preds: SplitPredictions, model: Any, plots: _Plots, k: int, seed: int) -> str:
+    right = np.flatnonzero(preds.y_pred == preds.y_true)
+    rng = np.random.default_rng(seed)
+    index = np.sort(rng.choice(right, size=min(k, len(right)), replace=False)) if len(right) else right
+    head = f"<p>A random sample of {len(index)} correctly classified examples:</p>"
+    body = (gallery(preds, index, model, plots, "correct") if len(index)
+            else H.note("No example is classified correctly."))
+    return H.section("correct", TITLES["correct"], head + body)
+
+
+def data_section(run: Run, plots: _Plots) -> str:
+    from tfpilot.evaluation.plots import class_balance
+
+    report = _read(run, "data_report")
+    if not report:
+        return H.section("data", TITLES["data"], H.note("No data report was recorded (data_report.json)."))
+    body = H.key_values([("dataset", H.esc(report.get("dataset", ""))), ("source", H.esc(report.get("source", ""))),
+                         ("split sizes", H.esc(_sizes(report.get("split_sizes") or {}))),
+                         ("skipped files", len(report.get("skipped") or []))])
+    if report.get("class_counts"):
+        body += plots.embed(class_balance(report["class_counts"]), "class_balance", "class balance")
+    if report.get("empty_classes"):
+        body += H.note("Empty classes: " + ", ".join(report["empty_classes"]))
+    skipped = report.get("skipped") or []
+    if skipped:
+        body += f"<h3>Skipped files ({len(skipped):,})</h3>" + H.table(
+            ["file", "reason"], [[s["path"], s["reason"]] for s in skipped[:50]])
+        if len(skipped) > 50:
+            body += H.note(f"... and {len(skipped) - 50:,} more (see data_report.json).")
+    if report.get("notes"):
+        body += "<h3>Notes</h3><ul>" + "".join(f"<li>{H.esc(n)}</li>" for n in report["notes"]) + "</ul>"
+    return H.section("data", TITLES["data"], body)
+
+
+def environment_section(run: Run, env: dict[str, Any]) -> str:
+    body = ""
+    if env:
+        git = env.get("git") or {}
+        body += H.key_values([
+            ("python", H.esc(env.get("python", ""))),
+            ("hardware", _hardware(env)),
+            ("platform", H.esc((env.get("hardware") or {}).get("platform", ""))),
+            ("bfloat16 CPU flags", H.esc(", ".join((env.get("hardware") or {}).get("cpu_bf16") or []) or "none")),
+            ("git", H.esc(f"{git.get('commit', '')}{' (uncommitted changes)' if git.get('dirty') else ''}"
+                          if git else "not a git checkout")),
+            ("command", H.esc(" ".join(env.get("command") or []))),
+        ])
+        packages = env.get("packages") or {}
+        body += "<h3>Packages</h3>" + H.table(["package", "version"],
+                                              [[k, v] for k, v in packages.items() if v])
+    else:
+        body += H.note("No environment was recorded (env.json).")
+    config = run.file("config.yaml").read_text(encoding="utf-8")
+    body += f"<h3>Resolved config (config.yaml)</h3><pre>{H.esc(config)}</pre>"
+    return H.section("environment", TITLES["environment"], body)
+
+
+# -- the report -----------------------------------------------------------------------------
+def _read(run: Run, what: str) -> dict[str, Any]:
+    """``run.<what>`` (metrics, env, data_report), or {} when the file is missing."""
+    try:
+        return getattr(run, what)
+    except FileNotFoundError:
+        return {}
+
+
+def report(
+    run: str | Path | Run,
+    split: str | None = None,
+    model: Any = None,
+    data: Any = None,
+    misclassified: int = 16,
+    correct: int = 8,
+    n_bins: int = 15,
+    seed: int = 0,
+    out: str | Path | None = None,
+) -> Path:
+    """Write ``RUN/report.html`` (and ``RUN/plots/*.png``) for a finished run.
+
+    Args:
+        run: the run directory (or :class:`~tfpilot.training.Run`).
+        split: the split the report evaluates; default "test" ("val" when the run has no test split).
+        model: the trained model when already in memory (default: load ``model.keras``).
+        data: the run's prepared data when already in memory (default: rebuilt from the config).
+        misclassified: how many of the highest-loss misclassified examples to show.
+        correct: how many correct predictions to show (a seeded random sample).
+        n_bins: confidence bins of the reliability diagram.
+        seed: seed of the correct-prediction sample.
+        out: where to write the HTML (default ``RUN/report.html``).
+
+    Returns:
+        The path of the HTML file.
+
+    Example:
+        >>> from tfpilot.evaluation.report import report
+        >>> report("runs/cifar_cnn-cifar10-20260101-120000")  # doctest: +SKIP
+        PosixPath('runs/cifar_cnn-cifar10-20260101-120000/report.html')
+    """
+    from tfpilot.evaluation.calibration import reliability_bins
+    from tfpilot.evaluation.metrics import classification_metrics
+
+    run = run if isinstance(run, Run) else Run(run)
+    if not run.finished or not run.file("labels.json").is_file():
+        raise FileNotFoundError(f"{run.path} is not a finished tfpilot run (it needs model.keras, labels.json and "
+                                "metrics.json): train it first with `tfpilot train`")
+    if split is None:
+        saved = _read(run, "metrics")
+        split = "test" if "test" in saved or "val" not in saved else "val"
+    model = model if model is not None else run.load_model()
+    preds = predict_split(run, split, model=model, data=data)
+    cfg = run.config
+    metrics = classification_metrics(preds.y_true, preds.probs, preds.class_names, k=cfg.train.top_k)
+    bins = reliability_bins(preds.y_true, preds.probs, n_bins)
+    env = _read(run, "env")
+    plots = _Plots(run.path / PLOTS)
+    sections = [
+        summary_section(run, preds, metrics, bins.ece, env),
+        training_section(run, plots),
+        confusion_section(metrics, preds.class_names, plots),
+        per_class_section(metrics),
+        calibration_section(preds, bins, plots),
+        misclassified_section(preds, model, plots, misclassified),
+        correct_section(preds, model, plots, correct, seed),
+        data_section(run, plots),
+        environment_section(run, env),
+    ]
+    title = f"{cfg.model.name} on {Path(cfg.data.dataset).name or cfg.data.dataset}"
+    subtitle = (f"{preds.split} accuracy {metrics['accuracy']:.4f} · {len(preds.y_true):,} examples · "
+                f"run {run.path.name} · report written {datetime.now():%Y-%m-%d %H:%M}")
+    path = Path(out) if out is not None else run.file(REPORT)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(H.page(f"tfpilot report: {title}", subtitle, SECTIONS, sections), encoding="utf-8")
+    log.debug("report written to %s", path)
+    return path
+
+
+
+def report_after_training(trainer: Any, **kwargs: Any) -> Path | None:
+    """The report of a :class:`~tfpilot.training.Trainer` that just finished (its model and data
+    are reused from memory). A failure is logged, not raised: the trained run is kept and
+    ``tfpilot report RUN`` can retry.
+
+    Args:
+        trainer: a fitted Trainer (``run_``, ``model_``, ``data_`` set).
+        **kwargs: passed to :func:`report`.
+    """
+    try:
+        return report(trainer.run_, model=trainer.model_, data=trainer.data_, **kwargs)
+    except Exception as exc:  # noqa: BLE001 -- never lose a finished training run to a plot
+        log.warning("the report could not be written (%s: %s); retry with `tfpilot report %s`",
+                    type(exc).__name__, exc, trainer.run_.path)
+        return None

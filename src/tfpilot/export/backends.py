@@ -1,0 +1,159 @@
+"""Loading any artifact behind the same :class:`~tfpilot.inference.Predictor` interface.
+
+One backend per runtime: ``keras`` (Keras 3, ``safe_mode=True``), ``saved_model``
+(``tf.saved_model.load``), ``tflite`` (the LiteRT interpreter, ``ai_edge_litert``; falls
+back to ``tf.lite.Interpreter``) and ``onnx`` (ONNX Runtime). :func:`detect` tells which
+one a path needs; :func:`load_artifact` returns a ``Predictor`` whose ``model`` is the
+backend's callable (``model(batch) -> probabilities``).
+
+Example:
+    >>> import tfpilot
+    >>> p = tfpilot.load("runs/mnist/export/tflite-int8")  # doctest: +SKIP
+    >>> p.model.format, p.class_names[:3]  # doctest: +SKIP
+    ('tflite-int8', ['0', '1', '2'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tfpilot.export.bundle import BUNDLE_FILE, Bundle
+from tfpilot.registry import Registry
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How to find, describe and run one kind of artifact.
+
+    Args:
+        filename: the artifact's name inside a folder written by ``tfpilot export``.
+        suffixes: file suffixes that mean this backend (".tflite", ...).
+        open: ``(artifact_path, bundle) -> callable`` mapping a prepared batch to probabilities.
+        read_bundle: ``artifact_path -> Bundle`` (from inside the artifact or beside it).
+    """
+
+    filename: str
+    suffixes: tuple[str, ...]
+    open: Callable[[Path, Bundle], Any]
+    read_bundle: Callable[[Path], Bundle]
+
+
+BACKENDS: Registry[Backend] = Registry(
+    "backend",
+    autoload=(
+        "tfpilot.export.keras_format",
+        "tfpilot.export.saved_model",
+        "tfpilot.export.tflite",
+        "tfpilot.export.onnx_format",
+    ),
+)
+
+
+def register_backend(name: str, backend: Backend, description: str = "") -> Backend:
+    """Register ``backend`` under ``name``."""
+    return BACKENDS.add(name, backend, description=description)
+
+
+def bundle_beside(path: Path) -> Bundle:
+    """The ``bundle.json`` in the artifact's folder."""
+    return Bundle.read(path.parent if path.is_file() else path)
+
+
+def _artifact_in(folder: Path) -> tuple[str, Path] | None:
+    for name in BACKENDS.list():
+        candidate = folder / BACKENDS.get(name).filename
+        if candidate.exists():
+            return name, candidate if name != "saved_model" else folder
+    return None
+
+
+def detect(path: str | Path) -> tuple[str, Path]:
+    """``(backend, artifact_path)`` for a file or folder written by ``tfpilot export``.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist or holds no artifact tfpilot knows.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    if path.is_file():
+        if path.name == "saved_model.pb":
+            return "saved_model", path.parent
+        for name in BACKENDS.list():
+            if path.suffix.lower() in BACKENDS.get(name).suffixes:
+                return name, path
+        raise FileNotFoundError(
+            f"{path}: not an artifact tfpilot can load (expected .keras, .tflite, .onnx or a SavedModel folder)"
+        )
+    if (path / "saved_model.pb").is_file():
+        return "saved_model", path
+    found = _artifact_in(path)
+    if found:
+        return found
+    raise FileNotFoundError(
+        f"{path} holds no artifact tfpilot can load: give a run directory, a folder written by "
+        "`tfpilot export`, a SavedModel folder, or a .keras/.tflite/.onnx file"
+    )
+
+
+def resolve(path: str | Path, backend: str | None = None) -> tuple[str, str, Path]:
+    """``(backend, format, artifact_path)`` for ``path``, optionally forcing ``backend``.
+
+    ``backend`` may also be an export format ("tflite-int8"): for a run directory that
+    selects ``RUN/export/<format>``.
+    """
+    from tfpilot.export.exporter import EXPORTERS
+
+    path = Path(path)
+    fmt = None
+    if backend is not None and backend not in BACKENDS:
+        if backend in EXPORTERS:
+            fmt, backend = backend, EXPORTERS.entry(backend).extra["backend"]
+        else:
+            BACKENDS.entry(backend)  # raises with a did-you-mean message
+    if path.is_dir() and (path / "labels.json").is_file() and backend not in (None, "keras"):
+        fmt = fmt or backend
+        folder = path / "export" / fmt
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{path} has no {fmt} export: run `tfpilot export {path} --format {fmt}` first"
+            )
+        path = folder
+    found, artifact = detect(path)
+    if backend is not None and found != backend:
+        raise ValueError(f"{path} is a {found} artifact, not {backend}: drop --backend or pass --backend {found}")
+    bundle = BACKENDS.get(found).read_bundle(artifact)
+    return found, fmt or bundle.format, artifact
+
+
+def load_artifact(path: str | Path, backend: str | None = None, **kwargs: Any) -> Any:
+    """A :class:`~tfpilot.inference.Predictor` over the artifact at ``path``.
+
+    Args:
+        path: a run directory, an export folder, or an artifact file/folder.
+        backend: keras, saved_model, tflite or onnx (default: detected), or an export
+            format name such as "tflite-int8" (selects that export of a run directory).
+        **kwargs: passed to ``Predictor`` (e.g. ``batch_size``).
+    """
+    from tfpilot.inference.predictor import Predictor
+
+    path = Path(path)
+    if backend in (None, "keras") and (path / "labels.json").is_file() and (path / "model.keras").is_file():
+        return Predictor.from_run(path, **kwargs)
+    name, _, artifact = resolve(path, backend)
+    entry = BACKENDS.get(name)
+    bundle = entry.read_bundle(artifact)
+    return Predictor(entry.open(artifact, bundle), bundle.class_names, bundle.input_spec, **kwargs)
+
+
+def read_bundle(path: str | Path) -> Bundle:
+    """The bundle of the artifact at ``path`` (any format)."""
+    name, artifact = detect(path)
+    return BACKENDS.get(name).read_bundle(artifact)
+
+
+__all__ = ["BACKENDS", "BUNDLE_FILE", "Backend", "bundle_beside", "detect", "load_artifact", "read_bundle",
+           "register_backend", "resolve"]

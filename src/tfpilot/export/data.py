@@ -1,0 +1,85 @@
+"""The examples export needs from a run: a class-balanced calibration sample of the
+training split (for int8), and a split to verify and benchmark on.
+
+Both come back as raw inputs in memory -- uint8 images (N, H, W, C) at the size the model
+takes, or an array of strings -- exactly what the Keras model and every artifact consume.
+
+Example:
+    >>> from tfpilot.export.data import load_split
+    >>> x, y = load_split("runs/mnist_cnn-mnist-20260101-120000", "test", limit=500)  # doctest: +SKIP
+    >>> x.shape, x.dtype  # doctest: +SKIP
+    ((500, 28, 28, 1), dtype('uint8'))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def load_split(
+    run_dir: str | Path,
+    split: str = "test",
+    limit: int | None = None,
+    dataset: str | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw inputs and labels of one split of a run's dataset (rebuilt from its config).
+
+    Args:
+        run_dir: the run directory.
+        split: "test", "val" or "train".
+        limit: keep at most this many examples, class-balanced (seeded).
+        dataset: another dataset (name or path) with the same classes; default: the run's.
+        seed: seed of the class-balanced subset.
+
+    Returns:
+        ``(x, y)``: uint8 images (N, H, W, C) or strings (N,), and int64 labels (N,).
+    """
+    from tfpilot.config import load_config
+    from tfpilot.data import make_pipeline, prepare_data
+    from tfpilot.data.splits import limit_stratified
+    from tfpilot.spec import InputSpec
+    from tfpilot.training.run import Run
+
+    run = Run(run_dir)
+    spec = InputSpec.from_dict(run.labels["input"])
+    update = {"dataset": dataset} if dataset else {}
+    if spec.kind == "image":  # decode files at the size the model takes
+        update["image_size"] = spec.image_size
+    data_cfg = load_config({"data": {**run.config.data.model_dump(mode="json"), **update}}).data
+    data = prepare_data(data_cfg)
+    if data.class_names != run.class_names:
+        raise ValueError(
+            f"dataset {data_cfg.dataset!r} has classes {data.class_names}, but the model was trained on "
+            f"{run.class_names}: use data with the same classes"
+        )
+    if split not in data.splits or len(data.splits[split]) == 0:
+        raise ValueError(
+            f"dataset {data_cfg.dataset!r} has no {split!r} split; it has "
+            f"{sorted(k for k, v in data.splits.items() if len(v))}"
+        )
+    part = data.splits[split]
+    if limit and limit < len(part):
+        part = part.take(limit_stratified(part.y, limit, seed))
+    if part.x is not None:
+        return _as_inputs(part.x, spec), part.y
+    decode = dict(image_size=spec.image_size, channels=spec.channels) if spec.kind == "image" else {}
+    xs, ys = [], []
+    for xb, yb in make_pipeline(part, 256, training=False, cache=False, **decode):
+        xs.append(xb.numpy())
+        ys.append(yb.numpy())
+    return _as_inputs(np.concatenate(xs), spec), np.concatenate(ys).astype(np.int64)
+
+
+def _as_inputs(x: np.ndarray, spec) -> np.ndarray:
+    if spec.kind == "text":
+        return np.asarray([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in x], dtype=object)
+    return np.asarray(x, dtype=np.uint8)
+
+
+def calibration_sample(run_dir: str | Path, size: int = 500, seed: int = 0) -> np.ndarray:
+    """A class-balanced sample of the training split (raw inputs), for int8 calibration."""
+    x, _ = load_split(run_dir, "train", limit=size, seed=seed)
+    return x

@@ -1,0 +1,196 @@
+"""The exporter registry and :func:`export`: one run -> one folder per format.
+
+Layout of ``RUN/export/`` (or ``--out``)::
+
+    keras/          model.keras + bundle.json
+    saved_model/    a SavedModel (serving signatures, assets/bundle.json, assets/labels.txt)
+    tflite/         model.tflite (float32; bundle embedded as metadata) + bundle.json
+    tflite-fp16/    ... float16 weights
+    tflite-dynamic/ ... int8 weights, float activations (dynamic-range)
+    tflite-int8/    ... int8 weights and activations, calibrated on the training split
+    onnx/           model.onnx (bundle in metadata_props) + bundle.json
+
+Example:
+    >>> from tfpilot.export import export
+    >>> result = export("runs/mnist_cnn-mnist-20260101-120000", ["tflite", "onnx"])  # doctest: +SKIP
+    >>> [a.format for a in result.artifacts]  # doctest: +SKIP
+    ['tflite', 'onnx']
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tfpilot.export.bundle import Bundle
+from tfpilot.registry import Registry
+
+log = logging.getLogger(__name__)
+
+#: An exporter writes its artifact (and bundle.json) into an empty folder; returns the bundle.
+ExportFn = Callable[[Any, Path], Bundle]
+
+EXPORTERS: Registry[ExportFn] = Registry(
+    "export format",
+    autoload=(
+        "tfpilot.export.keras_format",
+        "tfpilot.export.saved_model",
+        "tfpilot.export.tflite",
+        "tfpilot.export.onnx_format",
+    ),
+)
+
+#: The order of ``--format all`` (and of every report).
+FORMAT_ORDER = ("keras", "saved_model", "tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx")
+#: Formats whose accuracy is gated by ``max_drop`` at export time.
+GATED_FORMATS = ("tflite-int8",)
+
+
+def register_exporter(name: str, *, backend: str, description: str = "") -> Callable[[ExportFn], ExportFn]:
+    """Register an exporter under ``name``; ``backend`` is the loader that runs its artifact."""
+    return EXPORTERS.register(name, description=description, backend=backend)
+
+
+def list_formats() -> list[str]:
+    """Registered export formats, in ``--format all`` order."""
+    known = EXPORTERS.list()
+    return [f for f in FORMAT_ORDER if f in known] + [f for f in known if f not in FORMAT_ORDER]
+
+
+def resolve_formats(formats: str | Sequence[str]) -> list[str]:
+    """Expand ``all``, check every name (did-you-mean on typos), drop duplicates."""
+    names = [formats] if isinstance(formats, str) else list(formats)
+    if not names:
+        raise ValueError(f"no export format given; choose from: {', '.join(list_formats())}, all")
+    out: list[str] = []
+    for name in names:
+        for fmt in list_formats() if name == "all" else [EXPORTERS.entry(name).name]:
+            if fmt not in out:
+                out.append(fmt)
+    return out
+
+
+class GateError(ValueError):
+    """An artifact lost more accuracy than allowed; the message says what to use instead."""
+
+
+@dataclass
+class Artifact:
+    """One exported artifact: its file (or SavedModel folder), size in bytes, export time."""
+
+    format: str
+    path: Path
+    size_bytes: int
+    seconds: float
+    bundle: Bundle
+
+    @property
+    def backend(self) -> str:
+        return EXPORTERS.entry(self.format).extra["backend"]
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export` wrote (``artifacts``) and what it refused (``rejected``)."""
+
+    out_dir: Path
+    artifacts: list[Artifact] = field(default_factory=list)
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+def artifact_size(path: Path) -> int:
+    """Bytes of a file, or of everything under a folder."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def export(
+    source: Any,
+    formats: str | Sequence[str] = "all",
+    out_dir: str | Path | None = None,
+    max_drop: float = 1.0,
+) -> ExportResult:
+    """Export a run (or an :class:`~tfpilot.export.source.ExportSource`) to ``formats``.
+
+    Each format goes to its own folder under ``out_dir`` (default ``RUN/export``),
+    replacing an earlier export of that format. ``tflite-int8`` is then checked on the
+    run's test split: if it loses more than ``max_drop`` accuracy points against the Keras
+    model, its folder is removed and :class:`GateError` is raised after the other
+    formats are written.
+
+    Args:
+        source: a run directory, or an ``ExportSource``.
+        formats: names from :func:`list_formats`, or "all".
+        out_dir: where to write; required when ``source`` is not a run.
+        max_drop: the largest accuracy drop (in points) ``tflite-int8`` may have.
+
+    Returns:
+        an :class:`ExportResult`.
+    """
+    from tfpilot.export.source import ExportSource
+
+    names = resolve_formats(formats)
+    if not isinstance(source, ExportSource):
+        source = ExportSource.from_run(source)
+    if out_dir is None:
+        if source.run_path is None:
+            raise ValueError("give out_dir: the model does not come from a run directory")
+        out_dir = source.run_path / "export"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(out)
+    for name in names:
+        folder = out / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        started = time.perf_counter()
+        try:
+            bundle = EXPORTERS.get(name)(source, folder)
+        except Exception:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        seconds = time.perf_counter() - started
+        path = folder if bundle.file in (".", "") else folder / bundle.file
+        artifact = Artifact(name, path, artifact_size(path), seconds, bundle)
+        log.info("exported %s to %s (%.1f KB, %.1f s)", name, artifact.path, artifact.size_bytes / 1024, seconds)
+        if name in GATED_FORMATS:
+            check = _gate(source, artifact, max_drop)
+            if check is not None:
+                result.checks[name] = check
+                if not check["passed"]:
+                    shutil.rmtree(folder)
+                    result.rejected[name] = check["message"]
+                    continue
+        result.artifacts.append(artifact)
+    if result.rejected:
+        raise GateError(" ".join(result.rejected.values()) + _written(result))
+    return result
+
+
+def _written(result: ExportResult) -> str:
+    if not result.artifacts:
+        return ""
+    return " Written: " + ", ".join(f"{a.format} ({a.path})" for a in result.artifacts) + "."
+
+
+def _gate(source: Any, artifact: Artifact, max_drop: float) -> dict[str, Any] | None:
+    """Check ``artifact`` against the Keras model; record the result in its bundle."""
+    from tfpilot.export.verify import check_artifact
+
+    data = source.evaluation_data()
+    if data is None:
+        log.warning("%s: no evaluation data, so its accuracy was not checked", artifact.format)
+        return None
+    x, y = data
+    check = check_artifact(artifact.path, source.model, x, y, max_drop=max_drop).to_dict()
+    artifact.bundle.verification = check
+    artifact.bundle.write(artifact.path.parent)
+    return check

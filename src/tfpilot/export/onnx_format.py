@@ -1,0 +1,135 @@
+"""The ``onnx`` format (Keras 3's ONNX export, i.e. tf2onnx) and the ONNX Runtime backend.
+
+The model is converted in float32 (see :func:`~tfpilot.export.source.float32_model`;
+ONNX Runtime rejects the mixed bf16/fp16 graph). The bundle is stored in the model's
+``metadata_props`` under ``tfpilot_bundle``, and the class names alone under
+``class_names`` (JSON list), so ``onnx.load(f).metadata_props`` shows them.
+
+Image models take uint8 (N, H, W, C) at the model's size, preprocessing inside. Text
+models: ONNX has no ``TextVectorization``, so -- as for TFLite -- the file takes int64
+token ids and tfpilot's loader applies ``preprocess.keras`` (+ ``vocab.txt``) beside it.
+
+Example:
+    >>> import onnxruntime as ort
+    >>> session = ort.InferenceSession("runs/mnist/export/onnx/model.onnx")  # doctest: +SKIP
+    >>> {p.key: p.value for p in __import__("onnx").load("model.onnx").metadata_props}["class_names"]  # doctest: +SKIP
+    '["0", "1", ...]'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfpilot.export.backends import Backend, bundle_beside, register_backend
+from tfpilot.export.bundle import METADATA_KEY, Bundle
+from tfpilot.export.exporter import register_exporter
+from tfpilot.export.runtime import load_loader_preprocess, save_loader_preprocess, text_input_note
+
+FILENAME = "model.onnx"
+
+_NUMPY = {"tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32,
+          "tensor(int64)": np.int64, "tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def write_metadata(path: Path, values: dict[str, str]) -> None:
+    """Set ``metadata_props`` entries of the ONNX model at ``path`` (in place)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update(values)
+    del model.metadata_props[:]
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+
+
+@register_exporter("onnx", backend="onnx", description="ONNX (Keras export via tf2onnx), for ONNX Runtime")
+def export_onnx(source: Any, folder: Path) -> Bundle:
+    """Convert the model to ONNX in ``folder`` with the bundle in its metadata."""
+    fields: dict[str, Any] = {}
+    if source.input_spec.kind == "text":
+        split = source.text_split()
+        network = split.network
+        files = save_loader_preprocess(split, folder)
+        fields = dict(
+            loader_files=files,
+            preprocessing_where=f"in tfpilot's loader ({files['preprocess']})",
+            input={"name": network.inputs[0].name, "dtype": str(network.inputs[0].dtype),
+                   "shape": [None, *network.inputs[0].shape[1:]],
+                   "note": text_input_note(network.inputs[0], files)},
+        )
+    else:
+        network = source.float32_model()
+    path = folder / FILENAME
+    # Keras' tf2onnx shim warns about np.object under numpy 2 (harmless); the export prints.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*np.object")
+        try:
+            network.export(str(path), format="onnx", verbose=False)
+        except Exception as exc:
+            raise ValueError(
+                f"ONNX conversion of {network.name!r} failed ({type(exc).__name__}: {str(exc)[-400:]}). "
+                "Export it as saved_model or tflite instead."
+            ) from exc
+    bundle = source.bundle("onnx", FILENAME, precision="float32", **fields)
+    write_metadata(path, {METADATA_KEY: bundle.to_json(), "class_names": json.dumps(bundle.class_names)})
+    bundle.write(folder)
+    return bundle
+
+
+def read_bundle(path: Path) -> Bundle:
+    """The bundle in the model's ``metadata_props`` (else bundle.json beside it)."""
+    import onnx
+
+    file = path if path.is_file() else path / FILENAME
+    try:
+        model = onnx.load(str(file), load_external_data=False)
+    except Exception as exc:
+        raise ValueError(f"{file} is not a readable ONNX model: {exc}") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY in props:
+        return Bundle.from_json(props[METADATA_KEY])
+    return bundle_beside(file)
+
+
+class OnnxRunner:
+    """Runs an ONNX model with ONNX Runtime (CPU) on prepared batches.
+
+    Args:
+        path: the ``.onnx`` file (or its folder).
+        bundle: its bundle.
+        threads: intra-op threads (default: ONNX Runtime's choice).
+    """
+
+    def __init__(self, path: Path, bundle: Bundle, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = path if path.is_file() else path / FILENAME
+        self.bundle = bundle
+        self.format = bundle.format
+        self.preprocess = load_loader_preprocess(self.path, bundle)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name
+        self.input_dtype = _NUMPY.get(first.type, np.float32)
+
+    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
+        if self.preprocess is not None:
+            x = self.preprocess(x)
+        x = np.asarray(x).astype(self.input_dtype, copy=False)
+        return np.asarray(self.session.run(None, {self.input_name: x})[0], dtype=np.float32)
+
+
+register_backend("onnx", Backend(FILENAME, (".onnx",), OnnxRunner, read_bundle), description="ONNX Runtime")

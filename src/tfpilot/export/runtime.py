@@ -1,0 +1,103 @@
+"""Shared pieces of the backends: shaping a batch for a model input, the loader-side
+text preprocessing, and the callable wrapper the ``Predictor`` runs.
+
+Example:
+    >>> import numpy as np
+    >>> text_batch(["a b", "c"], input_shape=(None, 1)).shape
+    (2, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfpilot.export.bundle import Bundle
+
+PREPROCESS_FILE = "preprocess.keras"
+VOCAB_FILE = "vocab.txt"
+
+
+def text_batch(x: Any, input_shape: Sequence[Any] = (None,)) -> np.ndarray:
+    """Strings as a numpy object array shaped for a string input of ``input_shape``."""
+    if isinstance(x, (str, bytes)):
+        x = [x]
+    flat = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(x, dtype=object).reshape(-1)]
+    arr = np.asarray(flat, dtype=object)
+    return arr.reshape((-1, *[1] * (len(input_shape) - 1))) if len(input_shape) > 1 else arr
+
+
+class KerasModel:
+    """A Keras model as a backend callable: raw batch in, numpy out.
+
+    Args:
+        model: a Keras model taking raw inputs.
+        format: the artifact format, for reports.
+        path: where it was loaded from, if anywhere.
+        bundle: its bundle, if any.
+        probabilities: cast the output to float32 probabilities (False: return it as it is,
+            densified -- for the loader-side text preprocessing, whose output is token ids
+            or an n-gram vector).
+    """
+
+    def __init__(self, model: Any, format: str = "keras", path: Path | None = None, bundle: Bundle | None = None,
+                 probabilities: bool = True) -> None:
+        self.model = model
+        self.format = format
+        self.path = path
+        self.bundle = bundle
+        self.probabilities = probabilities
+        self._string_input = bool(model.inputs) and str(model.inputs[0].dtype) == "string"
+
+    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
+        import tensorflow as tf
+
+        if self._string_input:
+            x = tf.constant(text_batch(x, self.model.inputs[0].shape).astype(str))
+        out = self.model(x, training=False)
+        if isinstance(out, tf.SparseTensor):
+            out = tf.sparse.to_dense(out)
+        return np.asarray(out, dtype=np.float32) if self.probabilities else np.asarray(out)
+
+
+def save_loader_preprocess(split: Any, folder: Path) -> dict[str, str]:
+    """Write a text model's string part (``preprocess.keras``) and vocabulary beside an artifact."""
+    split.preprocess.save(folder / PREPROCESS_FILE)
+    files = {"preprocess": PREPROCESS_FILE}
+    if split.vocabulary:
+        (folder / VOCAB_FILE).write_text("\n".join(t.replace("\n", " ") for t in split.vocabulary) + "\n",
+                                         encoding="utf-8")
+        files["vocabulary"] = VOCAB_FILE
+    return files
+
+
+def load_loader_preprocess(artifact: Path, bundle: Bundle) -> KerasModel | None:
+    """The loader-side preprocessing named in ``bundle.loader_files`` (or None)."""
+    name = bundle.loader_files.get("preprocess")
+    if not name:
+        return None
+    import keras
+
+    import tfpilot.models.layers  # noqa: F401  (tfpilot's serializable layers)
+
+    path = (artifact.parent if artifact.is_file() else artifact) / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: this {bundle.format} artifact takes token ids, and tfpilot turns "
+            f"strings into ids with {name}; copy it along with the artifact"
+        )
+    return KerasModel(keras.saving.load_model(path, safe_mode=True), "preprocess", path, probabilities=False)
+
+
+def text_input_note(network_input: Any, files: dict[str, str]) -> str:
+    """What a split text artifact takes, for its bundle."""
+    shape = ", ".join(str(d) for d in network_input.shape[1:])
+    integer = "int" in str(network_input.dtype)
+    what = f"int64 token ids (N, {shape})" if integer else f"{network_input.dtype} n-gram vectors (N, {shape})"
+    vocab = (f" (vocabulary: {files['vocabulary']}, id = 0-based line number; an empty first line is padding, "
+             "[UNK] is unknown)" if "vocabulary" in files else "")
+    return (f"{what} from the text encoder saved in {files['preprocess']}{vocab}; tfpilot.load() applies it, "
+            "so pass raw strings there")

@@ -1,0 +1,270 @@
+"""TFLite formats (run by the LiteRT interpreter) and their backend.
+
+* ``tflite`` -- float32.
+* ``tflite-fp16`` -- float16 weights (half the size), float32 compute.
+* ``tflite-dynamic`` -- dynamic-range quantization: int8 weights, float activations.
+* ``tflite-int8`` -- full integer: int8 weights and activations (builtin int8 ops only),
+  calibrated on a class-balanced sample of the training split. The input stays the raw
+  uint8 pixels; the output is dequantized to float32 probabilities by one final op.
+
+Every file carries its bundle as a flatbuffer metadata entry ``tfpilot_bundle`` (see
+:func:`read_embedded_bundle`), and ``bundle.json`` beside it. Image artifacts take
+uint8 (N, H, W, C) at the model's size. Text artifacts take int64 token ids: TFLite's
+builtin ops cannot hold ``TextVectorization``, so the string step is saved beside as
+``preprocess.keras`` + ``vocab.txt`` and tfpilot's loader applies it (no Select TF ops
+needed, so the plain LiteRT runtime runs the file).
+
+Example:
+    >>> import tfpilot
+    >>> p = tfpilot.load("runs/mnist/export/tflite-int8/model.tflite")  # doctest: +SKIP
+    >>> p.predict_proba(images).shape  # doctest: +SKIP
+    (8, 10)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfpilot.export.backends import Backend, bundle_beside, register_backend
+from tfpilot.export.bundle import METADATA_KEY, Bundle
+from tfpilot.export.exporter import register_exporter
+from tfpilot.export.runtime import load_loader_preprocess, save_loader_preprocess, text_input_note
+
+FILENAME = "model.tflite"
+
+
+def _schema() -> Any:
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:  # pragma: no cover - LiteRT is a dependency; TF ships the same schema
+        from tensorflow.lite.python import schema_py_generated as schema
+    return schema
+
+
+def embed_metadata(model_bytes: bytes, key: str, payload: bytes) -> bytes:
+    """Return ``model_bytes`` with a metadata entry ``key`` holding ``payload`` (replacing one)."""
+    import flatbuffers
+
+    schema = _schema()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(model_bytes, 0))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(payload, dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = key
+    entry.buffer = len(model.buffers) - 1
+    keep = [m for m in (model.metadata or []) if _text(m.name) != key]
+    model.metadata = keep + [entry]
+    builder = flatbuffers.Builder(len(model_bytes) + len(payload) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def read_metadata(model_bytes: bytes, key: str) -> bytes | None:
+    """The payload of metadata entry ``key`` of a TFLite model, or None."""
+    schema = _schema()
+    model = schema.Model.GetRootAs(model_bytes, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if _text(entry.Name()) == key:
+            return model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    return None
+
+
+def _text(name: Any) -> str:
+    return name.decode("utf-8") if isinstance(name, bytes) else str(name)
+
+
+def read_embedded_bundle(path: str | Path) -> Bundle | None:
+    """The bundle inside a ``.tflite`` file, or None if it has none."""
+    data = Path(path).read_bytes()
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ValueError(f"{path} is not a TFLite model (no TFL3 identifier): re-export it with tfpilot export")
+    try:
+        payload = read_metadata(data, METADATA_KEY)
+    except Exception as exc:  # a truncated flatbuffer raises struct/index errors
+        raise ValueError(f"{path} is a damaged TFLite file ({type(exc).__name__}): re-export it") from None
+    return Bundle.from_json(payload) if payload else None
+
+
+def read_bundle(path: Path) -> Bundle:
+    file = path if path.is_file() else path / FILENAME
+    return read_embedded_bundle(file) or bundle_beside(file)
+
+
+# -- export -------------------------------------------------------------------------------
+Configure = Callable[[Any, Any], str]
+
+
+def _fp32(converter: Any, source: Any) -> str:
+    return "float32"
+
+
+def _fp16(converter: Any, source: Any) -> str:
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    return "float16 weights"
+
+
+def _dynamic(converter: Any, source: Any) -> str:
+    import tensorflow as tf
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return "int8 weights, float activations"
+
+
+def _int8(converter: Any, source: Any) -> str:
+    import tensorflow as tf
+
+    samples = _network_inputs(source, source.calibration_data())
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for i in range(len(samples)):
+            yield [samples[i : i + 1]]
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return f"int8 weights and activations ({len(samples)} calibration examples)"
+
+
+def _network_inputs(source: Any, x: np.ndarray) -> np.ndarray:
+    """What the converted network takes: raw pixels, or token ids for text."""
+    if source.input_spec.kind != "text":
+        return np.asarray(x)
+    from tfpilot.export.runtime import KerasModel
+
+    return KerasModel(source.text_split().preprocess, probabilities=False)(x)
+
+
+def convert(model: Any, configure: Configure, source: Any) -> tuple[bytes, str]:
+    """TFLite bytes of a float32 Keras ``model``, with ``configure`` setting the options."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    precision = configure(converter, source)
+    # The converter prints its temporary SavedModel, and warns that the (uint8, unquantized)
+    # raw-pixel input has no statistics -- by design: it is cast to float inside.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        try:
+            data = converter.convert()
+        except Exception as exc:
+            raise ValueError(
+                f"TFLite could not convert {model.name!r} ({type(exc).__name__}): {_first_lines(exc)}. "
+                "Export it as saved_model or onnx instead."
+            ) from exc
+    return data, precision
+
+
+def _first_lines(exc: BaseException, n: int = 6) -> str:
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    return " ".join(lines[-n:]) if lines else type(exc).__name__
+
+
+def _export(fmt: str, configure: Configure) -> Callable[[Any, Path], Bundle]:
+    def export_tflite(source: Any, folder: Path) -> Bundle:
+        fields: dict[str, Any] = {}
+        if source.input_spec.kind == "text":
+            split = source.text_split()
+            network = split.network
+            files = save_loader_preprocess(split, folder)
+            fields = dict(
+                loader_files=files,
+                preprocessing_where=f"in tfpilot's loader ({files['preprocess']})",
+                input={"name": network.inputs[0].name, "dtype": str(network.inputs[0].dtype),
+                       "shape": [None, *network.inputs[0].shape[1:]], "note": text_input_note(network.inputs[0], files)},
+            )
+        else:
+            network = source.float32_model()
+        data, precision = convert(network, configure, source)
+        bundle = source.bundle(fmt, FILENAME, precision=precision, **fields)
+        (folder / FILENAME).write_bytes(embed_metadata(data, METADATA_KEY, bundle.to_json().encode("utf-8")))
+        bundle.write(folder)
+        return bundle
+
+    export_tflite.__name__ = f"export_{fmt.replace('-', '_')}"
+    export_tflite.__doc__ = f"Convert the model to {fmt} ({configure.__name__.strip('_')}) in ``folder``."
+    return export_tflite
+
+
+register_exporter("tflite", backend="tflite", description="TFLite, float32")(_export("tflite", _fp32))
+register_exporter("tflite-fp16", backend="tflite", description="TFLite, float16 weights")(_export("tflite-fp16", _fp16))
+register_exporter("tflite-dynamic", backend="tflite",
+                  description="TFLite, dynamic-range int8 weights")(_export("tflite-dynamic", _dynamic))
+register_exporter("tflite-int8", backend="tflite",
+                  description="TFLite, full integer int8 (calibrated; accuracy-gated)")(_export("tflite-int8", _int8))
+
+
+# -- runtime ------------------------------------------------------------------------------
+def make_interpreter(model_path: str | Path, num_threads: int | None = None) -> Any:
+    """A LiteRT interpreter (``ai_edge_litert``), or ``tf.lite.Interpreter`` without it."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - LiteRT is a dependency
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(model_path=str(model_path), num_threads=num_threads)
+
+
+class TFLiteRunner:
+    """Runs a ``.tflite`` file on prepared batches (thread-safe; resizes to the batch).
+
+    Args:
+        path: the ``.tflite`` file (or its folder).
+        bundle: its bundle.
+        num_threads: interpreter threads (default: the runtime's choice).
+    """
+
+    def __init__(self, path: Path, bundle: Bundle, num_threads: int | None = None) -> None:
+        self.path = path if path.is_file() else path / FILENAME
+        self.bundle = bundle
+        self.format = bundle.format
+        self.preprocess = load_loader_preprocess(self.path, bundle)
+        try:
+            self.interpreter = make_interpreter(self.path, num_threads)
+        except (ValueError, RuntimeError) as exc:
+            raise ValueError(f"{self.path}: the TFLite interpreter cannot load it: {exc}") from None
+        self._lock = threading.Lock()
+        self._shape: tuple[int, ...] | None = None
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+
+    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
+        if self.preprocess is not None:
+            x = self.preprocess(x)
+        x = np.asarray(x)
+        detail = self._input
+        scale, zero = detail["quantization"]
+        if scale and np.dtype(detail["dtype"]) == np.int8 and x.dtype != np.int8:  # int8-input files
+            x = np.clip(np.round(x.astype(np.float32) / scale + zero), -128, 127)
+        x = x.astype(detail["dtype"], copy=False)
+        with self._lock:
+            if self._shape != x.shape:
+                self.interpreter.resize_tensor_input(detail["index"], list(x.shape), strict=False)
+                self.interpreter.allocate_tensors()
+                self._input = self.interpreter.get_input_details()[0]
+                self._output = self.interpreter.get_output_details()[0]
+                self._shape = x.shape
+            self.interpreter.set_tensor(self._input["index"], x)
+            self.interpreter.invoke()
+            out = self.interpreter.get_tensor(self._output["index"]).copy()
+        scale, zero = self._output["quantization"]
+        if scale:
+            out = (out.astype(np.float32) - zero) * scale
+        return out.astype(np.float32, copy=False)
+
+
+register_backend("tflite", Backend(FILENAME, (".tflite",), TFLiteRunner, read_bundle),
+                 description="TFLite / LiteRT interpreter")

@@ -1,0 +1,36 @@
+"""Serving: TF Serving's REST API with dynamic micro-batching, metrics and a web page.
+
+``tfpilot serve RUN`` is the command; this package is its Python API. TensorFlow,
+FastAPI and uvicorn load on first use, so importing it costs nothing.
+
+Example:
+    >>> from tfpilot.serving import ServeSettings, model_sources, serve
+    >>> settings = ServeSettings(models=model_sources(["runs/mnist"]), max_batch=32)  # doctest: +SKIP
+    >>> serve(settings)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ServeSettings": "tfpilot.serving.settings",
+    "ModelSource": "tfpilot.serving.settings",
+    "model_sources": "tfpilot.serving.settings",
+    "create_app": "tfpilot.serving.app",
+    "serve": "tfpilot.serving.server",
+    "MicroBatcher": "tfpilot.serving.batcher",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'tfpilot.serving' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

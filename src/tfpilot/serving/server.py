@@ -1,0 +1,82 @@
+"""Running the app under uvicorn: one process, or ``--workers N`` processes sharing metrics.
+
+Example:
+    >>> from tfpilot.serving import ServeSettings, serve
+    >>> serve(ServeSettings(models=[{"path": "runs/mnist", "name": "mnist"}]))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tempfile
+from typing import Any
+
+from tfpilot.serving.settings import SETTINGS_ENV, ServeSettings
+
+
+def log_config(level: str = "info") -> dict[str, Any]:
+    """uvicorn's logging: messages on stderr, JSON access lines (``tfpilot.serving.access``) on stdout."""
+    lvl = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "default": {"()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s",
+                        "use_colors": None},
+            "plain": {"format": "%(message)s"},
+        },
+        "handlers": {
+            "default": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"},
+            "access": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": lvl, "propagate": False},
+            "uvicorn.error": {"level": lvl},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "tfpilot": {"handlers": ["default"], "level": lvl, "propagate": False},
+            "tfpilot.serving.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(settings: ServeSettings, log_level: str = "info") -> None:
+    """Serve until SIGINT/SIGTERM; shutdown waits up to ``graceful_timeout_s`` for in-flight requests.
+
+    Args:
+        settings: what to serve and how.
+        log_level: uvicorn's and tfpilot's log level (access lines are always INFO).
+    """
+    import uvicorn
+
+    common: dict[str, Any] = dict(
+        host=settings.host, port=settings.port, log_config=log_config(log_level), log_level=log_level,
+        access_log=False, timeout_graceful_shutdown=settings.graceful_timeout_s, server_header=False,
+    )
+    if settings.workers == 1:
+        from tfpilot.serving.app import create_app
+
+        uvicorn.Server(uvicorn.Config(create_app(settings), **common)).run()
+        return
+    saved = {k: os.environ.get(k) for k in (SETTINGS_ENV, "PROMETHEUS_MULTIPROC_DIR")}
+    with tempfile.TemporaryDirectory(prefix="tfpilot-metrics-") as metrics_dir:
+        os.environ[SETTINGS_ENV] = settings.to_env()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        try:
+            uvicorn.run("tfpilot.serving.app:app_from_env", factory=True, workers=settings.workers, **common)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value

@@ -1,0 +1,175 @@
+"""What a server serves and how: :class:`ModelSource` and :class:`ServeSettings`.
+
+Settings are plain pydantic models, so they validate once (a bad port or a duplicate
+model name fails before anything loads) and travel to ``--workers`` processes as JSON.
+
+Example:
+    >>> from tfpilot.serving.settings import ServeSettings, model_sources
+    >>> settings = ServeSettings(models=[{"path": "runs/mnist", "name": "mnist"}])
+    >>> settings.host, settings.port, settings.max_batch
+    ('127.0.0.1', 8501, 32)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Inference backends ``tfpilot.inference.load`` knows (``None``: chosen from the path).
+Backend = Literal["keras", "saved_model", "tflite", "onnx"]
+BACKENDS: tuple[str, ...] = ("keras", "saved_model", "tflite", "onnx")
+
+#: Environment variable that carries the settings to ``--workers`` processes.
+SETTINGS_ENV = "TFPILOT_SERVE_SETTINGS"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_GENERIC_STEMS = frozenset({"model", "saved_model", "savedmodel", "export", "artifact"})
+
+
+class ModelSource(BaseModel):
+    """One model to serve.
+
+    Args:
+        path: a run directory or an exported artifact.
+        name: the name in URLs (``/v1/models/{name}``).
+        backend: inference backend, or None to pick from the path.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path
+    name: str
+    backend: Backend | None = None
+
+    @model_validator(mode="after")
+    def _check_name(self) -> ModelSource:
+        if not _NAME.match(self.name):
+            raise ValueError(
+                f"model name {self.name!r} cannot be used in a URL: use letters, digits, '.', '_' "
+                "or '-' (at most 128), starting with a letter or digit; pass --name to choose one"
+            )
+        return self
+
+
+class ServeSettings(BaseModel):
+    """Everything ``tfpilot serve`` is told.
+
+    Args:
+        models: the models to serve (names must be distinct).
+        host, port: where to listen (loopback unless told otherwise).
+        max_batch: most instances in one model call.
+        batch_timeout_ms: longest a batch waits for requests that have already arrived.
+        api_key: when set, /v1/* and /metrics need ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``.
+        max_body_bytes: larger request bodies get a 413.
+        max_instances: more instances in one request get a 400.
+        max_queue: more instances waiting for one model get a 503 (overload).
+        workers: server processes (each loads every model).
+        access_log: one JSON line per request on stdout.
+        graceful_timeout_s: how long shutdown waits for in-flight requests.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[ModelSource] = Field(min_length=1)
+    host: str = "127.0.0.1"
+    port: int = Field(8501, ge=0, le=65535)
+    max_batch: int = Field(32, ge=1, le=4096)
+    batch_timeout_ms: float = Field(5.0, ge=0, le=10_000)
+    api_key: str | None = Field(None, min_length=1, repr=False)
+    max_body_bytes: int = Field(10 * 2**20, ge=1024)
+    max_instances: int = Field(256, ge=1)
+    max_queue: int = Field(4096, ge=1)
+    workers: int = Field(1, ge=1, le=64)
+    access_log: bool = True
+    graceful_timeout_s: int = Field(30, ge=1)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> ServeSettings:
+        seen: dict[str, Path] = {}
+        for m in self.models:
+            if m.name in seen:
+                raise ValueError(
+                    f"two models are named {m.name!r} ({seen[m.name]} and {m.path}); "
+                    "give each a distinct --name"
+                )
+            seen[m.name] = m.path
+        return self
+
+    def to_env(self) -> str:
+        """JSON for :data:`SETTINGS_ENV` (includes the API key: keep the environment private)."""
+        return self.model_dump_json()
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServeSettings:
+        """The settings a parent ``tfpilot serve`` put in :data:`SETTINGS_ENV`."""
+        env = os.environ if environ is None else environ
+        if SETTINGS_ENV not in env:
+            raise RuntimeError(f"{SETTINGS_ENV} is not set; start the server with `tfpilot serve`")
+        return cls.model_validate_json(env[SETTINGS_ENV])
+
+
+def default_name(path: str | Path) -> str:
+    """The URL name of a run folder or artifact: its folder name, or the file's stem.
+
+    A generic stem ("model", "saved_model") falls back to the parent folder's name.
+
+    Example:
+        >>> default_name("runs/mnist_cnn-mnist-20260101-120000")
+        'mnist_cnn-mnist-20260101-120000'
+        >>> default_name("exports/mnist/model.tflite")
+        'mnist'
+    """
+    p = Path(path)
+    if p.name in ("", ".", ".."):
+        p = p.resolve()
+    stem = p.stem if p.suffix in (".keras", ".tflite", ".onnx") else p.name
+    if stem.lower() in _GENERIC_STEMS and p.parent.name not in ("", "."):
+        stem = p.parent.name
+    return re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-") or "model"
+
+
+def model_sources(
+    paths: Sequence[str | Path],
+    names: Sequence[str] | None = None,
+    backends: Sequence[str] | str | None = None,
+) -> list[ModelSource]:
+    """One :class:`ModelSource` per path.
+
+    Args:
+        paths: run directories or exported models.
+        names: URL names, one per path in order (default: :func:`default_name`).
+        backends: one backend for every model, or one per path in order (default: detected).
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+        ValueError: the number of names or backends does not fit, or one is unknown.
+    """
+    names = list(names or [])
+    backends = [backends] if isinstance(backends, str) else list(backends or [])
+    if not paths:
+        raise ValueError("give at least one run directory or exported model to serve")
+    if names and len(names) != len(paths):
+        raise ValueError(
+            f"{len(names)} --name given for {len(paths)} models: give one --name per model, "
+            "in the same order, or none to use the folder names"
+        )
+    if len(backends) not in (0, 1, len(paths)):
+        raise ValueError(f"{len(backends)} --backend given for {len(paths)} models: give one for all models, "
+                         "or one per model in the same order")
+    for backend in backends:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    out = []
+    for i, path in enumerate(paths):
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"{p} does not exist: give a run directory (with model.keras and "
+                                    "labels.json) or an exported model")
+        backend = backends[i] if len(backends) > 1 else (backends[0] if backends else None)
+        out.append(ModelSource(path=p.resolve(), name=names[i] if names else default_name(p), backend=backend))
+    return out

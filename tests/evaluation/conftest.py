@@ -1,0 +1,32 @@
+"""Fixtures of the evaluation-report tests: one tiny trained CNN run (and its report), shared
+by the whole session so the model trains once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tfpilot.testing import make_image_folder, tiny_config
+
+
+@pytest.fixture(scope="session")
+def report_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 3-class run of a small CNN on 16x16 synthetic images (one corrupt file per
+    class, so the data report has skipped files)."""
+    from tfpilot.config import load_config
+    from tfpilot.training import Trainer
+
+    root = tmp_path_factory.mktemp("report_run")
+    folder = make_image_folder(root / "shapes", per_class=30, size=16, corrupt=1)
+    cfg = tiny_config(folder, root / "run", epochs=3)
+    cfg["model"] = {"name": "fast_cnn", "params": {"filters": [8, 16], "dense_units": 16}}
+    return Trainer(load_config(cfg)).fit().run_.path
+
+
+@pytest.fixture(scope="session")
+def report_html(report_run: Path) -> Path:
+    """``report.html`` of :func:`report_run`."""
+    from tfpilot.evaluation.report import report
+
+    return report(report_run)

@@ -1,0 +1,126 @@
+"""The HTML report of a tiny image run: every section, every image embedded, nothing remote."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfpilot.evaluation.report import SECTIONS
+
+
+def _images(html: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)]
+
+
+def test_report_has_every_section_and_embeds_its_images(report_run: Path, report_html: Path):
+    from PIL import Image
+
+    assert report_html == report_run / "report.html"
+    html = report_html.read_text(encoding="utf-8")
+    for anchor, title in SECTIONS:
+        assert f'<section id="{anchor}"><h2>{title}</h2>' in html, f"section {anchor!r} missing"
+    images = _images(html)
+    assert len(images) == html.count("<img ")  # every image is an embedded PNG
+    assert len(images) >= 5 + 2 * 8  # plots, plus input and Grad-CAM per gallery card
+    for data in images:
+        with Image.open(io.BytesIO(data)) as picture:
+            assert picture.format == "PNG" and picture.width > 0
+    # self-contained: nothing a browser would fetch
+    assert not re.search(r"https?://", html)
+    assert "<script" not in html and "<link" not in html and "@import" not in html and "url(" not in html
+    plots = {p.name for p in (report_run / "plots").glob("*.png")}
+    assert {"training_curves.png", "confusion_matrix.png", "reliability.png", "class_balance.png",
+            "misclassified.png", "correct.png"} <= plots
+
+
+def test_report_content_matches_the_run(report_run: Path, report_html: Path):
+    from tfpilot.evaluation.predictions import predict_split
+
+    html = report_html.read_text(encoding="utf-8")
+    metrics = json.loads((report_run / "metrics.json").read_text())
+    preds = predict_split(report_run)
+    wrong = int(np.sum(preds.y_pred != preds.y_true))
+    assert f"{wrong:,} of {len(preds.y_true):,} test examples are misclassified" in html
+    assert f"{metrics['test']['accuracy']:.4f}" in html  # the same model on the same split as training
+    assert f"{metrics['params']:,}" in html
+    assert "fast_cnn" in html and "skipped files" in html and "corrupt_0.png" in html  # the data report
+    assert "Grad-CAM of the <b>predicted</b> class" in html
+    for name in ("circle", "square", "triangle"):
+        assert f"<td>{name}</td>" in html  # per-class table
+    assert "macro avg" in html and "weighted avg" in html and "balanced accuracy" in html
+    assert "Expected calibration error" in html and "Resolved config (config.yaml)" in html
+    assert "ROC" not in html  # three classes: no binary curves
+
+
+def test_report_cli_and_missing_run(report_run: Path, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from tfpilot.cli.main import app
+
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(app, ["report", str(report_run), "--out", str(out), "--misclassified", "2",
+                                      "--correct", "0"])
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert html.count('class="card"') <= 2 and "A random sample of 0 correctly" in html
+    missing = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert missing.exit_code == 2 and "not a finished tfpilot run" in " ".join(missing.output.split())
+
+
+def test_binary_mlp_run_gets_roc_and_explains_missing_gradcam(tmp_path: Path):
+    """A two-class MLP run via ``tfpilot.train`` (report on by default): ROC / PR curves, and
+    a note instead of Grad-CAM (an MLP has no feature map). ``tfpilot train --no-report`` skips it."""
+    from typer.testing import CliRunner
+
+    import tfpilot
+    from tfpilot.testing import make_image_folder, tiny_config
+
+    folder = make_image_folder(tmp_path / "data", classes=("left", "right"), per_class=20, size=12)
+    run = tfpilot.train(tiny_config(folder, tmp_path / "run", epochs=2))
+    html = (run.path / "report.html").read_text(encoding="utf-8")
+    assert "ROC AUC" in html and "average precision (PR AUC)" in html
+    assert (run.path / "plots" / "roc_pr.png").is_file()
+    assert "No Grad-CAM: model" in html and "has no convolutional layer" in html
+    from tfpilot.cli.main import app
+
+    result = CliRunner().invoke(app, ["train", "--dataset", str(folder), "--model", "mlp", "--epochs", "1",
+                                      "--set", "train.callbacks.tensorboard=false", "--run-dir", str(tmp_path / "r2"),
+                                      "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r2" / "model.keras").is_file() and not (tmp_path / "r2" / "report.html").exists()
+
+
+def test_confused_pairs_orders_by_count():
+    from tfpilot.evaluation.report import confused_pairs
+
+    cm = np.array([[8, 1, 1], [5, 3, 0], [0, 2, 6]])
+    assert confused_pairs(cm, ["a", "b", "c"], k=2) == [("b", "a", 5, 0.625), ("c", "b", 2, 0.25)]
+    assert confused_pairs(np.eye(3, dtype=int), ["a", "b", "c"]) == []
+
+
+@pytest.mark.parametrize("text", ["<br /><script>alert(1)</script>", "a & b"])
+def test_text_explanation_html_is_escaped(text):
+    from tfpilot.evaluation.explain_text import TextExplanation, Word
+
+    words = tuple(Word(m.group(), m.start(), m.end(), 0.5) for m in re.finditer(r"\S+", text))
+    out = TextExplanation(text, 0, 0.9, words).to_html()
+    assert "<script" not in out and "<br" not in out
+    assert re.sub(r"<[^>]+>", "", out).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") == text
+
+
+def test_a_failing_report_never_loses_the_trained_run(tmp_path: Path, caplog):
+    from types import SimpleNamespace
+
+    from tfpilot.evaluation.report import report_after_training
+    from tfpilot.training import Run
+
+    trainer = SimpleNamespace(run_=Run(tmp_path), model_=None, data_=None)
+    with caplog.at_level("WARNING", logger="tfpilot.evaluation.report"):
+        assert report_after_training(trainer) is None
+    assert f"retry with `tfpilot report {tmp_path}`" in caplog.text

@@ -1,0 +1,57 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfpilot.inference import InputError, Predictor
+from tfpilot.models import create_model
+from tfpilot.spec import InputSpec
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    model = create_model("mlp", InputSpec.image(8, 8, 1), 3, hidden_units=[4])
+    return Predictor(model, ["a", "b", "c"], InputSpec.image(8, 8, 1))
+
+
+def _png(arr):
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_every_input_kind_gives_the_same_answer(predictor, tmp_path):
+    img = np.random.default_rng(0).integers(0, 255, (8, 8), dtype=np.uint8)
+    (tmp_path / "x.png").write_bytes(_png(img))
+    ref = predictor.predict_proba(img)
+    for variant in (img[..., None], img[None, ..., None], [img], str(tmp_path / "x.png"), tmp_path / "x.png",
+                    _png(img), Image.fromarray(img), np.repeat(img[..., None], 3, -1).astype(np.float32)):
+        got = predictor.predict_proba(variant)
+        assert got.shape == (1, 3)
+        if not (isinstance(variant, np.ndarray) and variant.dtype == np.float32):
+            np.testing.assert_allclose(got, ref, atol=1e-6)
+
+
+def test_other_sizes_are_resized(predictor):
+    big = np.random.default_rng(1).integers(0, 255, (5, 32, 24, 3), dtype=np.uint8)
+    out = predictor.predict(big, top_k=2)
+    assert len(out) == 5 and len(out[0]["top_k"]) == 2
+    assert out[0]["label"] == out[0]["top_k"][0]["label"]
+    assert abs(sum(t["score"] for t in predictor.predict(big[:1], top_k=3)[0]["top_k"]) - 1) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (b"garbage", "not a decodable image"),
+        (np.zeros((1, 8, 8, 2), np.uint8), "1, 3 or 4 channels"),
+        (np.full((8, 8), 0.5), "scaled to \\[0, 1\\]"),
+        (np.full((8, 8), 300.0), "within \\[0, 255\\]"),
+        ("/no/such/file.png", "is not a file"),
+        ([], "no inputs"),
+    ],
+)
+def test_bad_inputs_say_what_is_wrong(predictor, bad, message):
+    with pytest.raises(InputError, match=message):
+        predictor.predict_proba(bad)

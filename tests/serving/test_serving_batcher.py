@@ -1,0 +1,183 @@
+"""The micro-batcher, in process: gathering, limits, the worker thread, failure isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tfpilot.serving.batcher import MicroBatcher, QueueFull
+
+
+class Recorder:
+    """A model stand-in: records each call's batch size and thread, sleeps ``delay`` seconds."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.sizes: list[int] = []
+        self.threads: set[str] = set()
+        self.delay = delay
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.sizes.append(len(batch))
+        self.threads.add(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)
+        return batch * 10
+
+
+async def run_requests(batcher: MicroBatcher, sizes: list[int]) -> list[np.ndarray]:
+    await batcher.start()
+    try:
+        reqs = [np.full((n, 2), i) for i, n in enumerate(sizes)]
+        outs = await asyncio.gather(*(batcher.submit(r) for r in reqs))
+        for r, o in zip(reqs, outs):
+            np.testing.assert_array_equal(o, r * 10)  # each request gets exactly its own rows back
+        return outs
+    finally:
+        await batcher.stop()
+
+
+def test_concurrent_requests_share_calls_up_to_max_batch() -> None:
+    model = Recorder(delay=0.02)
+    asyncio.run(run_requests(MicroBatcher(model, max_batch=8, timeout_ms=0), [1] * 40))
+    assert sum(model.sizes) == 40
+    assert max(model.sizes) == 8
+    assert len(model.sizes) <= 6  # the first call goes alone; the rest queue up behind it
+
+
+def test_lone_request_never_waits_for_the_timeout() -> None:
+    model = Recorder()
+
+    async def main() -> float:
+        batcher = await MicroBatcher(model, max_batch=32, timeout_ms=2000).start()
+        t0 = time.perf_counter()
+        await batcher.submit(np.ones((1, 2)))
+        elapsed = time.perf_counter() - t0
+        await batcher.stop()
+        return elapsed
+
+    assert asyncio.run(main()) < 1.0  # far below the 2 s timeout: nobody else was arriving
+
+
+def test_waits_for_requests_that_are_arriving() -> None:
+    model = Recorder()
+
+    async def main() -> None:
+        batcher = await MicroBatcher(model, max_batch=8, timeout_ms=1000).start()
+
+        async def late() -> np.ndarray:
+            with batcher.arriving():
+                await asyncio.sleep(0.05)  # e.g. reading and decoding its body
+            return await batcher.submit(np.ones((1, 2)))
+
+        late_task = asyncio.create_task(late())
+        await asyncio.sleep(0)  # `late` is now arriving
+        await asyncio.gather(batcher.submit(np.ones((1, 2))), late_task)
+        await batcher.stop()
+
+    asyncio.run(main())
+    assert model.sizes == [2]
+
+
+def test_timeout_bounds_the_wait() -> None:
+    model = Recorder()
+
+    async def main() -> float:
+        batcher = await MicroBatcher(model, max_batch=8, timeout_ms=50).start()
+        with batcher.arriving():  # announced, but never submitted
+            t0 = time.perf_counter()
+            await batcher.submit(np.ones((1, 2)))
+            elapsed = time.perf_counter() - t0
+        await batcher.stop()
+        return elapsed
+
+    elapsed = asyncio.run(main())
+    assert 0.04 <= elapsed < 1.0
+    assert model.sizes == [1]
+
+
+def test_big_request_is_split_into_max_batch_chunks() -> None:
+    model = Recorder()
+    outs = asyncio.run(run_requests(MicroBatcher(model, max_batch=4, timeout_ms=0), [10]))
+    assert model.sizes == [4, 4, 2] and outs[0].shape == (10, 2)
+
+
+def test_requests_are_not_split_across_calls_when_they_fit() -> None:
+    model = Recorder(delay=0.01)
+    asyncio.run(run_requests(MicroBatcher(model, max_batch=5, timeout_ms=0), [3, 3, 3, 3]))
+    assert model.sizes == [3, 3, 3, 3]  # 3 + 3 > 5: each request is its own call
+
+
+def test_model_runs_in_a_worker_thread_and_the_loop_stays_free() -> None:
+    model = Recorder(delay=0.3)
+
+    async def main() -> int:
+        batcher = await MicroBatcher(model, max_batch=4, name="m").start()
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        t = asyncio.create_task(ticker())
+        await batcher.submit(np.ones((1, 2)))
+        t.cancel()
+        await batcher.stop()
+        return ticks
+
+    ticks = asyncio.run(main())
+    assert ticks >= 10  # the event loop kept running during the 0.3 s model call
+    assert model.threads and all(name.startswith("tfpilot-m") for name in model.threads)
+
+
+def test_a_failing_request_does_not_fail_its_batch_mates() -> None:
+    def model(batch: np.ndarray) -> np.ndarray:
+        time.sleep(0.01)
+        if (batch < 0).any():
+            raise ValueError("negative input")
+        return batch
+
+    async def main() -> list:
+        batcher = await MicroBatcher(model, max_batch=8).start()
+        reqs = [np.full((1, 1), v) for v in (1, 2, -1, 3, 4)]
+        outs = await asyncio.gather(*(batcher.submit(r) for r in reqs), return_exceptions=True)
+        await batcher.stop()
+        return outs
+
+    outs = asyncio.run(main())
+    assert isinstance(outs[2], ValueError)
+    assert [o.item() for i, o in enumerate(outs) if i != 2] == [1, 2, 3, 4]
+
+
+def test_queue_limit_and_bad_arguments() -> None:
+    async def main() -> None:
+        batcher = await MicroBatcher(Recorder(delay=0.05), max_batch=2, max_queue=4).start()
+        first = asyncio.create_task(batcher.submit(np.ones((4, 1))))
+        await asyncio.sleep(0)
+        with pytest.raises(QueueFull):
+            await batcher.submit(np.ones((1, 1)))
+        await first
+        with pytest.raises(ValueError):
+            await batcher.submit(np.ones((0, 1)))
+        await batcher.stop()
+
+    asyncio.run(main())
+    with pytest.raises(ValueError):
+        MicroBatcher(Recorder(), max_batch=0)
+    with pytest.raises(RuntimeError, match="not started"):
+        asyncio.run(MicroBatcher(Recorder()).submit(np.ones((1, 1))))
+
+
+def test_metrics_callbacks() -> None:
+    batches, depths = [], []
+    batcher = MicroBatcher(Recorder(), max_batch=4, on_batch=lambda n, s: batches.append((n, s)),
+                           on_depth=depths.append)
+    asyncio.run(run_requests(batcher, [2, 2]))
+    assert sum(n for n, _ in batches) == 4 and all(s >= 0 for _, s in batches)
+    assert max(depths) >= 2 and depths[-1] == 0
+    assert batcher.calls == len(batches) and batcher.depth == 0

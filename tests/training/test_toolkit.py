@@ -1,0 +1,125 @@
+"""Augmentation, class weights, balanced sampling, regularisation, accumulation, EMA,
+the custom loop and the determinism check -- each a config switch on the one fit path."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfpilot.config import load_config
+from tfpilot.config.schema import AugmentConfig
+from tfpilot.data.pipeline import make_train_pipeline
+from tfpilot.data.source import Split
+from tfpilot.testing import make_image_folder, tiny_config
+from tfpilot.training import Trainer
+from tfpilot.training.augment import build_augmenter
+from tfpilot.training.imbalance import class_weights, with_sample_weights
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("tk") / "shapes", per_class=16, size=12)
+
+
+def _fit(folder, tmp_path, *overrides, **train):
+    cfg = load_config(tiny_config(folder, tmp_path / "run", **train), overrides=list(overrides))
+    return Trainer(cfg).fit()
+
+
+def test_augmentation_runs_in_the_pipeline_and_never_in_the_model(folder, tmp_path):
+    t = _fit(folder, tmp_path, "data.augment.flip=horizontal", "data.augment.rotation=0.1",
+             "data.augment.zoom=0.1", "data.augment.contrast=0.2", "data.augment.mixup=0.2")
+    names = [type(layer).__name__ for layer in t.model_.layers]
+    assert not any(n.startswith("Random") or n in ("MixUp", "CutMix", "RandAugment") for n in names)
+    assert t.run_.metrics["test"]["num_examples"] > 0
+
+
+def test_augmenter_changes_pixels_keeps_uint8_and_mixes_labels():
+    aug = build_augmenter(AugmentConfig(flip="horizontal", brightness=0.3, mixup=0.4), channels=1, seed=0)
+    x = tf.constant(np.tile(np.arange(8, dtype=np.uint8)[None, None, :, None] * 30, (6, 8, 1, 1)))
+    y = tf.one_hot([0, 1, 2, 0, 1, 2], 3)
+    ax, ay = aug(x, y)
+    assert ax.dtype == tf.uint8 and ax.shape == x.shape
+    assert not np.array_equal(ax.numpy(), x.numpy())
+    np.testing.assert_allclose(ay.numpy().sum(axis=1), 1.0, atol=1e-5)
+    assert np.any((ay.numpy() > 0) & (ay.numpy() < 1))  # soft labels
+    assert build_augmenter(AugmentConfig(), channels=3) is None
+    with pytest.raises(ValueError, match="randaugment needs RGB"):
+        build_augmenter(AugmentConfig(randaugment=True), channels=1)
+
+
+def test_class_weights_auto_and_by_name():
+    y = np.array([0] * 90 + [1] * 10)
+    auto = class_weights("auto", y, ["a", "b"])
+    assert auto[1] / auto[0] == pytest.approx(9.0)
+    assert np.mean(np.array(auto)[y]) == pytest.approx(1.0)
+    assert class_weights({"b": 3}, y, ["a", "b"]) == [1.0, 3.0]
+    with pytest.raises(ValueError, match="does not have. Did you mean 'b'"):
+        class_weights({"bb": 3}, y, ["a", "b"])
+
+
+def test_class_weights_really_change_the_loss():
+    """The same batch and model: the weighted loss differs exactly as the weights say."""
+    import keras
+
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    y = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy")
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    plain = model.evaluate(ds, verbose=0)
+    weighted = model.evaluate(with_sample_weights(ds, [1.0, 5.0]), verbose=0)
+    per_example = keras.losses.sparse_categorical_crossentropy(y, model.predict(x, verbose=0)).numpy()
+    w = np.where(y == 1, 5.0, 1.0)
+    assert plain == pytest.approx(per_example.mean(), rel=1e-4)
+    assert weighted == pytest.approx((per_example * w).sum() / len(y), rel=1e-4)
+    assert weighted != pytest.approx(plain)
+
+
+def test_class_weight_reaches_training(folder, tmp_path):
+    t = _fit(folder, tmp_path, "train.class_weight={circle: 5.0}")
+    assert t.run_.metrics["test"]["balanced_accuracy"] >= 0
+
+
+def test_balanced_sampling_draws_classes_evenly():
+    y = np.array([0] * 95 + [1] * 5)
+    split = Split(y=y, x=np.zeros((100, 1, 1, 1), np.uint8))
+    ds = make_train_pipeline(split, 50, (0, 10), seed=1, balanced=True)
+    labels = np.concatenate([b[1].numpy() for b in ds])
+    assert len(labels) == 1000
+    assert 0.4 < labels.mean() < 0.6  # ~half class 1 although it is 5% of the data
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch():
+    split = Split(y=np.arange(20) % 2, x=np.arange(20, dtype=np.uint8).reshape(20, 1, 1, 1))
+    full = [b[0].numpy().ravel().tolist() for b in make_train_pipeline(split, 10, (0, 3), seed=3)]
+    tail = [b[0].numpy().ravel().tolist() for b in make_train_pipeline(split, 10, (2, 3), seed=3)]
+    assert full[4:] == tail  # epoch 2 alone == epoch 2 of the whole run
+    assert full[0:2] != full[2:4]  # and epochs differ from each other
+
+
+def test_regularization_accumulation_and_ema(folder, tmp_path):
+    t = _fit(folder, tmp_path, "train.regularization.l2=0.01", "train.optimizer.gradient_accumulation_steps=2",
+             "train.optimizer.ema=true")
+    dense = [layer for layer in t.model_.layers if type(layer).__name__ == "Dense"]
+    assert all(layer.kernel_regularizer is not None for layer in dense)
+    assert len(t.model_.losses) == len(dense)  # the penalties enter the loss
+    opt = t.model_.optimizer
+    assert opt.gradient_accumulation_steps == 2 and opt.use_ema
+
+
+def test_custom_loop_shares_the_run_directory_and_callbacks(folder, tmp_path):
+    t = _fit(folder, tmp_path, "train.loop=custom", epochs=2)
+    run = t.run_
+    assert [int(r["epoch"]) for r in run.history] == [0, 1]
+    assert {"loss", "accuracy", "val_loss", "learning_rate"} <= set(run.history[0])
+    assert run.metrics["epochs_run"] == 2 and (run.path / "backup" / "latest.json").is_file()
+    assert t.history_["loss"][-1] < t.history_["loss"][0] * 1.5
+
+
+def test_check_determinism_reports_identical_twins(folder, tmp_path):
+    from tfpilot.training.determinism import check_determinism
+
+    cfg = load_config(tiny_config(folder, tmp_path / "x"), overrides=["model.params={hidden_units: [16], dropout: 0.2}"])
+    report = check_determinism(cfg, steps=5, workdir=tmp_path)
+    assert report.identical, report.differing
+    assert report.num_weights >= 4

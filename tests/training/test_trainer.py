@@ -1,0 +1,115 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from tfpilot.config import ConfigError, load_config
+from tfpilot.testing import make_image_folder, tiny_config
+from tfpilot.training import Run, Trainer
+from tfpilot.training.precision import choose_precision, cpu_flags
+from tfpilot.training.schedules import create_schedule
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_image_folder(tmp_path_factory.mktemp("data") / "shapes", per_class=30, size=16, corrupt=1)
+
+
+@pytest.fixture(scope="module")
+def trained(folder, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "run"
+    cfg = load_config(tiny_config(folder, run_dir, epochs=3, batch_size=16),
+                      overrides=["model.name=fast_cnn", "model.params={filters: [8], dense_units: 16}",
+                                 "train.optimizer.learning_rate=0.01"])
+    return Trainer(cfg).fit()
+
+
+def test_run_directory_holds_everything(trained):
+    run = trained.run_
+    for name in ("config.yaml", "model.keras", "labels.json", "split.json", "history.csv", "metrics.json",
+                 "data_report.json", "env.json"):
+        assert run.file(name).is_file(), name
+    m = run.metrics
+    assert {"accuracy", "loss", "top_k_accuracy", "macro_f1", "balanced_accuracy"} <= set(m["test"])
+    assert m["train_seconds"] > 0 and m["epochs_run"] == 3
+    assert run.labels["class_names"] == ["circle", "square", "triangle"]
+    assert run.labels["input"] == {"kind": "image", "shape": [16, 16, 3], "dtype": "uint8"}
+    assert run.data_report["num_skipped"] == 3
+    env = run.env
+    assert env["packages"]["keras"] and env["seed"] == 42 and env["precision"] == m["precision"]
+    rows = list(csv.DictReader(run.file("history.csv").open()))
+    assert len(rows) == 3 and {"loss", "val_accuracy", "learning_rate"} <= set(rows[0])
+
+
+def test_it_learns_the_synthetic_task(trained):
+    assert trained.run_.metrics["test"]["accuracy"] >= 0.8
+    assert trained.history_["loss"][-1] < trained.history_["loss"][0]
+
+
+def test_resolved_config_reproduces_the_run(trained, tmp_path):
+    resolved = yaml.safe_load(trained.run_.file("config.yaml").read_text())
+    resolved["output"]["run_dir"] = str(tmp_path / "again")
+    again = Trainer(load_config(resolved)).fit()
+    assert json.loads(again.run_.file("split.json").read_text()) == json.loads(trained.run_.file("split.json").read_text())
+    a, b = trained.run_.metrics["test"]["accuracy"], again.run_.metrics["test"]["accuracy"]
+    assert abs(a - b) <= 0.1
+
+
+def test_a_finished_run_is_not_overwritten(trained):
+    cfg = load_config(trained.run_.file("config.yaml"))
+    with pytest.raises(FileExistsError, match="already holds a finished run"):
+        Trainer(cfg).fit()
+
+
+def test_one_hot_labels_and_label_smoothing_train(folder, tmp_path):
+    cfg = load_config(tiny_config(folder, tmp_path / "r", label_mode="one_hot", label_smoothing=0.1))
+    t = Trainer(cfg).fit()
+    assert 0.0 <= t.run_.metrics["test"]["accuracy"] <= 1.0
+
+
+def test_precision_auto_follows_the_cpu():
+    expected = "mixed_bfloat16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "float32"
+    assert choose_precision("auto") == expected
+    assert choose_precision("float32") == "float32"
+
+
+def test_model_head_stays_float32_under_mixed_precision(trained):
+    model = trained.model_
+    assert model.layers[-1].dtype_policy.compute_dtype == "float32"
+    if trained.precision_ == "mixed_bfloat16":
+        assert any(layer.dtype_policy.compute_dtype == "bfloat16" for layer in model.layers)
+
+
+@pytest.mark.parametrize("name", ["constant", "cosine", "warmup_cosine", "one_cycle", "exponential", "step",
+                                  "cosine_restarts"])
+def test_schedules_are_sane(name):
+    from tfpilot.config import ScheduleConfig
+
+    s = create_schedule(ScheduleConfig(name=name, warmup_epochs=1 if name == "cosine" else 0, step_epochs=2), 0.1, 10, 5)
+    lrs = [float(s(i)) if callable(s) else s for i in range(50)]
+    assert max(lrs) <= 0.1 + 1e-6 and min(lrs) >= 0
+    if name != "constant":
+        assert lrs[-1] < 0.1
+
+
+def test_bad_config_fails_before_any_work(tmp_path):
+    with pytest.raises(ConfigError):
+        load_config(tiny_config(tmp_path / "nope", tmp_path / "r"), overrides=["train.batch_size=-1"])
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_dataset_path_is_a_clear_error(tmp_path):
+    cfg = load_config(tiny_config(tmp_path / "does-not-exist", tmp_path / "r"))
+    with pytest.raises(KeyError, match="not an existing path either"):
+        Trainer(cfg).fit()
+
+
+def test_every_optimizer_builds():
+    from tfpilot.config import OptimizerConfig
+    from tfpilot.training.optimizers import OPTIMIZERS, create_optimizer
+
+    for name in OPTIMIZERS.list():
+        opt = create_optimizer(OptimizerConfig(name=name, clipnorm=1.0))
+        assert np.isclose(float(opt.learning_rate), 1e-3)
