@@ -73,7 +73,8 @@ def main() -> None:
     for col in ("way", "p50 ms", "p99 ms", "size", "accuracy", "model.predict p50 / p50"):
         table.add_column(col, justify="left" if col == "way" else "right", no_wrap=col == "way")
     for r in report.rows:
-        table.add_row(LABELS.get(r.name, r.name), f"{r.p50_ms:.3f}", f"{r.p99_ms:.3f}", f"{r.size_bytes / 1024:,.0f} KB",
+        table.add_row(LABELS.get(r.name, r.name), f"{r.p50_ms:.3f}", f"{r.p99_ms:.3f}",
+                      f"{r.size_bytes / 1024:,.0f} KB",
                       f"{r.accuracy:.4f}", f"{base.p50_ms / r.p50_ms:,.1f}x")
     console.print(table)
     best = min(report.rows[1:], key=lambda r: r.p50_ms)

@@ -119,9 +119,9 @@ class Server:
 # -- the load generator ------------------------------------------------------------------------
 def request_bodies(n: int = 200) -> list[bytes]:
     """``{"instances": [image]}`` bodies of ``n`` MNIST test images (28x28x1 uint8 pixels)."""
-    from tfpilot.data.paths import find_data_file
-
     import numpy as np
+
+    from tfpilot.data.paths import find_data_file
 
     path = find_data_file(["mnist.npz"])
     if path is None:
@@ -177,12 +177,38 @@ async def load(url: str, bodies: list[bytes], requests: int, concurrency: int, t
             "completed_all": done >= requests}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def batch_stats(server: Server) -> tuple[float, float]:
+    """``(model calls, instances)`` so far, from tfpilot's /metrics (zeros for the baseline)."""
+    import re
+    import urllib.request
+
+    if server.name != "tfpilot":
+        return 0.0, 0.0
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    found = dict(re.findall(r'^tfpilot_batch_size_(count|sum)\{model="%s"\} (\S+)$' % MODEL_NAME, text, re.M))
+    return float(found.get("count", 0)), float(found.get("sum", 0))
+
+
 def run_levels(server: Server, bodies: list[bytes], args: argparse.Namespace) -> list[dict[str, Any]]:
     url = f"{server.url}/v1/models/{MODEL_NAME}:predict"
     asyncio.run(load(url, bodies, args.warmup, 4, args.time_limit))  # warm-up, not counted
     rows = []
     for c in args.concurrency:
+        server_cpu, client_cpu = cpu_seconds(server.proc.pid), time.process_time()
+        calls, instances = batch_stats(server)
         row = asyncio.run(load(url, bodies, args.requests, c, args.time_limit))
+        calls, instances = (x1 - x0 for x0, x1 in zip((calls, instances), batch_stats(server)))
+        row["mean_batch"] = round(instances / calls, 2) if calls else None
+        row["server_cpu_s"] = round(cpu_seconds(server.proc.pid) - server_cpu, 2)
+        row["client_cpu_s"] = round(time.process_time() - client_cpu, 2)
+        row["load_avg_1m"] = round(os.getloadavg()[0], 2)
         row["server"] = server.name
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -203,11 +229,14 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| server | concurrency | requests | errors | throughput (req/s) | p50 (ms) | p99 (ms) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| server | concurrency | requests | errors | throughput (req/s) | p50 (ms) | p99 (ms) "
+             "| mean batch | server CPU s | client CPU s | wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['server']} | {r['concurrency']} | {r['requests']} | {r['errors']} | "
-                     f"{r['throughput_rps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+                     f"{r['throughput_rps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                     f"{r['mean_batch'] or '-'} | {r['server_cpu_s']:.1f} | {r['client_cpu_s']:.1f} | "
+                     f"{r['seconds']:.1f} |")
     return "\n".join(lines)
 
 
@@ -216,7 +245,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=Path("/tmp/runs/mnist_cnn_serve"), help="an MNIST run directory")
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--time-limit", type=float, default=300.0, help="seconds per level, at most")
+    parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per level, at most")
     parser.add_argument("--warmup", type=int, default=100, help="uncounted requests before the levels")
     parser.add_argument("--servers", nargs="+", default=["baseline", "tfpilot"], choices=["baseline", "tfpilot"])
     parser.add_argument("--json", type=Path, help="also write the results here")

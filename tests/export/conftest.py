@@ -79,7 +79,7 @@ def text_data() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def text_model() -> Any:
-    """keras.Input(string) -> TextVectorization -> Embedding -> pooling -> softmax, trained."""
+    """keras.Input(string) -> TextVectorization -> Embedding -> pooling -> sigmoid, trained."""
     import keras
     import tensorflow as tf
     from keras import layers
@@ -91,8 +91,9 @@ def text_model() -> Any:
     inputs = keras.Input(shape=(), dtype="string", name="text")
     x = layers.Embedding(64, 8)(vectorize(inputs))
     x = layers.GlobalAveragePooling1D()(x)
-    model = keras.Model(inputs, layers.Dense(2, activation="softmax", name="predictions")(x), name="tiny_text")
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    # One sigmoid unit (the seeds' binary head), so every format's two-class path is covered.
+    model = keras.Model(inputs, layers.Dense(1, activation="sigmoid", name="predictions")(x), name="tiny_text")
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
     model.fit(tf.constant(texts.astype(str)), labels, epochs=40, batch_size=16, verbose=0)
     return model
 

@@ -22,7 +22,8 @@ def test_run_directory_with_a_backend_selects_its_export(image_run, image_export
     predictor = tfpilot.load(image_run, backend="tflite-int8")
     assert predictor.model.format == "tflite-int8"
     assert tfpilot.load(image_run, backend="onnx").model.format == "onnx"
-    assert resolve(image_run, "saved_model")[0] == "saved_model"
+    found = resolve(image_run, "saved_model")
+    assert found.backend == "saved_model" and found.bundle.class_names == ["circle", "square", "triangle"]
     assert type(tfpilot.load(image_run).model).__name__ == "Functional"  # plain run: the Keras model
 
 

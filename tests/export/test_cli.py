@@ -39,3 +39,12 @@ def test_prune_cli_reports_sparsity_size_and_accuracy(image_run, tmp_path):
     assert result.exit_code == 0, result.output
     for word in ("sparsity", "gzip", "accuracy after"):
         assert word in result.output
+
+
+def test_export_never_deletes_folders_it_did_not_write(image_run, tmp_path):
+    mine = tmp_path / "out" / "onnx"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(app, ["export", str(image_run), "-f", "onnx", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "was not written by tfpilot export" in " ".join(result.output.split())
+    assert (mine / "notes.txt").read_text() == "keep me"

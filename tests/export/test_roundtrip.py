@@ -82,13 +82,16 @@ def test_text_artifact_answers_raw_strings_like_keras(fmt, text_model, text_expo
     import tensorflow as tf
 
     texts = np.concatenate([text_data[0], np.asarray(["An unseen word zyzzyva", ""], dtype=object)])
-    keras_probs = np.asarray(text_model(tf.constant(texts.astype(str))))
+    p1 = np.asarray(text_model(tf.constant(texts.astype(str))))[:, 0]
+    keras_probs = np.stack([1 - p1, p1], axis=1)
     artifact = next(a.path for a in text_export.artifacts if a.format == fmt)
     predictor = tfpilot.load(artifact)
     assert predictor.class_names == ["neg", "pos"]
     assert predictor.input_spec.kind == "text"
     probs = predictor.predict_proba(list(texts))  # raw Python strings in
-    np.testing.assert_allclose(predictor.model(texts), probs, atol=1e-6)  # the backend callable alone
+    from tfpilot.evaluation.metrics import to_probabilities
+
+    np.testing.assert_allclose(to_probabilities(predictor.model(texts)), probs, atol=1e-6)  # the callable alone
     clear = np.abs(keras_probs[:, 1] - keras_probs[:, 0]) > 0.05  # near-ties may flip under int8
     assert clear.sum() >= len(text_data[0])
     assert np.all(probs.argmax(1)[clear] == keras_probs.argmax(1)[clear])
@@ -103,6 +106,7 @@ def test_text_tflite_and_onnx_take_token_ids_and_ship_the_vectorizer(text_export
         assert bundle["loader_files"] == {"preprocess": "preprocess.keras", "vocabulary": "vocab.txt"}
         assert "token ids" in bundle["input"]["note"] and bundle["input"]["dtype"] == "int64"
         assert bundle["preprocessing"][0]["step"] == "TextVectorization"
+        assert bundle["output"]["shape"] == [None, 1] and "sigmoid probability of 'pos'" in bundle["output"]["meaning"]
         assert "loader" in bundle["preprocessing"][0]["where"]
         vocab = (folder / "vocab.txt").read_text().splitlines()
         assert vocab[1] == "[UNK]" and "great" in vocab

@@ -230,7 +230,7 @@ def test_from_scratch_backbone_uses_batch_statistics_and_pretrained_can_train_wh
     assert backbone.trainable_weights and not any(layer.trainable for layer in _bn_layers(backbone))
 
 
-@pytest.mark.slow  # ~15 s idle (graph tracing of MobileNetV2); the tests above cover each piece
+@pytest.mark.slow  # 11-45 s (MobileNetV2 graph tracing, machine load); the tests above cover each piece
 def test_trains_through_the_trainer_with_a_frozen_pretrained_backbone(backbone_file, tmp_path):
     from tfpilot.config import load_config
     from tfpilot.testing import make_image_folder, tiny_config
@@ -253,3 +253,15 @@ def test_unfreeze_refuses_a_backbone_trained_from_scratch():
     scratch = create_model("mobilenet_v2", RGB32, 3, weights="none", alpha=0.35)
     with pytest.raises(ValueError, match="already trains whole, from scratch"):
         unfreeze(scratch, layers=5)
+
+
+def test_save_backbone_weights_starts_another_model(backbone_file, tmp_path):
+    from tfpilot.models.transfer import save_backbone_weights
+
+    model = create_model("mobilenet_v2", GRAY28, 5, weights=backbone_file[1], alpha=0.35, dense_units=8)
+    path = save_backbone_weights(model, tmp_path / "reused.weights.h5")
+    again = create_model("mobilenet_v2", RGB32, 2, weights=str(path), alpha=0.35)
+    for a, b in zip(find_backbone(again).get_weights(), backbone_file[2]):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"must end in \.weights\.h5"):
+        save_backbone_weights(model, tmp_path / "reused.h5")

@@ -104,6 +104,35 @@ def test_probes_page_and_docs_stay_open(keyed: httpx.Client) -> None:
     assert {s["type"] for s in schemes.values()} == {"apiKey", "http"}
 
 
+def test_web_page_asks_for_the_key(deployed, keyed: httpx.Client, shape_images, png, tmp_path: Path) -> None:
+    """The page shows the key field on a 401, then predicts with the key the user types."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.serving.test_serving_browser import ARGS, CHROMIUM
+
+    image = tmp_path / "shape.png"
+    image.write_bytes(png(shape_images[0]))
+    expected = keyed.post("/v1/models/tflite/predict-file", files={"files": ("shape.png", image.read_bytes())},
+                          headers=AUTH).json()["predictions"][0]["label"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(deployed.url + "/")
+            page.wait_for_selector("#key-row:not([hidden])")
+            assert "API key" in page.text_content("#status")
+            page.fill("#api-key", KEY)
+            page.click("#key-save")
+            page.wait_for_selector("#model option[value=tflite]", state="attached")
+            page.select_option("#model", "tflite")
+            page.set_input_files("#file", str(image))
+            page.wait_for_selector("#prediction:not([hidden])", timeout=30_000)
+            label = page.text_content("#top-label")
+        finally:
+            browser.close()
+    assert label == expected
+
+
 # -- graceful shutdown (last: it stops the module's server) ------------------------------------
 def test_graceful_shutdown_finishes_in_flight_requests(deployed) -> None:
     """SIGTERM while a request is half sent: the server stops accepting connections, answers

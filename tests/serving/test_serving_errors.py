@@ -135,6 +135,6 @@ def test_server_is_still_up_and_counted_the_errors(client: httpx.Client) -> None
     ok = client.post(PREDICT, json={"instances": [GOOD]})
     assert ok.status_code == 200
     metrics = client.get("/metrics").text
-    line = next(x for x in metrics.splitlines()
-                if x.startswith('tfpilot_http_requests_total{method="POST",route="/v1/models/{name}:predict",status="400"}'))
+    sample = 'tfpilot_http_requests_total{method="POST",route="/v1/models/{name}:predict",status="400"}'
+    line = next(x for x in metrics.splitlines() if x.startswith(sample))
     assert float(line.split()[-1]) >= 3

@@ -58,7 +58,7 @@ def test_predict_file_errors(client: httpx.Client, shape_images, png) -> None:
     assert r.status_code == 400 and "files" in r.json()["error"]
     r = client.post("/v1/models/sentiment/predict-file", files={"files": ("bin.txt", b"\xff\xfe\xfa")})
     assert r.status_code == 400 and "not UTF-8" in r.json()["error"]
-    r = client.post("/v1/models/sentiment/predict-file", files={"files": ("empty.txt", b"  \n")}, params={"lines": True})
+    r = client.post("/v1/models/sentiment/predict-file?lines=true", files={"files": ("empty.txt", b"  \n")})
     assert r.status_code == 400 and "empty" in r.json()["error"]
     many = [("files", (f"{i}.png", png(shape_images[0]), "image/png")) for i in range(17)]
     r = client.post("/v1/models/shapes/predict-file", files=many)

@@ -28,6 +28,25 @@ def api_schema(server):
     return schemathesis.openapi.from_url(f"{server.url}/openapi.json")
 
 
+def operation_test(operation, mode: GenerationMode, fixed: dict | None, calls: dict[str, int], start: float):
+    """A Hypothesis test that sends EXAMPLES generated requests to one operation."""
+    label = f"{operation.method.upper()} {operation.path}"
+
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=fixed))
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(case) -> None:
+        if time.monotonic() - start > BUDGET_S:
+            return
+        response = case.call(timeout=20)
+        calls[label] = calls.get(label, 0) + 1
+        case.validate_response(response, checks=[not_a_server_error])
+        if response.status_code >= 400 and response.status_code != 405:
+            assert isinstance(response.json().get("error"), str), (label, response.status_code, response.text)
+
+    return check
+
+
 @pytest.mark.parametrize("mode, real_names, min_operations", [
     (GenerationMode.POSITIVE, False, 13), (GenerationMode.NEGATIVE, False, 5),
     (GenerationMode.POSITIVE, True, 9), (GenerationMode.NEGATIVE, True, 5),
@@ -43,22 +62,8 @@ def test_no_server_errors(api_schema, mode: GenerationMode, real_names: bool, mi
         fixed = {k: v for k, v in REAL.items() if k in params} if real_names else None
         if real_names and not fixed:
             continue
-        label = f"{operation.method.upper()} {operation.path}"
-
-        @given(case=operation.as_strategy(generation_mode=mode, path_parameters=fixed))
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
-        def check(case) -> None:
-            if time.monotonic() - start > BUDGET_S:
-                return
-            response = case.call(timeout=20)
-            calls[label] = calls.get(label, 0) + 1
-            case.validate_response(response, checks=[not_a_server_error])
-            if response.status_code >= 400 and response.status_code != 405:
-                assert isinstance(response.json().get("error"), str), (label, response.status_code, response.text)
-
         try:
-            check()
+            operation_test(operation, mode, fixed, calls, start)()
         except Unsatisfiable:  # negative mode: nothing in this operation can be made invalid
-            assert mode is GenerationMode.NEGATIVE, label
+            assert mode is GenerationMode.NEGATIVE, operation.path
     assert len(calls) >= min_operations, calls

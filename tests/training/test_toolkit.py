@@ -123,3 +123,11 @@ def test_check_determinism_reports_identical_twins(folder, tmp_path):
     report = check_determinism(cfg, steps=5, workdir=tmp_path)
     assert report.identical, report.differing
     assert report.num_weights >= 4
+
+
+def test_learning_rate_auto_runs_the_range_test_first(folder, tmp_path):
+    t = _fit(folder, tmp_path, "train.optimizer.learning_rate=auto")
+    found = t.run_.metrics["learning_rate_found"]
+    assert 1e-7 <= found <= 10
+    assert (t.run_.path / "lr_find.png").is_file()
+    assert t.run_.history[0]["learning_rate"] == pytest.approx(found, rel=1e-3)

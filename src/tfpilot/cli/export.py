@@ -8,7 +8,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -30,17 +30,35 @@ def export_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Export a trained run; every artifact takes raw inputs and carries its class names."""
-    from rich.table import Table
+    from rich.markup import escape
 
-    from tfpilot.export import ExportSource, GateError, export
+    from tfpilot.export import ExportError, ExportSource, export
 
     setup_logging(verbose)
     source = ExportSource.from_run(run, calibration_size=calibration_size)
     try:
         result = export(source, formats, out, max_drop=max_drop)
-    except GateError as exc:
-        err_console.print(f"[bold red]export failed:[/] {exc}", highlight=False)
+    except ExportError as exc:
+        partial = exc.result
+        if partial is None:
+            raise
+        if partial.artifacts:
+            console.print(_table(partial))
+        for name, message in {**partial.failed, **partial.rejected}.items():
+            err_console.print(f"[bold red]export failed:[/] {name}: {escape(message)}", highlight=False)
         raise typer.Exit(1) from None
+    console.print(_table(result))
+    for name, check in result.checks.items():
+        console.print(f"{name}: accuracy {check['accuracy']:.4f} vs Keras {check['keras_accuracy']:.4f} "
+                      f"({check['accuracy_change']:+.2f} points, agreement {check['agreement']:.2%}) - passed",
+                      highlight=False)
+    console.print(f"check every artifact with: tfpilot verify {run}", highlight=False)
+
+
+def _table(result: Any) -> Any:
+    """The artifacts of an export as a rich table."""
+    from rich.table import Table
+
     table = Table(title=f"exported to {result.out_dir}", show_header=True)
     table.add_column("format", no_wrap=True, min_width=14)
     for col in ("file", "size", "seconds", "precision"):
@@ -48,9 +66,4 @@ def export_command(
     for a in result.artifacts:
         file = str(a.path.relative_to(result.out_dir)) if a.path.is_relative_to(result.out_dir) else str(a.path)
         table.add_row(a.format, file, f"{a.size_bytes / 1024:,.0f} KB", f"{a.seconds:.1f}", a.bundle.precision)
-    console.print(table)
-    for name, check in result.checks.items():
-        console.print(f"{name}: accuracy {check['accuracy']:.4f} vs Keras {check['keras_accuracy']:.4f} "
-                      f"({check['accuracy_change']:+.2f} points, agreement {check['agreement']:.2%}) - passed",
-                      highlight=False)
-    console.print(f"check every artifact with: tfpilot verify {run}", highlight=False)
+    return table

@@ -21,25 +21,28 @@ from tfpilot.cli.common import console, setup_logging, user_errors
 def load_command(
     artifact: Annotated[Path, typer.Argument(help="Artifact file/folder, or a run directory.")],
     inputs: Annotated[Optional[list[Path]], typer.Argument(help="Image files or folders to predict.")] = None,
-    text: Annotated[Optional[list[str]], typer.Option("--text", "-t", help="A string to classify (text models).")] = None,
+    text: Annotated[Optional[list[str]], typer.Option(
+        "--text", "-t", help="A string to classify (text models).")] = None,
     backend: Annotated[Optional[str], typer.Option("--backend", help="keras, saved_model, tflite or onnx.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Load an artifact with the runtime its format needs and describe it."""
+    from rich.markup import escape
+
     from tfpilot.export.backends import resolve
     from tfpilot.inference import load
 
     setup_logging()
-    name, fmt, path = resolve(artifact, backend)
+    found = resolve(artifact, backend)
     predictor = load(artifact, backend=backend)
-    bundle = getattr(predictor.model, "bundle", None)
+    bundle = found.bundle
     info = {
-        "artifact": str(path), "format": fmt, "backend": name, "classes": predictor.class_names,
-        "input_spec": predictor.input_spec.to_dict(),
-        "input": bundle.input if bundle else None, "precision": bundle.precision if bundle else None,
-        "preprocessing": [f"{s['step']} ({s.get('where', 'inside the model')})" for s in bundle.preprocessing]
-        if bundle else None,
+        "artifact": str(found.path), "format": found.format, "backend": found.backend,
+        "classes": predictor.class_names, "input_spec": predictor.input_spec.to_dict(),
+        "input": bundle.input.get("note") or None, "output": bundle.output.get("meaning") or None,
+        "precision": bundle.precision,
+        "preprocessing": [f"{s['step']} ({s.get('where', 'inside the model')})" for s in bundle.preprocessing] or None,
     }
     results = []
     if inputs:
@@ -55,7 +58,8 @@ def load_command(
     for key, value in info.items():
         if value is not None:
             shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-            console.print(f"[bold]{key}[/]: {shown}", highlight=False)
+            console.print(f"[bold]{key}[/]: {escape(str(shown))}", highlight=False)
     for r in results:
         top = ", ".join(f"{t['label']} {t['score']:.3f}" for t in r["top_k"])
-        console.print(f"{r['input']}: [bold]{r['label']}[/] ({r['score']:.3f})  [{top}]", highlight=False)
+        console.print(f"{escape(str(r['input']))}: [bold]{escape(r['label'])}[/] ({r['score']:.3f})  "
+                      f"{escape('[' + top + ']')}", highlight=False)

@@ -18,9 +18,13 @@ def lr_find_command(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registered model name.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b")] = None,
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Looked in first for dataset files.")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a key: --set data.train_limit=5000")] = None,
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", "-s", help="Override a key: --set data.train_limit=5000")
+    ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to save lr_find.png / .json.")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Batches of the sweep (default: an epoch, 30-100).")] = None,
+    steps: Annotated[
+        Optional[int], typer.Option("--steps", help="Batches of the sweep (default: an epoch, 30-100).")
+    ] = None,
     start_lr: Annotated[float, typer.Option("--start-lr")] = 1e-7,
     end_lr: Annotated[float, typer.Option("--end-lr")] = 10.0,
     method: Annotated[str, typer.Option("--method", help="steepest or min_div_10.")] = "steepest",

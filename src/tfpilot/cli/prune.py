@@ -23,7 +23,8 @@ def prune_command(
     epochs: Annotated[int, typer.Option("--epochs", "-e", min=1, help="Fine-tuning epochs.")] = 2,
     learning_rate: Annotated[Optional[float], typer.Option(
         "--learning-rate", "--lr", help="Default: a tenth of the run's.")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="New run directory (default RUN-prunedNN).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="New run directory (default RUN-prunedNN).")] = None,
     train_limit: Annotated[Optional[int], typer.Option("--train-limit", min=1,
                            help="Fine-tune on at most N training examples.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,

@@ -27,7 +27,7 @@ def serve_command(
                     "(default: the run folder's or artifact's name).")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind; loopback unless told otherwise.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535)] = 8501,
-    backend: Annotated[Optional[list[str]], typer.Option("--backend", "-b", help=BACKEND_HELP)] = None,
+    backend: Annotated[Optional[list[str]], typer.Option("--backend", help=BACKEND_HELP)] = None,
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Most instances per model call.")] = 32,
     batch_timeout_ms: Annotated[float, typer.Option("--batch-timeout-ms", min=0,
                                 help="Longest a batch waits for requests already arriving.")] = 5.0,
@@ -37,6 +37,8 @@ def serve_command(
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.001, help="Larger bodies get a 413.")] = 10.0,
     max_instances: Annotated[int, typer.Option("--max-instances", min=1,
                              help="More instances in one request get a 400.")] = 256,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=0, help="TensorFlow threads per process "
+                       "(default: CPU count - 1, leaving a core for HTTP; 0: all cores).")] = None,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log",
                           help="One JSON line per request on stdout.")] = True,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
@@ -51,6 +53,7 @@ def serve_command(
         models=model_sources(models, name, backend), host=host, port=port, max_batch=max_batch,
         batch_timeout_ms=batch_timeout_ms, api_key=api_key, workers=workers,
         max_body_bytes=max(1024, int(max_body_mb * 2**20)), max_instances=max_instances, access_log=access_log,
+        threads=threads,
     )
     if not is_loopback(host):
         err_console.print(f"[yellow]warning:[/] listening on {host}: other machines can reach this server"

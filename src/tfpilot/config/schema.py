@@ -294,3 +294,25 @@ class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _fine_tuning_needs_a_pretrained_backbone(self) -> Config:
+        if not self.train.fine_tune.enabled:
+            return self
+        import inspect
+
+        from tfpilot.models import registry
+
+        takes_weights = "weights" in inspect.signature(registry.MODELS.get(self.model.name)).parameters
+        if not takes_weights:
+            raise ValueError(
+                f"train.fine_tune needs a transfer-learning model with a pretrained backbone; "
+                f"{self.model.name!r} has none (see `tfpilot models`: mobilenet_v2, efficientnet_b0, ...)"
+            )
+        if str(self.model.params.get("weights", "imagenet")).lower() in ("none", "null"):
+            raise ValueError(
+                "train.fine_tune with model.params.weights=none: a backbone without pretrained weights trains "
+                "whole from the start, so there is nothing to fine-tune. Use weights: imagenet or a weights file, "
+                "or disable train.fine_tune"
+            )
+        return self

@@ -74,7 +74,8 @@ class TextStats:
 
     def report_to(self, report: DataReport) -> None:
         if self.bad_bytes:
-            shown = ", ".join(self.bad_bytes[:10]) + (f" (+{len(self.bad_bytes) - 10} more)" if len(self.bad_bytes) > 10 else "")
+            more = len(self.bad_bytes) - 10
+            shown = ", ".join(self.bad_bytes[:10]) + (f" (+{more} more)" if more > 0 else "")
             report.note(
                 f"{len(self.bad_bytes)} text(s) held bytes that are not UTF-8; they were kept with "
                 f"those bytes replaced by U+FFFD: {shown}"
@@ -341,7 +342,8 @@ def read_json_records(path: Path, fmt: str, report: DataReport, stats: TextStats
         rows.append(obj)
         where.append(loc)
     if not rows:
-        raise ValueError(f"{path}: no JSON objects found; expected one object per line like {{\"text\": ..., \"label\": ...}}")
+        raise ValueError(f"{path}: no JSON objects found; expected one object per line like "
+                         '{"text": ..., "label": ...}')
     return Table(list(columns), rows, where)
 
 
@@ -447,7 +449,7 @@ def read_text_inputs(path: str | Path, column: str | int | None = None) -> tuple
     Example:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "new.txt"
-        >>> _ = p.write_text("loved it\n\nhated it\n")
+        >>> _ = p.write_text("loved it\\n\\nhated it\\n")
         >>> read_text_inputs(p)
         (['loved it', 'hated it'], ['new.txt:1', 'new.txt:3'])
     """
@@ -585,7 +587,8 @@ def load_text_folder(path: str | Path, cfg: DataConfig, report: DataReport,
         raw[split] = (texts, [labels[i] for i in kept], [str(files[i].relative_to(root)) for i in kept])
     stats.report_to(report)
     if not any(raw[s][0] for s in raw):
-        raise ValueError(f"{root}: no .txt files found; expected ROOT/<class>/<file>.txt or ROOT/train/<class>/<file>.txt")
+        raise ValueError(f"{root}: no .txt files found; expected ROOT/<class>/<file>.txt or "
+                         "ROOT/train/<class>/<file>.txt")
     present = sorted({lab for _, labels, _ in raw.values() for lab in labels}, key=names.index)
     if len(present) < len(names):
         empty = [c for c in names if c not in present]
@@ -612,7 +615,8 @@ def imdb(cfg: DataConfig, report: DataReport) -> RawDataset:
         try:
             path = Path(keras.utils.get_file("aclImdb_v1.tar.gz", IMDB_URL))
         except Exception as exc:
-            msg = not_found_message("imdb", candidates, cfg.data_dir).replace("Keras' download", "the download from Stanford")
+            msg = not_found_message("imdb", candidates, cfg.data_dir)
+            msg = msg.replace("Keras' download", "the download from Stanford")
             raise DatasetNotFoundError(f"{msg}\n(download error: {exc})") from None
     if path.is_file():
         root = extract_archive(path) / "aclImdb"

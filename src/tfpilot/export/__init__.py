@@ -9,7 +9,14 @@ Example:
 
 from tfpilot.export.backends import BACKENDS, detect, load_artifact, read_bundle
 from tfpilot.export.bundle import Bundle
-from tfpilot.export.exporter import EXPORTERS, GateError, export, list_formats, register_exporter
+from tfpilot.export.exporter import (
+    EXPORTERS,
+    ExportError,
+    GateError,
+    export,
+    list_formats,
+    register_exporter,
+)
 from tfpilot.export.source import ExportSource, float32_model
 from tfpilot.export.verify import VerifyReport, verify
 
@@ -17,6 +24,7 @@ __all__ = [
     "BACKENDS",
     "EXPORTERS",
     "Bundle",
+    "ExportError",
     "ExportSource",
     "GateError",
     "VerifyReport",

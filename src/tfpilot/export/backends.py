@@ -99,8 +99,22 @@ def detect(path: str | Path) -> tuple[str, Path]:
     )
 
 
-def resolve(path: str | Path, backend: str | None = None) -> tuple[str, str, Path]:
-    """``(backend, format, artifact_path)`` for ``path``, optionally forcing ``backend``.
+@dataclass(frozen=True)
+class Resolved:
+    """Where an artifact is, which backend runs it, and its bundle."""
+
+    backend: str
+    format: str
+    path: Path
+    bundle: Bundle
+
+    def open(self) -> Any:
+        """The backend callable (prepared batch -> probabilities)."""
+        return BACKENDS.get(self.backend).open(self.path, self.bundle)
+
+
+def resolve(path: str | Path, backend: str | None = None) -> Resolved:
+    """Find the artifact at ``path`` (optionally forcing ``backend``) and read its bundle.
 
     ``backend`` may also be an export format ("tflite-int8"): for a run directory that
     selects ``RUN/export/<format>``.
@@ -126,7 +140,7 @@ def resolve(path: str | Path, backend: str | None = None) -> tuple[str, str, Pat
     if backend is not None and found != backend:
         raise ValueError(f"{path} is a {found} artifact, not {backend}: drop --backend or pass --backend {found}")
     bundle = BACKENDS.get(found).read_bundle(artifact)
-    return found, fmt or bundle.format, artifact
+    return Resolved(found, fmt or bundle.format, artifact, bundle)
 
 
 def load_artifact(path: str | Path, backend: str | None = None, **kwargs: Any) -> Any:
@@ -143,10 +157,8 @@ def load_artifact(path: str | Path, backend: str | None = None, **kwargs: Any) -
     path = Path(path)
     if backend in (None, "keras") and (path / "labels.json").is_file() and (path / "model.keras").is_file():
         return Predictor.from_run(path, **kwargs)
-    name, _, artifact = resolve(path, backend)
-    entry = BACKENDS.get(name)
-    bundle = entry.read_bundle(artifact)
-    return Predictor(entry.open(artifact, bundle), bundle.class_names, bundle.input_spec, **kwargs)
+    found = resolve(path, backend)
+    return Predictor(found.open(), found.bundle.class_names, found.bundle.input_spec, **kwargs)
 
 
 def read_bundle(path: str | Path) -> Bundle:
@@ -155,5 +167,5 @@ def read_bundle(path: str | Path) -> Bundle:
     return BACKENDS.get(name).read_bundle(artifact)
 
 
-__all__ = ["BACKENDS", "BUNDLE_FILE", "Backend", "bundle_beside", "detect", "load_artifact", "read_bundle",
-           "register_backend", "resolve"]
+__all__ = ["BACKENDS", "BUNDLE_FILE", "Backend", "Resolved", "bundle_beside", "detect", "load_artifact",
+           "read_bundle", "register_backend", "resolve"]

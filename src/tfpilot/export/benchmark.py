@@ -152,7 +152,7 @@ def benchmark(
         limit: accuracy on at most this many examples (class-balanced; None = all).
         include_keras: add the ``model.predict`` and direct-call rows (needs the run).
     """
-    from tfpilot.export.backends import BACKENDS, resolve
+    from tfpilot.export.backends import resolve
     from tfpilot.export.data import load_split
     from tfpilot.export.exporter import artifact_size
     from tfpilot.export.runtime import KerasModel
@@ -194,12 +194,11 @@ def benchmark(
         report.rows.append(measure(DIRECT_ROW, "keras", str(run.model_path), size, keras_model, keras_model, x,
                                    runs, warmup, batch_size, acc))
     for path in artifacts:
-        backend, fmt, artifact = resolve(path)
-        entry = BACKENDS.get(backend)
-        runner = entry.open(artifact, entry.read_bundle(artifact))
+        found = resolve(path)
+        runner = found.open()
         acc = accuracy(predict_all(runner, x))
-        report.rows.append(measure(fmt, fmt, str(artifact), artifact_size(artifact), runner, runner, x, runs,
-                                   warmup, batch_size, acc))
+        report.rows.append(measure(found.format, found.format, str(found.path), artifact_size(found.path), runner,
+                                   runner, x, runs, warmup, batch_size, acc))
     if report.rows and report.rows[0].name == PREDICT_ROW:
         base = report.rows[0].p50_ms
         for r in report.rows:

@@ -160,7 +160,8 @@ def describe_preprocessing(model: Any) -> list[dict[str, Any]]:
             })
         elif name in ("Normalization", "Rescaling", "Resizing", "CenterCrop"):
             cfg = layer.get_config()
-            steps.append({"step": name, **{k: _plain(v) for k, v in cfg.items() if k not in ("name", "dtype", "trainable")}})
+            skip = ("name", "dtype", "trainable")
+            steps.append({"step": name, **{k: _plain(v) for k, v in cfg.items() if k not in skip}})
     return steps
 
 

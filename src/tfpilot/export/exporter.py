@@ -63,7 +63,12 @@ def list_formats() -> list[str]:
 
 
 def resolve_formats(formats: str | Sequence[str]) -> list[str]:
-    """Expand ``all``, check every name (did-you-mean on typos), drop duplicates."""
+    """Expand ``all``, check every name (did-you-mean on typos), drop duplicates, sort.
+
+    Example:
+        >>> resolve_formats(["onnx", "tflite", "onnx"])
+        ['tflite', 'onnx']
+    """
     names = [formats] if isinstance(formats, str) else list(formats)
     if not names:
         raise ValueError(f"no export format given; choose from: {', '.join(list_formats())}, all")
@@ -72,10 +77,19 @@ def resolve_formats(formats: str | Sequence[str]) -> list[str]:
         for fmt in list_formats() if name == "all" else [EXPORTERS.entry(name).name]:
             if fmt not in out:
                 out.append(fmt)
-    return out
+    order = {f: i for i, f in enumerate(list_formats())}
+    return sorted(out, key=order.__getitem__)
 
 
-class GateError(ValueError):
+class ExportError(ValueError):
+    """Some formats could not be written; ``result`` holds the ones that were."""
+
+    def __init__(self, message: str, result: ExportResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class GateError(ExportError):
     """An artifact lost more accuracy than allowed; the message says what to use instead."""
 
 
@@ -96,12 +110,14 @@ class Artifact:
 
 @dataclass
 class ExportResult:
-    """What :func:`export` wrote (``artifacts``) and what it refused (``rejected``)."""
+    """What :func:`export` wrote (``artifacts``), refused at the gate (``rejected``) and could
+    not convert (``failed``), each with its message."""
 
     out_dir: Path
     artifacts: list[Artifact] = field(default_factory=list)
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def artifact_size(path: Path) -> int:
@@ -123,7 +139,8 @@ def export(
     replacing an earlier export of that format. ``tflite-int8`` is then checked on the
     run's test split: if it loses more than ``max_drop`` accuracy points against the Keras
     model, its folder is removed and :class:`GateError` is raised after the other
-    formats are written.
+    formats are written. A format whose converter refuses the model does not stop the
+    others either: :class:`ExportError` names it (with the converter's reason) at the end.
 
     Args:
         source: a run directory, or an ``ExportSource``.
@@ -148,13 +165,17 @@ def export(
     result = ExportResult(out)
     for name in names:
         folder = out / name
-        if folder.exists():
-            shutil.rmtree(folder)
+        _clear(folder)
         folder.mkdir(parents=True)
         started = time.perf_counter()
         try:
             bundle = EXPORTERS.get(name)(source, folder)
-        except Exception:
+        except ValueError as exc:  # a converter refused the model: say so, go on with the others
+            shutil.rmtree(folder, ignore_errors=True)
+            log.warning("%s: %s", name, exc)
+            result.failed[name] = str(exc)
+            continue
+        except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         seconds = time.perf_counter() - started
@@ -170,9 +191,25 @@ def export(
                     result.rejected[name] = check["message"]
                     continue
         result.artifacts.append(artifact)
+    if result.failed:
+        problems = {**result.failed, **result.rejected}
+        raise ExportError(" ".join(f"{k}: {v}" for k, v in problems.items()) + _written(result), result)
     if result.rejected:
-        raise GateError(" ".join(result.rejected.values()) + _written(result))
+        raise GateError(" ".join(result.rejected.values()) + _written(result), result)
     return result
+
+
+def _clear(folder: Path) -> None:
+    """Remove an earlier export in ``folder``; refuse to touch anything else."""
+    if not folder.exists():
+        return
+    ours = (folder / "bundle.json").is_file() or (folder.is_dir() and not any(folder.iterdir()))
+    if not ours:
+        raise FileExistsError(
+            f"{folder} exists and was not written by tfpilot export (no bundle.json): choose another --out "
+            "or move it away"
+        )
+    shutil.rmtree(folder)
 
 
 def _written(result: ExportResult) -> str:

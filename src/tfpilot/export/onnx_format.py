@@ -30,7 +30,7 @@ import numpy as np
 from tfpilot.export.backends import Backend, bundle_beside, register_backend
 from tfpilot.export.bundle import METADATA_KEY, Bundle
 from tfpilot.export.exporter import register_exporter
-from tfpilot.export.runtime import load_loader_preprocess, save_loader_preprocess, text_input_note
+from tfpilot.export.runtime import load_loader_preprocess, numeric_network
 
 FILENAME = "model.onnx"
 
@@ -55,20 +55,7 @@ def write_metadata(path: Path, values: dict[str, str]) -> None:
 @register_exporter("onnx", backend="onnx", description="ONNX (Keras export via tf2onnx), for ONNX Runtime")
 def export_onnx(source: Any, folder: Path) -> Bundle:
     """Convert the model to ONNX in ``folder`` with the bundle in its metadata."""
-    fields: dict[str, Any] = {}
-    if source.input_spec.kind == "text":
-        split = source.text_split()
-        network = split.network
-        files = save_loader_preprocess(split, folder)
-        fields = dict(
-            loader_files=files,
-            preprocessing_where=f"in tfpilot's loader ({files['preprocess']})",
-            input={"name": network.inputs[0].name, "dtype": str(network.inputs[0].dtype),
-                   "shape": [None, *network.inputs[0].shape[1:]],
-                   "note": text_input_note(network.inputs[0], files)},
-        )
-    else:
-        network = source.float32_model()
+    network, fields = numeric_network(source, folder)
     path = folder / FILENAME
     # Keras' tf2onnx shim warns about np.object under numpy 2 (harmless); the export prints.
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():

@@ -127,7 +127,8 @@ class MagnitudePruning(keras.callbacks.Callback):
         if not 0.0 <= target_sparsity < 1.0:
             raise ValueError(f"target_sparsity must be in [0, 1), got {target_sparsity}")
         if end_step < begin_step or frequency < 1:
-            raise ValueError(f"need begin_step <= end_step and frequency >= 1 (got {begin_step}, {end_step}, {frequency})")
+            raise ValueError(
+                f"need begin_step <= end_step and frequency >= 1 (got {begin_step}, {end_step}, {frequency})")
         self.target_sparsity = target_sparsity
         self.begin_step = begin_step
         self.end_step = end_step
@@ -276,8 +277,10 @@ def prune(
     end = max(1, int(steps * 0.7))
     pruning = MagnitudePruning(sparsity, begin_step=0, end_step=end, frequency=max(1, end // 10))
     lr = learning_rate or cfg.train.optimizer.learning_rate * 0.1
-    model.compile(optimizer=create_optimizer(cfg.train.optimizer, lr), loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=["accuracy"], jit_compile=False)
+    sigmoid = model.outputs[0].shape[-1] == 1  # the seeds' binary head: one sigmoid unit
+    loss = keras.losses.BinaryCrossentropy() if sigmoid else keras.losses.SparseCategoricalCrossentropy()
+    model.compile(optimizer=create_optimizer(cfg.train.optimizer, lr), loss=loss, metrics=["accuracy"],
+                  jit_compile=False)
     started = time.perf_counter()
     log.info("pruning %s to %.0f%% sparsity: %d epochs, %d steps", run.path.name, sparsity * 100, epochs, steps)
     model.fit(train_ds, epochs=epochs, callbacks=[pruning], verbose=0, shuffle=False)

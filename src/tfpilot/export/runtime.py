@@ -92,6 +92,28 @@ def load_loader_preprocess(artifact: Path, bundle: Bundle) -> KerasModel | None:
     return KerasModel(keras.saving.load_model(path, safe_mode=True), "preprocess", path, probabilities=False)
 
 
+def numeric_network(source: Any, folder: Path) -> tuple[Any, dict[str, Any]]:
+    """The float32 network a converter (TFLite, ONNX) gets, and the bundle fields saying so.
+
+    Image models convert whole. A text model's string step cannot go into these formats: it
+    is saved beside the artifact (:func:`save_loader_preprocess`) for tfpilot's loader, and
+    the converter gets the numeric network that takes token ids / n-gram vectors.
+    """
+    if source.input_spec.kind != "text":
+        return source.float32_model(), {}
+    split = source.text_split()
+    network = split.network
+    files = save_loader_preprocess(split, folder)
+    fields = dict(
+        loader_files=files,
+        preprocessing_where=f"tfpilot's loader, {files['preprocess']}",
+        input={"name": network.inputs[0].name, "dtype": str(network.inputs[0].dtype),
+               "shape": [None, *network.inputs[0].shape[1:]],
+               "note": text_input_note(network.inputs[0], files)},
+    )
+    return network, fields
+
+
 def text_input_note(network_input: Any, files: dict[str, str]) -> str:
     """What a split text artifact takes, for its bundle."""
     shape = ", ".join(str(d) for d in network_input.shape[1:])

@@ -69,6 +69,8 @@ def _serving_module(model: Any, bundle: Bundle, folder: Path) -> Any:
 
         def outputs(self, probs: Any) -> dict[str, Any]:
             probs = tf.cast(probs, tf.float32)
+            if probs.shape[-1] == 1:  # one sigmoid unit: P(class 1); give both columns
+                probs = tf.concat([1.0 - probs, probs], axis=-1)
             ids = tf.argmax(probs, axis=-1)
             return {OUTPUT: probs, "class_ids": ids, "classes": tf.gather(self.class_names, ids),
                     "scores": tf.reduce_max(probs, axis=-1)}
@@ -128,6 +130,22 @@ def export_saved_model(source: Any, folder: Path) -> Bundle:
     signatures = {"serving_default": module.serve, "metadata": module.metadata}
     if spec.kind == "image":
         signatures["serving_bytes"] = module.serve_bytes
+    # Track every variable the signatures read that the model's weights do not already
+    # cover -- e.g. an LSTM's dropout seed state -- as Keras' own ExportArchive does.
+    known: set[int] = set()
+    try:
+        for obj in tf.train.TrackableView(module).descendants():
+            known.add(id(obj))
+            if hasattr(obj, "value") and not callable(obj.value):  # a Keras variable wraps a tf.Variable
+                known.add(id(obj.value))
+    except TypeError:  # cannot walk the object graph: track them all (some stored twice)
+        known = set()
+    extra: dict[int, Any] = {}
+    for fn in signatures.values():
+        for v in fn.get_concrete_function().variables:
+            if id(v) not in known:
+                extra.setdefault(id(v), v)
+    module.signature_variables = list(extra.values())
     tf.saved_model.save(module, str(folder), signatures=signatures)
     (folder / LABELS_FILE).unlink()  # it now lives in assets/ (bundle.json stays beside too)
     return bundle

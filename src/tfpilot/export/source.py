@@ -119,7 +119,10 @@ def split_text_model(model: Any) -> TextSplit:
         )
     string_layers = []
     for layer in model.operations:
-        ins = [t for t in keras.tree.flatten(layer.input)] if hasattr(layer, "input") else []
+        try:
+            ins = keras.tree.flatten(layer.input)
+        except (AttributeError, ValueError):  # an Input layer, or a layer called more than once
+            continue
         if ins and all(_is_string(t) for t in ins):
             string_layers.append(layer)
     boundary = []
@@ -133,8 +136,8 @@ def split_text_model(model: Any) -> TextSplit:
             "it as keras or saved_model, which take raw strings as they are"
         )
     layer, tensor = boundary[0]
-    preprocess = keras.Model(model.inputs, tensor, name="preprocess")
-    inner = keras.Model(tensor, model.outputs, name=f"{model.name}_network")
+    preprocess = keras.Model(model.input, tensor, name="preprocess")
+    inner = keras.Model(tensor, model.output, name=f"{model.name}_network")
     name = "token_ids" if "int" in str(tensor.dtype) else "text_features"
     ids = keras.Input(shape=tuple(tensor.shape[1:]), dtype=tensor.dtype, name=name)
     network = keras.Model(ids, inner(ids), name=f"{model.name}_network")
@@ -144,6 +147,15 @@ def split_text_model(model: Any) -> TextSplit:
 
 def _is_string(tensor: Any) -> bool:
     return str(getattr(tensor, "dtype", "")) in ("string", "<dtype: 'string'>")
+
+
+def _output_description(model: Any, class_names: Sequence[str]) -> dict[str, Any]:
+    units = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else len(class_names)
+    if units == 1 and len(class_names) == 2:
+        return {"dtype": "float32", "shape": [None, 1],
+                "meaning": f"sigmoid probability of {class_names[1]!r} (that of {class_names[0]!r} is 1 - p)"}
+    return {"dtype": "float32", "shape": [None, units],
+            "meaning": "class probabilities (softmax), one column per class_names entry"}
 
 
 @dataclass
@@ -225,8 +237,7 @@ class ExportSource:
         defaults = dict(
             input={"name": self.model.inputs[0].name if self.model.inputs else "input", "dtype": spec.dtype,
                    "shape": shape, "note": note},
-            output={"dtype": "float32", "shape": [None, len(self.class_names)],
-                    "meaning": "class probabilities (softmax), one column per class_names entry"},
+            output=_output_description(self.model, self.class_names),
             preprocessing=[{**step, "where": where} for step in describe_preprocessing(self.model)],
             source_run=str(self.run_path) if self.run_path else None,
             model=self.model_name or self.model.name,

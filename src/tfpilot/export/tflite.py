@@ -12,7 +12,9 @@ Every file carries its bundle as a flatbuffer metadata entry ``tfpilot_bundle`` 
 uint8 (N, H, W, C) at the model's size. Text artifacts take int64 token ids: TFLite's
 builtin ops cannot hold ``TextVectorization``, so the string step is saved beside as
 ``preprocess.keras`` + ``vocab.txt`` and tfpilot's loader applies it (no Select TF ops
-needed, so the plain LiteRT runtime runs the file).
+needed, so the plain LiteRT runtime runs the file). Models whose layers only convert with a
+static batch (Keras 3 LSTM/GRU) are converted with batch size 1, which the runner feeds one
+example at a time; full-integer int8 refuses them (TF's calibrator crashes on that graph).
 
 Example:
     >>> import tfpilot
@@ -36,7 +38,7 @@ import numpy as np
 from tfpilot.export.backends import Backend, bundle_beside, register_backend
 from tfpilot.export.bundle import METADATA_KEY, Bundle
 from tfpilot.export.exporter import register_exporter
-from tfpilot.export.runtime import load_loader_preprocess, save_loader_preprocess, text_input_note
+from tfpilot.export.runtime import load_loader_preprocess, numeric_network
 
 FILENAME = "model.tflite"
 
@@ -147,48 +149,106 @@ def _network_inputs(source: Any, x: np.ndarray) -> np.ndarray:
     return KerasModel(source.text_split().preprocess, probabilities=False)(x)
 
 
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[list[str]]:
+    """Capture the process' stderr (file descriptor 2, where the converter's C++ and MLIR
+    diagnostics go) into the yielded list, instead of the terminal."""
+    import os
+    import sys
+    import tempfile
+
+    lines: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines.extend(tmp.read().decode("utf-8", "replace").splitlines())
+
+
 def convert(model: Any, configure: Configure, source: Any) -> tuple[bytes, str]:
     """TFLite bytes of a float32 Keras ``model``, with ``configure`` setting the options."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     precision = configure(converter, source)
-    # The converter prints its temporary SavedModel, and warns that the (uint8, unquantized)
-    # raw-pixel input has no statistics -- by design: it is cast to float inside.
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    # The converter prints its temporary SavedModel and its diagnostics, and warns that the
+    # (uint8, unquantized) raw-pixel input has no statistics -- by design: it is cast inside.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), captured_stderr() as log:
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         try:
             data = converter.convert()
         except Exception as exc:
-            raise ValueError(
-                f"TFLite could not convert {model.name!r} ({type(exc).__name__}): {_first_lines(exc)}. "
-                "Export it as saved_model or onnx instead."
-            ) from exc
+            error = exc
+        else:
+            error = None
+    if error is not None:
+        errors = [ln for ln in log if "error:" in ln] or str(error).splitlines()
+        raise ValueError(
+            f"TFLite could not convert {model.name!r} ({type(error).__name__}): {_first_lines(errors)} "
+            "Export it as saved_model or onnx instead."
+        ) from error
     return data, precision
 
 
-def _first_lines(exc: BaseException, n: int = 6) -> str:
-    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-    return " ".join(lines[-n:]) if lines else type(exc).__name__
+def batch_one_model(model: Any) -> Any:
+    """``model`` behind an input with batch size fixed at 1 (same layers and weights)."""
+    import keras
+
+    first = model.inputs[0]
+    inputs = keras.Input(batch_size=1, shape=tuple(first.shape[1:]), dtype=first.dtype, name=first.name)
+    return keras.Model(inputs, model(inputs), name=model.name)
+
+
+def convert_any_batch(model: Any, configure: Configure, source: Any) -> tuple[bytes, str, bool]:
+    """Convert with a dynamic batch; if the converter refuses (Keras 3 LSTM/GRU: "TensorListReserve
+    requires element_shape to be static"), convert a batch-1 model instead.
+
+    Returns:
+        ``(tflite_bytes, precision, batch_one)``.
+    """
+    try:
+        return (*convert(model, configure, source), False)
+    except ValueError as first:
+        if configure is _int8:
+            # TF 2.21's calibrator segfaults on the batch-1 loop of recurrent layers; say so instead.
+            raise ValueError(
+                f"TFLite cannot make {model.name!r} full-integer int8: its layers (recurrent ones, typically) "
+                "only convert with a fixed batch size, and TFLite's calibrator cannot run that graph. Use "
+                f"tflite-dynamic (int8 weights) or tflite-fp16 instead. (Converter: {first})"
+            ) from None
+        try:
+            return (*convert(batch_one_model(model), configure, source), True)
+        except ValueError:
+            raise first from None
+
+
+def _first_lines(lines: list[str], n: int = 2) -> str:
+    """The last ``n`` distinct diagnostics, without MLIR's ``loc(...)`` prefixes."""
+    out: list[str] = []
+    for line in lines:
+        text = line.split("error:", 1)[-1].strip()
+        if text and text not in out:
+            out.append(text)
+    return " ".join(out[-n:]) if out else "(no message)"
 
 
 def _export(fmt: str, configure: Configure) -> Callable[[Any, Path], Bundle]:
     def export_tflite(source: Any, folder: Path) -> Bundle:
-        fields: dict[str, Any] = {}
-        if source.input_spec.kind == "text":
-            split = source.text_split()
-            network = split.network
-            files = save_loader_preprocess(split, folder)
-            fields = dict(
-                loader_files=files,
-                preprocessing_where=f"in tfpilot's loader ({files['preprocess']})",
-                input={"name": network.inputs[0].name, "dtype": str(network.inputs[0].dtype),
-                       "shape": [None, *network.inputs[0].shape[1:]], "note": text_input_note(network.inputs[0], files)},
-            )
-        else:
-            network = source.float32_model()
-        data, precision = convert(network, configure, source)
+        network, fields = numeric_network(source, folder)
+        data, precision, batch_one = convert_any_batch(network, configure, source)
         bundle = source.bundle(fmt, FILENAME, precision=precision, **fields)
+        if batch_one:
+            bundle.input["shape"] = [1, *bundle.input["shape"][1:]]
+            bundle.input["note"] = bundle.input["note"].replace("(N, ", "(1, ", 1)
+            bundle.input["note"] += (" -- one example per call: the batch size is fixed at 1 (this model only "
+                                     "converts to builtin TFLite ops with a static batch, e.g. for recurrent layers)")
         (folder / FILENAME).write_bytes(embed_metadata(data, METADATA_KEY, bundle.to_json().encode("utf-8")))
         bundle.write(folder)
         return bundle
@@ -240,6 +300,9 @@ class TFLiteRunner:
         self._shape: tuple[int, ...] | None = None
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
+        batch = int(self._input["shape_signature"][0]) if len(self._input["shape_signature"]) else -1
+        #: the batch size the file was converted with, when it is not dynamic
+        self.fixed_batch = batch if batch > 0 else None
 
     def __call__(self, x: Any, training: bool = False) -> np.ndarray:
         if self.preprocess is not None:
@@ -250,9 +313,17 @@ class TFLiteRunner:
         if scale and np.dtype(detail["dtype"]) == np.int8 and x.dtype != np.int8:  # int8-input files
             x = np.clip(np.round(x.astype(np.float32) / scale + zero), -128, 127)
         x = x.astype(detail["dtype"], copy=False)
+        if self.fixed_batch and len(x) != self.fixed_batch:  # e.g. batch-1 recurrent models
+            n = self.fixed_batch
+            parts = [self._run(np.resize(x[i : i + n], (n, *x.shape[1:])))[: len(x[i : i + n])]
+                     for i in range(0, len(x), n)]
+            return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+        return self._run(x)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
         with self._lock:
             if self._shape != x.shape:
-                self.interpreter.resize_tensor_input(detail["index"], list(x.shape), strict=False)
+                self.interpreter.resize_tensor_input(self._input["index"], list(x.shape), strict=False)
                 self.interpreter.allocate_tensors()
                 self._input = self.interpreter.get_input_details()[0]
                 self._output = self.interpreter.get_output_details()[0]

@@ -96,17 +96,15 @@ def check_artifact(
     min_agreement: float | None = None, reference_probs: np.ndarray | None = None,
 ) -> FormatCheck:
     """Run the artifact at ``path`` and the Keras model over ``x``; compare."""
-    from tfpilot.export.backends import BACKENDS, resolve
+    from tfpilot.export.backends import resolve
     from tfpilot.export.exporter import artifact_size
     from tfpilot.export.runtime import KerasModel
 
-    backend, fmt, artifact = resolve(path)
-    entry = BACKENDS.get(backend)
-    runner = entry.open(artifact, entry.read_bundle(artifact))
+    found = resolve(path)
     if reference_probs is None:
         reference_probs = predict_all(KerasModel(reference_model), x)
-    return compare(fmt, str(artifact), predict_all(runner, x), reference_probs, y, max_drop, min_agreement,
-                   artifact_size(artifact))
+    return compare(found.format, str(found.path), predict_all(found.open(), x), reference_probs, y, max_drop,
+                   min_agreement, artifact_size(found.path))
 
 
 @dataclass

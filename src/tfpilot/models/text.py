@@ -212,8 +212,11 @@ def transformer(
     dense_units: int = 64,
     dropout: float = 0.3,
 ) -> keras.Model:
-    """Seed 001 §4.2: token + position embedding -> encoder block (Keras MultiHeadAttention,
-    feed-forward, LayerNorm, dropout) -> global average pooling -> Dense 64 -> softmax.
+    """Seed 001 §4.2: token + position embedding -> Transformer block -> GAP -> Dense 64.
+
+    The encoder block uses Keras' ``MultiHeadAttention`` with the seed's shapes, a
+    feed-forward network, LayerNorm and dropout; global average pooling, Dense 64 (ReLU),
+    dropout and a softmax follow.
 
     Args:
         d_model, num_heads, dff, rate: the seed's encoder-block sizes and dropout.
@@ -262,8 +265,8 @@ def ngram_mlp(
 
     Example:
         >>> from tfpilot.spec import InputSpec
-        >>> ngram_mlp(InputSpec.text(), 2, vocab_size=1000).count_params()
-        64194
+        >>> ngram_mlp(InputSpec.text(), 2, vocab_size=1000).count_params()  # 1000x64+64, 64x2+2, idf 1000
+        65194
     """
     if output_mode == "int":
         raise ValueError("ngram_mlp takes a bag of n-grams: output_mode must be tf_idf, count or multi_hot")

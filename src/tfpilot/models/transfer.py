@@ -64,12 +64,10 @@ class Family:
     Args:
         constructor: the attribute of ``keras.applications`` that builds it.
         preprocess: the :class:`BackbonePreprocessing` mode of its ``preprocess_input``.
-        native_size: the input size its ImageNet weights were trained at.
     """
 
     constructor: str
     preprocess: str
-    native_size: int = 224
 
     def build(self, **kwargs: Any) -> keras.Model:
         return getattr(keras.applications, self.constructor)(**kwargs)
@@ -103,7 +101,7 @@ def resolve_weights(weights: str | Path | None) -> str | Path | None:
     if path.suffix.lower() != ".h5":
         raise WeightsError(
             f"weights {str(path)!r}: expected a Keras weights file ending in .h5 or .weights.h5 "
-            "(e.g. saved with backbone.save_weights('backbone.weights.h5'))."
+            "(e.g. saved with tfpilot.models.transfer.save_backbone_weights)."
         )
     return path
 
@@ -112,7 +110,10 @@ def _image_size(input_spec: InputSpec, image_size: int | Sequence[int] | None) -
     if image_size is None:
         h, w = input_spec.image_size
         return max(int(h), MIN_IMAGE_SIZE), max(int(w), MIN_IMAGE_SIZE)
-    size = (int(image_size), int(image_size)) if isinstance(image_size, (int, float)) else tuple(int(v) for v in image_size)
+    if isinstance(image_size, (int, float)):
+        size: tuple[int, ...] = (int(image_size), int(image_size))
+    else:
+        size = tuple(int(v) for v in image_size)
     if len(size) != 2 or min(size) < MIN_IMAGE_SIZE:
         raise ValueError(
             f"image_size must be one integer or (height, width), each at least {MIN_IMAGE_SIZE}; got {image_size!r}"
@@ -138,7 +139,7 @@ def _load_weights_file(backbone: keras.Model, path: Path, name: str, describe: s
             f"weights file {str(path)!r} does not match the {name} backbone ({describe}): "
             f"{_brief(exc)} -- it must hold the weights of exactly this backbone without its "
             "top (include_top=False, same alpha), e.g. saved with "
-            "create_model(...).get_layer('backbone').save_weights('backbone.weights.h5') "
+            "tfpilot.models.transfer.save_backbone_weights(run_dir, 'backbone.weights.h5') "
             "or Keras' *_no_top.h5 ImageNet file for this network. Or use weights: none."
         ) from exc
 
@@ -166,7 +167,8 @@ def build_backbone(
     family = FAMILIES[name]
     weights = resolve_weights(weights)
     kwargs = dict(include_top=False, input_shape=(*image_size, 3), name="backbone", **backbone_kwargs)
-    describe = ", ".join([f"input {image_size[0]}x{image_size[1]}x3"] + [f"{k}={v}" for k, v in backbone_kwargs.items()])
+    describe = ", ".join([f"input {image_size[0]}x{image_size[1]}x3"]
+                         + [f"{k}={v}" for k, v in backbone_kwargs.items()])
     if weights != "imagenet":
         backbone = family.build(weights=None, **kwargs)
         if weights is not None:
@@ -186,7 +188,7 @@ def build_backbone(
             f"could not get the ImageNet weights of {name}: {_brief(exc)}. "
             "Keras downloads them on first use (into ~/.keras/models/); this machine may have no internet access. "
             "Use weights: none to train from scratch, or copy the backbone's weights file here "
-            "(Keras' *_no_top.h5 ImageNet file, or a .weights.h5 saved with backbone.save_weights) "
+            "(Keras' *_no_top.h5 ImageNet file, or a .weights.h5 saved with save_backbone_weights) "
             "and set weights: /path/to/that/file.h5."
         ) from exc
 

@@ -54,7 +54,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
         settings: models, batching, limits and the optional API key.
     """
     from tfpilot import __version__
+    from tfpilot.serving.runner import configure_threads
 
+    configure_threads(settings.threads)
     metrics = ServingMetrics()
     servables = {m.name: Servable(m, settings, metrics) for m in settings.models}
 

@@ -264,7 +264,7 @@ class InstanceDecoder:
         if arr.ndim == 2 and c == 1:
             arr = arr[..., None]
         if arr.shape != (h, w, c):
-            hint = " (or [%d, %d] for grayscale)" % (h, w) if c == 1 else ""
+            hint = f" (or [{h}, {w}] for grayscale)" if c == 1 else ""
             raise BadRequest(
                 f"{where}: wrong shape {list(arr.shape)}: this model takes images of shape {[h, w, c]}{hint}; "
                 f"resize to {h}x{w} with {c} channel(s), or send the encoded file as {{\"b64\": \"...\"}} "

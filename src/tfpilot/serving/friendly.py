@@ -57,7 +57,8 @@ def friendly_router() -> APIRouter:
             batch, sources = await off_loop(servable.decoder.decode_files, uploads, lines, heavy=True)
         probs = await servable.predict(batch)
         results = servable.predictor.format(probs, top_k)
-        return JSONResponse({"model": name, "predictions": [{"file": src, **r} for src, r in zip(sources, results)]})
+        predictions = [{"file": src, **r} for src, r in zip(sources, results, strict=True)]
+        return JSONResponse({"model": name, "predictions": predictions})
 
     return router
 

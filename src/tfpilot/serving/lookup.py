@@ -1,4 +1,4 @@
-"""Finding the model a URL names, and decoding request instances off the event loop when heavy.
+"""Finding the model a URL names; decoding and encoding off the event loop when heavy.
 
 Example:
     >>> find_servable({"mnist": object()}, "mnits")  # doctest: +ELLIPSIS
@@ -14,13 +14,16 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
 
 from tfpilot.registry import did_you_mean
 from tfpilot.serving.errors import BadRequest, NotFound
 
 T = TypeVar("T")
-#: Bodies larger than this are parsed and decoded in a worker thread.
-INLINE_BODY_BYTES = 256 * 1024
+#: Bodies larger than this are parsed and decoded in a worker thread (a few images' worth).
+INLINE_BODY_BYTES = 64 * 1024
+#: Answers with more numbers than this are serialised in a worker thread.
+INLINE_ANSWER_NUMBERS = 16_384
 _VERBS = ("predict", "classify", "regress")
 
 
@@ -44,6 +47,14 @@ async def off_loop(fn: Callable[..., T], *args: Any, heavy: bool) -> T:
     if not heavy:
         return fn(*args)
     return await asyncio.to_thread(fn, *args)
+
+
+async def json_answer(content: Callable[[], dict[str, Any]], numbers: int) -> Response:
+    """The JSON response of ``content()``, built off the event loop when it holds many ``numbers``."""
+    if numbers <= INLINE_ANSWER_NUMBERS:
+        return JSONResponse(content())
+    body = await asyncio.to_thread(lambda: JSONResponse(content()).body)
+    return Response(body, media_type="application/json")
 
 
 def check_top_k(top_k: int | None, num_classes: int) -> int:

@@ -3,19 +3,23 @@
 ``Predictor.predict_proba`` calls a Keras model eagerly, which costs milliseconds of Python
 per call. For serving, a Keras model is traced once into a ``tf.function`` whose input
 signature has a dynamic batch dimension and the model's own dtype, so every batch size
-runs the same graph without retracing. Other backends (SavedModel, TFLite, ONNX) already
-run compiled graphs; their ``Predictor.predict_proba`` is used as is.
+runs the same graph without retracing. Batches are padded up to a few bucket sizes
+(powers of two up to ``max_batch``), all run once at warm-up, so no request pays for a
+first-time shape (oneDNN builds its kernels per input shape). Other backends (SavedModel,
+TFLite, ONNX) already run compiled graphs; their ``Predictor.predict_proba`` is used as is.
 
 Example:
     >>> from tfpilot.inference import load  # doctest: +SKIP
-    >>> run = make_runner(load("runs/mnist"))  # doctest: +SKIP
-    >>> run.warm_up(32)  # doctest: +SKIP
+    >>> run = make_runner(load("runs/mnist"), max_batch=32)  # doctest: +SKIP
+    >>> run.warm_up()  # doctest: +SKIP
     >>> run(np.zeros((4, 28, 28, 1), "uint8")).shape  # doctest: +SKIP
     (4, 10)
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -23,27 +27,73 @@ import numpy as np
 
 from tfpilot.evaluation.metrics import to_probabilities
 
+log = logging.getLogger("tfpilot.serving")
+
+
+def configure_threads(threads: int | None) -> int:
+    """Set TensorFlow's intra-op threads (before its first op runs); returns the number asked for.
+
+    Args:
+        threads: None: one less than the CPU count (at least 1), so one core stays free for the
+            event loop, JSON and image decoding; 0: TensorFlow's default (every core).
+    """
+    n = max(1, (os.cpu_count() or 2) - 1) if threads is None else threads
+    if n == 0:
+        return 0
+    import tensorflow as tf
+
+    try:
+        if tf.config.threading.get_intra_op_parallelism_threads() != n:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+    except RuntimeError:  # TensorFlow already ran ops in this process (e.g. in tests)
+        log.warning("TensorFlow is already initialised; keeping its thread settings (wanted %d)", n)
+    return n
+
+
+def buckets(max_batch: int) -> tuple[int, ...]:
+    """Batch sizes a compiled runner pads to: powers of two below ``max_batch``, and ``max_batch``.
+
+    Example:
+        >>> buckets(24)
+        (1, 2, 4, 8, 16, 24)
+    """
+    sizes = {max_batch}
+    size = 1
+    while size < max_batch:
+        sizes.add(size)
+        size *= 2
+    return tuple(sorted(sizes))
+
 
 class Runner:
     """Prepared batch in, probabilities (N, num_classes) out.
 
     Args:
         fn: the batch -> raw model outputs call.
-        example: one valid instance, used to warm up.
+        example: one valid instance, used to warm up and to pad.
         kind: "compiled" (a traced tf.function) or "predictor".
+        sizes: batch sizes to pad to (empty: no padding); larger batches run as they are.
+        max_batch: the largest batch warmed up when ``sizes`` is empty.
     """
 
-    def __init__(self, fn: Callable[[Any], Any], example: Any, kind: str) -> None:
+    def __init__(self, fn: Callable[[Any], Any], example: Any, kind: str, sizes: tuple[int, ...] = (),
+                 max_batch: int = 32) -> None:
         self.fn = fn
         self.example = example
         self.kind = kind
+        self.sizes = tuple(sizes)
+        self.max_batch = max_batch
 
     def __call__(self, batch: Any) -> np.ndarray:
-        return to_probabilities(np.asarray(self.fn(batch))).astype(np.float32, copy=False)
+        n = len(batch)
+        size = next((s for s in self.sizes if s >= n), n)
+        if size > n:
+            batch = np.concatenate([batch, np.repeat(batch[:1], size - n, axis=0)])
+        return to_probabilities(np.asarray(self.fn(batch))[:n]).astype(np.float32, copy=False)
 
-    def warm_up(self, max_batch: int) -> None:
-        """Run batch sizes 1 and ``max_batch`` once, so no request pays for the first call."""
-        for n in sorted({1, max_batch}):
+    def warm_up(self) -> None:
+        """Run every bucket size once (or 1 and ``max_batch``), so no request pays for a first call."""
+        for n in self.sizes or sorted({1, self.max_batch}):
             self(np.stack([self.example] * n))
 
 
@@ -69,15 +119,20 @@ def example_instance(input_spec: Any, dtype: str | None = None) -> Any:
     return np.zeros(input_spec.shape, dtype=dtype or input_spec.dtype)
 
 
-def make_runner(predictor: Any) -> Runner:
-    """The fastest call available for ``predictor`` (see the module docstring)."""
+def make_runner(predictor: Any, max_batch: int = 32) -> Runner:
+    """The fastest call available for ``predictor`` (see the module docstring).
+
+    Args:
+        predictor: a :class:`~tfpilot.inference.Predictor` (any backend).
+        max_batch: the largest batch the server sends.
+    """
     spec = predictor.input_spec
     model = _keras_model(predictor)
     if model is None:
         if spec.kind == "text":
             return Runner(lambda batch: predictor.predict_proba([str(t) for t in batch]),
-                          example_instance(spec), "predictor")
-        return Runner(predictor.predict_proba, example_instance(spec), "predictor")
+                          example_instance(spec), "predictor", max_batch=max_batch)
+        return Runner(predictor.predict_proba, example_instance(spec), "predictor", max_batch=max_batch)
     import tensorflow as tf
 
     inp = model.inputs[0]
@@ -97,4 +152,4 @@ def make_runner(predictor: Any) -> Runner:
         return concrete(tf.constant(batch, dtype=dtype)).numpy()
 
     example = example_instance(spec, dtype=None if spec.kind == "text" else dtype.name)
-    return Runner(call, example, "compiled")
+    return Runner(call, example, "compiled", sizes=buckets(max_batch), max_batch=max_batch)

@@ -96,8 +96,8 @@ class Servable:
         t0 = time.perf_counter()
         try:
             predictor = load_predictor(self.source.path, self.source.backend)
-            runner = make_runner(predictor)
-            runner.warm_up(self.settings.max_batch)
+            runner = make_runner(predictor, self.settings.max_batch)
+            runner.warm_up()
         except Exception as exc:  # noqa: BLE001 -- reported through /readyz and the model status
             self.state, self.error = "END", f"could not load {self.source.path}: {type(exc).__name__}: {exc}"
             log.error("model %s: %s", self.name, self.error)

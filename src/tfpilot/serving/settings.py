@@ -71,6 +71,8 @@ class ServeSettings(BaseModel):
         workers: server processes (each loads every model).
         access_log: one JSON line per request on stdout.
         graceful_timeout_s: how long shutdown waits for in-flight requests.
+        threads: TensorFlow intra-op threads per process; None: one less than the CPU count
+            (one core stays free for HTTP, JSON and decoding), 0: TensorFlow's default (all).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -87,6 +89,7 @@ class ServeSettings(BaseModel):
     workers: int = Field(1, ge=1, le=64)
     access_log: bool = True
     graceful_timeout_s: int = Field(30, ge=1)
+    threads: int | None = Field(None, ge=0, le=1024)
 
     @model_validator(mode="after")
     def _check_names(self) -> ServeSettings:

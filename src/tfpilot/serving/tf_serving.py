@@ -21,12 +21,19 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from tfpilot.serving.decode import parse_json, request_instances
 from tfpilot.serving.errors import BadRequest
-from tfpilot.serving.lookup import INLINE_BODY_BYTES, check_top_k, find_servable, off_loop
-from tfpilot.serving.schemas import ERRORS, ClassifyRequest, ClassifyResponse, PredictRequest, PredictResponse, json_body
+from tfpilot.serving.lookup import INLINE_BODY_BYTES, check_top_k, find_servable, json_answer, off_loop
+from tfpilot.serving.schemas import (
+    ERRORS,
+    ClassifyRequest,
+    ClassifyResponse,
+    PredictRequest,
+    PredictResponse,
+    json_body,
+)
 
 NAME = Path(description="The model's name (see GET /v1/models).")
 VERSION = Path(description="The model version; tfpilot serves version 1.")
@@ -50,22 +57,26 @@ async def _decoded(servable: Any, request: Request, verb: str) -> tuple[np.ndarr
         return await off_loop(decode, heavy=heavy)
 
 
-async def _predict(request: Request, name: str, version: str | None) -> JSONResponse:
+async def _predict(request: Request, name: str, version: str | None) -> Response:
     servable = _servable(request, name, version)
     batch, form = await _decoded(servable, request, "predict")
     probs = await servable.predict(batch)
-    return JSONResponse({"predictions" if form == "row" else "outputs": probs.tolist()})
+    key = "predictions" if form == "row" else "outputs"
+    return await json_answer(lambda: {key: probs.tolist()}, probs.size)
 
 
-async def _classify(request: Request, name: str, version: str | None, top_k: int | None) -> JSONResponse:
+async def _classify(request: Request, name: str, version: str | None, top_k: int | None) -> Response:
     servable = _servable(request, name, version)
     batch, _ = await _decoded(servable, request, "classify")
     probs = await servable.predict(batch)
     k = check_top_k(top_k, probs.shape[1])
     names = servable.class_names
-    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    result = [[[names[j], float(row[j])] for j in idx] for row, idx in zip(probs, order)]
-    return JSONResponse({"result": result})
+
+    def content() -> dict[str, Any]:
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        return {"result": [[[names[j], float(row[j])] for j in idx] for row, idx in zip(probs, order, strict=True)]}
+
+    return await json_answer(content, probs.size)
 
 
 def tf_serving_router() -> APIRouter:
@@ -96,12 +107,12 @@ def tf_serving_router() -> APIRouter:
                        responses={200: {"model": PredictResponse, "description": "Class probabilities."}})
 
     @router.post("/v1/models/{name}:predict", summary="Predict", **predict_doc)
-    async def predict(request: Request, name: str = NAME) -> JSONResponse:
+    async def predict(request: Request, name: str = NAME) -> Response:
         """Class probabilities for ``instances`` (answered as ``predictions``) or ``inputs`` (``outputs``)."""
         return await _predict(request, name, None)
 
     @router.post("/v1/models/{name}/versions/{version}:predict", summary="Predict (one version)", **predict_doc)
-    async def predict_version(request: Request, name: str = NAME, version: str = VERSION) -> JSONResponse:
+    async def predict_version(request: Request, name: str = NAME, version: str = VERSION) -> Response:
         """Predict with one version."""
         return await _predict(request, name, version)
 
@@ -110,13 +121,13 @@ def tf_serving_router() -> APIRouter:
                         responses={200: {"model": ClassifyResponse, "description": "Class names with scores."}})
 
     @router.post("/v1/models/{name}:classify", summary="Classify", **classify_doc)
-    async def classify(request: Request, name: str = NAME, top_k: int | None = top_k) -> JSONResponse:
+    async def classify(request: Request, name: str = NAME, top_k: int | None = top_k) -> Response:
         """[class name, score] pairs per example, best first."""
         return await _classify(request, name, None, top_k)
 
     @router.post("/v1/models/{name}/versions/{version}:classify", summary="Classify (one version)", **classify_doc)
     async def classify_version(request: Request, name: str = NAME, version: str = VERSION,
-                               top_k: int | None = top_k) -> JSONResponse:
+                               top_k: int | None = top_k) -> Response:
         """Classify with one version."""
         return await _classify(request, name, version, top_k)
 

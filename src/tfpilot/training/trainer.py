@@ -106,10 +106,13 @@ class Trainer:
         if lr != "auto":
             return float(lr)
         if getattr(self, "found_lr_", None) is None:
-            from tfpilot.training.lr_finder import find_lr
+            from tfpilot.training.lr_finder import RESULT, find_lr
 
-            result = find_lr(self.config)
-            self.found_lr_ = float(result.suggestion)
+            saved = self._dir / RESULT  # a resumed run reuses its own range test
+            if saved.is_file():
+                self.found_lr_ = float(json.loads(saved.read_text())["suggestion"])
+            else:
+                self.found_lr_ = float(find_lr(self.config, out_dir=self._dir).suggestion)
             log.info("learning_rate auto: the LR range test suggests %.3g", self.found_lr_)
         return self.found_lr_
 
@@ -171,6 +174,7 @@ class Trainer:
         cfg = self.config
         t = cfg.train
         run_dir = run_dir or self._run_dir()
+        self._dir = run_dir
         run = Run(run_dir)
         seed_everything(t.seed, t.deterministic)
         precision = choose_precision(t.precision)
@@ -237,6 +241,8 @@ class Trainer:
             "precision": precision,
             "params": int(model.count_params()),
         }
+        if getattr(self, "found_lr_", None) is not None:
+            metrics["learning_rate_found"] = self.found_lr_  # learning_rate: auto (see lr_find.png)
         metrics.update(self._evaluate(model, data))
         write_json(run.file(rundir.METRICS), metrics)
 
@@ -266,7 +272,7 @@ class Trainer:
 
     def _start_fine_tuning(self, model: Any, data: Any, precision: str) -> None:
         """Stage 2: unfreeze the requested backbone layers, recompile at a lower LR."""
-        from tfpilot.models.transfer import unfreeze
+        from tfpilot.models.finetune import unfreeze
 
         ft = self.config.train.fine_tune
         names = unfreeze(model, layers=None if ft.from_layer else ft.unfreeze_layers, from_layer=ft.from_layer)

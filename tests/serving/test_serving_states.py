@@ -1,0 +1,92 @@
+"""Model states over the app (in process, fast): LOADING answers 503 with Retry-After until the
+model is warmed up; a model that cannot load is reported as END with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from tfpilot.serving.app import create_app
+from tfpilot.serving.servable import Servable
+from tfpilot.serving.settings import ServeSettings, model_sources
+
+GOOD = {"instances": [np.zeros((16, 16, 3), "uint8").tolist()]}
+
+
+def run(settings: ServeSettings, body: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
+    app = create_app(settings)
+
+    async def main() -> None:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
+                await body(client)
+
+    asyncio.run(main())
+
+
+async def wait_ready(client: httpx.AsyncClient, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while (await client.get("/readyz")).status_code != 200:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+
+
+def test_loading_answers_503_until_warmed_up(image_run: Path, monkeypatch) -> None:
+    release = threading.Event()
+    original = Servable.load
+
+    def slow_load(self: Servable) -> Servable:
+        release.wait(60)
+        return original(self)
+
+    monkeypatch.setattr(Servable, "load", slow_load)
+
+    async def body(client: httpx.AsyncClient) -> None:
+        r = await client.get("/readyz")
+        assert r.status_code == 503 and r.json()["models"] == {"shapes": "LOADING"}
+        assert "shapes: LOADING" in r.json()["error"]
+        assert (await client.get("/healthz")).status_code == 200  # alive while loading
+        status = (await client.get("/v1/models/shapes")).json()["model_version_status"][0]
+        assert status["state"] == "LOADING"
+        r = await client.post("/v1/models/shapes:predict", json=GOOD)
+        assert r.status_code == 503 and "still loading" in r.json()["error"] and r.headers["retry-after"] == "2"
+        assert (await client.get("/v1/models/shapes/metadata")).status_code == 503
+        assert (await client.get("/v1/models")).json()["models"][0]["state"] == "LOADING"
+        release.set()
+        await wait_ready(client)
+        r = await client.post("/v1/models/shapes:predict", json=GOOD)
+        assert r.status_code == 200 and len(r.json()["predictions"][0]) == 3
+
+    run(ServeSettings(models=model_sources([image_run], ["shapes"])), body)
+
+
+def test_a_model_that_cannot_load_is_reported(image_run: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "not-a-run"
+    broken.mkdir()
+    (broken / "notes.txt").write_text("no model here")
+
+    async def body(client: httpx.AsyncClient) -> None:
+        deadline = time.monotonic() + 120
+        while (await client.get("/v1/models/broken")).json()["model_version_status"][0]["state"] == "LOADING":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        status = (await client.get("/v1/models/broken")).json()["model_version_status"][0]
+        assert status["state"] == "END" and status["status"]["error_code"] == "UNKNOWN"
+        assert "could not load" in status["status"]["error_message"]
+        r = await client.get("/readyz")
+        assert r.status_code == 503 and "broken: END (could not load" in r.json()["error"]
+        r = await client.post("/v1/models/broken:predict", json=GOOD)
+        assert r.status_code == 503 and "not available" in r.json()["error"]
+        r = await client.get("/metrics")
+        assert 'tfpilot_model_ready{model="broken"} 0.0' in r.text
+        # the other model is served regardless
+        assert (await client.post("/v1/models/shapes:predict", json=GOOD)).status_code == 200
+
+    run(ServeSettings(models=model_sources([image_run, broken], ["shapes", "broken"])), body)

@@ -1,0 +1,54 @@
+"""Two-stage transfer learning through the Trainer: stage 2 unfreezes exactly what was asked."""
+
+import keras
+import pytest
+
+from tfpilot.config import load_config
+from tfpilot.models import create_model
+from tfpilot.models.finetune import find_backbone
+from tfpilot.models.transfer import save_backbone_weights
+from tfpilot.spec import InputSpec
+from tfpilot.testing import make_image_folder, tiny_config
+from tfpilot.training import Trainer
+
+PARAMS = {"alpha": 0.35, "image_size": 32, "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ft")
+    folder = make_image_folder(root / "shapes", per_class=8, size=32)
+    donor = create_model("mobilenet_v2", InputSpec.image(32, 32, 3), 3, weights="none", **PARAMS)
+    weights = save_backbone_weights(donor, root / "backbone.weights.h5")
+    return folder, weights, root
+
+
+@pytest.mark.parametrize("how", [
+    # top-N through the trainer is slow; tests/models/test_transfer.py covers unfreeze(layers=N) itself
+    pytest.param({"unfreeze_layers": 6}, marks=pytest.mark.slow),
+    {"from_layer": "block_16_project", "unfreeze_layers": None},
+])
+def test_stage_two_unfreezes_exactly_the_requested_layers(setup, how):
+    folder, weights, root = setup
+    name = "n" if "from_layer" not in how or how["from_layer"] is None else "from"
+    tree = tiny_config(folder, root / f"run-{name}-{how.get('unfreeze_layers')}", epochs=1, batch_size=8)
+    tree["model"] = {"name": "mobilenet_v2", "params": {**PARAMS, "weights": str(weights)}}
+    tree["train"]["fine_tune"] = {"enabled": True, "epochs": 1, **how}
+    trainer = Trainer(load_config(tree)).fit()
+
+    backbone = find_backbone(trainer.model_)
+    trainable = [layer.name for layer in backbone.layers if layer.trainable and layer.trainable_weights]
+    assert trainable == trainer.unfrozen_ and trainable
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) and layer.trainable for layer in backbone.layers)
+    children = [layer.name for layer in backbone.layers]
+    if "from_layer" in how and how["from_layer"]:
+        start = children.index(how["from_layer"])
+        assert all(children.index(n) >= start for n in trainable)
+        assert "block_16_project" in trainable
+    else:
+        top = children[-6:]
+        assert set(trainable) <= set(top)
+    # two stages in one run: epochs 0 (head) and 1 (fine-tuning), with a 10x lower LR in stage 2
+    rows = trainer.run_.history
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert rows[1]["learning_rate"] == pytest.approx(rows[0]["learning_rate"] * 0.1, rel=1e-3)
