@@ -238,3 +238,12 @@ def test_real_imdb_has_25000_reviews_per_split(shared_datasets):
     assert {k: len(v) for k, v in ds.splits.items()} == {"train": 25000, "test": 25000}
     assert np.bincount(ds.splits["test"].y).tolist() == [12500, 12500]
     assert ds.report.skipped == []
+
+
+def test_semicolon_csv_and_a_long_document(tmp_path):
+    long_text = "word " * 40_000  # 200 KB in one field: above the csv module's default limit
+    path = tmp_path / "d.csv"
+    path.write_text(f'text;label\n"{long_text}";pos\n"short, with a comma";neg\n')
+    ds = load(path)
+    assert ds.class_names == ["neg", "pos"]
+    assert len(texts_of(ds)[0]) == len(long_text) and texts_of(ds)[1] == "short, with a comma"

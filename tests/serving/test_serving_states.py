@@ -64,7 +64,7 @@ def test_loading_answers_503_until_warmed_up(image_run: Path, monkeypatch) -> No
         r = await client.post("/v1/models/shapes:predict", json=GOOD)
         assert r.status_code == 200 and len(r.json()["predictions"][0]) == 3
 
-    run(ServeSettings(models=model_sources([image_run], ["shapes"])), body)
+    run(ServeSettings(models=model_sources([image_run], ["shapes"]), freeze_gc=False), body)
 
 
 def test_a_model_that_cannot_load_is_reported(image_run: Path, tmp_path: Path) -> None:
@@ -89,4 +89,24 @@ def test_a_model_that_cannot_load_is_reported(image_run: Path, tmp_path: Path) -
         # the other model is served regardless
         assert (await client.post("/v1/models/shapes:predict", json=GOOD)).status_code == 200
 
-    run(ServeSettings(models=model_sources([image_run, broken], ["shapes", "broken"])), body)
+    run(ServeSettings(models=model_sources([image_run, broken], ["shapes", "broken"]), freeze_gc=False), body)
+
+
+def test_long_lived_objects_are_frozen_out_of_the_collector_once_warm(image_run: Path) -> None:
+    import gc
+
+    gc.unfreeze()
+    frozen: list[int] = []
+
+    async def body(client: httpx.AsyncClient) -> None:
+        await wait_ready(client)
+        deadline = time.monotonic() + 30
+        while gc.get_freeze_count() == 0 and time.monotonic() < deadline:  # frozen right after loading
+            await asyncio.sleep(0.05)
+        frozen.append(gc.get_freeze_count())
+
+    try:
+        run(ServeSettings(models=model_sources([image_run], ["shapes"])), body)
+    finally:
+        gc.unfreeze()  # give this test process its collector back
+    assert frozen[0] > 10_000

@@ -20,7 +20,8 @@ def test_app_from_env_serves_what_the_parent_was_told(image_run, monkeypatch) ->
     """The worker-side factory (fast, in process): settings travel as JSON in the environment."""
     from tfpilot.serving.app import app_from_env
 
-    settings = ServeSettings(models=model_sources([image_run], ["shapes"]), max_batch=4, api_key="k3y")
+    settings = ServeSettings(models=model_sources([image_run], ["shapes"]), max_batch=4, api_key="k3y",
+                             freeze_gc=False)
     monkeypatch.setenv(SETTINGS_ENV, settings.to_env())
     app = app_from_env()
 

@@ -237,10 +237,17 @@ def is_text_table(path: Path) -> bool:
 
 
 def _delimiter(sample: str) -> str:
+    """The delimiter of a CSV sample: the sniffed one if the first line has it, else the one
+    of , ; | the first line has most of (default ,)."""
+    first = sample.split("\n", 1)[0]
     try:
-        return csv.Sniffer().sniff(sample[:8192], delimiters=",;|").delimiter
+        sniffed = csv.Sniffer().sniff(sample[:8192], delimiters=",;|").delimiter
+        if sniffed in first:
+            return sniffed
     except csv.Error:
-        return ","
+        pass
+    best = max(",;|", key=first.count)
+    return best if first.count(best) else ","
 
 
 @dataclass
@@ -274,7 +281,14 @@ def read_delimited(path: Path, fmt: str, cfg: DataConfig, stats: TextStats) -> T
     text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     delimiter = "\t" if fmt == "tsv" else _delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    records = [r for r in reader]
+    limit = csv.field_size_limit(2**31 - 1)  # long documents are fine (the default stops at 128 KiB)
+    try:
+        records = list(reader)
+    except csv.Error as exc:
+        raise ValueError(f"{path}:{reader.line_num}: not valid {fmt.upper()} ({exc}); check the quoting, "
+                         "or set data.text_format") from None
+    finally:
+        csv.field_size_limit(limit)
     while records and not any(c.strip() for c in records[-1]):
         records.pop()
     if not records:

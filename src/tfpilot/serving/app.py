@@ -1,7 +1,8 @@
 """The FastAPI app factory: :func:`create_app` (settings in) and :func:`app_from_env` (``--workers``).
 
 The app answers at once; models load and warm up in a background thread, and
-``/readyz`` turns 200 when all are ready. On shutdown uvicorn stops accepting
+``/readyz`` turns 200 when all are ready (then the objects alive so far are frozen out of
+Python's garbage collector, whose full collections would otherwise stall requests). On shutdown uvicorn stops accepting
 connections and waits for in-flight requests; the batchers then finish what is queued.
 
 Example:
@@ -14,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,9 +42,14 @@ Errors are answered as `{"error": "..."}`.
 """
 
 
-async def _load_all(servables: dict[str, Servable]) -> None:
+async def _load_all(servables: dict[str, Servable], freeze_gc: bool) -> None:
     for servable in servables.values():  # one at a time: loading is CPU-bound anyway
         await asyncio.to_thread(servable.load)
+    # TensorFlow and the models leave millions of long-lived objects; a full garbage collection
+    # walking them stalls every request for a few hundred ms. Freeze them out of the collector.
+    if freeze_gc:
+        gc.collect()
+        gc.freeze()
     if all(s.ready for s in servables.values()):
         log.info("ready: %s", ", ".join(servables))
 
@@ -64,7 +71,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for servable in servables.values():
             await servable.start()
-        app.state.loading = asyncio.create_task(_load_all(servables))
+        app.state.loading = asyncio.create_task(_load_all(servables, settings.freeze_gc))
         try:
             yield
         finally:

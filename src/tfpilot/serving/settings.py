@@ -73,6 +73,10 @@ class ServeSettings(BaseModel):
         graceful_timeout_s: how long shutdown waits for in-flight requests.
         threads: TensorFlow intra-op threads per process; None: one less than the CPU count
             (one core stays free for HTTP, JSON and decoding), 0: TensorFlow's default (all).
+        freeze_gc: once the models are warm, freeze the objects alive so far out of Python's
+            garbage collector (``gc.freeze()``), whose full collections would stall requests;
+            leave it on in a server process, turn it off when embedding the app in a process
+            that keeps creating and dropping long-lived objects (e.g. tests).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -90,6 +94,7 @@ class ServeSettings(BaseModel):
     access_log: bool = True
     graceful_timeout_s: int = Field(30, ge=1)
     threads: int | None = Field(None, ge=0, le=1024)
+    freeze_gc: bool = True
 
     @model_validator(mode="after")
     def _check_names(self) -> ServeSettings:
