@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -268,7 +268,10 @@ class ExportSource:
     def _text_split(self) -> TextSplit:
         if self.input_spec.kind != "text":
             raise ValueError("only text models are split into preprocessing and network")
-        return split_text_model(self.float32_model())
+        # Cut first, then rebuild the numeric part in float32: cloning the whole model would
+        # share its (float32) string layers between two graphs and leave no single cut.
+        split = split_text_model(self.inference_model())
+        return replace(split, network=float32_model(split.network))
 
     def calibration_data(self) -> np.ndarray:
         return self._calibration
