@@ -47,6 +47,11 @@ class InputSpec:
             raise ValueError("a text input has no channels")
         return self.shape[2]
 
+    def decode_target(self) -> dict[str, Any]:
+        """Keyword arguments telling a pipeline how to decode file examples for this input:
+        ``{"image_size", "channels"}`` for images, nothing for text."""
+        return {"image_size": self.image_size, "channels": self.channels} if self.kind == "image" else {}
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["shape"] = list(self.shape)

@@ -7,7 +7,7 @@ import yaml
 
 from tfpilot.config import ConfigError, load_config
 from tfpilot.testing import make_image_folder, tiny_config
-from tfpilot.training import Run, Trainer
+from tfpilot.training import Trainer
 from tfpilot.training.precision import choose_precision, cpu_flags
 from tfpilot.training.schedules import create_schedule
 

@@ -295,6 +295,13 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
+    @property
+    def one_hot_labels(self) -> bool:
+        """Whether the loss gets one-hot labels: asked for, or needed by label smoothing or
+        by MixUp/CutMix (soft labels)."""
+        t = self.train
+        return t.label_mode == "one_hot" or t.label_smoothing > 0 or self.data.augment.mixes_labels
+
     @model_validator(mode="after")
     def _fine_tuning_needs_a_pretrained_backbone(self) -> Config:
         if not self.train.fine_tune.enabled:

@@ -19,6 +19,41 @@ import numpy as np
 from tfpilot.data.source import Split
 
 
+def _source(split: Split, index: np.ndarray | None = None) -> Any:
+    """``(example, label)`` pairs of ``split`` (or of its ``index`` subset): decoded examples,
+    or file paths that :func:`_decoder` decodes."""
+    import tensorflow as tf
+
+    y = split.y if index is None else split.y[index]
+    if split.x is not None:
+        return tf.data.Dataset.from_tensor_slices((split.x if index is None else split.x[index], y))
+    if split.paths is not None:
+        paths = split.paths.astype(str)
+        return tf.data.Dataset.from_tensor_slices((paths if index is None else paths[index], y))
+    raise ValueError("split has neither examples nor paths")
+
+
+def _decoder(split: Split, image_size: tuple[int, int] | None, channels: int | None) -> Any:
+    """The map function decoding a file split's ``(path, label)`` pairs (None for decoded splits)."""
+    if split.x is not None:
+        return None
+    import tensorflow as tf
+
+    from tfpilot.data.images import decode_and_resize
+
+    if image_size is None or channels is None:
+        raise ValueError("a file split needs image_size and channels to decode")
+    return lambda p, y: (decode_and_resize(tf.io.read_file(p), channels, image_size), y)
+
+
+def _finish(ds: Any) -> Any:
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
 def make_pipeline(
     split: Split,
     batch_size: int,
@@ -47,31 +82,18 @@ def make_pipeline(
     """
     import tensorflow as tf
 
-    autotune = tf.data.AUTOTUNE
-    if split.x is not None:
-        ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
-    elif split.paths is not None:
-        from tfpilot.data.images import decode_and_resize
-
-        if image_size is None or channels is None:
-            raise ValueError("a file split needs image_size and channels to decode")
-        ds = tf.data.Dataset.from_tensor_slices((split.paths.astype(str), split.y))
-        ds = ds.map(
-            lambda p, y: (decode_and_resize(tf.io.read_file(p), channels, image_size), y),
-            num_parallel_calls=autotune,
-        )
+    ds = _source(split)
+    decode = _decoder(split, image_size, channels)
+    if decode is not None:
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
         if cache:
             ds = ds.cache()
-    else:
-        raise ValueError("split has neither examples nor paths")
     if training:
         ds = ds.shuffle(min(shuffle_buffer, max(len(split), 1)), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if one_hot:
-        ds = ds.map(lambda x, y: (x, tf.one_hot(y, one_hot)), num_parallel_calls=autotune)
-    options = tf.data.Options()
-    options.deterministic = True
-    return ds.with_options(options).prefetch(autotune)
+        ds = ds.map(lambda x, y: (x, tf.one_hot(y, one_hot)), num_parallel_calls=tf.data.AUTOTUNE)
+    return _finish(ds)
 
 
 def make_train_pipeline(
@@ -112,34 +134,13 @@ def make_train_pipeline(
     """
     import tensorflow as tf
 
-    autotune = tf.data.AUTOTUNE
     n = len(split)
     buffer = min(shuffle_buffer, max(n, 1))
-
-    if split.x is not None:
-        def source(index: np.ndarray | None = None) -> Any:
-            x, y = (split.x, split.y) if index is None else (split.x[index], split.y[index])
-            return tf.data.Dataset.from_tensor_slices((x, y))
-        decode = None
-    elif split.paths is not None:
-        from tfpilot.data.images import decode_and_resize
-
-        if image_size is None or channels is None:
-            raise ValueError("a file split needs image_size and channels to decode")
-        paths = split.paths.astype(str)
-
-        def source(index: np.ndarray | None = None) -> Any:
-            p, y = (paths, split.y) if index is None else (paths[index], split.y[index])
-            return tf.data.Dataset.from_tensor_slices((p, y))
-
-        def decode(p: Any, y: Any) -> tuple[Any, Any]:
-            return decode_and_resize(tf.io.read_file(p), channels, image_size), y
-    else:
-        raise ValueError("split has neither examples nor paths")
+    decode = _decoder(split, image_size, channels)
 
     if balanced:
         classes = np.unique(split.y)
-        per_class = [source(np.flatnonzero(split.y == k)) for k in classes]
+        per_class = [_source(split, np.flatnonzero(split.y == k)) for k in classes]
 
         def one_epoch(e: Any) -> Any:
             s = tf.cast(seed, tf.int64) * 1_000_003 + e
@@ -148,7 +149,7 @@ def make_train_pipeline(
             return tf.data.Dataset.sample_from_datasets(
                 streams, weights=[1.0 / len(classes)] * len(classes), seed=s).take(n)
     else:
-        base = source()
+        base = _source(split)
 
         def one_epoch(e: Any) -> Any:
             return base.shuffle(buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + e, reshuffle_each_iteration=False)
@@ -156,12 +157,9 @@ def make_train_pipeline(
     def batches(e: Any) -> Any:
         ds = one_epoch(e)
         if decode is not None:
-            ds = ds.map(decode, num_parallel_calls=autotune, deterministic=True)
+            ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if steps_per_epoch:
             return ds.repeat().batch(batch_size).take(steps_per_epoch)
         return ds.batch(batch_size)
 
-    ds = tf.data.Dataset.range(epochs[0], epochs[1]).flat_map(batches)
-    options = tf.data.Options()
-    options.deterministic = True
-    return ds.with_options(options).prefetch(autotune)
+    return _finish(tf.data.Dataset.range(epochs[0], epochs[1]).flat_map(batches))

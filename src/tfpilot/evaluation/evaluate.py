@@ -75,7 +75,7 @@ def evaluate(
     if split not in data.splits:
         raise ValueError(f"dataset {name!r} has no {split!r} split; it has {sorted(data.splits)}")
     spec = data.input_spec
-    decode = dict(image_size=spec.image_size, channels=spec.channels) if spec.kind == "image" else {}
+    decode = spec.decode_target()
     ds = make_pipeline(data.splits[split], batch_size, training=False, cache=False, **decode)
     y, probs = predict_probabilities(run.load_model(), ds)
     result = classification_metrics(y, probs, class_names, k=cfg.train.top_k)

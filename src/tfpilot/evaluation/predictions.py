@@ -71,8 +71,7 @@ class SplitPredictions:
             x = self.examples.x[index]
             return [str(t) for t in x] if self.input_spec.kind == "text" else np.asarray(x)
         spec = self.input_spec
-        ds = make_pipeline(self.examples.take(index), 256, training=False, cache=False,
-                           image_size=spec.image_size, channels=spec.channels)
+        ds = make_pipeline(self.examples.take(index), 256, training=False, cache=False, **spec.decode_target())
         batches = [np.asarray(x) for x, _ in ds]
         return np.concatenate(batches) if batches else np.zeros((0, *spec.shape), np.uint8)
 
@@ -119,7 +118,7 @@ def predict_split(
     run = run if isinstance(run, Run) else Run(run)
     spec = InputSpec.from_dict(run.labels["input"])
     examples = _split(data, split, str(run.config.data.dataset)) if data is not None else load_split(run, split)[1]
-    decode = dict(image_size=spec.image_size, channels=spec.channels) if spec.kind == "image" else {}
+    decode = spec.decode_target()
     ds = make_pipeline(examples, batch_size, training=False, cache=False, **decode)
     y, probs = predict_probabilities(model if model is not None else run.load_model(), ds)
     return SplitPredictions(split, run.class_names, spec, y, probs, examples)

@@ -65,7 +65,7 @@ def load_split(
         part = part.take(limit_stratified(part.y, limit, seed))
     if part.x is not None:
         return _as_inputs(part.x, spec), part.y
-    decode = dict(image_size=spec.image_size, channels=spec.channels) if spec.kind == "image" else {}
+    decode = spec.decode_target()
     xs, ys = [], []
     for xb, yb in make_pipeline(part, 256, training=False, cache=False, **decode):
         xs.append(xb.numpy())

@@ -259,7 +259,7 @@ def prune(
     update = {"image_size": spec.image_size} if spec.kind == "image" else {}
     data = prepare_data(load_config({"data": {**cfg.data.model_dump(mode="json"), **update}}).data)
     batch = batch_size or cfg.train.batch_size
-    decode = dict(image_size=spec.image_size, channels=spec.channels) if spec.kind == "image" else {}
+    decode = spec.decode_target()
     train = data.splits["train"]
     if train_limit and train_limit < len(train):
         train = train.take(limit_stratified(train.y, train_limit, cfg.data.split_seed))

@@ -162,7 +162,7 @@ def evaluate_members(ensemble_model: Any, run: Run, data_dir: str | Path | None 
         cfg = load_config(cfg, overrides=[f"data.data_dir={data_dir}"])
     data = prepare_data(cfg.data)
     spec = data.input_spec
-    decode = dict(image_size=spec.image_size, channels=spec.channels) if spec.kind == "image" else {}
+    decode = spec.decode_target()
     out: dict[str, dict[str, Any]] = {}
     for split in ("val", "test"):
         if split not in data.splits or not len(data.splits[split]):

@@ -180,15 +180,10 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float, list[s
 
 
 def _loss(cfg: Any, model: Any) -> Any:
-    """The Trainer's loss for this config: binary for one sigmoid unit, one-hot or sparse CE."""
-    t = cfg.train
-    augment = getattr(cfg.data, "augment", None)
-    one_hot = t.label_mode == "one_hot" or t.label_smoothing > 0 or bool(getattr(augment, "mixes_labels", False))
-    if model.outputs[0].shape[-1] == 1:
-        return keras.losses.BinaryCrossentropy()
-    if one_hot:
-        return keras.losses.CategoricalCrossentropy(label_smoothing=t.label_smoothing)
-    return keras.losses.SparseCategoricalCrossentropy()
+    """The Trainer's loss for this config (see :func:`tfpilot.training.trainer.loss_and_metrics`)."""
+    from tfpilot.training.trainer import loss_and_metrics
+
+    return loss_and_metrics(cfg, model, int(model.outputs[0].shape[-1]))[0]
 
 
 def plot_lr_find(result: LRFinderResult, path: str | Path) -> Path:
@@ -306,10 +301,8 @@ def find_lr(
 def _model_and_stream(cfg: Any, model: Any, dataset: Any) -> tuple[Any, Any, int]:
     """The Trainer's pieces for ``cfg``: a fresh model and a repeating, shuffled train stream."""
     from tfpilot.data import make_pipeline, prepare_data
-    from tfpilot.models import create_model
-    from tfpilot.models.text_layers import adapt_preprocessing
-    from tfpilot.training.precision import choose_precision, precision_policy
-    from tfpilot.training.trainer import seed_everything
+    from tfpilot.training.precision import choose_precision
+    from tfpilot.training.trainer import build_model, seed_everything
 
     t = cfg.train
     seed_everything(t.seed, False)
@@ -317,16 +310,12 @@ def _model_and_stream(cfg: Any, model: Any, dataset: Any) -> tuple[Any, Any, int
     train = data.splits["train"]
     steps_per_epoch = t.steps_per_epoch or max(math.ceil(len(train) / t.batch_size), 1)
     if model is None:
-        with precision_policy(choose_precision(t.precision)):
-            model = create_model(cfg.model.name, data.input_spec, data.num_classes, **cfg.model.params)
-        adapt_preprocessing(model, train)
+        model = build_model(cfg, data, choose_precision(t.precision))
     if dataset is None:
         spec = data.input_spec
-        decode = dict(image_size=spec.image_size, channels=spec.channels) if spec.kind == "image" else {}
-        augment = getattr(cfg.data, "augment", None)
-        one_hot = (t.label_mode == "one_hot" or t.label_smoothing > 0
-                   or bool(getattr(augment, "mixes_labels", False)))
+        decode = spec.decode_target()
+        one_hot = cfg.one_hot_labels and model.outputs[0].shape[-1] > 1
         dataset = make_pipeline(train, t.batch_size, training=True, seed=t.seed, shuffle_buffer=cfg.data.shuffle_buffer,
-                                one_hot=data.num_classes if one_hot and model.outputs[0].shape[-1] > 1 else None,
+                                one_hot=data.num_classes if one_hot else None,
                                 **decode).repeat()
     return model, dataset, steps_per_epoch

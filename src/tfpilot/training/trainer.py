@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +40,44 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+
+
+def build_model(config: Config, data: Any, precision: str) -> Any:
+    """The configured model for ``data``: built under ``precision``, with the configured kernel
+    penalties, its text vocabulary (if any) adapted on the training split only."""
+    from tfpilot.models import create_model
+    from tfpilot.models.text_layers import adapt_preprocessing
+    from tfpilot.training.precision import precision_policy
+    from tfpilot.training.regularization import apply_kernel_regularization
+
+    with precision_policy(precision):
+        model = create_model(config.model.name, data.input_spec, data.num_classes, **config.model.params)
+    reg = config.train.regularization
+    apply_kernel_regularization(model, l1=reg.l1, l2=reg.l2)
+    adapt_preprocessing(model, data.splits["train"])  # text vocabularies: the train split only
+    log.info("built %s (%s params, %s)", config.model.name, f"{model.count_params():,}", precision)
+    return model
+
+
+def loss_and_metrics(config: Config, model: Any, num_classes: int) -> tuple[Any, list[Any]]:
+    """The loss for the task and the labels' encoding, with accuracy and top-k metrics: binary
+    cross-entropy for one sigmoid unit, categorical for one-hot/soft labels, else sparse."""
+    import keras
+
+    t = config.train
+    k = min(t.top_k, num_classes)
+    if model.outputs[0].shape[-1] == 1:  # a single sigmoid unit (binary head)
+        if config.one_hot_labels:
+            raise ValueError(
+                f"model {config.model.name!r} ends in one sigmoid unit: label_mode one_hot and "
+                "label_smoothing need a softmax head (e.g. model.params.binary_head=false)"
+            )
+        return keras.losses.BinaryCrossentropy(), [keras.metrics.BinaryAccuracy(name="accuracy")]
+    if config.one_hot_labels:
+        return (keras.losses.CategoricalCrossentropy(label_smoothing=t.label_smoothing),
+                ["accuracy", keras.metrics.TopKCategoricalAccuracy(k, name="top_k_accuracy")])
+    return (keras.losses.SparseCategoricalCrossentropy(),
+            ["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k, name="top_k_accuracy")])
 
 
 class Trainer:
@@ -80,15 +117,11 @@ class Trainer:
 
         cfg = self.config
         spec = data.input_spec
-        decode = dict(image_size=spec.image_size, channels=spec.channels) if spec.kind == "image" else {}
+        decode = spec.decode_target()
         return make_pipeline(
             data.splits[split], batch_size or cfg.train.batch_size, training=training, seed=cfg.train.seed,
             shuffle_buffer=cfg.data.shuffle_buffer, one_hot=one_hot, **decode,
         )
-
-    def _one_hot(self) -> bool:
-        t = self.config.train
-        return t.label_mode == "one_hot" or t.label_smoothing > 0 or self.config.data.augment.mixes_labels
 
     def _jit(self, precision: str) -> bool | str:
         """XLA for the train step. On CPUs "auto" means off: XLA's CPU backend emulates
@@ -117,8 +150,6 @@ class Trainer:
         return self.found_lr_
 
     def _compile(self, model: Any, steps_per_epoch: int, num_classes: int, precision: str, stage: int = 1) -> None:
-        import keras
-
         from tfpilot.training.optimizers import create_optimizer
         from tfpilot.training.schedules import create_schedule
 
@@ -128,21 +159,7 @@ class Trainer:
             base_lr, epochs = base_lr * t.fine_tune.learning_rate_factor, t.fine_tune.epochs
         lr = create_schedule(t.schedule, base_lr, steps_per_epoch, epochs)
         optimizer = create_optimizer(t.optimizer, lr)
-        k = min(t.top_k, num_classes)
-        if model.outputs[0].shape[-1] == 1:  # a single sigmoid unit (binary head)
-            if self._one_hot():
-                raise ValueError(
-                    f"model {self.config.model.name!r} ends in one sigmoid unit: label_mode one_hot and "
-                    "label_smoothing need a softmax head (e.g. model.params.binary_head=false)"
-                )
-            loss = keras.losses.BinaryCrossentropy()
-            metrics = [keras.metrics.BinaryAccuracy(name="accuracy")]
-        elif self._one_hot():
-            loss = keras.losses.CategoricalCrossentropy(label_smoothing=t.label_smoothing)
-            metrics = ["accuracy", keras.metrics.TopKCategoricalAccuracy(k, name="top_k_accuracy")]
-        else:
-            loss = keras.losses.SparseCategoricalCrossentropy()
-            metrics = ["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k, name="top_k_accuracy")]
+        loss, metrics = loss_and_metrics(self.config, model, num_classes)
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=self._jit(precision),
                       steps_per_execution=t.steps_per_execution)
 
@@ -212,7 +229,7 @@ class Trainer:
         else:
             if resume:
                 log.warning("no completed epoch in %s: starting it from the beginning", run_dir)
-            model = self._build_model(data, precision)
+            model = build_model(cfg, data, precision)
             self._compile(model, self._steps(data), data.num_classes, precision)
 
         ft = t.fine_tune
@@ -255,21 +272,6 @@ class Trainer:
         t = self.config.train
         return t.steps_per_epoch or math.ceil(len(data.splits["train"]) / t.batch_size)
 
-    def _build_model(self, data: Any, precision: str) -> Any:
-        from tfpilot.models import create_model
-        from tfpilot.models.text_layers import adapt_preprocessing
-        from tfpilot.training.precision import precision_policy
-        from tfpilot.training.regularization import apply_kernel_regularization
-
-        cfg = self.config
-        with precision_policy(precision):
-            model = create_model(cfg.model.name, data.input_spec, data.num_classes, **cfg.model.params)
-        reg = cfg.train.regularization
-        apply_kernel_regularization(model, l1=reg.l1, l2=reg.l2)
-        adapt_preprocessing(model, data.splits["train"])  # text vocabularies: the train split only
-        log.info("built %s (%s params, %s)", cfg.model.name, f"{model.count_params():,}", precision)
-        return model
-
     def _start_fine_tuning(self, model: Any, data: Any, precision: str) -> None:
         """Stage 2: unfreeze the requested backbone layers, recompile at a lower LR."""
         from tfpilot.models.finetune import unfreeze
@@ -291,13 +293,13 @@ class Trainer:
 
         cfg = self.config
         spec = data.input_spec
-        decode = dict(image_size=spec.image_size, channels=spec.channels) if spec.kind == "image" else {}
+        decode = spec.decode_target()
         ds = make_train_pipeline(
             data.splits["train"], cfg.train.batch_size, (start, end), seed=cfg.train.seed,
             shuffle_buffer=cfg.data.shuffle_buffer, balanced=cfg.data.balanced_sampling,
             steps_per_epoch=cfg.train.steps_per_epoch, **decode,
         )
-        if self._one_hot():
+        if self.config.one_hot_labels:
             ds = ds.map(lambda x, y: (x, tf.one_hot(y, data.num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
         augmenter = build_augmenter(cfg.data.augment, spec.channels, cfg.train.seed) if spec.kind == "image" else None
         if augmenter is not None:
@@ -317,7 +319,7 @@ class Trainer:
         t = self.config.train
         steps = self._steps(data)
         has_val = "val" in data.splits and len(data.splits["val"]) > 0
-        one_hot = data.num_classes if self._one_hot() else None
+        one_hot = data.num_classes if self.config.one_hot_labels else None
         val_ds = self._pipeline(data, "val", training=False, one_hot=one_hot) if has_val else None
         callbacks, timer = build_callbacks(t.callbacks, run_dir, end, steps, has_validation=has_val,
                                            append=start > 0)
