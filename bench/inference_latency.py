@@ -36,7 +36,7 @@ LABELS = {
 
 
 def train_run(folder: Path, epochs: int) -> Path:
-    from tfpilot.training import train
+    from tfpilot.api import train
 
     return train(None, dataset="mnist", model="mnist_cnn", epochs=epochs, run_dir=folder / "mnist_cnn").path
 

@@ -24,3 +24,18 @@ def shared_datasets() -> Path:
     if not d or not Path(d).is_dir():
         pytest.fail("TFPILOT_DATA_DIR must point at the shared datasets (make test sets it)")
     return Path(d)
+
+
+@pytest.fixture(scope="session")
+def image_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run of a small MLP on 16x16 RGB shapes (3 classes; train and test folders)."""
+    from tfpilot.config import load_config
+    from tfpilot.testing import make_image_folder, tiny_config
+    from tfpilot.training import Trainer
+
+    root = tmp_path_factory.mktemp("export-data")
+    folder = make_image_folder(root / "shapes", per_class=20, splits=("train", "test"))
+    cfg = tiny_config(folder, root / "run", epochs=4)
+    cfg["model"]["params"] = {"hidden_units": [32]}
+    cfg["train"]["optimizer"] = {"learning_rate": 0.01}
+    return Trainer(load_config(cfg)).fit().run_.path

@@ -17,13 +17,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "train": "tfpilot.training",
-    "Trainer": "tfpilot.training",
-    "Run": "tfpilot.training",
-    "load": "tfpilot.inference",
-    "Predictor": "tfpilot.inference",
-    "evaluate": "tfpilot.evaluation",
-    "report": "tfpilot.evaluation.report",
+    "train": "tfpilot.api",
+    "resume": "tfpilot.api",
+    "Trainer": "tfpilot.api",
+    "Run": "tfpilot.runs",
+    "load": "tfpilot.api",
+    "Predictor": "tfpilot.api",
+    "evaluate": "tfpilot.api",
+    "report": "tfpilot.api",
     "gradcam": "tfpilot.evaluation.gradcam",
     "GradCAM": "tfpilot.evaluation.gradcam",
     "explain_text": "tfpilot.evaluation.explain_text",

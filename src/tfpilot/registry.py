@@ -1,7 +1,11 @@
 """A small, typed registry: register where a thing is defined, look it up by name.
 
 Every kind of pluggable thing in tfpilot (models, datasets, optimizers, schedules,
-exporters, ...) has exactly one :class:`Registry`. Lookups of unknown names fail with a
+exporters, ...) has exactly one :class:`Registry`. The registries that the config schema
+and the run directory consult (models, optimizers, schedules, serializable Keras objects)
+are defined here, at the bottom of the package, and filled by the modules that define the
+things (``@register_model`` in ``models/``, ``@OPTIMIZERS.register`` in ``training/``), so
+``config/`` and ``runs/`` check names without importing those packages. Lookups of unknown names fail with a
 "did you mean" suggestion, and ``list`` takes a shell-style pattern, like timm's
 ``list_models("resnet*")``.
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -150,3 +155,71 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {len(self)} entries)"
+
+
+def check_params(registry: Registry[Any], name: str, params: dict[str, Any],
+                 skip: Sequence[str] = ()) -> None:
+    """Raise ValueError if ``params`` holds a keyword that the callable ``name`` does not take.
+
+    Args:
+        registry: where ``name`` is registered.
+        name: the registered callable.
+        params: the keyword arguments a config gives it.
+        skip: positional parameters that are not the config's to give.
+
+    Example:
+        >>> reg = Registry("thing")
+        >>> _ = reg.add("f", lambda spec, size=1: size)
+        >>> check_params(reg, "f", {"sise": 2}, skip=("spec",))
+        Traceback (most recent call last):
+        ...
+        ValueError: thing 'f' has no parameter 'sise'. Did you mean 'size'? Its parameters: size.
+    """
+    sig = inspect.signature(registry.get(name))
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    accepted = [p for p in sig.parameters if p not in skip]
+    for key in params:
+        if key not in accepted:
+            raise ValueError(
+                f"{registry.kind} {name!r} has no parameter {key!r}.{did_you_mean(key, accepted)} "
+                f"Its parameters: {', '.join(accepted) or '(none)'}."
+            )
+
+
+#: Model builders: ``@register_model`` in the modules of ``tfpilot/models/``.
+MODELS: Registry[Callable[..., Any]] = Registry(
+    "model",
+    autoload=("tfpilot.models.mlp", "tfpilot.models.cnn", "tfpilot.models.resnet", "tfpilot.models.text",
+              "tfpilot.models.transfer"),
+)
+#: Optimizer builders: registered in ``tfpilot/training/optimizers.py``.
+OPTIMIZERS: Registry[Callable[..., Any]] = Registry("optimizer", autoload=("tfpilot.training.optimizers",))
+#: Learning-rate schedule builders: registered in ``tfpilot/training/schedules.py``.
+SCHEDULES: Registry[Callable[..., Any]] = Registry("schedule", autoload=("tfpilot.training.schedules",))
+#: tfpilot's registered-serializable Keras classes (preprocessing layers, schedules), which a
+#: saved ``.keras`` file needs to load; each registers with :func:`serializable` where defined.
+KERAS_OBJECTS: Registry[type] = Registry(
+    "serializable Keras object",
+    autoload=("tfpilot.models.layers", "tfpilot.models.text_layers", "tfpilot.models.transfer_layers",
+              "tfpilot.training.schedules"),
+)
+
+
+def serializable(cls: type) -> type:
+    """Class decorator: register a Keras layer/schedule as serializable (package "tfpilot")
+    and in :data:`KERAS_OBJECTS`, so any loader of tfpilot's ``.keras`` files finds it.
+
+    Example:
+        >>> import keras
+        >>> @serializable
+        ... class Double(keras.layers.Layer):
+        ...     def call(self, x):
+        ...         return x * 2
+        >>> "tfpilot>Double" in KERAS_OBJECTS
+        True
+    """
+    import keras
+
+    keras.saving.register_keras_serializable(package="tfpilot")(cls)
+    return KERAS_OBJECTS.add(f"tfpilot>{cls.__name__}", cls)

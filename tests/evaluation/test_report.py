@@ -118,7 +118,7 @@ def test_a_failing_report_never_loses_the_trained_run(tmp_path: Path, caplog):
     from types import SimpleNamespace
 
     from tfpilot.evaluation.report import report_after_training
-    from tfpilot.training import Run
+    from tfpilot.runs import Run
 
     trainer = SimpleNamespace(run_=Run(tmp_path), model_=None, data_=None)
     with caplog.at_level("WARNING", logger="tfpilot.evaluation.report"):

@@ -13,21 +13,6 @@ TEXT_CLASSES = ["neg", "pos"]
 
 
 @pytest.fixture(scope="session")
-def image_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished run of a small MLP on 16x16 RGB shapes (3 classes; train and test folders)."""
-    from tfpilot.config import load_config
-    from tfpilot.testing import make_image_folder, tiny_config
-    from tfpilot.training import Trainer
-
-    root = tmp_path_factory.mktemp("export-data")
-    folder = make_image_folder(root / "shapes", per_class=20, splits=("train", "test"))
-    cfg = tiny_config(folder, root / "run", epochs=4)
-    cfg["model"]["params"] = {"hidden_units": [32]}
-    cfg["train"]["optimizer"] = {"learning_rate": 0.01}
-    return Trainer(load_config(cfg)).fit().run_.path
-
-
-@pytest.fixture(scope="session")
 def image_export(image_run: Path) -> Any:
     """``export(image_run, "all")``: every format under RUN/export."""
     from tfpilot.export import export
@@ -41,7 +26,7 @@ def outlier_run(image_run: Path, tmp_path: Path) -> Path:
     int8 must spread 256 levels over [0, 1e5], so every class gets the same logit."""
     import shutil
 
-    from tfpilot.training.run import Run
+    from tfpilot.runs import Run
 
     copy = tmp_path / "outlier-run"
     shutil.copytree(image_run, copy, ignore=shutil.ignore_patterns("export", "checkpoints", "logs", "backup"))

@@ -32,7 +32,7 @@ def lstm_model(text_data):
 def test_lstm_exports_with_batch_one_tflite_and_refuses_int8(lstm_model, text_data, tmp_path):
     import tensorflow as tf
 
-    from tfpilot.evaluation.metrics import to_probabilities
+    from tfpilot.metrics import to_probabilities
 
     texts, labels = text_data
     source = ExportSource(lstm_model, ["neg", "pos"], InputSpec.text(), calibration=texts, evaluation=(texts, labels))

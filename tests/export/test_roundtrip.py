@@ -89,7 +89,7 @@ def test_text_artifact_answers_raw_strings_like_keras(fmt, text_model, text_expo
     assert predictor.class_names == ["neg", "pos"]
     assert predictor.input_spec.kind == "text"
     probs = predictor.predict_proba(list(texts))  # raw Python strings in
-    from tfpilot.evaluation.metrics import to_probabilities
+    from tfpilot.metrics import to_probabilities
 
     np.testing.assert_allclose(to_probabilities(predictor.model(texts)), probs, atol=1e-6)  # the callable alone
     clear = np.abs(keras_probs[:, 1] - keras_probs[:, 0]) > 0.05  # near-ties may flip under int8

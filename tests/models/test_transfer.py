@@ -234,7 +234,8 @@ def test_from_scratch_backbone_uses_batch_statistics_and_pretrained_can_train_wh
 def test_trains_through_the_trainer_with_a_frozen_pretrained_backbone(backbone_file, tmp_path):
     from tfpilot.config import load_config
     from tfpilot.testing import make_image_folder, tiny_config
-    from tfpilot.training import Run, Trainer
+    from tfpilot.runs import Run
+    from tfpilot.training import Trainer
 
     folder = make_image_folder(tmp_path / "data", per_class=8, size=16)
     cfg = tiny_config(folder, tmp_path / "run", precision="float32")

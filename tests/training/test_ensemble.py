@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from tfpilot.cli.main import app
 from tfpilot.config import load_config
 from tfpilot.testing import make_image_folder, tiny_config
-from tfpilot.training import Run, Trainer
+from tfpilot.runs import Run
+from tfpilot.training import Trainer
 from tfpilot.training.ensemble import ENSEMBLE, build_ensemble, ensemble
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from tfpilot.cli.common import console, headline, metrics_table, setup_logging, user_errors
+from tfpilot.runs import REPORT
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
@@ -41,15 +42,21 @@ def _keras_download_mnist() -> bool:
 def demo_command(
     run_dir: Annotated[Optional[Path], typer.Option("--run-dir", "-o")] = None,
 ) -> None:
-    """Train a fast CNN on MNIST (digits offline), evaluate it, print the run directory."""
-    from tfpilot.evaluation import evaluate
-    from tfpilot.training import Trainer
+    """Train a fast CNN on MNIST (digits offline), evaluate it, write its report, print the
+    run directory and the next commands to try."""
+    from tfpilot.api import train
 
     setup_logging()
     cfg, what = demo_config(run_dir)
     console.print(f"tfpilot demo: training [bold]{cfg.model.name}[/] on [bold]{what}[/]")
-    trainer = Trainer(cfg).fit()
-    result = evaluate(trainer.run_.path)
-    console.print(metrics_table("test", headline(result)))
-    console.print(f"run directory: [bold]{trainer.run_.path}[/]")
-    console.print(f"test accuracy: [bold]{result['accuracy']:.4f}[/]")
+    run = train(cfg, report=True)
+    test = run.metrics["test"]
+    console.print(metrics_table("test", headline(test)))
+    console.print(f"run directory: [bold]{run.path}[/]", soft_wrap=True)
+    console.print(f"test accuracy: [bold]{test['accuracy']:.4f}[/]")
+    if run.file(REPORT).is_file():
+        console.print(f"report: [bold]{run.file(REPORT)}[/] (open it in a browser)", soft_wrap=True)
+    console.print("next, try:", soft_wrap=True)
+    for command in (f"tfpilot evaluate {run.path}", f"tfpilot predict {run.path} IMAGE.png",
+                    f"tfpilot export {run.path} --format all", f"tfpilot serve {run.path}"):
+        console.print(f"  {command}", soft_wrap=True, highlight=False)

@@ -23,7 +23,8 @@ def ensemble_command(
 ) -> None:
     """Average the class probabilities of RUNS into one model; writes a run directory that
     evaluate / predict / export / report treat like any run."""
-    from tfpilot.training.ensemble import ENSEMBLE, ensemble
+    from tfpilot.api import ensemble
+    from tfpilot.runs import ENSEMBLE
 
     setup_logging()
     run = ensemble(runs, out, overwrite=overwrite, allow_different_splits=allow_different_splits,

@@ -32,7 +32,7 @@ def lr_find_command(
     """Sweep the learning rate from 1e-7 to 10 over a short training run and suggest one
     (where the loss falls fastest); saves the loss-vs-LR plot."""
     from tfpilot.config import load_config
-    from tfpilot.training.lr_finder import find_lr
+    from tfpilot.api import find_lr
 
     setup_logging()
     cfg = load_config(config, overrides=set_ or [], dataset=dataset, model=model, batch_size=batch_size,

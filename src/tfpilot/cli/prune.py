@@ -31,7 +31,7 @@ def prune_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Magnitude pruning (Keras 3): reports sparsity, gzip-compressed size and accuracy."""
-    from tfpilot.export.prune import prune
+    from tfpilot.api import prune
 
     setup_logging(verbose)
     r = prune(run, sparsity=sparsity, epochs=epochs, learning_rate=learning_rate, out_dir=out, train_limit=train_limit)

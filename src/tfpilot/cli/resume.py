@@ -16,11 +16,11 @@ def resume_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Resume training: model, optimizer, schedule step, data order and best-metric tracking."""
-    from tfpilot.training import Trainer
+    from tfpilot.api import resume
 
     setup_logging(verbose)
-    trainer = Trainer.resume(run)
-    metrics = trainer.run_.metrics
+    done = resume(run)
+    metrics = done.metrics
     if "test" in metrics:
         console.print(metrics_table("test", headline(metrics["test"])))
-    console.print(f"run directory: [bold]{trainer.run_.path}[/] ({metrics['epochs_run']} epochs)")
+    console.print(f"run directory: [bold]{done.path}[/] ({metrics['epochs_run']} epochs)")

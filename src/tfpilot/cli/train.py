@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from tfpilot.cli.common import console, headline, metrics_table, setup_logging, user_errors
+from tfpilot.runs import REPORT
 
 
 @user_errors
@@ -26,8 +27,9 @@ def train_command(
         "--check-determinism", help="Train two short deterministic twins and report whether their weights match.")] = False,
 ) -> None:
     """Train a model; writes a run directory with the model, metrics and config."""
+    from tfpilot.api import check_determinism as determinism_twins
+    from tfpilot.api import train
     from tfpilot.config import load_config
-    from tfpilot.training import Trainer
 
     setup_logging(verbose)
     cfg = load_config(
@@ -35,9 +37,7 @@ def train_command(
         batch_size=batch_size, run_dir=run_dir, data_dir=data_dir,
     )
     if check_determinism:
-        from tfpilot.training.determinism import check_determinism as check
-
-        report = check(cfg)
+        report = determinism_twins(cfg)
         if report.identical:
             console.print(f"deterministic: the two twins' {report.num_weights} weights are identical "
                           f"after {report.steps} steps")
@@ -45,17 +45,13 @@ def train_command(
         console.print(f"[bold red]NOT deterministic[/]: {len(report.differing)} of {report.num_weights} weights "
                       f"differ (max |diff| {report.max_abs_diff:.3g}), e.g. {', '.join(report.differing[:3])}")
         raise typer.Exit(1)
-    trainer = Trainer(cfg).fit()
-    metrics = trainer.run_.metrics
+    run = train(cfg, report=not no_report)
+    metrics = run.metrics
     if "test" in metrics:
         console.print(metrics_table("test", headline(metrics["test"])))
-    console.print(f"run directory: [bold]{trainer.run_.path}[/]")
+    console.print(f"run directory: [bold]{run.path}[/]")
     if "test" in metrics:
         console.print(f"test accuracy: [bold]{metrics['test']['accuracy']:.4f}[/]  "
                       f"(train {metrics['train_seconds']:.1f}s, {metrics['precision']})")
-    if not no_report:
-        from tfpilot.evaluation.report import report_after_training
-
-        report_path = report_after_training(trainer)
-        if report_path is not None:
-            console.print(f"report: [bold]{report_path}[/]")
+    if not no_report and run.file(REPORT).is_file():
+        console.print(f"report: [bold]{run.file(REPORT)}[/]")

@@ -13,10 +13,13 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tfpilot.registry import MODELS, OPTIMIZERS, SCHEDULES, check_params
 
 
 class Section(BaseModel):
@@ -126,16 +129,12 @@ class ModelConfig(Section):
     @field_validator("name")
     @classmethod
     def _known_model(cls, v: str) -> str:
-        from tfpilot.models import registry
-
-        registry.MODELS.entry(v)  # raises with a did-you-mean message
+        MODELS.entry(v)  # raises with a did-you-mean message
         return v
 
     @model_validator(mode="after")
     def _known_params(self) -> ModelConfig:
-        from tfpilot.models import registry
-
-        registry.check_params(self.name, self.params)
+        check_params(MODELS, self.name, self.params, skip=("input_spec", "num_classes"))
         return self
 
 
@@ -167,8 +166,6 @@ class OptimizerConfig(Section):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        from tfpilot.training.optimizers import OPTIMIZERS
-
         OPTIMIZERS.entry(v)
         return v
 
@@ -187,8 +184,6 @@ class ScheduleConfig(Section):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        from tfpilot.training.schedules import SCHEDULES
-
         SCHEDULES.entry(v)
         return v
 
@@ -306,11 +301,7 @@ class Config(Section):
     def _fine_tuning_needs_a_pretrained_backbone(self) -> Config:
         if not self.train.fine_tune.enabled:
             return self
-        import inspect
-
-        from tfpilot.models import registry
-
-        takes_weights = "weights" in inspect.signature(registry.MODELS.get(self.model.name)).parameters
+        takes_weights = "weights" in inspect.signature(MODELS.get(self.model.name)).parameters
         if not takes_weights:
             raise ValueError(
                 f"train.fine_tune needs a transfer-learning model with a pretrained backbone; "

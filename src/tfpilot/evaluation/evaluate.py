@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from tfpilot.config import load_config
-from tfpilot.evaluation.metrics import classification_metrics, predict_probabilities
-from tfpilot.training.run import Run
+from tfpilot.metrics import classification_metrics, predict_probabilities
+from tfpilot.runs import Run
 
 
 def run_data(run: Run, dataset: str | None = None, data_dir: str | Path | None = None) -> Any:
@@ -27,7 +27,7 @@ def run_data(run: Run, dataset: str | None = None, data_dir: str | Path | None =
     from tfpilot.data import prepare_data
     from tfpilot.spec import InputSpec
 
-    cfg = run.config
+    cfg = load_config(run.config_file)
     model_spec = InputSpec.from_dict(run.labels["input"])
     update: dict[str, Any] = {k: v for k, v in {"dataset": dataset, "data_dir": data_dir}.items() if v}
     if model_spec.kind == "image":  # decode files at the size the model takes
@@ -63,7 +63,7 @@ def evaluate(
     from tfpilot.data import make_pipeline
 
     run = Run(run_dir)
-    cfg = run.config
+    cfg = load_config(run.config_file)
     data = run_data(run, dataset, data_dir)
     name = dataset or cfg.data.dataset
     class_names = run.class_names

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tfpilot.evaluation.metrics import to_probabilities
+from tfpilot.metrics import to_probabilities
 
 _WORD = re.compile(r"\S+")
 

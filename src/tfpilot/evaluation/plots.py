@@ -13,37 +13,14 @@ Example:
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-#: Palette shared by the plots (train, validation, accent).
-TRAIN, VAL, ACCENT = "#2563eb", "#ea580c", "#16a34a"
+from tfpilot.plotting import ACCENT, TRAIN, VAL, new_figure, to_png
 
-
-def new_figure(width: float, height: float) -> Any:
-    """A Figure on an Agg canvas (rendering never touches a display or pyplot's globals)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def to_png(fig: Any, path: str | Path | None = None, dpi: int = 100) -> bytes:
-    """Render ``fig`` to PNG bytes; also write them to ``path`` when given."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    data = buf.getvalue()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(data)
-    return data
-
+__all__ = ["ACCENT", "TRAIN", "VAL", "new_figure", "to_png"]  # re-exported: the report's plot kit
 
 def _style(ax: Any, title: str, xlabel: str = "", ylabel: str = "") -> None:
     ax.set_title(title, fontsize=11)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.config import load_config
 from tfpilot.spec import InputSpec
 
 
@@ -85,7 +86,7 @@ def load_split(run: Any, split: str = "test") -> tuple[Any, Any]:
     from tfpilot.evaluation.evaluate import run_data
 
     data = run_data(run)
-    return data, _split(data, split, run.config.data.dataset)
+    return data, _split(data, split, load_config(run.config_file).data.dataset)
 
 
 def _split(data: Any, split: str, dataset: str) -> Any:
@@ -112,12 +113,12 @@ def predict_split(
         batch_size: examples per model call.
     """
     from tfpilot.data import make_pipeline
-    from tfpilot.evaluation.metrics import predict_probabilities
-    from tfpilot.training.run import Run
+    from tfpilot.metrics import predict_probabilities
+    from tfpilot.runs import Run
 
     run = run if isinstance(run, Run) else Run(run)
     spec = InputSpec.from_dict(run.labels["input"])
-    examples = _split(data, split, str(run.config.data.dataset)) if data is not None else load_split(run, split)[1]
+    examples = _split(data, split, str(load_config(run.config_file).data.dataset)) if data is not None else load_split(run, split)[1]
     decode = spec.decode_target()
     ds = make_pipeline(examples, batch_size, training=False, cache=False, **decode)
     y, probs = predict_probabilities(model if model is not None else run.load_model(), ds)

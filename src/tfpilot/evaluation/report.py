@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.config import load_config
 from tfpilot.evaluation import report_html as H
 from tfpilot.evaluation.predictions import SplitPredictions, predict_split
-from tfpilot.training.run import Run
+from tfpilot.runs import REPORT, Run
 
 log = logging.getLogger(__name__)
 
-REPORT = "report.html"
 PLOTS = "plots"
 
 #: (anchor, title) of every section, in order; the browser test checks them all.
@@ -95,7 +95,7 @@ def _hardware(env: dict[str, Any]) -> str:
 
 def summary_section(run: Run, preds: SplitPredictions, metrics: dict[str, Any], ece: float,
                     env: dict[str, Any]) -> str:
-    cfg = run.config
+    cfg = load_config(run.config_file)
     saved = _read(run, "metrics")
     sizes = (_read(run, "data_report").get("split_sizes") or {})
     train_s = saved.get("train_seconds")
@@ -392,7 +392,7 @@ def report(
         PosixPath('runs/cifar_cnn-cifar10-20260101-120000/report.html')
     """
     from tfpilot.evaluation.calibration import reliability_bins
-    from tfpilot.evaluation.metrics import classification_metrics
+    from tfpilot.metrics import classification_metrics
 
     run = run if isinstance(run, Run) else Run(run)
     if not run.finished or not run.file("labels.json").is_file():
@@ -403,7 +403,7 @@ def report(
         split = "test" if "test" in saved or "val" not in saved else "val"
     model = model if model is not None else run.load_model()
     preds = predict_split(run, split, model=model, data=data)
-    cfg = run.config
+    cfg = load_config(run.config_file)
     metrics = classification_metrics(preds.y_true, preds.probs, preds.class_names, k=cfg.train.top_k)
     bins = reliability_bins(preds.y_true, preds.probs, n_bins)
     env = _read(run, "env")

@@ -7,16 +7,10 @@ Example:
     True
 """
 
-from tfpilot.export.backends import BACKENDS, detect, load_artifact, read_bundle
+from tfpilot.export.backends import BACKENDS, detect, read_bundle
 from tfpilot.export.bundle import Bundle
-from tfpilot.export.exporter import (
-    EXPORTERS,
-    ExportError,
-    GateError,
-    export,
-    list_formats,
-    register_exporter,
-)
+from tfpilot.export.exporter import ExportError, GateError, export
+from tfpilot.export.formats import EXPORTERS, list_formats, register_exporter
 from tfpilot.export.source import ExportSource, float32_model
 from tfpilot.export.verify import VerifyReport, verify
 
@@ -32,7 +26,6 @@ __all__ = [
     "export",
     "float32_model",
     "list_formats",
-    "load_artifact",
     "read_bundle",
     "register_exporter",
     "verify",

@@ -3,8 +3,9 @@
 One backend per runtime: ``keras`` (Keras 3, ``safe_mode=True``), ``saved_model``
 (``tf.saved_model.load``), ``tflite`` (the LiteRT interpreter, ``ai_edge_litert``; falls
 back to ``tf.lite.Interpreter``) and ``onnx`` (ONNX Runtime). :func:`detect` tells which
-one a path needs; :func:`load_artifact` returns a ``Predictor`` whose ``model`` is the
-backend's callable (``model(batch) -> probabilities``).
+one a path needs; :func:`resolve` finds an artifact and its bundle, and ``Resolved.open()`` gives the
+backend's callable (``model(batch) -> probabilities``) that ``tfpilot.inference.load``
+wraps in a ``Predictor``.
 
 Example:
     >>> import tfpilot
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tfpilot.export.bundle import BUNDLE_FILE, Bundle
+from tfpilot.export.formats import EXPORTERS
 from tfpilot.registry import Registry
 
 
@@ -119,8 +121,6 @@ def resolve(path: str | Path, backend: str | None = None) -> Resolved:
     ``backend`` may also be an export format ("tflite-int8"): for a run directory that
     selects ``RUN/export/<format>``.
     """
-    from tfpilot.export.exporter import EXPORTERS
-
     path = Path(path)
     fmt = None
     if backend is not None and backend not in BACKENDS:
@@ -143,29 +143,11 @@ def resolve(path: str | Path, backend: str | None = None) -> Resolved:
     return Resolved(found, fmt or bundle.format, artifact, bundle)
 
 
-def load_artifact(path: str | Path, backend: str | None = None, **kwargs: Any) -> Any:
-    """A :class:`~tfpilot.inference.Predictor` over the artifact at ``path``.
-
-    Args:
-        path: a run directory, an export folder, or an artifact file/folder.
-        backend: keras, saved_model, tflite or onnx (default: detected), or an export
-            format name such as "tflite-int8" (selects that export of a run directory).
-        **kwargs: passed to ``Predictor`` (e.g. ``batch_size``).
-    """
-    from tfpilot.inference.predictor import Predictor
-
-    path = Path(path)
-    if backend in (None, "keras") and (path / "labels.json").is_file() and (path / "model.keras").is_file():
-        return Predictor.from_run(path, **kwargs)
-    found = resolve(path, backend)
-    return Predictor(found.open(), found.bundle.class_names, found.bundle.input_spec, **kwargs)
-
-
 def read_bundle(path: str | Path) -> Bundle:
     """The bundle of the artifact at ``path`` (any format)."""
     name, artifact = detect(path)
     return BACKENDS.get(name).read_bundle(artifact)
 
 
-__all__ = ["BACKENDS", "BUNDLE_FILE", "Backend", "Resolved", "bundle_beside", "detect", "load_artifact",
-           "read_bundle", "register_backend", "resolve"]
+__all__ = ["BACKENDS", "BUNDLE_FILE", "Backend", "Resolved", "bundle_beside", "detect", "read_bundle",
+           "register_backend", "resolve"]

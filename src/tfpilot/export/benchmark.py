@@ -154,10 +154,10 @@ def benchmark(
     """
     from tfpilot.export.backends import resolve
     from tfpilot.export.data import load_split
-    from tfpilot.export.exporter import artifact_size
+    from tfpilot.export.formats import artifact_size
     from tfpilot.export.runtime import KerasModel
     from tfpilot.export.verify import predict_all
-    from tfpilot.training.run import Run
+    from tfpilot.runs import Run
 
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0 (got runs={runs}, warmup={warmup})")

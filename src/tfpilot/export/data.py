@@ -41,14 +41,14 @@ def load_split(
     from tfpilot.data import make_pipeline, prepare_data
     from tfpilot.data.splits import limit_stratified
     from tfpilot.spec import InputSpec
-    from tfpilot.training.run import Run
+    from tfpilot.runs import Run
 
     run = Run(run_dir)
     spec = InputSpec.from_dict(run.labels["input"])
     update = {"dataset": dataset} if dataset else {}
     if spec.kind == "image":  # decode files at the size the model takes
         update["image_size"] = spec.image_size
-    data_cfg = load_config({"data": {**run.config.data.model_dump(mode="json"), **update}}).data
+    data_cfg = load_config({"data": {**load_config(run.config_file).data.model_dump(mode="json"), **update}}).data
     data = prepare_data(data_cfg)
     if data.class_names != run.class_names:
         raise ValueError(

@@ -28,39 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from tfpilot.export.bundle import Bundle
-from tfpilot.registry import Registry
+from tfpilot.export.formats import EXPORTERS, GATED_FORMATS, artifact_size, list_formats
 
 log = logging.getLogger(__name__)
-
-#: An exporter writes its artifact (and bundle.json) into an empty folder; returns the bundle.
-ExportFn = Callable[[Any, Path], Bundle]
-
-EXPORTERS: Registry[ExportFn] = Registry(
-    "export format",
-    autoload=(
-        "tfpilot.export.keras_format",
-        "tfpilot.export.saved_model",
-        "tfpilot.export.tflite",
-        "tfpilot.export.onnx_format",
-    ),
-)
-
-#: The order of ``--format all`` (and of every report).
-FORMAT_ORDER = ("keras", "saved_model", "tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx")
-#: Formats whose accuracy is gated by ``max_drop`` at export time.
-GATED_FORMATS = ("tflite-int8",)
-
-
-def register_exporter(name: str, *, backend: str, description: str = "") -> Callable[[ExportFn], ExportFn]:
-    """Register an exporter under ``name``; ``backend`` is the loader that runs its artifact."""
-    return EXPORTERS.register(name, description=description, backend=backend)
-
-
-def list_formats() -> list[str]:
-    """Registered export formats, in ``--format all`` order."""
-    known = EXPORTERS.list()
-    return [f for f in FORMAT_ORDER if f in known] + [f for f in known if f not in FORMAT_ORDER]
-
 
 def resolve_formats(formats: str | Sequence[str]) -> list[str]:
     """Expand ``all``, check every name (did-you-mean on typos), drop duplicates, sort.
@@ -118,13 +88,6 @@ class ExportResult:
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
-
-
-def artifact_size(path: Path) -> int:
-    """Bytes of a file, or of everything under a folder."""
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
 
 
 def export(

@@ -16,7 +16,7 @@ from typing import Any
 
 from tfpilot.export.backends import Backend, bundle_beside, register_backend
 from tfpilot.export.bundle import BUNDLE_FILE, Bundle
-from tfpilot.export.exporter import register_exporter
+from tfpilot.export.formats import register_exporter
 from tfpilot.export.runtime import KerasModel
 
 FILENAME = "model.keras"
@@ -44,7 +44,7 @@ def read_bundle(path: Path) -> Bundle:
     if (folder / BUNDLE_FILE).is_file() or not (folder / "labels.json").is_file():
         return bundle_beside(path)
     from tfpilot.spec import InputSpec
-    from tfpilot.training.run import Run
+    from tfpilot.runs import Run
 
     labels = Run(folder).labels
     return Bundle(format="keras", file=FILENAME, class_names=labels["class_names"],

@@ -29,7 +29,7 @@ import numpy as np
 
 from tfpilot.export.backends import Backend, bundle_beside, register_backend
 from tfpilot.export.bundle import METADATA_KEY, Bundle
-from tfpilot.export.exporter import register_exporter
+from tfpilot.export.formats import register_exporter
 from tfpilot.export.runtime import load_loader_preprocess, numeric_network
 
 FILENAME = "model.onnx"

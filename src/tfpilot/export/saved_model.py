@@ -28,7 +28,7 @@ import numpy as np
 
 from tfpilot.export.backends import Backend, register_backend
 from tfpilot.export.bundle import BUNDLE_FILE, Bundle
-from tfpilot.export.exporter import register_exporter
+from tfpilot.export.formats import register_exporter
 
 LABELS_FILE = "labels.txt"
 OUTPUT = "probabilities"

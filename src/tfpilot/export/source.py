@@ -202,7 +202,7 @@ class ExportSource:
             gate_limit: at most this many gate examples (class-balanced); default all.
         """
         from tfpilot.export.data import calibration_sample, load_split
-        from tfpilot.training.run import Run
+        from tfpilot.runs import Run
 
         run = Run(run_dir)
         if not run.model_path.is_file():

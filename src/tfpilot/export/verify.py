@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from tfpilot.export.exporter import FORMAT_ORDER, GATED_FORMATS
+from tfpilot.export.formats import FORMAT_ORDER, GATED_FORMATS, artifact_size
 
 
 def predict_all(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Probabilities of a backend callable (or Keras model wrapper) over ``x``, batched."""
-    from tfpilot.evaluation.metrics import to_probabilities
+    from tfpilot.metrics import to_probabilities
 
     parts = [np.asarray(model(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
     return to_probabilities(np.concatenate(parts)) if parts else np.zeros((0, 0))
@@ -97,7 +97,6 @@ def check_artifact(
 ) -> FormatCheck:
     """Run the artifact at ``path`` and the Keras model over ``x``; compare."""
     from tfpilot.export.backends import resolve
-    from tfpilot.export.exporter import artifact_size
     from tfpilot.export.runtime import KerasModel
 
     found = resolve(path)
@@ -159,7 +158,7 @@ def verify(
     from tfpilot.export.backends import read_bundle
     from tfpilot.export.data import load_split
     from tfpilot.export.runtime import KerasModel
-    from tfpilot.training.run import Run
+    from tfpilot.runs import Run
 
     target = Path(target)
     if (target / "labels.json").is_file():

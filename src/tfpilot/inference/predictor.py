@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tfpilot.evaluation.metrics import to_probabilities
+from tfpilot.metrics import to_probabilities
 from tfpilot.spec import InputSpec
 
 
@@ -70,7 +70,7 @@ class Predictor:
     @classmethod
     def from_run(cls, run_dir: str | Path, **kwargs: Any) -> Predictor:
         """Load the model and labels of a run directory."""
-        from tfpilot.training.run import Run
+        from tfpilot.runs import Run
 
         run = Run(run_dir)
         labels = run.labels
@@ -177,6 +177,7 @@ def load(path: str | Path, backend: str | None = None, **kwargs: Any) -> Predict
         path = path.parent
     if backend in (None, "keras") and (path / "labels.json").is_file():
         return Predictor.from_run(path, **kwargs)
-    from tfpilot.export.backends import load_artifact
+    from tfpilot.export.backends import resolve
 
-    return load_artifact(path, backend=backend, **kwargs)
+    found = resolve(path, backend)
+    return Predictor(found.open(), found.bundle.class_names, found.bundle.input_spec, **kwargs)

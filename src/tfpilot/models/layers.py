@@ -11,8 +11,10 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from tfpilot.registry import serializable
 
-@keras.saving.register_keras_serializable(package="tfpilot")
+
+@serializable
 class ImagePreprocessing(layers.Layer):
     """Raw uint8 pixels in, model-ready floats out.
 
@@ -83,9 +85,3 @@ class ImagePreprocessing(layers.Layer):
         )
         return config
 
-
-# Text models' layers register on import too, so every `import tfpilot.models.layers` before
-# loading a `.keras` file also covers text models.
-from tfpilot.models import text_layers as _text_layers  # noqa: E402,F401
-# ... and so do the transfer-learning backbones' input scaling layers.
-from tfpilot.models import transfer_layers as _transfer_layers  # noqa: E402,F401

@@ -16,21 +16,14 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
-from tfpilot.registry import Registry, did_you_mean
+from tfpilot import registry
+from tfpilot.registry import MODELS
 from tfpilot.spec import InputSpec
 
 ModelBuilder = Callable[..., Any]
-
-#: The built-in families register themselves when their module is imported (on first lookup).
-MODELS: Registry[ModelBuilder] = Registry(
-    "model",
-    autoload=("tfpilot.models.mlp", "tfpilot.models.cnn", "tfpilot.models.resnet", "tfpilot.models.text",
-              "tfpilot.models.transfer"),
-)
 
 
 def register_model(
@@ -52,18 +45,8 @@ def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
 
 
 def check_params(name: str, params: dict[str, Any]) -> None:
-    """Raise ValueError if ``params`` holds a keyword the builder does not take."""
-    builder = MODELS.get(name)
-    sig = inspect.signature(builder)
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return
-    accepted = [p for p in sig.parameters if p not in ("input_spec", "num_classes")]
-    for key in params:
-        if key not in accepted:
-            raise ValueError(
-                f"model {name!r} has no parameter {key!r}.{did_you_mean(key, accepted)} "
-                f"Its parameters: {', '.join(accepted) or '(none)'}."
-            )
+    """Raise ValueError if ``params`` holds a keyword the builder ``name`` does not take."""
+    registry.check_params(MODELS, name, params, skip=("input_spec", "num_classes"))
 
 
 def create_model(name: str, input_spec: InputSpec, num_classes: int, **params: Any) -> Any:

@@ -27,13 +27,15 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from tfpilot.registry import serializable
+
 log = logging.getLogger(__name__)
 
 #: Output modes of :class:`TextEncoder`.
 OUTPUT_MODES = ("int", "multi_hot", "count", "tf_idf")
 
 
-@keras.saving.register_keras_serializable(package="tfpilot")
+@serializable
 def standardize_text(texts: Any) -> Any:
     """Lower-case (Unicode), turn HTML line breaks and punctuation into spaces.
 
@@ -46,7 +48,7 @@ def standardize_text(texts: Any) -> Any:
     return tf.strings.regex_replace(x, r"[^\p{L}\p{N}\p{M}\s]", " ")
 
 
-@keras.saving.register_keras_serializable(package="tfpilot")
+@serializable
 class TextEncoder(layers.Layer):
     """Raw strings -> token ids (``int``) or n-gram bag vectors (``multi_hot``/``count``/``tf_idf``).
 
@@ -255,7 +257,7 @@ class TextEncoder(layers.Layer):
         return config
 
 
-@keras.saving.register_keras_serializable(package="tfpilot")
+@serializable
 class TokenAndPositionEmbedding(layers.Layer):
     """Token embedding plus a learned position embedding (seed 001 §4.2's input stem).
 
@@ -294,7 +296,7 @@ class TokenAndPositionEmbedding(layers.Layer):
         return config
 
 
-@keras.saving.register_keras_serializable(package="tfpilot")
+@serializable
 class TransformerBlock(layers.Layer):
     """Seed 001 §4.2's encoder block with Keras' ``MultiHeadAttention``: attention ->
     dropout -> add & LayerNorm -> feed-forward (dff, ReLU) -> dropout -> add & LayerNorm.

@@ -295,7 +295,7 @@ def save_backbone_weights(model: Any, path: str | Path) -> Path:
     if not path.name.endswith(".weights.h5"):
         raise ValueError(f"{str(path)!r}: a backbone weights file must end in .weights.h5")
     if isinstance(model, (str, Path)):
-        from tfpilot.training.run import Run
+        from tfpilot.runs import Run
 
         model = Run(model).load_model()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,8 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from tfpilot.registry import serializable
+
 #: ImageNet channel means (RGB order, 0-255 pixels) used by the "caffe" mode.
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 #: ImageNet channel means and standard deviations (RGB, 0-1 pixels) used by the "torch" mode.
@@ -27,7 +29,7 @@ TORCH_STD = (0.229, 0.224, 0.225)
 MODES = ("tf", "caffe", "torch", "none")
 
 
-@keras.saving.register_keras_serializable(package="tfpilot")
+@serializable
 class BackbonePreprocessing(layers.Layer):
     """RGB pixels in [0, 255] -> what a ``keras.applications`` backbone was trained on.
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tfpilot.evaluation.metrics import to_probabilities
+from tfpilot.metrics import to_probabilities
 
 log = logging.getLogger("tfpilot.serving")
 

@@ -1,6 +1,5 @@
-"""Training: the fit path, callbacks, optimizers, schedules, precision, run directories."""
+"""Training: the fit path, callbacks, optimizers, schedules, precision; it writes run directories."""
 
-from tfpilot.training.run import Run
-from tfpilot.training.trainer import Trainer, train
+from tfpilot.training.trainer import Trainer
 
-__all__ = ["Run", "Trainer", "train"]
+__all__ = ["Trainer"]

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from tfpilot.training import run as rundir
-from tfpilot.training.run import Run, write_json
+from tfpilot import runs as rundir
+from tfpilot.config import load_config
+from tfpilot.runs import ENSEMBLE, Run, write_json
 
 #: The ensemble's own record in its run directory: its members and their scores.
-ENSEMBLE = "ensemble.json"
 
 
 def _load_members(run_dirs: Sequence[str | Path]) -> list[Run]:
@@ -128,7 +128,7 @@ def _split_probabilities(ensemble_model: Any, dataset: Any) -> tuple[np.ndarray,
     dataset, in one pass of the ensemble's own graph."""
     import keras
 
-    from tfpilot.evaluation.metrics import to_probabilities
+    from tfpilot.metrics import to_probabilities
 
     member_outputs = ensemble_model.get_layer("average").input
     probe = keras.Model(ensemble_model.inputs, [*member_outputs, ensemble_model.outputs[0]])
@@ -153,11 +153,10 @@ def evaluate_members(ensemble_model: Any, run: Run, data_dir: str | Path | None 
     Returns:
         ``{split: {"ensemble": metrics, "members": [metrics, ...]}}``.
     """
-    from tfpilot.config import load_config
     from tfpilot.data import make_pipeline, prepare_data
-    from tfpilot.evaluation.metrics import classification_metrics
+    from tfpilot.metrics import classification_metrics
 
-    cfg = run.config
+    cfg = load_config(run.config_file)
     if data_dir is not None:
         cfg = load_config(cfg, overrides=[f"data.data_dir={data_dir}"])
     data = prepare_data(cfg.data)
@@ -235,12 +234,12 @@ def ensemble(
     write_json(out.file(rundir.LABELS), labels)
     member_metrics = [r.metrics for r in runs]
     precision = member_metrics[0].get("precision", "float32")
-    write_json(out.file(rundir.ENV), environment(precision, first.config.train.seed))
+    write_json(out.file(rundir.ENV), environment(precision, load_config(first.config_file).train.seed))
 
     members = []
     for i, (r, m) in enumerate(zip(runs, member_metrics)):
         entry: dict[str, Any] = {"run": member_paths[i], "model": r.labels.get("model"),
-                                 "seed": r.config.train.seed, "params": m.get("params")}
+                                 "seed": load_config(r.config_file).train.seed, "params": m.get("params")}
         for split, result in scores.items():
             entry[f"{split}_accuracy"] = result["members"][i]["accuracy"]
         members.append(entry)

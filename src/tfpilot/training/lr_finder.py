@@ -181,7 +181,7 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float, list[s
 
 def _loss(cfg: Any, model: Any) -> Any:
     """The Trainer's loss for this config (see :func:`tfpilot.training.trainer.loss_and_metrics`)."""
-    from tfpilot.training.trainer import loss_and_metrics
+    from tfpilot.training.setup import loss_and_metrics
 
     return loss_and_metrics(cfg, model, int(model.outputs[0].shape[-1]))[0]
 
@@ -193,7 +193,7 @@ def plot_lr_find(result: LRFinderResult, path: str | Path) -> Path:
         >>> plot_lr_find(result, "runs/lr/lr_find.png")  # doctest: +SKIP
         PosixPath('runs/lr/lr_find.png')
     """
-    from tfpilot.evaluation.plots import ACCENT, TRAIN, VAL, new_figure, to_png
+    from tfpilot.plotting import ACCENT, TRAIN, VAL, new_figure, to_png
 
     fig = new_figure(7, 4.2)
     ax = fig.subplots()
@@ -302,7 +302,7 @@ def _model_and_stream(cfg: Any, model: Any, dataset: Any) -> tuple[Any, Any, int
     """The Trainer's pieces for ``cfg``: a fresh model and a repeating, shuffled train stream."""
     from tfpilot.data import make_pipeline, prepare_data
     from tfpilot.training.precision import choose_precision
-    from tfpilot.training.trainer import build_model, seed_everything
+    from tfpilot.training.setup import build_model, seed_everything
 
     t = cfg.train
     seed_everything(t.seed, False)

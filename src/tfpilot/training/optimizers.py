@@ -14,11 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from tfpilot.config.schema import OptimizerConfig
-from tfpilot.registry import Registry
+from tfpilot.registry import OPTIMIZERS
 
 OptimizerBuilder = Callable[[OptimizerConfig, Any, dict[str, Any]], Any]
-
-OPTIMIZERS: Registry[OptimizerBuilder] = Registry("optimizer")
 
 
 def _common(cfg: OptimizerConfig) -> dict[str, Any]:

@@ -19,14 +19,12 @@ import keras
 from keras import ops
 
 from tfpilot.config.schema import ScheduleConfig
-from tfpilot.registry import Registry
+from tfpilot.registry import SCHEDULES, serializable
 
 ScheduleBuilder = Callable[[ScheduleConfig, float, int, int], Any]
 
-SCHEDULES: Registry[ScheduleBuilder] = Registry("schedule")
 
-
-@keras.saving.register_keras_serializable(package="tfpilot")
+@serializable
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     """One-cycle: linear warm-up from ``max_lr/div_factor`` to ``max_lr``, then cosine
     annealing to ``max_lr/final_div_factor`` (Smith & Topin, 2018).

@@ -19,9 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tfpilot.config import Config, save_config
-from tfpilot.training import run as rundir
-from tfpilot.training.run import Run, write_json
+from tfpilot import runs as rundir
+from tfpilot.config import Config, load_config, save_config
+from tfpilot.training.setup import build_model, loss_and_metrics, seed_everything
+from tfpilot.runs import Run, write_json
 
 log = logging.getLogger(__name__)
 
@@ -30,54 +31,6 @@ def default_run_dir(cfg: Config) -> Path:
     dataset = Path(cfg.data.dataset).name or "data"
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return cfg.output.runs_root / f"{cfg.model.name}-{dataset}-{stamp}"
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy, TensorFlow and Keras; optionally make TF ops deterministic."""
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-
-def build_model(config: Config, data: Any, precision: str) -> Any:
-    """The configured model for ``data``: built under ``precision``, with the configured kernel
-    penalties, its text vocabulary (if any) adapted on the training split only."""
-    from tfpilot.models import create_model
-    from tfpilot.models.text_layers import adapt_preprocessing
-    from tfpilot.training.precision import precision_policy
-    from tfpilot.training.regularization import apply_kernel_regularization
-
-    with precision_policy(precision):
-        model = create_model(config.model.name, data.input_spec, data.num_classes, **config.model.params)
-    reg = config.train.regularization
-    apply_kernel_regularization(model, l1=reg.l1, l2=reg.l2)
-    adapt_preprocessing(model, data.splits["train"])  # text vocabularies: the train split only
-    log.info("built %s (%s params, %s)", config.model.name, f"{model.count_params():,}", precision)
-    return model
-
-
-def loss_and_metrics(config: Config, model: Any, num_classes: int) -> tuple[Any, list[Any]]:
-    """The loss for the task and the labels' encoding, with accuracy and top-k metrics: binary
-    cross-entropy for one sigmoid unit, categorical for one-hot/soft labels, else sparse."""
-    import keras
-
-    t = config.train
-    k = min(t.top_k, num_classes)
-    if model.outputs[0].shape[-1] == 1:  # a single sigmoid unit (binary head)
-        if config.one_hot_labels:
-            raise ValueError(
-                f"model {config.model.name!r} ends in one sigmoid unit: label_mode one_hot and "
-                "label_smoothing need a softmax head (e.g. model.params.binary_head=false)"
-            )
-        return keras.losses.BinaryCrossentropy(), [keras.metrics.BinaryAccuracy(name="accuracy")]
-    if config.one_hot_labels:
-        return (keras.losses.CategoricalCrossentropy(label_smoothing=t.label_smoothing),
-                ["accuracy", keras.metrics.TopKCategoricalAccuracy(k, name="top_k_accuracy")])
-    return (keras.losses.SparseCategoricalCrossentropy(),
-            ["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k, name="top_k_accuracy")])
 
 
 class Trainer:
@@ -180,7 +133,7 @@ class Trainer:
             raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
         if run.finished:
             raise FileExistsError(f"{run_dir} already finished; nothing to resume")
-        return cls(run.config, callbacks)._run(resume=True, run_dir=Path(run_dir))
+        return cls(load_config(run.config_file), callbacks)._run(resume=True, run_dir=Path(run_dir))
 
     def _run(self, resume: bool, run_dir: Path | None = None) -> Trainer:
         from tfpilot.data import prepare_data
@@ -342,7 +295,7 @@ class Trainer:
         return history.history, timer.train_seconds
 
     def _evaluate(self, model: Any, data: Any) -> dict[str, Any]:
-        from tfpilot.evaluation.metrics import classification_metrics, predict_probabilities
+        from tfpilot.metrics import classification_metrics, predict_probabilities
 
         t = self.config.train
         out = {}
@@ -352,24 +305,3 @@ class Trainer:
                 y, probs = predict_probabilities(model, ds)
                 out[split] = classification_metrics(y, probs, data.class_names, k=t.top_k)
         return out
-
-
-def train(config: Config | str | Path | dict[str, Any], report: bool = True, **overrides: Any) -> Run:
-    """Train a model from a config (object, YAML path or dict) and return its :class:`Run`.
-
-    Args:
-        config: the run configuration.
-        report: also write the evaluation report (``RUN/report.html``, see
-            :func:`tfpilot.evaluation.report.report`).
-        **overrides: short flags (``dataset=``, ``model=``, ``epochs=``, ``batch_size=``,
-            ``run_dir=``, ``data_dir=``) applied on top.
-    """
-    from tfpilot.config import load_config
-
-    cfg = load_config(config, **overrides) if overrides or not isinstance(config, Config) else config
-    trainer = Trainer(cfg).fit()
-    if report:
-        from tfpilot.evaluation.report import report_after_training
-
-        report_after_training(trainer)
-    return trainer.run_

@@ -10,7 +10,7 @@ zero. The pruned model is a plain Keras model (no wrapper layers): it saves, loa
 ``safe_mode=True`` and exports like any other.
 
 Example:
-    >>> from tfpilot.export.prune import prune
+    >>> from tfpilot.training.prune import prune
     >>> result = prune("runs/mnist", sparsity=0.5, epochs=1)  # doctest: +SKIP
     >>> round(result.sparsity, 2), result.run_dir  # doctest: +SKIP
     (0.5, PosixPath('runs/mnist-pruned50'))
@@ -242,10 +242,10 @@ def prune(
     from tfpilot.config import load_config
     from tfpilot.data import make_pipeline, prepare_data
     from tfpilot.data.splits import limit_stratified
-    from tfpilot.evaluation.metrics import classification_metrics, predict_probabilities
+    from tfpilot.metrics import classification_metrics, predict_probabilities
     from tfpilot.spec import InputSpec
     from tfpilot.training.optimizers import create_optimizer
-    from tfpilot.training.run import Run, write_json
+    from tfpilot.runs import Run, write_json
 
     if not 0.0 < sparsity < 1.0:
         raise ValueError(f"--sparsity must be between 0 and 1 (a fraction of weights to zero), got {sparsity}")
@@ -254,7 +254,7 @@ def prune(
     run = Run(run_dir)
     if not run.finished:
         raise FileNotFoundError(f"{run.path} is not a finished tfpilot run (no model.keras / metrics.json)")
-    cfg = run.config
+    cfg = load_config(run.config_file)
     spec = InputSpec.from_dict(run.labels["input"])
     update = {"image_size": spec.image_size} if spec.kind == "image" else {}
     data = prepare_data(load_config({"data": {**cfg.data.model_dump(mode="json"), **update}}).data)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tfpilot.export.prune import MagnitudePruning, polynomial_sparsity, prunable_kernels, prune, sparsity_of
+from tfpilot.training.prune import MagnitudePruning, polynomial_sparsity, prunable_kernels, prune, sparsity_of
 
 
 def test_schedule_rises_polynomially_to_the_target():

@@ -11,6 +11,8 @@ Layout::
       metrics.json       test/val metrics and training time
       data_report.json   skipped files, class balance, split sizes
       env.json           versions, hardware, precision, seed, git commit
+      report.html        the evaluation report (``tfpilot report RUN``)
+      ensemble.json      an ensemble's members (``tfpilot ensemble``)
       checkpoints/       best model by val_accuracy
       backup/            BackupAndRestore state (resume after a crash)
       logs/              TensorBoard
@@ -23,6 +25,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tfpilot.registry import KERAS_OBJECTS
+
 CONFIG = "config.yaml"
 MODEL = "model.keras"
 LABELS = "labels.json"
@@ -31,6 +35,8 @@ HISTORY = "history.csv"
 METRICS = "metrics.json"
 DATA_REPORT = "data_report.json"
 ENV = "env.json"
+REPORT = "report.html"
+ENSEMBLE = "ensemble.json"
 
 
 def write_json(path: Path, data: Any) -> Path:
@@ -39,6 +45,15 @@ def write_json(path: Path, data: Any) -> Path:
     tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def load_model(path: str | Path, safe_mode: bool = True) -> Any:
+    """Load a ``.keras`` file written by tfpilot (its preprocessing layers and schedules are
+    tfpilot's registered serializable classes, found through :data:`KERAS_OBJECTS`)."""
+    import keras
+
+    custom = {e.name: e.obj for e in KERAS_OBJECTS.entries()}
+    return keras.saving.load_model(path, custom_objects=custom, safe_mode=safe_mode)
 
 
 class Run:
@@ -77,10 +92,9 @@ class Run:
         return self.file(METRICS).is_file() and self.file(MODEL).is_file()
 
     @property
-    def config(self):
-        from tfpilot.config import load_config
-
-        return load_config(self.file(CONFIG))
+    def config_file(self) -> Path:
+        """The resolved config (``tfpilot.load_config(run.config_file)`` parses it)."""
+        return self.file(CONFIG)
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -116,11 +130,7 @@ class Run:
 
     def load_model(self, safe_mode: bool = True) -> Any:
         """The trained ``keras.Model``."""
-        import keras
-
-        import tfpilot.models.layers  # noqa: F401  (registers tfpilot's serializable layers)
-
-        return keras.saving.load_model(self.model_path, safe_mode=safe_mode)
+        return load_model(self.model_path, safe_mode=safe_mode)
 
     def update_metrics(self, key: str, values: Any) -> None:
         """Set ``metrics.json[key]`` (creating the file if needed)."""

@@ -1,0 +1,58 @@
+"""The composition layer: the steps that span packages ("train, then report").
+
+``tfpilot/__init__.py`` and the CLI call these; below this module, ``training/`` never
+imports ``evaluation/`` and nothing but this module imports ``training/`` (see
+``docs/architecture.md``).
+
+Example:
+    >>> import tfpilot
+    >>> run = tfpilot.train({"data": {"dataset": "digits"}, "model": {"name": "mlp"}}, epochs=1)  # doctest: +SKIP
+    >>> run.metrics["test"]["accuracy"] > 0.8  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tfpilot.config import Config, load_config
+from tfpilot.evaluation.evaluate import evaluate
+from tfpilot.evaluation.report import report, report_after_training
+from tfpilot.inference import Predictor, load
+from tfpilot.runs import Run
+from tfpilot.training import Trainer
+from tfpilot.training.determinism import DeterminismReport, check_determinism
+from tfpilot.training.ensemble import ensemble
+from tfpilot.training.lr_finder import LRFinderResult, find_lr
+from tfpilot.training.prune import PruneResult, prune
+
+__all__ = ["DeterminismReport", "LRFinderResult", "Predictor", "PruneResult", "Run", "Trainer", "check_determinism",
+           "ensemble", "evaluate", "find_lr", "load", "prune", "report", "resume", "train"]
+
+
+def _finish(trainer: Trainer, write_report: bool) -> Run:
+    if write_report:
+        report_after_training(trainer)
+    return trainer.run_
+
+
+def train(config: Config | str | Path | dict[str, Any], report: bool = True, **overrides: Any) -> Run:
+    """Train a model from a config (object, YAML path or dict) and return its :class:`Run`.
+
+    Args:
+        config: the run configuration.
+        report: also write the evaluation report (``RUN/report.html``, see
+            :func:`tfpilot.evaluation.report.report`).
+        **overrides: short flags (``dataset=``, ``model=``, ``epochs=``, ``batch_size=``,
+            ``run_dir=``, ``data_dir=``) applied on top.
+    """
+    cfg = load_config(config, **overrides) if overrides or not isinstance(config, Config) else config
+    return _finish(Trainer(cfg).fit(), report)
+
+
+def resume(run_dir: str | Path, report: bool = True) -> Run:
+    """Continue an interrupted run from its last completed epoch (see :meth:`Trainer.resume`),
+    then write its report."""
+    return _finish(Trainer.resume(run_dir), report)
+
