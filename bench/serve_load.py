@@ -1,24 +1,38 @@
-"""Serving under load: a naive ``model.predict`` server vs ``tfpilot serve``, same model, same requests.
+"""Serving under load: three servers of the same model, the same requests; then a version hot swap.
 
-The naive baseline is what seed 001's ``ImageClassifier`` becomes when put behind a web
-framework: FastAPI (uvicorn, one process) with a plain ``def`` endpoint -- so FastAPI runs it
-in its thread pool -- that turns the JSON into an array and calls ``model.predict`` per
-request. ``tfpilot serve`` gets the same run directory with its defaults (max batch 32,
-batch timeout 5 ms, access log on). Both answer TF Serving's ``POST /v1/models/NAME:predict``
-with ``{"instances": [28x28x1 pixels]}`` bodies built from real MNIST test images.
+The servers (one at a time, each a subprocess; uvicorn, one process):
 
-The load generator is this process: one asyncio/aiohttp client with ``C`` concurrent
-workers (closed loop: each sends its next request when the previous answer arrives), so it
-costs little CPU; the servers run one at a time as subprocesses. Everything is bounded:
-``--requests`` per level (default 2,000), ``--time-limit`` seconds per level, a timeout per
-request, 127.0.0.1 only; the servers are stopped at the end, whatever happens.
+* **baseline** -- what seed 001's ``ImageClassifier`` becomes behind a web framework: FastAPI
+  with a plain ``def`` endpoint (run in FastAPI's thread pool) that turns the JSON into an
+  array and calls ``model.predict`` per request;
+* **competent** -- a hand-written server as a careful engineer writes it without batching:
+  FastAPI, an ``async def`` endpoint that reads the body, ``json.loads`` it, and calls the
+  model's ``tf.function``-traced concrete function (input signature with a dynamic batch,
+  traced and warmed up at start) once per request, inline -- no thread hop, no retrace;
+* **tfpilot** -- ``tfpilot serve RUN --name mnist --grpc-port P`` with its defaults (max batch 32,
+  batch timeout 5 ms, access log on); loaded over REST and, as **tfpilot-grpc**, over TF
+  Serving's gRPC ``Predict`` with ``tensorflow_serving.apis`` (same images, uint8 tensors).
+
+All answer TF Serving's ``POST /v1/models/mnist:predict`` with ``{"instances": [28x28x1 pixels]}``
+bodies built from real MNIST test images. The load generator is this process: asyncio
+clients (aiohttp for REST, ``grpc.aio`` for gRPC) with ``C`` closed-loop workers.
+
+**Hot swap** (``--swap``): ``tfpilot serve --model_name mnist --model_base_path BASE``, as the
+``tensorflow/serving`` image runs it, with BASE/1 the run's SavedModel export (a TF Serving
+warm-up file inside); under load (REST, concurrency 8) a copy is moved in as BASE/2. Reported:
+failed requests (target 0), how long until version 2 served and version 1 was unloaded, and
+the p50/p99 of the requests sent during the switch beside those before it.
+
+Everything is bounded: ``--requests`` per level, ``--time-limit`` seconds per level, a timeout
+per request, 127.0.0.1 only; the servers are stopped at the end, whatever happens.
 
 Usage:
     TFPILOT_DATA_DIR=../shared/datasets nice .venv/bin/python bench/serve_load.py \\
-        --run /tmp/runs/mnist_cnn_serve [--requests 2000] [--concurrency 1 8 32] [--json out.json]
+        --run /tmp/runs/mnist_cnn_serve [--servers competent tfpilot] [--swap] [--json out.json]
 
-Targets: 0 errors; tfpilot's p50 at concurrency 1 <= 1/20 of the baseline's; tfpilot's
-throughput at concurrency 32 >= 5x the baseline's.
+Targets: 0 errors; tfpilot's throughput at concurrency 32 >= 3x the competent server's;
+tfpilot's p50 at concurrency 1 <= the competent server's; tfpilot's gRPC p50 at concurrency 1 <
+its REST p50; hot swap: 0 failed requests.
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,21 +51,29 @@ import time
 from pathlib import Path
 from typing import Any
 
+import fastapi
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"  # loopback only, always
 MODEL_NAME = "mnist"
+SERVERS = ("baseline", "competent", "tfpilot")
 
 
-# -- the naive baseline server ---------------------------------------------------------------
-def baseline_app(run_dir: Path) -> Any:
-    """FastAPI + ``model.predict`` per request, as a tutorial would serve seed 001's classifier."""
+# -- the hand-written servers ------------------------------------------------------------------
+def _load_keras(run_dir: Path) -> Any:
     import keras
-    import numpy as np
-    from fastapi import FastAPI
 
     import tfpilot.models.layers  # noqa: F401  (the model's preprocessing layer)
 
-    model = keras.saving.load_model(run_dir / "model.keras")
+    return keras.saving.load_model(run_dir / "model.keras")
+
+
+def baseline_app(run_dir: Path) -> Any:
+    """FastAPI + ``model.predict`` per request, as a tutorial would serve seed 001's classifier."""
+    import numpy as np
+    from fastapi import FastAPI
+
+    model = _load_keras(run_dir)
     app = FastAPI()
 
     @app.get("/healthz")
@@ -66,10 +89,43 @@ def baseline_app(run_dir: Path) -> Any:
     return app
 
 
-def serve_baseline(run_dir: Path, port: int) -> None:
+def competent_app(run_dir: Path) -> Any:
+    """FastAPI + the model's traced ``tf.function`` per request (no batching), written with care."""
+    import numpy as np
+    import tensorflow as tf
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    model = _load_keras(run_dir)
+    spec = model.inputs[0]
+
+    @tf.function(input_signature=[tf.TensorSpec((None, *spec.shape[1:]), spec.dtype)], autograph=False)
+    def serve(x: Any) -> Any:
+        return model(x, training=False)
+
+    call = serve.get_concrete_function()
+    call(tf.zeros((1, *spec.shape[1:]), spec.dtype))  # warm up: the first call builds the kernels
+    app = FastAPI()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/models/{name}:predict")
+    async def predict(request: fastapi.Request) -> JSONResponse:
+        body = json.loads(await request.body())
+        x = np.asarray(body["instances"], dtype=np.uint8)
+        probs = call(tf.constant(x)).numpy()
+        return JSONResponse({"predictions": probs.tolist()})
+
+    return app
+
+
+def serve_app(kind: str, run_dir: Path, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(baseline_app(run_dir), host=HOST, port=port, log_level="warning", access_log=False)
+    app = baseline_app(run_dir) if kind == "baseline" else competent_app(run_dir)
+    uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False)
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -82,11 +138,13 @@ def free_port() -> int:
 class Server:
     """A server subprocess; stopped (SIGTERM, then SIGKILL) on exit."""
 
-    def __init__(self, name: str, cmd: list[str], port: int, ready_path: str, log_dir: Path) -> None:
-        self.name, self.port, self.ready_path = name, port, ready_path
+    def __init__(self, name: str, cmd: list[str], port: int, ready_path: str, log_dir: Path,
+                 grpc_port: int | None = None) -> None:
+        self.name, self.port, self.ready_path, self.grpc_port = name, port, ready_path, grpc_port
         self.url = f"http://{HOST}:{port}"
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        self.log = (log_dir / f"{name}.log").open("wb")
+        self.log_path = log_dir / f"{name}.log"
+        self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
     def wait_ready(self, timeout: float = 300) -> None:
@@ -116,9 +174,9 @@ class Server:
         self.log.close()
 
 
-# -- the load generator ------------------------------------------------------------------------
-def request_bodies(n: int = 200) -> list[bytes]:
-    """``{"instances": [image]}`` bodies of ``n`` MNIST test images (28x28x1 uint8 pixels)."""
+# -- the load generators -----------------------------------------------------------------------
+def mnist_images(n: int = 200) -> Any:
+    """``n`` MNIST test images (uint8 28x28x1)."""
     import numpy as np
 
     from tfpilot.data.paths import find_data_file
@@ -127,12 +185,39 @@ def request_bodies(n: int = 200) -> list[bytes]:
     if path is None:
         raise FileNotFoundError("mnist.npz not found: set TFPILOT_DATA_DIR (e.g. ../shared/datasets)")
     with np.load(path) as data:
-        images = data["x_test"][:n]
-    return [json.dumps({"instances": [img[..., None].tolist()]}).encode() for img in images]
+        return data["x_test"][:n, ..., None]
 
 
-async def load(url: str, bodies: list[bytes], requests: int, concurrency: int, time_limit: float) -> dict[str, Any]:
-    """``requests`` POSTs by ``concurrency`` closed-loop workers; latencies, errors, throughput."""
+def request_bodies(images: Any) -> list[bytes]:
+    """``{"instances": [image]}`` bodies, one per image."""
+    return [json.dumps({"instances": [img.tolist()]}).encode() for img in images]
+
+
+def valid_prediction(payload: bytes) -> bool:
+    """10 class probabilities: tfpilot's shape (a list) or a SavedModel's (``probabilities`` output)."""
+    first = json.loads(payload)["predictions"][0]
+    return len(first["probabilities"] if isinstance(first, dict) else first) == 10
+
+
+def summarize(latencies: list[float], errors: dict[str, int], elapsed: float, concurrency: int,
+              requests: int) -> dict[str, Any]:
+    latencies = sorted(latencies)
+    done = len(latencies) + sum(errors.values())
+
+    def pct(q: float) -> float:
+        return 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+
+    return {"concurrency": concurrency, "requests": done, "ok": len(latencies), "errors": sum(errors.values()),
+            "error_kinds": errors, "seconds": round(elapsed, 3),
+            "throughput_rps": round(len(latencies) / elapsed, 1) if elapsed else 0.0,
+            "p50_ms": round(pct(0.50), 3), "p99_ms": round(pct(0.99), 3), "completed_all": done >= requests}
+
+
+async def rest_load(url: str, bodies: list[bytes], requests: int, concurrency: int, time_limit: float,
+                    trace: list[tuple[float, float, bool]] | None = None,
+                    stop: asyncio.Event | None = None) -> dict[str, Any]:
+    """``requests`` POSTs by ``concurrency`` closed-loop workers (each request's (start, seconds, ok)
+    goes to ``trace`` when given; ``stop`` ends the run early)."""
     import aiohttp
 
     latencies: list[float] = []
@@ -144,7 +229,7 @@ async def load(url: str, bodies: list[bytes], requests: int, concurrency: int, t
 
     async def worker(session: aiohttp.ClientSession) -> None:
         nonlocal sent
-        while sent < requests and time.monotonic() < deadline:
+        while sent < requests and time.monotonic() < deadline and not (stop is not None and stop.is_set()):
             i = sent
             sent += 1
             t0 = time.perf_counter()
@@ -152,12 +237,14 @@ async def load(url: str, bodies: list[bytes], requests: int, concurrency: int, t
                 async with session.post(url, data=bodies[i % len(bodies)],
                                         headers={"Content-Type": "application/json"}) as r:
                     payload = await r.read()
-                    ok = r.status == 200 and len(json.loads(payload)["predictions"][0]) == 10
-                    key = "ok" if ok else f"HTTP {r.status}"
+                    key = "ok" if r.status == 200 and valid_prediction(payload) else f"HTTP {r.status}"
             except Exception as exc:  # noqa: BLE001 -- counted as an error
                 key = type(exc).__name__
+            seconds = time.perf_counter() - t0
+            if trace is not None:
+                trace.append((time.monotonic() - seconds, seconds, key == "ok"))
             if key == "ok":
-                latencies.append(time.perf_counter() - t0)
+                latencies.append(seconds)
             else:
                 errors[key] = errors.get(key, 0) + 1
 
@@ -165,16 +252,50 @@ async def load(url: str, bodies: list[bytes], requests: int, concurrency: int, t
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         elapsed = time.perf_counter() - t0
-    latencies.sort()
-    done = len(latencies) + sum(errors.values())
+    return summarize(latencies, errors, elapsed, concurrency, requests)
 
-    def pct(q: float) -> float:
-        return 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
 
-    return {"concurrency": concurrency, "requests": done, "ok": len(latencies), "errors": sum(errors.values()),
-            "error_kinds": errors, "seconds": round(elapsed, 3), "throughput_rps": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(pct(0.50), 3), "p99_ms": round(pct(0.99), 3),
-            "completed_all": done >= requests}
+async def grpc_load(target: str, input_name: str, images: Any, requests: int, concurrency: int,
+                    time_limit: float) -> dict[str, Any]:
+    """The same closed loop over TF Serving's gRPC ``Predict`` (``tensorflow_serving.apis`` stubs)."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    protos = []
+    for img in images:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = MODEL_NAME
+        request.inputs[input_name].CopyFrom(tf.make_tensor_proto(img[None]))
+        protos.append(request)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    sent = 0
+    deadline = time.monotonic() + time_limit
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+        async def worker() -> None:
+            nonlocal sent
+            while sent < requests and time.monotonic() < deadline:
+                i = sent
+                sent += 1
+                t0 = time.perf_counter()
+                try:
+                    response = await stub.Predict(protos[i % len(protos)], timeout=60)
+                    ok = len(response.outputs["output_0"].tensor_content) == 40  # 10 float32 probabilities
+                    key = "ok" if ok else "bad answer"
+                except grpc.aio.AioRpcError as exc:
+                    key = str(exc.code())
+                if key == "ok":
+                    latencies.append(time.perf_counter() - t0)
+                else:
+                    errors[key] = errors.get(key, 0) + 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+    return summarize(latencies, errors, elapsed, concurrency, requests)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -184,7 +305,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def batch_stats(server: Server) -> tuple[float, float]:
-    """``(model calls, instances)`` so far, from tfpilot's /metrics (zeros for the baseline)."""
+    """``(model calls, instances)`` so far, from tfpilot's /metrics (zeros for the others)."""
     import re
     import urllib.request
 
@@ -196,34 +317,142 @@ def batch_stats(server: Server) -> tuple[float, float]:
     return float(found.get("count", 0)), float(found.get("sum", 0))
 
 
-def run_levels(server: Server, bodies: list[bytes], args: argparse.Namespace) -> list[dict[str, Any]]:
+def input_name(server: Server) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server.url}/v1/models/{MODEL_NAME}/metadata", timeout=10) as r:
+        meta = json.loads(r.read())
+    return next(iter(meta["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]))
+
+
+def run_levels(server: Server, images: Any, bodies: list[bytes], args: argparse.Namespace,
+               protocol: str = "rest") -> list[dict[str, Any]]:
     url = f"{server.url}/v1/models/{MODEL_NAME}:predict"
-    asyncio.run(load(url, bodies, args.warmup, 4, args.time_limit))  # warm-up, not counted
+    name = input_name(server) if protocol == "grpc" else ""
+
+    def level(requests: int, concurrency: int) -> dict[str, Any]:
+        if protocol == "grpc":
+            return asyncio.run(grpc_load(f"{HOST}:{server.grpc_port}", name, images, requests, concurrency,
+                                         args.time_limit))
+        return asyncio.run(rest_load(url, bodies, requests, concurrency, args.time_limit))
+
+    level(args.warmup, 4)  # warm-up, not counted
     rows = []
     for c in args.concurrency:
         server_cpu, client_cpu = cpu_seconds(server.proc.pid), time.process_time()
         calls, instances = batch_stats(server)
-        row = asyncio.run(load(url, bodies, args.requests, c, args.time_limit))
+        row = level(args.requests, c)
         calls, instances = (x1 - x0 for x0, x1 in zip((calls, instances), batch_stats(server)))
         row["mean_batch"] = round(instances / calls, 2) if calls else None
         row["server_cpu_s"] = round(cpu_seconds(server.proc.pid) - server_cpu, 2)
         row["client_cpu_s"] = round(time.process_time() - client_cpu, 2)
         row["load_avg_1m"] = round(os.getloadavg()[0], 2)
-        row["server"] = server.name
+        row["server"] = server.name + ("-grpc" if protocol == "grpc" else "")
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
 
 
+# -- the hot swap ------------------------------------------------------------------------------
+def version_folder(run: Path, target: Path, images: Any) -> Path:
+    """The run's SavedModel export as a TF Serving version folder, with a warm-up file."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    from tfpilot.serving.warmup import write_warmup_file
+
+    export = run / "export" / "saved_model"
+    if not export.is_dir():
+        from tfpilot.export import export as export_run
+
+        export_run(run, "saved_model")
+    shutil.copytree(export, target)
+    logs = []
+    for img in images[:4]:
+        request = predict_pb2.PredictRequest()
+        request.inputs["images"].CopyFrom(tf.make_tensor_proto(img[None]))
+        logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
+    write_warmup_file(target, logs)
+    return target
+
+
+async def swap_under_load(server: Server, base: Path, staging: Path, bodies: list[bytes],
+                          args: argparse.Namespace) -> dict[str, Any]:
+    import aiohttp
+
+    url = f"{server.url}/v1/models/{MODEL_NAME}:predict"
+    trace: list[tuple[float, float, bool]] = []
+    marks: dict[str, float] = {}
+    stop = asyncio.Event()
+    load = asyncio.create_task(rest_load(url, bodies, 10**9, 8, args.time_limit, trace, stop))
+    await asyncio.sleep(args.swap_after)
+    marks["dropped"] = time.monotonic()
+    staging.rename(base / "2")  # a version appears whole, as TF Serving's docs recommend
+    async with aiohttp.ClientSession() as session:
+        while not load.done() and "v1_unloaded" not in marks:
+            async with session.get(f"{server.url}/v1/models/{MODEL_NAME}") as r:
+                states = {s["version"]: s["state"] for s in (await r.json())["model_version_status"]}
+            if states.get("2") == "AVAILABLE":
+                marks.setdefault("v2_available", time.monotonic())
+            if states.get("1") == "END":
+                marks["v1_unloaded"] = time.monotonic()
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(args.swap_tail)  # and on, under the new version
+    stop.set()
+    total = await load
+    end = marks.get("v1_unloaded", marks["dropped"]) + 1.0
+    during = sorted(s for t, s, ok in trace if marks["dropped"] <= t <= end and ok)
+    before = sorted(s for t, s, ok in trace if t < marks["dropped"] and ok)
+
+    def pct(xs: list[float], q: float) -> float:
+        return round(1000 * xs[min(len(xs) - 1, int(q * len(xs)))], 2) if xs else float("nan")
+
+    return {"requests": total["requests"], "failed": total["errors"], "error_kinds": total["error_kinds"],
+            "v2_served_after_s": round(marks.get("v2_available", float("nan")) - marks["dropped"], 2),
+            "v1_unloaded_after_s": round(marks.get("v1_unloaded", float("nan")) - marks["dropped"], 2),
+            "p50_before_ms": pct(before, 0.5), "p99_before_ms": pct(before, 0.99),
+            "requests_during_switch": len(during), "p50_during_switch_ms": pct(during, 0.5),
+            "p99_during_switch_ms": pct(during, 0.99), "max_during_switch_ms": round(1000 * during[-1], 2) if during
+            else float("nan"), "poll_s": args.swap_poll}
+
+
+def run_swap(args: argparse.Namespace, images: Any, bodies: list[bytes], tmp: Path) -> dict[str, Any]:
+    base = tmp / "base" / MODEL_NAME
+    version_folder(args.run, base / "1", images)
+    staging = version_folder(args.run, tmp / "staging", images)
+    port, grpc_port = free_port(), free_port()
+    cmd = [sys.executable, "-m", "tfpilot.cli.main", "serve", "--model_name", MODEL_NAME, "--model_base_path",
+           str(base), "--host", HOST, "--port", str(grpc_port), "--rest_api_port", str(port),
+           "--file_system_poll_wait_seconds", str(args.swap_poll)]
+    server = Server("tfpilot-swap", cmd, port, "/readyz", tmp, grpc_port)
+    try:
+        server.wait_ready()
+        asyncio.run(rest_load(f"{server.url}/v1/models/{MODEL_NAME}:predict", bodies, args.warmup, 4,
+                              args.time_limit))
+        result = asyncio.run(swap_under_load(server, base, staging, bodies, args))
+    finally:
+        server.stop()
+    import re
+
+    found = re.search(r"(\d+) objects collected after the unload in (\d+) ms", server.log_path.read_text())
+    result["gc_after_unload_ms"] = int(found[2]) if found else None
+    print(json.dumps({"hot_swap": result}), flush=True)
+    return result
+
+
+# -- the report --------------------------------------------------------------------------------
 def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
     by = {(r["server"], r["concurrency"]): r for r in rows}
     out: dict[str, Any] = {}
-    if ("baseline", 1) in by and ("tfpilot", 1) in by:
-        out["p50_c1_baseline_over_tfpilot"] = round(by["baseline", 1]["p50_ms"] / by["tfpilot", 1]["p50_ms"], 1)
-    for c in sorted({r["concurrency"] for r in rows}):
-        if ("baseline", c) in by and ("tfpilot", c) in by:
-            out[f"throughput_c{c}_tfpilot_over_baseline"] = round(
-                by["tfpilot", c]["throughput_rps"] / by["baseline", c]["throughput_rps"], 1)
+    for other in ("baseline", "competent"):
+        if (other, 1) in by and ("tfpilot", 1) in by:
+            out[f"p50_c1_{other}_over_tfpilot"] = round(by[other, 1]["p50_ms"] / by["tfpilot", 1]["p50_ms"], 2)
+        for c in sorted({r["concurrency"] for r in rows}):
+            if (other, c) in by and ("tfpilot", c) in by and by[other, c]["throughput_rps"]:
+                out[f"throughput_c{c}_tfpilot_over_{other}"] = round(
+                    by["tfpilot", c]["throughput_rps"] / by[other, c]["throughput_rps"], 2)
+    if ("tfpilot-grpc", 1) in by and ("tfpilot", 1) in by:
+        out["p50_c1_grpc_ms"], out["p50_c1_rest_ms"] = by["tfpilot-grpc", 1]["p50_ms"], by["tfpilot", 1]["p50_ms"]
     out["errors_total"] = sum(r["errors"] for r in rows)
     return out
 
@@ -240,6 +469,17 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def start_server(name: str, args: argparse.Namespace, tmp: Path) -> Server:
+    port = free_port()
+    if name in ("baseline", "competent"):
+        cmd = [sys.executable, __file__, "--run", str(args.run), "--serve-app", name, str(port)]
+        return Server(name, cmd, port, "/healthz", tmp)
+    grpc_port = free_port()
+    cmd = [sys.executable, "-m", "tfpilot.cli.main", "serve", str(args.run), "--name", MODEL_NAME,
+           "--host", HOST, "--port", str(port), "--grpc-port", str(grpc_port)]
+    return Server(name, cmd, port, "/readyz", tmp, grpc_port)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, default=Path("/tmp/runs/mnist_cnn_serve"), help="an MNIST run directory")
@@ -247,36 +487,41 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per level, at most")
     parser.add_argument("--warmup", type=int, default=100, help="uncounted requests before the levels")
-    parser.add_argument("--servers", nargs="+", default=["baseline", "tfpilot"], choices=["baseline", "tfpilot"])
+    parser.add_argument("--servers", nargs="*", default=list(SERVERS), choices=SERVERS)
+    parser.add_argument("--no-grpc", action="store_true", help="skip tfpilot's gRPC levels")
+    parser.add_argument("--swap", action="store_true", help="also run the hot-swap scenario")
+    parser.add_argument("--swap-tail", type=float, default=3.0, help="seconds of load after version 1 is unloaded")
+    parser.add_argument("--swap-after", type=float, default=3.0, help="seconds of load before version 2 appears")
+    parser.add_argument("--swap-poll", type=float, default=1.0, help="--file_system_poll_wait_seconds")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-app", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_baseline:
-        serve_baseline(args.run, args.serve_baseline)
+    if args.serve_app:
+        serve_app(args.serve_app[0], args.run, int(args.serve_app[1]))
         return
     if not (args.run / "model.keras").is_file():
-        sys.exit(f"{args.run} has no model.keras: train one first (see the module docstring)")
+        sys.exit(f"{args.run} has no model.keras: train one first (see docs/benchmarks.md)")
 
-    bodies = request_bodies()
+    images = mnist_images()
+    bodies = request_bodies(images)
     rows: list[dict[str, Any]] = []
+    swap: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
         for name in args.servers:
-            port = free_port()
-            if name == "baseline":
-                cmd = [sys.executable, __file__, "--run", str(args.run), "--serve-baseline", str(port)]
-                server = Server(name, cmd, port, "/healthz", Path(tmp))
-            else:
-                cmd = [sys.executable, "-m", "tfpilot.cli.main", "serve", str(args.run), "--name", MODEL_NAME,
-                       "--host", HOST, "--port", str(port)]
-                server = Server(name, cmd, port, "/readyz", Path(tmp))
+            server = start_server(name, args, Path(tmp))
             try:
                 server.wait_ready()
-                rows += run_levels(server, bodies, args)
+                rows += run_levels(server, images, bodies, args)
+                if name == "tfpilot" and not args.no_grpc:
+                    rows += run_levels(server, images, bodies, args, protocol="grpc")
             finally:
                 server.stop()
-    summary = {"rows": rows, "ratios": ratios(rows), "cpus": os.cpu_count(), "load_avg_end": os.getloadavg()}
+        if args.swap:
+            swap = run_swap(args, images, bodies, Path(tmp))
+    summary = {"rows": rows, "ratios": ratios(rows), "hot_swap": swap, "cpus": os.cpu_count(),
+               "load_avg_end": os.getloadavg()}
     print(markdown(rows))
-    print(json.dumps(summary["ratios"], indent=2))
+    print(json.dumps({"ratios": summary["ratios"], "hot_swap": swap}, indent=2))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
 

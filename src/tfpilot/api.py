@@ -24,21 +24,27 @@ from tfpilot.runs import Run
 from tfpilot.training import Trainer
 from tfpilot.training.determinism import DeterminismReport, check_determinism
 from tfpilot.training.ensemble import ensemble
+from tfpilot.training.launch import launch
 from tfpilot.training.lr_finder import LRFinderResult, find_lr
 from tfpilot.training.prune import PruneResult, prune
 
 __all__ = ["DeterminismReport", "LRFinderResult", "Predictor", "PruneResult", "Run", "Trainer", "check_determinism",
-           "ensemble", "evaluate", "find_lr", "load", "prune", "report", "resume", "train"]
+           "ensemble", "evaluate", "find_lr", "launch", "load", "prune", "report", "resume", "train"]
 
 
-def _finish(trainer: Trainer, write_report: bool) -> Run:
+def _finish(trainer: Trainer, write_report: bool) -> Run | None:
+    """The run written, with its report; None on a worker of a multi-worker run other than
+    the chief (the chief alone writes the run directory and its report)."""
+    if not trainer.chief_:
+        return None
     if write_report:
         report_after_training(trainer)
     return trainer.run_
 
 
-def train(config: Config | str | Path | dict[str, Any], report: bool = True, **overrides: Any) -> Run:
-    """Train a model from a config (object, YAML path or dict) and return its :class:`Run`.
+def train(config: Config | str | Path | dict[str, Any], report: bool = True, **overrides: Any) -> Run | None:
+    """Train a model from a config (object, YAML path or dict) and return its :class:`Run`
+    (None on the non-chief workers of a ``train.distribute=multi_worker`` run).
 
     Args:
         config: the run configuration.
@@ -51,7 +57,7 @@ def train(config: Config | str | Path | dict[str, Any], report: bool = True, **o
     return _finish(Trainer(cfg).fit(), report)
 
 
-def resume(run_dir: str | Path, report: bool = True) -> Run:
+def resume(run_dir: str | Path, report: bool = True) -> Run | None:
     """Continue an interrupted run from its last completed epoch (see :meth:`Trainer.resume`),
     then write its report."""
     return _finish(Trainer.resume(run_dir), report)

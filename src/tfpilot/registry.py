@@ -191,7 +191,7 @@ def check_params(registry: Registry[Any], name: str, params: dict[str, Any],
 MODELS: Registry[Callable[..., Any]] = Registry(
     "model",
     autoload=("tfpilot.models.mlp", "tfpilot.models.cnn", "tfpilot.models.resnet", "tfpilot.models.text",
-              "tfpilot.models.transfer"),
+              "tfpilot.models.transfer", "tfpilot.models.multitask"),
 )
 #: Optimizer builders: registered in ``tfpilot/training/optimizers.py``.
 OPTIMIZERS: Registry[Callable[..., Any]] = Registry("optimizer", autoload=("tfpilot.training.optimizers",))
@@ -202,8 +202,11 @@ SCHEDULES: Registry[Callable[..., Any]] = Registry("schedule", autoload=("tfpilo
 KERAS_OBJECTS: Registry[type] = Registry(
     "serializable Keras object",
     autoload=("tfpilot.models.layers", "tfpilot.models.text_layers", "tfpilot.models.transfer_layers",
-              "tfpilot.training.schedules"),
+              "tfpilot.models.table_layers", "tfpilot.training.schedules", "tfpilot.training.losses"),
 )
+#: Loss builders for table heads (``features.outputs[].loss``): ``register_loss`` in
+#: ``tfpilot/training/losses.py``; each takes keyword parameters and returns a Keras loss.
+LOSSES: Registry[Callable[..., Any]] = Registry("loss", autoload=("tfpilot.training.losses",))
 
 
 def serializable(cls: type) -> type:

@@ -60,3 +60,125 @@ class InputSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputSpec:
         return cls(d["kind"], tuple(d["shape"]), d["dtype"])
+
+
+def column_key(name: str) -> str:
+    """A column name made a valid TensorFlow input/output name (letters, digits, ``_``).
+
+    Example:
+        >>> column_key("Fee (USD)"), column_key("2nd")
+        ('Fee__USD_', 'f_2nd')
+    """
+    import re
+
+    key = re.sub(r"[^A-Za-z0-9_]", "_", str(name)) or "feature"
+    return key if key[0].isalpha() else f"f_{key}"
+
+
+#: Kinds of table columns: what a model input or output holds.
+FEATURE_KINDS = ("image", "text", "number", "category", "binary")
+_FEATURE_DTYPES = {"image": "uint8", "text": "string", "number": "float32", "category": "string", "binary": "string"}
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One named input or output of a table model (a column of the table).
+
+    Args:
+        name: the column's name in the table.
+        kind: "image" (uint8 pixels HxWxC, from a file path), "text" (raw string),
+            "number" (float; NaN = missing), "category" (string, a label of a known set)
+            or "binary" (a category with two values; a sigmoid head).
+        key: the model's input/output name (``name`` made a valid TensorFlow name).
+        shape: per-example shape: (H, W, C) for images, () otherwise.
+        classes: category/binary outputs: the class names, in output order.
+
+    Example:
+        >>> FeatureSpec("price", "number").dtype
+        'float32'
+    """
+
+    name: str
+    kind: Literal["image", "text", "number", "category", "binary"]
+    key: str = ""
+    shape: tuple[int, ...] = ()
+    classes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in FEATURE_KINDS:
+            raise ValueError(f"feature {self.name!r}: kind must be one of {', '.join(FEATURE_KINDS)}, not {self.kind!r}")
+        if not self.key:
+            object.__setattr__(self, "key", column_key(self.name))
+
+    @property
+    def dtype(self) -> str:
+        """The raw dtype the model takes for this input (uint8, string or float32)."""
+        return _FEATURE_DTYPES[self.kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "key": self.key, "shape": list(self.shape),
+                "classes": list(self.classes)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
+        return cls(d["name"], d["kind"], d.get("key", ""), tuple(d.get("shape", ())), tuple(d.get("classes", ())))
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What a table model takes and gives: named inputs and named outputs (heads).
+
+    The ``kind`` is "table", so code that reads ``spec.kind`` tells it from an
+    :class:`InputSpec` without a type check.
+
+    Example:
+        >>> spec = TableSpec((FeatureSpec("title", "text"),), (FeatureSpec("price", "number"),))
+        >>> spec.input_keys, spec.output_keys
+        (['title'], ['price'])
+        >>> TableSpec.from_dict(spec.to_dict()) == spec
+        True
+    """
+
+    inputs: tuple[FeatureSpec, ...]
+    outputs: tuple[FeatureSpec, ...]
+    kind: str = "table"
+
+    @property
+    def input_keys(self) -> list[str]:
+        return [f.key for f in self.inputs]
+
+    @property
+    def output_keys(self) -> list[str]:
+        return [f.key for f in self.outputs]
+
+    def input(self, name: str) -> FeatureSpec:
+        """The input called ``name`` (column name or key)."""
+        return _find(self.inputs, name, "input")
+
+    def output(self, name: str) -> FeatureSpec:
+        """The output called ``name`` (column name or key)."""
+        return _find(self.outputs, name, "output")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "table", "inputs": [f.to_dict() for f in self.inputs],
+                "outputs": [f.to_dict() for f in self.outputs]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TableSpec:
+        return cls(tuple(FeatureSpec.from_dict(f) for f in d["inputs"]),
+                   tuple(FeatureSpec.from_dict(f) for f in d["outputs"]))
+
+
+def _find(features: tuple[FeatureSpec, ...], name: str, role: str) -> FeatureSpec:
+    for f in features:
+        if name in (f.name, f.key):
+            return f
+    from tfpilot.registry import did_you_mean
+
+    names = [f.name for f in features]
+    raise KeyError(f"no {role} {name!r}.{did_you_mean(name, names)} The {role}s: {', '.join(names)}.")
+
+
+def spec_from_dict(d: dict[str, Any]) -> InputSpec | TableSpec:
+    """An :class:`InputSpec` or a :class:`TableSpec` from its ``to_dict()``."""
+    return TableSpec.from_dict(d) if d.get("kind") == "table" else InputSpec.from_dict(d)

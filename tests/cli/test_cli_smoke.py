@@ -3,19 +3,40 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tfpilot.cli import common
 from tfpilot.cli.main import app
 from tfpilot.testing import make_image_folder
 
 runner = CliRunner()
 
+#: A narrow terminal: what `COLUMNS=40 tfpilot ...` (or a CI log) gives rich.
+NARROW = 40
+
 
 @pytest.fixture(scope="module")
-def cli_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
+def narrow_console():
+    """Both consoles 40 columns wide for this module's commands, as with COLUMNS=40."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(common.console, "width", NARROW)
+        mp.setattr(common.err_console, "width", NARROW)
+        yield
+
+
+def line_after(output: str, prefix: str) -> str:
+    """The rest of the one output line that starts with ``prefix``."""
+    lines = [line for line in output.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, output
+    return lines[0][len(prefix):]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, narrow_console):
+    root = tmp_path_factory.mktemp("cli-run-directory-with-a-long-name")
     data = make_image_folder(root / "shapes", per_class=20, size=12)
     run_dir = root / "run"
     result = runner.invoke(app, [
@@ -29,7 +50,11 @@ def cli_run(tmp_path_factory):
 
 def test_train_prints_the_run_dir_and_accuracy(cli_run):
     data, run_dir, output = cli_run
-    assert "run directory:" in output and "test accuracy:" in output
+    assert len(str(run_dir)) > NARROW  # the paths below would be cut in two if the lines wrapped
+    assert Path(line_after(output, "run directory: ")) == run_dir
+    assert Path(line_after(output, "report: ")) == run_dir / "report.html"
+    assert float(line_after(output, "test accuracy: ").split()[0]) == \
+        json.loads((run_dir / "metrics.json").read_text())["test"]["accuracy"]
     assert (run_dir / "model.keras").is_file()
 
 
@@ -38,7 +63,10 @@ def test_evaluate_prints_and_saves_metrics(cli_run):
     result = runner.invoke(app, ["evaluate", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output)
-    assert metrics["num_examples"] == 6 and len(metrics["confusion_matrix"]) == 3
+    trained = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert metrics["num_examples"] == trained["num_examples"] > 0  # the run's own test split
+    assert metrics["accuracy"] == pytest.approx(trained["accuracy"])
+    assert len(metrics["confusion_matrix"]) == 3 and sum(map(sum, metrics["confusion_matrix"])) == trained["num_examples"]
     table = runner.invoke(app, ["evaluate", str(run_dir)])
     assert "balanced_accuracy" in table.output and "per class" in table.output
 
@@ -66,9 +94,23 @@ def test_user_errors_exit_2_with_a_message(cli_run, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"definitely not a png")
     res = runner.invoke(app, ["predict", str(run_dir), str(bad)])
-    assert res.exit_code == 2 and "not a decodable image" in res.output
+    assert res.exit_code == 2
+    # one line, however narrow the terminal: the file, what is wrong and what to give instead,
+    # and no TensorFlow internals ({{function_node ...}}, [Op:DecodeImage] name:)
+    assert line_after(res.output, "error: ") == (
+        f"{bad}: not a decodable image (Unknown image file format. One of JPEG, JPEG XL, PNG, GIF, BMP, "
+        "WebP required); give a JPEG, PNG, BMP or GIF file")
+    for internal in ("{{", "function_node", "[Op:", "name:", "Traceback"):
+        assert internal not in res.output
     res = runner.invoke(app, ["evaluate", str(tmp_path)])
-    assert res.exit_code == 2 and "config.yaml" in res.output
+    assert res.exit_code == 2 and "config.yaml" in line_after(res.output, "error: ")
+
+
+def test_error_messages_are_printed_as_written(narrow_console, tmp_path):
+    """Rich markup in a message ([brackets] in a path or a YAML list) is text, not style."""
+    weird = tmp_path / "[bold]runs" / "x"
+    res = runner.invoke(app, ["evaluate", str(weird)])
+    assert res.exit_code == 2 and str(weird) in line_after(res.output, "error: ")
 
 
 def test_models_and_datasets_listing():

@@ -39,7 +39,9 @@ def test_train_on_a_raw_text_csv(text_run):
     _, run_dir, output = text_run
     assert "test accuracy:" in output
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["test"]["accuracy"] >= 0.9 and metrics["test"]["num_examples"] == 16
+    split = json.loads((run_dir / "split.json").read_text())["splits"]
+    assert metrics["test"]["accuracy"] >= 0.9 and metrics["test"]["num_examples"] == len(split["test"])
+    assert sum(map(len, split.values())) == 160  # every row of the table is in one split
     labels = json.loads((run_dir / "labels.json").read_text())
     assert labels["class_names"] == ["neg", "pos"] and labels["input"]["kind"] == "text"
 
@@ -84,7 +86,9 @@ def test_evaluate_a_text_run(text_run):
     _, run_dir, _ = text_run
     res = runner.invoke(app, ["evaluate", str(run_dir), "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["num_examples"] == 16
+    trained = json.loads((run_dir / "metrics.json").read_text())["test"]
+    result = json.loads(res.output)
+    assert result["num_examples"] == trained["num_examples"] and result["accuracy"] == pytest.approx(trained["accuracy"])
 
 
 def test_python_predictor_takes_strings(text_run):
@@ -102,3 +106,27 @@ def test_python_predictor_takes_strings(text_run):
         predictor.predict(["fine", 3])
     with pytest.raises(InputError, match="no inputs"):
         predictor.predict([])
+
+
+@pytest.mark.parametrize("name,content", [
+    ("SMSSpamCollection", lambda rows: "".join(f"{y}\t{t}\n" for y, t in rows)),  # label<TAB>text, no header
+    ("sms.csv", lambda rows: "".join(f'"{t}",{y}\n' for y, t in rows)),            # text,label, no header
+])
+def test_train_on_a_headerless_table_with_no_extra_flags(tmp_path, name, content):
+    from tests.data.test_text import SMS_ROWS
+
+    rows = [(y, t.replace('"', "'")) for y, t in SMS_ROWS] * 3
+    data = tmp_path / name
+    data.write_text(content(rows), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, [
+        "train", "--dataset", str(data), "--model", "ngram_mlp", "--epochs", "1", "--run-dir", str(run_dir),
+        "--no-report", "--set", "model.params={vocab_size: 200, hidden_units: [8]}",
+        "--set", "train.callbacks.tensorboard=false",
+    ])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run_dir / "labels.json").read_text())["class_names"] == ["ham", "spam"]
+    report = json.loads((run_dir / "data_report.json").read_text())
+    assert any("no header" in n for n in report["notes"]), report["notes"]
+    split = json.loads((run_dir / "split.json").read_text())
+    assert sum(len(v) for v in split["splits"].values()) == len(rows)  # every row, the first one too

@@ -85,3 +85,43 @@ def test_missing_dataset_error_lists_where_it_looked(tmp_path, monkeypatch):
     msg = str(err.value)
     assert str(tmp_path / "flag") in msg and str(tmp_path / "nothing") in msg
     assert "--data-dir" in msg and "TFPILOT_DATA_DIR" in msg
+
+
+def test_digits_honours_image_size_and_color_mode_like_image_files(tmp_path):
+    from sklearn.datasets import load_digits
+
+    from tfpilot.testing import write_image
+
+    data = prepare_data(DataConfig(dataset="digits", image_size=[16, 16], color_mode="rgb"))
+    assert data.input_spec.shape == (16, 16, 3)
+    assert {s.x.shape[1:] for s in data.splits.values()} == {(16, 16, 3)}
+    # the same pixels as the 8x8 images written as PNG files and loaded as a folder at 16x16 rgb
+    raw = np.round(load_digits().images * (255.0 / 16.0)).astype(np.uint8)
+    test = data.splits["test"]
+    for i, index in enumerate(test.ids[:12]):
+        write_image(tmp_path / "png" / str(test.y[i]) / f"{index:04d}.png", raw[index])
+    folder = prepare_data(DataConfig(dataset=str(tmp_path / "png"), image_size=[16, 16], color_mode="rgb",
+                                     val_split=0.0, test_split=0.0))
+    files = folder.splits["train"]
+    by_name = {int(str(p).rsplit("/", 1)[-1][:4]): x for p, x in zip(files.ids, files.x)}
+    for i, index in enumerate(test.ids[:12]):
+        np.testing.assert_array_equal(test.x[i], by_name[int(index)])
+    gray = prepare_data(DataConfig(dataset="digits", image_size=[4, 4], color_mode="grayscale", test_limit=10))
+    assert gray.input_spec.shape == (4, 4, 1) and gray.splits["test"].x.shape == (10, 4, 4, 1)
+
+
+def test_rgb_arrays_convert_to_grayscale(tmp_path):
+    _write_cifar10_pickles(tmp_path / "a" / "cifar-10-batches-py")
+    rgb = prepare_data(DataConfig(dataset="cifar10", data_dir=tmp_path / "a"))
+    gray = prepare_data(DataConfig(dataset="cifar10", data_dir=tmp_path / "a", color_mode="grayscale"))
+    assert gray.input_spec.shape == (32, 32, 1)
+    luma = np.round(rgb.splits["test"].x.astype(np.float64) @ [0.2989, 0.5870, 0.1140])
+    np.testing.assert_allclose(gray.splits["test"].x[..., 0], luma, atol=1)
+
+
+def test_image_settings_on_a_text_dataset_are_refused(tmp_path):
+    from tfpilot.testing.text import make_text_corpus, write_text_table
+
+    path = write_text_table(tmp_path / "t.csv", *make_text_corpus(10))
+    with pytest.raises(ValueError, match="apply to images"):
+        prepare_data(DataConfig(dataset=str(path), image_size=[8, 8]))

@@ -7,19 +7,25 @@ import pytest
 
 from tfpilot.config import DataConfig
 from tfpilot.data import prepare_data
+from tfpilot.data.splits import unit_hash
 from tfpilot.testing import make_image_folder, write_image
 
 
-def test_class_folders_get_a_stratified_70_20_10_split(tmp_path):
+def test_class_folders_are_split_70_20_10_by_a_hash_of_each_path(tmp_path):
     root = make_image_folder(tmp_path / "ds", per_class=20, size=12)
     data = prepare_data(DataConfig(dataset=str(root)))
     assert data.class_names == ["circle", "square", "triangle"]
     assert data.input_spec.shape == (12, 12, 3)
-    sizes = {k: len(v) for k, v in data.splits.items()}
-    assert sizes == {"train": 42, "val": 12, "test": 6}
-    for split in data.splits.values():  # every class in every split
-        assert set(np.unique(split.y)) == {0, 1, 2}
+    recorded = data.manifest["splits"]
+    assert sorted(p for ids in recorded.values() for p in ids) == sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    for name, ids in recorded.items():  # val = hash in [0, 0.2), test = [0.2, 0.3), train = the rest
+        for rel in ids:
+            u = unit_hash(42, rel)
+            assert name == ("val" if u < 0.2 else "test" if u < 0.3 else "train"), rel
+    assert set(np.unique(data.splits["train"].y)) == {0, 1, 2}
     assert data.splits["train"].x.dtype == np.uint8
+    assert data.manifest["root"] == str(root) and data.manifest["kind"] == "files"
 
 
 def test_split_is_deterministic_and_disjoint(tmp_path):
@@ -37,7 +43,8 @@ def test_train_test_layout_keeps_given_splits(tmp_path):
     data = prepare_data(DataConfig(dataset=str(root), val_split=0.5))
     assert len(data.splits["test"]) == 18
     assert len(data.splits["train"]) + len(data.splits["val"]) == 18
-    assert all("/test/" in p for p in data.manifest["splits"]["test"])
+    assert all(p.startswith("test/") for p in data.manifest["splits"]["test"])
+    assert all(p.startswith("train/") for p in data.manifest["splits"]["val"])
 
 
 def test_corrupt_and_non_image_files_are_skipped_and_reported(tmp_path):

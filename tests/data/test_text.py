@@ -7,11 +7,14 @@ import tarfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tfpilot.config import DataConfig
 from tfpilot.data import FORMATS, load_dataset, prepare_data
 from tfpilot.data.paths import DatasetNotFoundError
-from tfpilot.data.text import encode_labels, is_text_folder, is_text_table
+from tfpilot.data.splits import hash_split
+from tfpilot.data.text import encode_labels, guess_header, is_text_folder, is_text_table
 from tfpilot.testing import make_image_folder, write_image
 from tfpilot.testing.text import make_text_corpus, write_text_folder, write_text_table
 
@@ -149,7 +152,13 @@ def test_text_folder_with_class_folders_gets_stratified_splits(tmp_path):
     assert is_text_folder(root)
     data = prepare_data(DataConfig(dataset=str(root)))
     assert data.class_names == ["neg", "pos"] and data.input_spec.kind == "text"
-    assert {k: len(v) for k, v in data.splits.items()} == {"train": 28, "val": 8, "test": 4}
+    # split by a hash of each text (exact duplicates share a split): the content alone decides
+    kept = [t for t in texts if t.strip()]
+    y = np.array([data.class_names.index(c) for t, c in zip(texts, labels) if t.strip()])
+    parts = hash_split(kept, y, {"val": 0.2, "test": 0.1}, seed=42)
+    assert {k: sorted(map(str, v.x)) for k, v in data.splits.items()} == {
+        k: sorted(kept[i] for i in idx) for k, idx in parts.items()}
+    assert sum(len(v) for v in data.splits.values()) == 40 and set(data.splits["train"].y) == {0, 1}
     reasons = {s.path.rsplit("/", 1)[-1]: s.reason for s in data.report.skipped}
     assert reasons["0099.txt"] == "empty text" and "not a text file" in reasons["notes.md"]
 
@@ -247,3 +256,115 @@ def test_semicolon_csv_and_a_long_document(tmp_path):
     ds = load(path)
     assert ds.class_names == ["neg", "pos"]
     assert len(texts_of(ds)[0]) == len(long_text) and texts_of(ds)[1] == "short, with a comma"
+
+
+# -- is the first row a header? ----------------------------------------------------------------
+#: The first lines of the SMS spam collection: label<TAB>text, no header. csv.Sniffer reads
+#: them as space-delimited and calls the first row a header.
+SMS = """\
+ham\tGo until jurong point, crazy.. Available only in bugis n great world la e buffet... Cine there got amore wat...
+ham\tOk lar... Joking wif u oni...
+spam\tFree entry in 2 a wkly comp to win FA Cup final tkts 21st May 2005. Text FA to 87121 to receive entry question(std txt rate)T&C's apply 08452810075over18's
+ham\tU dun say so early hor... U c already then say...
+ham\tNah I don't think he goes to usf, he lives around here though
+spam\tFreeMsg Hey there darling it's been 3 week's now and no word back! I'd like some fun you up for it still? Tb ok! XxX std chgs to send, 1.50 to rcv
+ham\tEven my brother is not like to speak with me. They treat me like aids patent.
+ham\tAs per your request 'Melle Melle (Oru Minnaminunginte Nurungu Vettam)' has been set as your callertune for all Callers. Press *9 to copy your friends Callertune
+spam\tWINNER!! As a valued network customer you have been selected to receivea 900 prize reward! To claim call 09061701461. Claim code KL341. Valid 12 hours only.
+spam\tHad your mobile 11 months or more? U R entitled to Update to the latest colour mobiles with camera for Free! Call The Mobile Update Co FREE on 08002986030
+ham\tI'm gonna be home soon and i don't want to talk about this stuff anymore tonight, k? I've cried enough today.
+spam\tSIX chances to win CASH! From 100 to 20,000 pounds txt> CSH11 and send to 87575. Cost 150p/day, 6days, 16+ TsandCs apply Reply HL 4 info
+spam\tURGENT! You have won a 1 week FREE membership in our 100,000 Prize Jackpot! Txt the word: CLAIM to No: 81010 T&C www.dbuk.net LCCLTD POBOX 4403LDNW1A7RW18
+ham\tI've been searching for the right words to thank you for this breather. I promise i wont take your help for granted and will fulfil my promise. You have been wonderful and a blessing at all times.
+ham\tI HAVE A DATE ON SUNDAY WITH WILL!!
+spam\tXXXMobileMovieClub: To use your credit, click the WAP link in the next txt message or click here>> http://wap.xxxmobilemovieclub.com?n=QJKGIGHJJGCBL
+ham\tOh k...i'm watching here:)
+ham\tEh u remember how 2 spell his name... Yes i did. He v naughty make until i v wet.
+ham\tFine if that's the way u feel. That's the way its gota b
+spam\tEngland v Macedonia - dont miss the goals/team news. Txt ur national team to 87077 eg ENGLAND to 87077 Try:WALES, SCOTLAND 4txt/1.20 POBOXox36504W45WQ 16+
+"""
+SMS_ROWS = [line.split("\t") for line in SMS.splitlines()]
+
+
+@pytest.mark.parametrize("name", ["SMSSpamCollection", "sms.tsv"])
+def test_a_headerless_label_tab_text_file_keeps_its_first_row(tmp_path, name):
+    path = tmp_path / name
+    path.write_text(SMS, encoding="utf-8")
+    ds = load(path)
+    assert ds.class_names == ["ham", "spam"]
+    assert texts_of(ds) == [t for _, t in SMS_ROWS]  # the first row is data, not column names
+    assert [ds.class_names[i] for i in ds.splits["train"].y] == [y for y, _ in SMS_ROWS]
+    assert any("no header" in n for n in ds.report.notes)
+
+
+@pytest.mark.parametrize("corpus", ["sms", "synthetic"])
+def test_a_headerless_text_label_csv_keeps_its_first_row(tmp_path, corpus):
+    texts, labels = ([t for _, t in SMS_ROWS], [y for y, _ in SMS_ROWS]) if corpus == "sms" else \
+        make_text_corpus(30, seed=2)
+    path = write_text_table(tmp_path / "d.csv", texts, labels, header=False)
+    ds = load(path)
+    assert texts_of(ds) == texts and ds.class_names == sorted(set(labels))
+    assert [ds.class_names[i] for i in ds.splits["train"].y] == labels
+
+
+@pytest.mark.parametrize("first", [["label", "text"], ["v1", "v2"], ["category", "message"]])
+def test_a_header_row_is_still_a_header(tmp_path, first):
+    path = tmp_path / "d.tsv"
+    path.write_text("\t".join(first) + "\n" + SMS, encoding="utf-8")
+    ds = load(path)
+    assert ds.class_names == ["ham", "spam"] and len(texts_of(ds)) == len(SMS_ROWS)
+    assert texts_of(ds)[0] == SMS_ROWS[0][1]
+
+
+def test_a_quote_that_never_closes_does_not_swallow_the_rows_after_it(tmp_path):
+    rows = [*SMS_ROWS[:5], ["ham", '"Hi there, how r u'], *SMS_ROWS[5:], ["ham", '"quoted", then more']]
+    path = tmp_path / "sms.tsv"
+    path.write_text("".join(f"{y}\t{t}\n" for y, t in rows), encoding="utf-8")
+    ds = load(path)
+    assert texts_of(ds) == [t for _, t in rows]  # one row per line, quotes kept as text
+    assert any("quote" in n for n in ds.report.notes)
+    quoted = tmp_path / "q.csv"  # real quoting (a comma and a line break inside quotes) is still read as such
+    quoted.write_text('text,label\n"Loved it,\ntruly",pos\n"Hated it",neg\n"fine, I guess",pos\n')
+    assert texts_of(load(quoted)) == ["Loved it,\ntruly", "Hated it", "fine, I guess"]
+
+
+@pytest.mark.parametrize("rows,expected", [
+    # tricky headers: words that are also plausible data, a numeric column, fixed-width ids
+    ([["label", "text"], ["pos", "what a film"], ["neg", "dull"], ["pos", "great cast"]], True),
+    ([["review", "stars"], ["bad film", "0"], ["fine film", "1"], ["good film", "1"]], True),
+    ([["id", "comment"], ["00017", "no idea why"], ["00018", "fine"], ["00019", "sure, why not"]], True),
+    ([["title", "body"], ["A day", "It was a long day and we went home"],
+      ["Night", "Then came the night, dark and deep"], ["Dawn", "And the sun rose over the hills again"]], True),
+    # tricky data: a short first text, a label that is also a column name, numeric labels
+    ([["Ok", "ham"], *[[t, y] for y, t in SMS_ROWS]], False),
+    ([["some words", "text"], ["other words", "image"], ["more words", "text"]], False),
+    ([["great film", "1"], ["bad film", "0"], ["fine film", "1"]], False),
+    ([["pos", "what a wonderful little film"], ["neg", "boring from start to end"], ["pos", "great cast"]], False),
+    ([["Great film"], ["Dull"], ["What a waste of time"]], False),
+])
+def test_guess_header_on_hand_made_tables(rows, expected):
+    assert guess_header(rows) is expected
+
+
+WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(labels=st.lists(WORD, min_size=2, max_size=5, unique=True), reps=st.integers(2, 15),
+       words=st.lists(WORD, min_size=8, max_size=30, unique=True), text_first=st.booleans(),
+       first_label=st.integers(0, 4), data=st.data())
+def test_guess_header_tells_a_header_from_a_first_data_row(labels, reps, words, text_first, first_label, data):
+    """Tables of distinct texts (3+ words) and recurring labels: the first data row is never
+    a header, however short its text; a row of column names above them (known ones, or
+    any single words that are not labels) always is."""
+    n = reps * len(labels)
+    sentence = st.lists(st.sampled_from(words), min_size=3, max_size=12).map(" ".join)
+    texts = data.draw(st.lists(sentence, min_size=n, max_size=n, unique=True))
+    body = [[t, labels[(i + first_label) % len(labels)]] for i, t in enumerate(texts)]  # each label recurs
+    order = (lambda r: r) if text_first else (lambda r: r[::-1])
+    rows = [order(r) for r in body]
+    assert guess_header(rows) is False
+    known = data.draw(st.sampled_from([("text", "label"), ("review", "sentiment"), ("sentence", "y")]))
+    unknown = data.draw(st.tuples(WORD, WORD).filter(lambda t: t[1] not in labels and t[0] != t[1]))
+    for names in (known, unknown):
+        assert guess_header([order(list(names)), *rows]) is True, names

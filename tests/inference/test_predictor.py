@@ -25,12 +25,15 @@ def test_every_input_kind_gives_the_same_answer(predictor, tmp_path):
     img = np.random.default_rng(0).integers(0, 255, (8, 8), dtype=np.uint8)
     (tmp_path / "x.png").write_bytes(_png(img))
     ref = predictor.predict_proba(img)
+    rgb = np.repeat(img[..., None], 3, -1)
     for variant in (img[..., None], img[None, ..., None], [img], str(tmp_path / "x.png"), tmp_path / "x.png",
-                    _png(img), Image.fromarray(img), np.repeat(img[..., None], 3, -1).astype(np.float32)):
+                    _png(img), Image.fromarray(img), rgb, Image.fromarray(rgb),
+                    rgb.astype(np.float32), np.clip(rgb - 0.4, 0, None), img.astype(np.float32)[None]):
+        # float pixels in 0-255 (rounded, not truncated) and gray RGB are the same image as the uint8 gray one
+        np.testing.assert_array_equal(predictor.prepare(variant), img[None, ..., None])
         got = predictor.predict_proba(variant)
         assert got.shape == (1, 3)
-        if not (isinstance(variant, np.ndarray) and variant.dtype == np.float32):
-            np.testing.assert_allclose(got, ref, atol=1e-6)
+        np.testing.assert_allclose(got, ref, atol=1e-6)
 
 
 def test_other_sizes_are_resized(predictor):
@@ -39,6 +42,17 @@ def test_other_sizes_are_resized(predictor):
     assert len(out) == 5 and len(out[0]["top_k"]) == 2
     assert out[0]["label"] == out[0]["top_k"][0]["label"]
     assert abs(sum(t["score"] for t in predictor.predict(big[:1], top_k=3)[0]["top_k"]) - 1) < 1e-5
+
+
+def test_undecodable_bytes_name_the_input_without_tensorflow_internals(predictor, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"definitely not a png")
+    with pytest.raises(InputError) as err:
+        predictor.predict_proba([_png(np.zeros((8, 8), np.uint8)), str(bad)])
+    assert str(err.value) == (f"{bad}: not a decodable image (Unknown image file format. One of JPEG, JPEG XL, "
+                              "PNG, GIF, BMP, WebP required); give a JPEG, PNG, BMP or GIF file")
+    with pytest.raises(InputError, match=r"^item 0: not a decodable image \(Input is empty\); give a JPEG"):
+        predictor.predict_proba(b"")
 
 
 @pytest.mark.parametrize(

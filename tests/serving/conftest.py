@@ -30,16 +30,23 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A ``tfpilot serve`` subprocess on 127.0.0.1; its stdout (JSON access log) and stderr go to files."""
+    """A ``tfpilot serve`` subprocess on 127.0.0.1; its stdout (JSON access log) and stderr go to files.
 
-    def __init__(self, args: list[str], log_dir: Path, port: int | None = None) -> None:
+    With ``tf_serving`` it is started with TF Serving's flags: ``--port`` (gRPC) and
+    ``--rest_api_port`` (REST), both free ports.
+    """
+
+    def __init__(self, args: list[str], log_dir: Path, port: int | None = None, tf_serving: bool = False) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.grpc_port = free_port() if tf_serving else None
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         self.stdout_path = log_dir / f"serve-{self.port}.out"
         self.stderr_path = log_dir / f"serve-{self.port}.err"
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, "-m", "tfpilot.cli.main", "serve", *args, "--host", "127.0.0.1",
-               "--port", str(self.port)]
+        ports = (["--port", str(self.grpc_port), "--rest_api_port", str(self.port)] if tf_serving
+                 else ["--port", str(self.port)])
+        cmd = [sys.executable, "-m", "tfpilot.cli.main", "serve", *args, "--host", "127.0.0.1", *ports]
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
 
@@ -114,8 +121,8 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
     log_dir = tmp_path_factory.mktemp("serve-logs")
     servers: list[ServerProcess] = []
 
-    def start(*args: str) -> ServerProcess:
-        server = ServerProcess([str(a) for a in args], log_dir)
+    def start(*args: str, tf_serving: bool = False) -> ServerProcess:
+        server = ServerProcess([str(a) for a in args], log_dir, tf_serving=tf_serving)
         servers.append(server)
         return server
 
@@ -134,6 +141,73 @@ def server(start_server: Callable[..., ServerProcess], image_run: Path, text_run
         image_run, text_run, "--name", "shapes", "--name", "sentiment", "--max-batch", "8",
         "--batch-timeout-ms", "20", "--max-instances", "16", "--max-body-mb", "0.0625",
     ).wait_ready()
+
+
+@pytest.fixture(scope="session")
+def exported_run(image_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the image run with its exports: SavedModel, TFLite and ONNX."""
+    import shutil
+
+    from tfpilot.export import ExportSource, export
+
+    run = tmp_path_factory.mktemp("exported") / "run"
+    shutil.copytree(image_run, run, ignore=shutil.ignore_patterns("export", "checkpoints", "backup", "logs"))
+    export(ExportSource.from_run(run), ["saved_model", "tflite", "onnx"], run / "export")
+    return run
+
+
+@pytest.fixture(scope="session")
+def tf_models(tmp_path_factory: pytest.TempPathFactory, exported_run: Path) -> dict[str, Path]:
+    """TF Serving base paths: ``hpt`` (a TF1 graph, version 123), ``two`` (a TF2 module with two
+    signatures, version 1) and ``shapes`` (tfpilot's SavedModel export of the image run, version 1)."""
+    import shutil
+
+    from tests.serving.savedmodels import tf1_half_plus_two, tf2_two_signatures
+
+    root = tmp_path_factory.mktemp("tf-models")
+    tf1_half_plus_two(root / "hpt" / "123")
+    tf2_two_signatures(root / "two" / "1")
+    shutil.copytree(exported_run / "export" / "saved_model", root / "shapes" / "1")
+    return {"hpt": root / "hpt", "two": root / "two", "shapes": root / "shapes"}
+
+
+def model_config_text(models: dict[str, Path], labels: dict[str, dict[str, int]] | None = None) -> str:
+    """A text-format ModelServerConfig serving ``models`` (name -> base path) with ``labels``."""
+    entries = []
+    for name, path in models.items():
+        extra = "".join(f' version_labels {{ key: "{k}" value: {v} }}' for k, v in (labels or {}).get(name, {}).items())
+        entries.append(f'  config {{ name: "{name}" base_path: "{path}" model_platform: "tensorflow"{extra} }}')
+    return "model_config_list {\n" + "\n".join(entries) + "\n}\n"
+
+
+@pytest.fixture(scope="session")
+def tf_server(start_server: Callable[..., ServerProcess], tf_models: dict[str, Path],
+              tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
+    """A server started as ``tensorflow_model_server`` would be: ``--model_config_file`` (the three
+    models, label ``stable`` on ``two``), ``--enable_batching`` with a ``--batching_parameters_file``,
+    gRPC on ``--port`` and REST on ``--rest_api_port``."""
+    folder = tmp_path_factory.mktemp("tf-config")
+    config = folder / "models.config"
+    config.write_text(model_config_text(tf_models, {"two": {"stable": 1}}))
+    batching = folder / "batching.config"
+    batching.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 2000 }\n"
+                        "max_enqueued_batches { value: 100 }\nnum_batch_threads { value: 1 }\n")
+    return start_server("--model_config_file", config, "--enable_batching", "--batching_parameters_file", batching,
+                        "--max-body-mb", "1", tf_serving=True).wait_ready()
+
+
+@pytest.fixture(scope="session")
+def grpc_channel(tf_server: ServerProcess) -> Iterator[object]:
+    import grpc
+
+    with grpc.insecure_channel(tf_server.grpc_target) as channel:
+        yield channel
+
+
+@pytest.fixture(scope="session")
+def tf_client(tf_server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=tf_server.url, timeout=30) as c:
+        yield c
 
 
 @pytest.fixture(scope="session")

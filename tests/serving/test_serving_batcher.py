@@ -181,3 +181,60 @@ def test_metrics_callbacks() -> None:
     assert sum(n for n, _ in batches) == 4 and all(s >= 0 for _, s in batches)
     assert max(depths) >= 2 and depths[-1] == 0
     assert batcher.calls == len(batches) and batcher.depth == 0
+
+
+def test_only_requests_with_the_same_key_share_a_call() -> None:
+    calls: list[tuple[str, int]] = []
+
+    def model(batch: dict, key: str) -> dict:
+        time.sleep(0.01)
+        calls.append((key, len(batch["x"])))
+        return {"y": batch["x"] * (2 if key == "double" else 3)}
+
+    async def main() -> list:
+        batcher = await MicroBatcher(model, max_batch=16, timeout_ms=0).start()
+        keys = ["double", "triple"] * 6
+        outs = await asyncio.gather(*(batcher.submit({"x": np.full((1, 2), i)}, key=k)
+                                      for i, k in enumerate(keys)))
+        await batcher.stop()
+        return list(zip(keys, outs))
+
+    results = asyncio.run(main())
+    for i, (key, out) in enumerate(results):
+        np.testing.assert_array_equal(out["y"], np.full((1, 2), i) * (2 if key == "double" else 3))
+    assert sum(n for _, n in calls) == 12 and max(n for _, n in calls) > 1  # batched, never across keys
+
+
+def test_outputs_that_do_not_follow_the_batch_are_answered_per_request() -> None:
+    sizes: list[int] = []
+
+    def model(batch: np.ndarray) -> dict:
+        time.sleep(0.01)
+        sizes.append(len(batch))
+        return {"total": np.array(batch.sum()), "rows": batch}  # a scalar output: no row per instance
+
+    async def main() -> list:
+        batcher = await MicroBatcher(model, max_batch=8, timeout_ms=0).start()
+        outs = await asyncio.gather(*(batcher.submit(np.full((1, 1), v)) for v in (1, 2, 3, 4)))
+        await batcher.stop()
+        return outs
+
+    outs = asyncio.run(main())
+    assert [int(o["total"]) for o in outs] == [1, 2, 3, 4]  # each request got its own outputs whole
+    assert max(sizes) > 1 and sizes.count(1) >= 3  # a shared call was tried, then one per request
+
+
+def test_unsplittable_requests_run_alone_and_several_threads_run_calls_at_once() -> None:
+    model = Recorder(delay=0.1)
+
+    async def main() -> float:
+        batcher = await MicroBatcher(model, max_batch=2, timeout_ms=0, threads=2).start()
+        t0 = time.perf_counter()
+        await asyncio.gather(batcher.submit(np.ones((5, 2)), splittable=False), batcher.submit(np.ones((1, 2))))
+        elapsed = time.perf_counter() - t0
+        await batcher.stop()
+        return elapsed
+
+    elapsed = asyncio.run(main())
+    assert sorted(model.sizes) == [1, 5]  # not cut into chunks of 2, not merged
+    assert elapsed < 0.19 and len(model.threads) == 2  # the two calls overlapped

@@ -41,7 +41,11 @@ def test_upload_an_image_and_read_the_label(server, client: httpx.Client, shape_
             page.goto(server.url + "/")
             page.wait_for_selector("#model option[value=shapes]", state="attached")
             page.select_option("#model", "shapes")
+            # Nothing where the image goes until there is one: no broken-image placeholder.
+            assert not page.is_visible("#preview") and page.get_attribute("#preview", "src") is None
             page.set_input_files("#file", str(image))
+            page.wait_for_selector("#preview:not([hidden])")
+            assert page.evaluate("document.getElementById('preview').naturalWidth") == 16
             page.wait_for_selector("#prediction:not([hidden])", timeout=30_000)
             label = page.text_content("#top-label")
             bars = page.locator("#bars li")

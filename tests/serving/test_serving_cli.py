@@ -88,3 +88,77 @@ def test_loopback_and_logging_config() -> None:
     config = log_config("warning")
     assert config["loggers"]["tfpilot.serving.access"]["handlers"] == ["access"]
     assert config["loggers"]["uvicorn"]["level"] == "WARNING"
+
+
+@pytest.fixture
+def captured(monkeypatch) -> list[ServeSettings]:
+    """Runs `tfpilot serve` up to starting the server, and keeps the settings it would serve."""
+    import tfpilot.serving.server as server
+
+    seen: list[ServeSettings] = []
+    monkeypatch.setattr(server, "serve", lambda settings, log_level="info": seen.append(settings))
+    return seen
+
+
+def serve_tf(*args: str):
+    from tfpilot.cli.serve import tf_serving_argv
+
+    result = runner.invoke(app, tf_serving_argv(["serve", *args]), env={"COLUMNS": "200"})
+    result.text = " ".join(result.output.split())
+    return result
+
+
+def test_tf_serving_flags_and_the_port_rule(tmp_path: Path, captured) -> None:
+    base = tmp_path / "half_plus_two"
+    (base / "1").mkdir(parents=True)
+    r = serve_tf("--model_name", "hpt", "--model_base_path", str(base), "--port=9000", "--rest_api_port=9001")
+    assert r.exit_code == 0, r.text
+    s = captured[-1]
+    assert (s.grpc_port, s.port, s.rest) == (9000, 9001, True)  # TF Serving's meaning of --port
+    assert [(c.name, c.base_path, c.single) for c in s.model_configs] == [("hpt", base.resolve(), False)]
+    assert serve_tf("--model_base_path", str(base)).exit_code == 0
+    assert (captured[-1].grpc_port, captured[-1].port, captured[-1].model_configs[0].name) == (8500, 8501, "default")
+    assert serve_tf("--model_base_path", str(base), "--rest_api_port", "0").exit_code == 0
+    assert (captured[-1].rest, captured[-1].grpc_port) == (False, 8500)
+    assert serve_tf(str(tmp_path), "--port", "9005").exit_code == 0  # no TF Serving flag: tfpilot's REST port
+    assert (captured[-1].port, captured[-1].grpc_port) == (9005, None)
+    assert serve_tf(str(tmp_path), "--grpc-port", "9006").exit_code == 0
+    assert (captured[-1].port, captured[-1].grpc_port) == (8501, 9006)
+    r = serve_tf("--model_base_path", str(base), "--port", "1", "--grpc-port", "2")
+    assert r.exit_code == 2 and "--port is the gRPC port" in r.text
+    r = serve_tf("--model_name", "x")
+    assert r.exit_code == 2 and "--model_name needs --model_base_path" in r.text
+
+
+def test_batching_flags_and_files(tmp_path: Path, captured) -> None:
+    params = tmp_path / "batching.config"
+    params.write_text("max_batch_size { value: 16 }\nbatch_timeout_micros { value: 500 }\n"
+                      "max_enqueued_batches { value: 4 }\nallowed_batch_sizes: 8\nallowed_batch_sizes: 16\n")
+    r = serve_tf(str(tmp_path), "--enable_batching", "--batching_parameters_file", str(params))
+    assert r.exit_code == 0, r.text
+    s = captured[-1]
+    assert (s.max_batch, s.batch_timeout_ms, s.max_queue, s.allowed_batch_sizes) == (16, 0.5, 64, (8, 16))
+    assert serve_tf(str(tmp_path), "--enable_batching=false").exit_code == 0
+    assert captured[-1].max_batch == 1
+    assert serve_tf(str(tmp_path), "--enable_batching=true", "--enable_model_warmup=false").exit_code == 0
+    assert (captured[-1].max_batch, captured[-1].enable_model_warmup) == (32, False)
+    params.write_text("max_batch_size { value: 0 }\n")
+    r = serve_tf(str(tmp_path), "--enable_batching", "--batching_parameters_file", str(params))
+    assert r.exit_code == 2 and "max_batch_size must be at least 1" in r.text
+
+
+def test_model_config_file_flag(tmp_path: Path, captured) -> None:
+    config = tmp_path / "models.config"
+    config.write_text('model_config_list { config { name: "a" base_path: "/models/a" } }')
+    r = serve_tf("--model_config_file", str(config), "--model_config_file_poll_wait_seconds", "5")
+    assert r.exit_code == 0, r.text
+    s = captured[-1]
+    assert (s.model_config_file, s.model_config_file_poll_wait_seconds, s.grpc_port) == (config, 5.0, 8500)
+    config.write_text('model_config_list { config { name: "a" } }')
+    r = serve_tf("--model_config_file", str(config))
+    assert r.exit_code == 2 and "needs a base_path" in r.text
+    monitoring = tmp_path / "monitoring.config"
+    monitoring.write_text('prometheus_config { enable: true path: "/prom" }')
+    config.write_text('model_config_list { config { name: "a" base_path: "/models/a" } }')
+    assert serve_tf("--model_config_file", str(config), "--monitoring_config_file", str(monitoring)).exit_code == 0
+    assert captured[-1].prometheus_path == "/prom"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import signal
 import socket
 import time
@@ -19,6 +18,8 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.serving.conftest import free_port
+
 KEY = "s3cret-key"
 AUTH = {"X-API-Key": KEY}
 BACKENDS = ("saved_model", "tflite", "onnx")
@@ -26,21 +27,13 @@ GOOD = {"instances": [np.zeros((16, 16, 3), "uint8").tolist()]}
 
 
 @pytest.fixture(scope="module")
-def exported_run(image_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tfpilot.export import ExportSource, export
-
-    run = tmp_path_factory.mktemp("exported") / "run"
-    shutil.copytree(image_run, run, ignore=shutil.ignore_patterns("export", "checkpoints", "backup", "logs"))
-    export(ExportSource.from_run(run), list(BACKENDS), run / "export")
-    return run
-
-
-@pytest.fixture(scope="module")
 def deployed(start_server, exported_run: Path):
     args: list = [exported_run] * 4 + ["--name", "shapes", "--backend", "keras"]
     for name in BACKENDS:
         args += ["--name", name, "--backend", name]
-    server = start_server(*args, "--api-key", KEY, "--no-access-log").wait_ready()
+    grpc_port = free_port()
+    server = start_server(*args, "--api-key", KEY, "--no-access-log", "--grpc-port", grpc_port).wait_ready()
+    server.grpc_target = f"127.0.0.1:{grpc_port}"
     yield server
     server.stop()
 
@@ -131,6 +124,34 @@ def test_web_page_asks_for_the_key(deployed, keyed: httpx.Client, shape_images, 
         finally:
             browser.close()
     assert label == expected
+
+
+def test_grpc_needs_the_key_too_and_serves_every_backend(deployed, predictor, shape_images) -> None:
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    with grpc.insecure_channel(deployed.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "onnx"
+        request.inputs["image"].CopyFrom(tf.make_tensor_proto(shape_images))
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Predict(request, timeout=30)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED and "x-api-key" in caught.value.details()
+        for name in ("shapes", *BACKENDS):
+            request.model_spec.name = name
+            meta = keyed_input_name(deployed, name)
+            request.inputs.clear()
+            request.inputs[meta].CopyFrom(tf.make_tensor_proto(shape_images))
+            response = stub.Predict(request, timeout=30, metadata=[("authorization", f"Bearer {KEY}")])
+            np.testing.assert_allclose(tf.make_ndarray(response.outputs["output_0"]),
+                                       predictor.predict_proba(shape_images), atol=5e-3)
+
+
+def keyed_input_name(deployed, name: str) -> str:
+    meta = httpx.get(f"{deployed.url}/v1/models/{name}/metadata", headers=AUTH, timeout=30).json()
+    return next(iter(meta["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]))
 
 
 # -- graceful shutdown (last: it stops the module's server) ------------------------------------

@@ -120,9 +120,13 @@ def test_not_found_and_method_errors(client: httpx.Client) -> None:
     assert_error(client.post("/v1/models/shapez:predict", json={"instances": [GOOD]}), 404,
                  "Servable not found", "Did you mean 'shapes'")
     assert_error(client.get("/v1/models/nothing"), 404, "Servable not found")
-    assert_error(client.get("/v1/models/shapes/versions/2"), 404, "version 1 only")
-    assert_error(client.post("/v1/models/shapes/versions/7:predict", json={"instances": [GOOD]}), 404, "version 1")
+    assert_error(client.get("/v1/models/shapes/versions/2"), 404, "Could not find version 2 of model shapes")
+    assert_error(client.post("/v1/models/shapes/versions/7:predict", json={"instances": [GOOD]}), 404,
+                 "Specific(shapes, 7); model 'shapes' serves version(s) 1")
+    assert_error(client.post("/v1/models/shapes/labels/stable:predict", json={"instances": [GOOD]}), 400,
+                 "Unrecognized servable version label: stable")
     assert_error(client.get(PREDICT), 405, "takes POST")
+    assert_error(client.get("/v1/models/shapes/versions/1:classify"), 405, "takes POST")
     assert_error(client.delete("/v1/models/shapes"), 405, "Method Not Allowed")
     assert_error(client.get("/no/such/route"), 404, "no such route")
     assert_error(client.post("/v1/models/shapes/predict-file"), 400, "files")
@@ -138,3 +142,20 @@ def test_server_is_still_up_and_counted_the_errors(client: httpx.Client) -> None
     sample = 'tfpilot_http_requests_total{method="POST",route="/v1/models/{name}:predict",status="400"}'
     line = next(x for x in metrics.splitlines() if x.startswith(sample))
     assert float(line.split()[-1]) >= 3
+
+
+def test_oversized_body_gets_413_even_when_the_client_writes_it_all_first(server) -> None:
+    """urllib sends the whole 20 MB body before reading: it must still read the 413 and its
+    JSON error (the server drains the body instead of closing on unread bytes)."""
+    import urllib.error
+    import urllib.request
+
+    body = b'{"instances": [' + b"0," * (10 * 2**20) + b"0]}"  # ~20 MB
+    request = urllib.request.Request(f"{server.url}{PREDICT}", data=body,
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=60)
+    assert caught.value.code == 413
+    error = json.loads(caught.value.read())
+    assert set(error) == {"error"} and "larger than the limit" in error["error"]
+    assert httpx.get(f"{server.url}/readyz").status_code == 200  # and the server is fine

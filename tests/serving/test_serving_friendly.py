@@ -8,9 +8,9 @@ import httpx
 def test_model_list(client: httpx.Client) -> None:
     models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
     assert set(models) == {"shapes", "sentiment"}
-    assert models["shapes"] == {"name": "shapes", "version": "1", "state": "AVAILABLE", "error": "",
-                                "kind": "image", "input_shape": [16, 16, 3], "num_classes": 3,
-                                "backend": "keras"}
+    assert models["shapes"] == {"name": "shapes", "version": "1", "versions": ["1"], "state": "AVAILABLE",
+                                "error": "", "kind": "image", "input_shape": [16, 16, 3], "num_classes": 3,
+                                "backend": "keras", "signatures": ["serving_default"]}
     assert models["sentiment"]["kind"] == "text"
 
 
@@ -86,8 +86,10 @@ def test_openapi_docs(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
     for path in ("/v1/models/{name}", "/v1/models/{name}/metadata", "/v1/models/{name}:predict",
-                 "/v1/models/{name}:classify", "/v1/models/{name}/predict-file", "/v1/models",
-                 "/healthz", "/readyz", "/metrics"):
+                 "/v1/models/{name}:classify", "/v1/models/{name}:regress", "/v1/models/{name}/predict-file",
+                 "/v1/models", "/v1/models/{name}/labels/{label}:predict", "/v1/models/{name}/versions/{version}",
+                 "/v2/health/ready", "/v2/models/{name}/infer", "/healthz", "/readyz", "/metrics",
+                 "/monitoring/prometheus/metrics"):
         assert path in paths, path
     body = paths["/v1/models/{name}:predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"instances", "inputs", "signature_name"} <= set(body["properties"])

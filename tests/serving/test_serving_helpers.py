@@ -1,4 +1,4 @@
-"""Small pieces, in process: answers built off the event loop, model lookup, the decoder."""
+"""Small pieces, in process: answers built off the event loop, the decoder, the runner."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import threading
 
 import numpy as np
 import pytest
-from starlette.exceptions import HTTPException
 
 from tfpilot.serving.decode import InstanceDecoder, parse_json, request_instances
-from tfpilot.serving.errors import BadRequest, NotFound
-from tfpilot.serving.lookup import INLINE_ANSWER_NUMBERS, find_servable, json_answer, off_loop
+from tfpilot.serving.errors import BadRequest
+from tfpilot.serving.lookup import INLINE_ANSWER_NUMBERS, json_answer, off_loop
 from tfpilot.spec import InputSpec
 
 
@@ -37,18 +36,6 @@ def test_off_loop_only_when_heavy() -> None:
     name = lambda: threading.current_thread().name  # noqa: E731
     assert asyncio.run(off_loop(name, heavy=False)) == threading.main_thread().name
     assert asyncio.run(off_loop(name, heavy=True)) != threading.main_thread().name
-
-
-def test_find_servable() -> None:
-    servables = {"mnist": 1, "imdb": 2}
-    assert find_servable(servables, "imdb") == 2 and find_servable(servables, "imdb", "1") == 2
-    with pytest.raises(NotFound, match="Did you mean 'mnist'"):
-        find_servable(servables, "mnits")
-    with pytest.raises(NotFound, match="version 1 only"):
-        find_servable(servables, "mnist", "3")
-    with pytest.raises(HTTPException, match="takes POST") as err:
-        find_servable(servables, "mnist:predict")
-    assert err.value.status_code == 405
 
 
 def test_decoder_rows_columns_and_encoded_images() -> None:

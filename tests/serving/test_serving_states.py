@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 
 from tfpilot.serving.app import create_app
-from tfpilot.serving.servable import Servable
+from tfpilot.serving.servable import PredictorServable
 from tfpilot.serving.settings import ServeSettings, model_sources
 
 GOOD = {"instances": [np.zeros((16, 16, 3), "uint8").tolist()]}
@@ -40,13 +40,13 @@ async def wait_ready(client: httpx.AsyncClient, timeout: float = 120) -> None:
 
 def test_loading_answers_503_until_warmed_up(image_run: Path, monkeypatch) -> None:
     release = threading.Event()
-    original = Servable.load
+    original = PredictorServable.load
 
-    def slow_load(self: Servable) -> Servable:
+    def slow_load(self: PredictorServable) -> None:
         release.wait(60)
-        return original(self)
+        original(self)
 
-    monkeypatch.setattr(Servable, "load", slow_load)
+    monkeypatch.setattr(PredictorServable, "load", slow_load)
 
     async def body(client: httpx.AsyncClient) -> None:
         r = await client.get("/readyz")
@@ -54,7 +54,7 @@ def test_loading_answers_503_until_warmed_up(image_run: Path, monkeypatch) -> No
         assert "shapes: LOADING" in r.json()["error"]
         assert (await client.get("/healthz")).status_code == 200  # alive while loading
         status = (await client.get("/v1/models/shapes")).json()["model_version_status"][0]
-        assert status["state"] == "LOADING"
+        assert status["version"] == "1" and status["state"] in ("START", "LOADING")
         r = await client.post("/v1/models/shapes:predict", json=GOOD)
         assert r.status_code == 503 and "still loading" in r.json()["error"] and r.headers["retry-after"] == "2"
         assert (await client.get("/v1/models/shapes/metadata")).status_code == 503
@@ -74,14 +74,15 @@ def test_a_model_that_cannot_load_is_reported(image_run: Path, tmp_path: Path) -
 
     async def body(client: httpx.AsyncClient) -> None:
         deadline = time.monotonic() + 120
-        while (await client.get("/v1/models/broken")).json()["model_version_status"][0]["state"] == "LOADING":
+        while (await client.get("/v1/models/broken")).json()["model_version_status"][0]["state"] != "END":
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
         status = (await client.get("/v1/models/broken")).json()["model_version_status"][0]
-        assert status["state"] == "END" and status["status"]["error_code"] == "UNKNOWN"
-        assert "could not load" in status["status"]["error_message"]
+        assert status["version"] == "1" and status["state"] == "END"
+        assert status["status"]["error_code"] == "NOT_FOUND"  # TF Serving's code for the failure
+        assert "holds no artifact tfpilot can load" in status["status"]["error_message"]
         r = await client.get("/readyz")
-        assert r.status_code == 503 and "broken: END (could not load" in r.json()["error"]
+        assert r.status_code == 503 and "broken: END (FileNotFoundError" in r.json()["error"]
         r = await client.post("/v1/models/broken:predict", json=GOOD)
         assert r.status_code == 503 and "not available" in r.json()["error"]
         r = await client.get("/metrics")

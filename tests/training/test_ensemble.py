@@ -143,3 +143,42 @@ def test_cli_ensemble_and_refusal_to_overwrite(members, tmp_path):
     assert "ensemble test accuracy:" in result.output and "best member" in result.output
     again = runner.invoke(app, ["ensemble", str(run1), str(run2), "--out", str(out)])
     assert again.exit_code == 2 and "already holds a finished run" in again.output
+
+
+def _fork_members(members, tmp_path):
+    """Copies of both member runs whose configs point at one copy of their dataset."""
+    import yaml
+
+    _, folder, runs = members
+    data = shutil.copytree(folder, tmp_path / "shapes")
+    forks = []
+    for run in runs:
+        fork = shutil.copytree(run, tmp_path / run.name, ignore=shutil.ignore_patterns("logs", "plots"))
+        cfg = yaml.safe_load((fork / "config.yaml").read_text())
+        cfg["data"]["dataset"] = str(data)
+        (fork / "config.yaml").write_text(yaml.safe_dump(cfg))
+        forks.append(fork)
+    return data, forks
+
+
+def test_the_ensemble_is_scored_on_the_recorded_split(members, tmp_path):
+    from tfpilot.data import RecordedSplitError
+    from tfpilot.testing import write_image
+
+    data, (run1, run2) = _fork_members(members, tmp_path)
+    rng = np.random.default_rng(1)
+    for cls in ("circle", "square", "triangle"):  # files added after training are not the members' data
+        for i in range(6):
+            write_image(data / cls / f"added_{i}.png", rng.integers(0, 255, (12, 12, 3), dtype=np.uint8))
+    recorded = json.loads((run1 / "split.json").read_text())
+    out = ensemble([run1, run2], tmp_path / "ens")
+    record = json.loads(out.file(ENSEMBLE).read_text())
+    for split in ("val", "test"):
+        assert out.metrics[split]["num_examples"] == len(recorded["splits"][split])
+        for member, run in zip(record["members"], (run1, run2)):  # the examples each member was scored on
+            assert member[f"{split}_accuracy"] == Run(run).metrics[split]["accuracy"]
+    gone = recorded["splits"]["val"][0]
+    (data / gone).unlink()
+    with pytest.raises(RecordedSplitError, match=f"'val' split are missing or unreadable now: {gone}"):
+        ensemble([run1, run2], tmp_path / "ens2")
+    assert not (tmp_path / "ens2").exists()

@@ -25,12 +25,52 @@ def _fit(folder, tmp_path, *overrides, **train):
     return Trainer(cfg).fit()
 
 
-def test_augmentation_runs_in_the_pipeline_and_never_in_the_model(folder, tmp_path):
+@pytest.fixture
+def fit_streams(monkeypatch):
+    """The training datasets ``Trainer.fit`` hands to ``model.fit``, kept for inspection."""
+    streams = []
+    original = Trainer._train_stream
+
+    def spy(self, data, start, end):
+        streams.append(original(self, data, start, end))
+        return streams[-1]
+
+    monkeypatch.setattr(Trainer, "_train_stream", spy)
+    return streams
+
+
+def _all_layers(layer):
+    """``layer`` and every layer nested in it (sub-models, wrappers)."""
+    yield layer
+    for sub in getattr(layer, "layers", []):
+        yield from _all_layers(sub)
+
+
+RANDOM_LAYERS = ("MixUp", "CutMix", "RandAugment", "Augmenter")
+
+
+def test_augmentation_runs_in_the_pipeline_and_never_in_the_model(folder, tmp_path, fit_streams):
+    import keras
+
     t = _fit(folder, tmp_path, "data.augment.flip=horizontal", "data.augment.rotation=0.1",
              "data.augment.zoom=0.1", "data.augment.contrast=0.2", "data.augment.mixup=0.2")
-    names = [type(layer).__name__ for layer in t.model_.layers]
-    assert not any(n.startswith("Random") or n in ("MixUp", "CutMix", "RandAugment") for n in names)
-    assert t.run_.metrics["test"]["num_examples"] > 0
+    # the batches model.fit trained on, against the same seeded batches without augmentation
+    plain = Trainer(load_config(tiny_config(folder, tmp_path / "plain", label_mode="one_hot")))
+    trained_on = list(fit_streams[0])
+    raw = list(plain._train_stream(t.data_, 0, 1))
+    assert len(trained_on) == len(raw) > 0
+    changed_pixels = mixed_labels = 0
+    for (ax, ay), (rx, ry) in zip(trained_on, raw):
+        assert ax.dtype == rx.dtype == tf.uint8 and ax.shape == rx.shape and ay.shape == ry.shape
+        changed_pixels += int(np.sum(ax.numpy() != rx.numpy()))
+        mixed_labels += int(np.sum((ay.numpy() > 0) & (ay.numpy() < 1)))  # MixUp's soft labels
+        np.testing.assert_allclose(ay.numpy().sum(axis=1), 1.0, atol=1e-5)
+    assert changed_pixels > 0.2 * sum(int(np.prod(x.shape)) for x, _ in raw)
+    assert mixed_labels > 0 and set(np.unique(np.concatenate([y.numpy() for _, y in raw]))) == {0.0, 1.0}
+    # ...and never in the model: not the trained one, not the saved one
+    for model in (t.model_, keras.saving.load_model(t.run_.model_path)):
+        names = [type(layer).__name__ for layer in _all_layers(model)]
+        assert len(names) > 3 and not any(n.startswith("Random") or n in RANDOM_LAYERS for n in names), names
 
 
 def test_augmenter_changes_pixels_keeps_uint8_and_mixes_labels():
@@ -75,9 +115,37 @@ def test_class_weights_really_change_the_loss():
     assert weighted != pytest.approx(plain)
 
 
-def test_class_weight_reaches_training(folder, tmp_path):
-    t = _fit(folder, tmp_path, "train.class_weight={circle: 5.0}")
-    assert t.run_.metrics["test"]["balanced_accuracy"] >= 0
+@pytest.fixture(scope="module")
+def imbalanced(tmp_path_factory):
+    """Shapes with 24 circles, 6 squares and 24 triangles."""
+    root = make_image_folder(tmp_path_factory.mktemp("imbalanced") / "shapes", per_class=24, size=12)
+    for p in sorted((root / "square").glob("*.png"))[6:]:
+        p.unlink()
+    return root
+
+
+def _weights_fit_trained_with(stream):
+    """(labels, sample weights) of every batch ``model.fit`` got; fails unless each batch has weights."""
+    batches = list(stream)
+    assert batches and all(len(b) == 3 for b in batches), "the batches carry no sample weights"
+    return (np.concatenate([b[1].numpy() for b in batches]), np.concatenate([b[2].numpy() for b in batches]))
+
+
+def test_class_weight_reaches_training(folder, imbalanced, tmp_path, fit_streams):
+    t = _fit(imbalanced, tmp_path / "auto", "train.class_weight=auto")
+    y_train = t.data_.splits["train"].y
+    counts = np.bincount(y_train, minlength=3)
+    assert counts[1] * 2 < counts[0]  # squares are the minority of the training split
+    balanced = len(y_train) / (3 * counts)  # inverse class frequency, mean weight 1 over examples
+    y, w = _weights_fit_trained_with(fit_streams[0])
+    assert set(y.tolist()) == {0, 1, 2}
+    np.testing.assert_allclose(w, balanced[y], rtol=1e-6)
+    assert w[y == 1].min() > 2 * w[y == 0].max()
+
+    _fit(folder, tmp_path / "named", "train.class_weight={circle: 5.0}")
+    y, w = _weights_fit_trained_with(fit_streams[1])
+    np.testing.assert_array_equal(w, np.where(y == 0, 5.0, 1.0))
+    assert (y == 0).any() and (y != 0).any()
 
 
 def test_balanced_sampling_draws_classes_evenly():

@@ -63,10 +63,33 @@ def test_a_finished_run_is_not_overwritten(trained):
         Trainer(cfg).fit()
 
 
-def test_one_hot_labels_and_label_smoothing_train(folder, tmp_path):
-    cfg = load_config(tiny_config(folder, tmp_path / "r", label_mode="one_hot", label_smoothing=0.1))
+def test_one_hot_labels_and_label_smoothing_train(folder, tmp_path, monkeypatch):
+    import keras
+
+    import tfpilot
+
+    streams = []
+    original = Trainer._train_stream
+    monkeypatch.setattr(Trainer, "_train_stream",
+                        lambda self, *a: streams.append(original(self, *a)) or streams[-1])
+    cfg = load_config(tiny_config(folder, tmp_path / "r", label_mode="one_hot", label_smoothing=0.1, epochs=2),
+                      overrides=["train.optimizer.learning_rate=0.01"])
     t = Trainer(cfg).fit()
-    assert 0.0 <= t.run_.metrics["test"]["accuracy"] <= 1.0
+    # model.fit got one-hot labels (not class ids) and the loss smooths them by 0.1
+    loss = t.model_.loss
+    assert isinstance(loss, keras.losses.CategoricalCrossentropy) and loss.get_config()["label_smoothing"] == 0.1
+    batches = list(streams[0])
+    ids = np.concatenate([y.numpy().argmax(1) for _, y in batches])
+    for _, y in batches:
+        assert y.shape[1] == 3 and set(np.unique(y.numpy())) == {0.0, 1.0}
+        np.testing.assert_array_equal(y.numpy().sum(axis=1), 1.0)
+    assert sorted(ids.tolist()) == sorted(np.tile(t.data_.splits["train"].y, 2).tolist())  # 2 epochs of train
+    # the test accuracy recorded is the saved model's on the test split, recomputed here
+    test = t.data_.splits["test"]
+    probs = tfpilot.load(t.run_.path).predict_proba(list(test.paths) if test.x is None else test.x)
+    recorded = t.run_.metrics["test"]
+    assert recorded["num_examples"] == len(test.y)
+    assert recorded["accuracy"] == pytest.approx(float(np.mean(probs.argmax(1) == test.y)))
 
 
 def test_precision_auto_follows_the_cpu():

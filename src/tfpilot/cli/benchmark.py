@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tfpilot.cli.common import console, setup_logging, user_errors
+from tfpilot.cli.common import console, print_table, setup_logging, user_errors
 
 
 @user_errors
@@ -40,4 +40,4 @@ def benchmark_command(
     if as_json:
         console.print_json(payload)
     else:
-        console.print(report.table())
+        print_table(report.table())

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tfpilot.cli.common import console, user_errors
+from tfpilot.cli.common import print_table, say, user_errors
 
 
 @user_errors
@@ -20,14 +20,14 @@ def models_command(
     from tfpilot.models import MODELS
 
     table = Table(show_header=True)
-    for col in ("model", "task", "description"):
-        table.add_column(col)
+    for col in ("model", "task", "description"):  # names are copied into configs: never wrapped
+        table.add_column(col, no_wrap=col != "description")
     entries = MODELS.entries(pattern, tag=task)
     for e in entries:
         table.add_row(e.name, ",".join(e.tags), escape(e.description))
     if not entries:
         raise ValueError(f"no model matches {pattern!r}; known: {', '.join(MODELS.list())}")
-    console.print(table)
+    print_table(table)
 
 
 @user_errors
@@ -40,11 +40,14 @@ def datasets_command(
 
     table = Table(show_header=True)
     for col in ("dataset", "task", "description"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col != "description")
     for e in DATASETS.entries(pattern):
         table.add_row(e.name, ",".join(e.tags), escape(e.description))
+    from tfpilot.data.table_io import TABLE_DATASETS  # tables: train with --target COLUMN
+
+    for e in TABLE_DATASETS.entries(pattern):
+        table.add_row(e.name, "table", escape(e.description) + " (--target COLUMN)")
     for e in FORMATS.entries(pattern):
         table.add_row(f"<path: {e.name}>", "", e.description)
-    console.print(table)
-    console.print("dataset files are looked up in: " + ", ".join(str(d) for d in search_dirs()) +
-                  ", then Keras' download")
+    print_table(table)
+    say("dataset files are looked up in: " + ", ".join(str(d) for d in search_dirs()) + ", then Keras' download")

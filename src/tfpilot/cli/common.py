@@ -37,16 +37,75 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("tfpilot").setLevel(logging.INFO)
 
 
+def say(*parts: str | tuple[str, str], err: bool = False) -> None:
+    """Print one line that is never wrapped or cropped, whatever the terminal width, so that
+    paths and commands in it can be copied (and parsed by tests). ``parts`` are plain text
+    or ``(text, style)`` pairs; neither is read as rich markup, so ``[`` in a path is kept.
+
+    Example: ``say("run directory: ", (str(run.path), "bold"))``
+    """
+    from rich.text import Text
+
+    (err_console if err else console).print(Text.assemble(*parts), soft_wrap=True, highlight=False)
+
+
+def _narrowest(table: Any) -> tuple[int, int]:
+    """(narrowest, natural) width of a rich table: cells wrapped at words, except in
+    ``no_wrap`` columns, which need their longest cell; and every cell on one line."""
+    from rich.measure import Measurement
+    from rich.padding import Padding
+
+    options = console.options.update_width(10_000)
+    _, right, _, left = Padding.unpack(table.padding)
+    narrowest = natural = 0
+    for column in table.columns:
+        cells = [column.header, *column.cells] if table.show_header else list(column.cells)
+        sizes = [Measurement.get(console, options, c) for c in cells] or [Measurement(0, 0)]
+        need = max(m.maximum if column.no_wrap else m.minimum for m in sizes)
+        narrowest += max(need, column.min_width or 0) + left + right
+        natural += max(max(m.maximum for m in sizes), column.min_width or 0) + left + right
+    borders = (len(table.columns) - 1 + (2 if table.show_edge else 0)) if table.box else 0
+    return narrowest + borders, natural + borders
+
+
+def print_table(table: Any) -> None:
+    """Print a rich table. Cells wrap at word boundaries to fit the terminal; when it is
+    narrower than the table's narrowest layout, the table is printed at its natural width
+    (lines longer than the terminal) instead of being squeezed into "…" cells that hide
+    the values."""
+    width = console.width
+    narrowest, natural = _narrowest(table)
+    if narrowest <= width:
+        console.print(table)
+        return
+    try:
+        console.width = natural
+        console.print(table, crop=False)
+    finally:
+        console.width = width
+
+
+def error_message(exc: BaseException) -> str:
+    """What a user sees of an error: its message (a KeyError's key text without the quotes
+    repr adds), without any TensorFlow stack text (``{{function_node ...}}``, ``[Op:...]``)."""
+    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    if "{{function_node" in str(msg) or "[Op:" in str(msg):
+        from tfpilot.data.images import framework_message
+
+        msg = framework_message(Exception(str(msg)))
+    return str(msg)
+
+
 def user_errors(fn: F) -> F:
-    """Turn user errors into a red one-paragraph message and exit status 2."""
+    """Turn user errors into ``error: MESSAGE`` on stderr (never wrapped: a long message stays
+    one line whatever the terminal) and exit status 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            err_console.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True)
+            say(("error:", "bold red"), " ", error_message(exc), err=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

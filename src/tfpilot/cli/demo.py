@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tfpilot.cli.common import console, headline, metrics_table, setup_logging, user_errors
+from tfpilot.cli.common import headline, metrics_table, print_table, say, setup_logging, user_errors
 from tfpilot.runs import REPORT
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
@@ -48,15 +48,15 @@ def demo_command(
 
     setup_logging()
     cfg, what = demo_config(run_dir)
-    console.print(f"tfpilot demo: training [bold]{cfg.model.name}[/] on [bold]{what}[/]")
+    say("tfpilot demo: training ", (cfg.model.name, "bold"), " on ", (what, "bold"))
     run = train(cfg, report=True)
     test = run.metrics["test"]
-    console.print(metrics_table("test", headline(test)))
-    console.print(f"run directory: [bold]{run.path}[/]", soft_wrap=True)
-    console.print(f"test accuracy: [bold]{test['accuracy']:.4f}[/]")
+    print_table(metrics_table("test", headline(test)))
+    say("run directory: ", (str(run.path), "bold"))
+    say("test accuracy: ", (f"{test['accuracy']:.4f}", "bold"))
     if run.file(REPORT).is_file():
-        console.print(f"report: [bold]{run.file(REPORT)}[/] (open it in a browser)", soft_wrap=True)
-    console.print("next, try:", soft_wrap=True)
+        say("report: ", (str(run.file(REPORT)), "bold"), " (open it in a browser)")
+    say("next, try:")
     for command in (f"tfpilot evaluate {run.path}", f"tfpilot predict {run.path} IMAGE.png",
                     f"tfpilot export {run.path} --format all", f"tfpilot serve {run.path}"):
-        console.print(f"  {command}", soft_wrap=True, highlight=False)
+        say(f"  {command}")

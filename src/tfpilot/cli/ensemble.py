@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tfpilot.cli.common import console, headline, metrics_table, setup_logging, user_errors
+from tfpilot.cli.common import headline, metrics_table, print_table, say, setup_logging, user_errors
 
 
 @user_errors
@@ -33,10 +33,10 @@ def ensemble_command(
     for member in record["members"]:
         scores = "  ".join(f"{split} {member[f'{split}_accuracy']:.4f}" for split in ("val", "test")
                            if f"{split}_accuracy" in member)
-        console.print(f"member {member['run']}: {scores}", highlight=False)
+        say(f"member {member['run']}: {scores}")
     metrics = run.metrics
     if "test" in metrics:
-        console.print(metrics_table("ensemble / test", headline(metrics["test"])))
-        console.print(f"ensemble test accuracy: [bold]{record['test_accuracy']:.4f}[/]  "
-                      f"(best member {record['best_member_test_accuracy']:.4f})")
-    console.print(f"run directory: [bold]{run.path}[/]")
+        print_table(metrics_table("ensemble / test", headline(metrics["test"])))
+        say("ensemble test accuracy: ", (f"{record['test_accuracy']:.4f}", "bold"),
+            f"  (best member {record['best_member_test_accuracy']:.4f})")
+    say("run directory: ", (str(run.path), "bold"))

@@ -1,14 +1,20 @@
-"""``tfpilot evaluate``: metrics of a run on its test split or another dataset."""
+"""``tfpilot evaluate``: metrics of a run on its recorded test split or another dataset.
+
+The result is saved to ``RUN/evaluations/<name>.json``; ``metrics.json`` keeps the figures
+training measured.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from tfpilot.cli.common import console, headline, metrics_table, per_class_table, setup_logging, user_errors
+from tfpilot.cli.common import (
+    console, headline, metrics_table, per_class_table, print_table, say, setup_logging, user_errors,
+)
 
 
 @user_errors
@@ -19,7 +25,11 @@ def evaluate_command(
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
-    """Accuracy, loss, top-k, per-class report, macro-F1, balanced accuracy, confusion matrix."""
+    """Accuracy, loss, top-k, per-class report, macro-F1, balanced accuracy, confusion matrix.
+
+    With the run's own dataset the examples are its recorded split (split.json); the
+    result goes to RUN/evaluations/, never over the training-time metrics.json.
+    """
     from tfpilot.evaluation import evaluate
 
     setup_logging()
@@ -27,8 +37,31 @@ def evaluate_command(
     if as_json:
         console.print_json(json.dumps(result))
         return
-    console.print(metrics_table(f"{dataset or 'run dataset'} / {split}", headline(result)))
-    console.print(per_class_table(result["per_class"]))
-    console.print("confusion matrix (rows: true, columns: predicted):")
+    source = result["evaluated_on"]
+    if "heads" in result:  # a table model: metrics per head
+        from tfpilot.cli.table_output import print_heads
+
+        print_heads(f"{dataset or 'run dataset'} / {split}", result)
+        if "saved_to" in source:
+            say(f"saved to {source['saved_to']}")
+        return
+    print_table(metrics_table(f"{dataset or 'run dataset'} / {split}", headline(result)))
+    say(f"evaluated on: {describe_source(source)}")
+    print_table(per_class_table(result["per_class"]))
+    say("confusion matrix (rows: true, columns: predicted):")
     for row in result["confusion_matrix"]:
-        console.print("  " + " ".join(f"{v:6d}" for v in row), highlight=False)
+        say("  " + " ".join(f"{v:6d}" for v in row))  # a matrix row cut in two would misalign
+    if "saved_to" in source:
+        say(f"saved to {source['saved_to']} (metrics.json keeps the training-time figures)")
+
+
+def describe_source(source: dict[str, Any]) -> str:
+    """One line saying what was evaluated: the run's recorded split, or another dataset's.
+
+    Example:
+        >>> describe_source({"dataset": "mnist", "split": "test", "recorded_split": True})
+        "the run's recorded test split (split.json)"
+    """
+    if source["recorded_split"]:
+        return f"the run's recorded {source['split']} split (split.json)"
+    return f"{source['dataset']}'s own {source['split']} split -- not the run's recorded split"

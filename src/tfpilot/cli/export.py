@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from tfpilot.cli.common import console, err_console, setup_logging, user_errors
+from tfpilot.cli.common import print_table, say, setup_logging, user_errors
 
 FORMAT_HELP = ("keras, saved_model, tflite, tflite-fp16, tflite-dynamic, tflite-int8, onnx, or all. "
                "Repeat for several.")
@@ -30,12 +30,12 @@ def export_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Export a trained run; every artifact takes raw inputs and carries its class names."""
-    from rich.markup import escape
-
     from tfpilot.export import ExportError, ExportSource, export
 
     setup_logging(verbose)
-    source = ExportSource.from_run(run, calibration_size=calibration_size)
+    from tfpilot.data.table_io import is_table_run
+
+    source = run if is_table_run(run) else ExportSource.from_run(run, calibration_size=calibration_size)
     try:
         result = export(source, formats, out, max_drop=max_drop)
     except ExportError as exc:
@@ -43,16 +43,15 @@ def export_command(
         if partial is None:
             raise
         if partial.artifacts:
-            console.print(_table(partial))
+            print_table(_table(partial))
         for name, message in {**partial.failed, **partial.rejected}.items():
-            err_console.print(f"[bold red]export failed:[/] {name}: {escape(message)}", highlight=False)
+            say(("export failed:", "bold red"), f" {name}: {message}", err=True)
         raise typer.Exit(1) from None
-    console.print(_table(result))
+    print_table(_table(result))
     for name, check in result.checks.items():
-        console.print(f"{name}: accuracy {check['accuracy']:.4f} vs Keras {check['keras_accuracy']:.4f} "
-                      f"({check['accuracy_change']:+.2f} points, agreement {check['agreement']:.2%}) - passed",
-                      highlight=False)
-    console.print(f"check every artifact with: tfpilot verify {run}", highlight=False)
+        say(f"{name}: accuracy {check['accuracy']:.4f} vs Keras {check['keras_accuracy']:.4f} "
+            f"({check['accuracy_change']:+.2f} points, agreement {check['agreement']:.2%}) - passed")
+    say(f"check every artifact with: tfpilot verify {run}")
 
 
 def _table(result: Any) -> Any:

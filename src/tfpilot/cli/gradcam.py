@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tfpilot.cli.common import console, setup_logging, user_errors
+from tfpilot.cli.common import print_table, setup_logging, user_errors
 
 
 @user_errors
@@ -35,4 +35,4 @@ def gradcam_command(
         table.add_column(col)
     for r in results:
         table.add_row(r["input"], f"{r['label']} ({r['score']:.3f})", r["explained"], r["path"])
-    console.print(table)
+    print_table(table)

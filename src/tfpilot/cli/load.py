@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tfpilot.cli.common import console, setup_logging, user_errors
+from tfpilot.cli.common import console, say, setup_logging, user_errors
 
 
 @user_errors
@@ -28,8 +28,6 @@ def load_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Load an artifact with the runtime its format needs and describe it."""
-    from rich.markup import escape
-
     from tfpilot.export.backends import resolve
     from tfpilot.inference import load
 
@@ -58,8 +56,7 @@ def load_command(
     for key, value in info.items():
         if value is not None:
             shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-            console.print(f"[bold]{key}[/]: {escape(str(shown))}", highlight=False)
+            say((key, "bold"), f": {shown}")
     for r in results:
         top = ", ".join(f"{t['label']} {t['score']:.3f}" for t in r["top_k"])
-        console.print(f"{escape(str(r['input']))}: [bold]{escape(r['label'])}[/] ({r['score']:.3f})  "
-                      f"{escape('[' + top + ']')}", highlight=False)
+        say(f"{r['input']}: ", (r["label"], "bold"), f" ({r['score']:.3f})  [{top}]")

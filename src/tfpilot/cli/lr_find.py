@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tfpilot.cli.common import console, setup_logging, user_errors
+from tfpilot.cli.common import say, setup_logging, user_errors
 
 
 @user_errors
@@ -42,12 +42,12 @@ def lr_find_command(
         out = cfg.output.runs_root / f"lr_find-{cfg.model.name}-{Path(cfg.data.dataset).name or 'data'}-{stamp}"
     result = find_lr(cfg, out, start_lr=start_lr, end_lr=end_lr, num_steps=steps, method=method)
     stop = "stopped early: the loss diverged" if result.stopped_early else "reached end_lr"
-    console.print(f"swept {len(result.lrs)} of {result.planned_steps} steps, {result.lrs[0]:.1e} -> "
-                  f"{result.lrs[-1]:.1e} ({stop})", highlight=False)
-    console.print(f"steepest descent: {result.steepest_lr:.2e}   minimum loss: {result.min_loss_lr:.2e} "
-                  f"(/10: {result.min_loss_lr / 10:.2e})", highlight=False)
+    say(f"swept {len(result.lrs)} of {result.planned_steps} steps, {result.lrs[0]:.1e} -> "
+        f"{result.lrs[-1]:.1e} ({stop})")
+    say(f"steepest descent: {result.steepest_lr:.2e}   minimum loss: {result.min_loss_lr:.2e} "
+        f"(/10: {result.min_loss_lr / 10:.2e})")
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}")
-    console.print(f"suggested learning rate ({result.method}): [bold]{result.suggestion:.2e}[/]")
-    console.print(f"plot: [bold]{result.plot_path}[/]")
-    console.print(f"train with it: --set train.optimizer.learning_rate={result.suggestion:.2g}", highlight=False)
+        say(("note:", "yellow"), f" {note}")
+    say(f"suggested learning rate ({result.method}): ", (f"{result.suggestion:.2e}", "bold"))
+    say("plot: ", (str(result.plot_path), "bold"))
+    say(f"train with it: --set train.optimizer.learning_rate={result.suggestion:.2g}")

@@ -7,7 +7,7 @@ import typer
 from tfpilot.cli import catalog, demo, evaluate, predict, resume, serve, train
 from tfpilot.cli import gradcam, report
 from tfpilot.cli import benchmark, export, load, prune, verify
-from tfpilot.cli import ensemble, lr_find
+from tfpilot.cli import ensemble, launch, lr_find
 from tfpilot.cli.common import quiet_tensorflow
 
 app = typer.Typer(
@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 app.command("train")(train.train_command)
 app.command("resume")(resume.resume_command)
+app.command("launch", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    launch.launch_command)
 app.command("lr-find")(lr_find.lr_find_command)
 app.command("ensemble")(ensemble.ensemble_command)
 app.command("evaluate")(evaluate.evaluate_command)
@@ -45,8 +47,10 @@ def version() -> None:
 
 
 def main() -> None:
+    import sys
+
     quiet_tensorflow()
-    app()
+    app(args=serve.tf_serving_argv(sys.argv[1:]))  # TF Serving's --flag=true|false forms
 
 
 if __name__ == "__main__":

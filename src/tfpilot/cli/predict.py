@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tfpilot.cli.common import console, setup_logging, user_errors
+from tfpilot.cli.common import console, print_table, setup_logging, user_errors
 
 
 def expand_inputs(items: list[Path]) -> list[Path]:
@@ -59,13 +59,21 @@ def predict_command(
         "--column", "-c", help="The text column of CSV/TSV/JSONL inputs (default: guessed).")] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 3,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Table models: write the predictions to this file (CSV, or JSON with --format json).")] = None,
 ) -> None:
-    """Predict the class of each input."""
+    """Predict the class of each input (table models: every head's prediction for each row of a table)."""
+    from tfpilot.data.table_io import is_table_run
     from tfpilot.inference import load
 
     setup_logging()
     if fmt not in ("table", "json", "csv"):
         raise ValueError(f"--format must be table, json or csv, not {fmt!r}")
+    if is_table_run(run):  # rows in (CSV/TSV/JSONL/Parquet), one column per head out
+        from tfpilot.cli.table_output import predict_rows
+
+        predict_rows(run, inputs or [], fmt, top_k, out)
+        return
     predictor = load(run)
     if predictor.input_spec.kind == "text":
         texts, names = text_inputs(text or [], inputs or [], column)
@@ -91,10 +99,10 @@ def predict_command(
         from rich.table import Table
 
         table = Table(show_header=True)
-        table.add_column("input")
-        table.add_column("prediction")
+        table.add_column("input", no_wrap=True)  # a path or text name, and "label (score)", stay whole
+        table.add_column("prediction", no_wrap=True)
         table.add_column(f"top {top_k}")
         for r in rows:
             table.add_row(r["input"], f"{r['label']} ({r['score']:.3f})",
                           ", ".join(f"{t['label']} {t['score']:.3f}" for t in r["top_k"]))
-        console.print(table)
+        print_table(table)

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tfpilot.cli.common import console, metrics_table, setup_logging, user_errors
+from tfpilot.cli.common import console, metrics_table, print_table, say, setup_logging, user_errors
 
 
 @user_errors
@@ -22,9 +22,11 @@ def prune_command(
     sparsity: Annotated[float, typer.Option("--sparsity", help="Fraction of each kernel to zero (0-1).")] = 0.5,
     epochs: Annotated[int, typer.Option("--epochs", "-e", min=1, help="Fine-tuning epochs.")] = 2,
     learning_rate: Annotated[Optional[float], typer.Option(
-        "--learning-rate", "--lr", help="Default: a tenth of the run's.")] = None,
+        "--learning-rate", "--lr",
+        help="Default: a tenth of the run's (with learning_rate: auto, of the rate its range test found).")] = None,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="New run directory (default RUN-prunedNN).")] = None,
+        "--out", "-o", help="New run directory (default RUN-prunedNN); an existing one is replaced only "
+        "if it is empty or an earlier pruned run.")] = None,
     train_limit: Annotated[Optional[int], typer.Option("--train-limit", min=1,
                            help="Fine-tune on at most N training examples.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -38,7 +40,7 @@ def prune_command(
     if as_json:
         console.print_json(json.dumps(r.to_dict()))
         return
-    console.print(metrics_table(f"pruned to {r.target_sparsity:.0%}", {
+    print_table(metrics_table(f"pruned to {r.target_sparsity:.0%}", {
         "sparsity (pruned kernels)": r.sparsity,
         "sparsity (all weights)": r.overall_sparsity,
         "gzip weights before": f"{r.gzip_bytes_before / 1024:,.1f} KB",
@@ -48,4 +50,4 @@ def prune_command(
         "accuracy after": r.accuracy_after,
         "fine-tune seconds": f"{r.seconds:.1f}",
     }))
-    console.print(f"pruned run: [bold]{r.run_dir}[/] (export it with `tfpilot export {r.run_dir}`)", highlight=False)
+    say("pruned run: ", (str(r.run_dir), "bold"), f" (export it with `tfpilot export {r.run_dir}`)")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tfpilot.cli.common import console, setup_logging, user_errors
+from tfpilot.cli.common import say, setup_logging, user_errors
 
 
 @user_errors
@@ -28,4 +28,4 @@ def report_command(
     if split is not None and split not in ("test", "val", "train"):
         raise ValueError(f"--split must be test, val or train, not {split!r}")
     path = report(run, split=split, misclassified=misclassified, correct=correct, out=out)
-    console.print(f"report: [bold]{path}[/]")
+    say("report: ", (str(path), "bold"))

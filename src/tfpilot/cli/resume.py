@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tfpilot.cli.common import console, headline, metrics_table, setup_logging, user_errors
+from tfpilot.cli.common import headline, metrics_table, print_table, say, setup_logging, user_errors
 
 
 @user_errors
@@ -20,7 +20,10 @@ def resume_command(
 
     setup_logging(verbose)
     done = resume(run)
+    if done is None:
+        say("worker finished: the chief (worker 0) writes the run directory and its report")
+        return
     metrics = done.metrics
     if "test" in metrics:
-        console.print(metrics_table("test", headline(metrics["test"])))
-    console.print(f"run directory: [bold]{done.path}[/] ({metrics['epochs_run']} epochs)")
+        print_table(metrics_table("test", headline(metrics["test"])))
+    say("run directory: ", (str(done.path), "bold"), f" ({metrics['epochs_run']} epochs)")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tfpilot.cli.common import console, headline, metrics_table, setup_logging, user_errors
+from tfpilot.cli.common import headline, metrics_table, print_table, say, setup_logging, user_errors
 from tfpilot.runs import REPORT
 
 
@@ -25,6 +25,10 @@ def train_command(
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip writing RUN/report.html.")] = False,
     check_determinism: Annotated[bool, typer.Option(
         "--check-determinism", help="Train two short deterministic twins and report whether their weights match.")] = False,
+    target: Annotated[Optional[list[str]], typer.Option(
+        "--target", help="A table column to predict (repeatable): trains a table model (features.outputs).")] = None,
+    input_: Annotated[Optional[list[str]], typer.Option(
+        "--input", help="A table column to predict from (repeatable; default: every other column).")] = None,
 ) -> None:
     """Train a model; writes a run directory with the model, metrics and config."""
     from tfpilot.api import check_determinism as determinism_twins
@@ -36,22 +40,37 @@ def train_command(
         config, overrides=set_ or [], dataset=dataset, model=model, epochs=epochs,
         batch_size=batch_size, run_dir=run_dir, data_dir=data_dir,
     )
+    if target or input_:
+        from tfpilot.config.table_flags import with_columns
+
+        cfg = with_columns(cfg, target or [], input_ or [], model_given=model is not None)
     if check_determinism:
         report = determinism_twins(cfg)
         if report.identical:
-            console.print(f"deterministic: the two twins' {report.num_weights} weights are identical "
-                          f"after {report.steps} steps")
+            say(f"deterministic: the two twins' {report.num_weights} weights are identical after {report.steps} steps")
             return
-        console.print(f"[bold red]NOT deterministic[/]: {len(report.differing)} of {report.num_weights} weights "
-                      f"differ (max |diff| {report.max_abs_diff:.3g}), e.g. {', '.join(report.differing[:3])}")
+        say(("NOT deterministic", "bold red"), f": {len(report.differing)} of {report.num_weights} weights "
+            f"differ (max |diff| {report.max_abs_diff:.3g}), e.g. {', '.join(report.differing[:3])}")
         raise typer.Exit(1)
     run = train(cfg, report=not no_report)
+    if run is None:
+        say("worker finished: the chief (worker 0) writes the run directory and its report")
+        return
     metrics = run.metrics
+    if "heads" in metrics.get("test", {}):  # a table model: metrics per head
+        from tfpilot.cli.table_output import print_heads
+
+        print_heads("test", metrics["test"])
+        say("run directory: ", (str(run.path), "bold"), f"  (train {metrics['train_seconds']:.1f}s, "
+            f"{metrics['precision']}; schema: {run.file('schema.yaml')})")
+        if not no_report and run.file(REPORT).is_file():
+            say("report: ", (str(run.file(REPORT)), "bold"))
+        return
     if "test" in metrics:
-        console.print(metrics_table("test", headline(metrics["test"])))
-    console.print(f"run directory: [bold]{run.path}[/]")
+        print_table(metrics_table("test", headline(metrics["test"])))
+    say("run directory: ", (str(run.path), "bold"))
     if "test" in metrics:
-        console.print(f"test accuracy: [bold]{metrics['test']['accuracy']:.4f}[/]  "
-                      f"(train {metrics['train_seconds']:.1f}s, {metrics['precision']})")
+        say("test accuracy: ", (f"{metrics['test']['accuracy']:.4f}", "bold"),
+            f"  (train {metrics['train_seconds']:.1f}s, {metrics['precision']})")
     if not no_report and run.file(REPORT).is_file():
-        console.print(f"report: [bold]{run.file(REPORT)}[/]")
+        say("report: ", (str(run.file(REPORT)), "bold"))

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from tfpilot.cli.common import console, err_console, setup_logging, user_errors
+from tfpilot.cli.common import console, print_table, say, setup_logging, user_errors
 
 
 @user_errors
@@ -34,6 +34,15 @@ def verify_command(
 
     setup_logging()
     report = verify(target, split=data, max_drop=max_drop, min_agreement=min_agreement, limit=limit)
+    from tfpilot.export.table_verify import TableVerifyReport
+
+    if isinstance(report, TableVerifyReport):  # a table model: one row per artifact and head
+        from tfpilot.cli.table_output import print_table_verify
+
+        print_table_verify(report, as_json)
+        if not report.passed:
+            raise typer.Exit(1)
+        return
     if as_json:
         console.print_json(json.dumps(report.to_dict()))
     else:
@@ -46,9 +55,9 @@ def verify_command(
             table.add_row(c.format, f"{c.agreement:.2%}", f"{c.accuracy:.4f}", f"{c.accuracy_change:+.2f}",
                           f"{c.max_prob_diff:.4f}", f"{c.size_bytes / 1024:,.0f} KB",
                           "[green]ok[/]" if c.passed else "[bold red]FAIL[/]")
-        console.print(table)
+        print_table(table)
     for c in report.checks:
         if not c.passed:
-            err_console.print(f"[bold red]error:[/] {c.message}", highlight=False)
+            say(("error:", "bold red"), f" {c.message}", err=True)
     if not report.passed:
         raise typer.Exit(1)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tfpilot.config.features import FeaturesConfig
 from tfpilot.registry import MODELS, OPTIMIZERS, SCHEDULES, check_params
 
 
@@ -134,7 +135,7 @@ class ModelConfig(Section):
 
     @model_validator(mode="after")
     def _known_params(self) -> ModelConfig:
-        check_params(MODELS, self.name, self.params, skip=("input_spec", "num_classes"))
+        check_params(MODELS, self.name, self.params, skip=("input_spec", "num_classes", "encoders"))
         return self
 
 
@@ -153,7 +154,9 @@ class OptimizerConfig(Section):
     gradient_accumulation_steps: int | None = Field(
         None, ge=2, description="Apply the summed gradients every N batches (a N-times larger effective batch)."
     )
-    ema: bool = Field(False, description="Keep an exponential moving average of the weights; evaluate/save it.")
+    ema: bool = Field(
+        False, description="Keep an exponential moving average of the weights: validation each epoch, early "
+        "stopping, the checkpoint and the saved model all use the EMA weights.")
     ema_momentum: float = Field(0.99, gt=0, lt=1)
 
     @field_validator("learning_rate")
@@ -189,10 +192,17 @@ class ScheduleConfig(Section):
 
 
 class EarlyStoppingConfig(Section):
+    """Stop when ``train.callbacks.monitor`` has not improved for ``patience`` epochs.
+
+    (Its criterion is ``train.callbacks.monitor``, shared with the best-model checkpoint; an
+    ``early_stopping.monitor`` key is read as that.)
+    """
+
     enabled: bool = True
-    monitor: str = "val_loss"
     patience: int = Field(5, ge=0)
-    restore_best_weights: bool = True
+    restore_best_weights: bool = Field(
+        True, description="End with the weights of the best epoch by train.callbacks.monitor (so model.keras "
+        "is checkpoints/best.keras), not the last epoch's.")
 
 
 class ReduceLRConfig(Section):
@@ -204,14 +214,73 @@ class ReduceLRConfig(Section):
 
 
 class CallbacksConfig(Section):
+    monitor: str = Field(
+        "val_loss", pattern=r"^[A-Za-z0-9_]+$",
+        description="The one criterion of the best epoch: early stopping (and the weights it restores) and "
+        "checkpoints/best.keras both use it. A logged metric: val_loss, val_accuracy, val_top_k_accuracy, ...")
+    mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="Whether the monitor improves by going down or up; auto: up for names with "
+        "accuracy/auc/f1/precision/recall, down otherwise.")
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     reduce_lr_on_plateau: ReduceLRConfig = Field(default_factory=ReduceLRConfig)
-    checkpoint: bool = Field(True, description="Keep the best model (by val_accuracy) in checkpoints/.")
+    checkpoint: bool = Field(True, description="Keep the best epoch's model (by monitor) in checkpoints/best.keras.")
     backup: bool = Field(True, description="BackupAndRestore: resume after a crash.")
     csv_logger: bool = True
     tensorboard: bool = True
     terminate_on_nan: bool = True
     progress: Literal["rich", "keras", "none"] = "rich"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _early_stopping_monitor_is_the_monitor(cls, data: Any) -> Any:
+        """``early_stopping.monitor`` (older configs) sets ``monitor``; both, disagreeing, is an error."""
+        if not isinstance(data, dict) or not isinstance(data.get("early_stopping"), dict):
+            return data
+        es = dict(data["early_stopping"])
+        if "monitor" not in es:
+            return data
+        legacy = es.pop("monitor")
+        if "monitor" in data and data["monitor"] != legacy:
+            raise ValueError(
+                f"early_stopping.monitor ({legacy!r}) and monitor ({data['monitor']!r}) disagree: the best epoch has "
+                "one criterion, used by early stopping and the best checkpoint alike; set train.callbacks.monitor only")
+        return {**data, "early_stopping": es, "monitor": legacy}
+
+    @property
+    def monitor_mode(self) -> str:
+        """``mode`` resolved: "min" or "max"."""
+        if self.mode != "auto":
+            return self.mode
+        name = self.monitor.lower()
+        return "max" if any(k in name for k in ("acc", "auc", "f1", "precision", "recall")) else "min"
+
+
+class PreciseBNConfig(Section):
+    """Precise BatchNorm: recompute BatchNormalization's moving mean and variance from training
+    batches, instead of trusting Keras' moving average (momentum 0.99), which on small data
+    (few steps per epoch) never approaches the batch statistics and breaks inference mode.
+
+    Runs before each epoch's validation, on the weights being validated (the EMA weights with
+    ``optimizer.ema``), so early stopping, the checkpoint and the saved model all keep
+    statistics that match their weights. Training itself is unchanged. A no-op for models
+    without trainable BatchNormalization layers.
+    """
+
+    enabled: bool = True
+    examples: int = Field(
+        4096, gt=0, description="Training examples (a fixed seeded sample, un-augmented, at the training batch "
+        "size) the statistics are averaged over; the whole train split when it is smaller.")
+
+
+class ModeGapConfig(Section):
+    """After training: compare training-mode and inference-mode accuracy on the same training
+    examples; a large gap is logged as a warning, recorded in metrics.json (``mode_gap``) and
+    shown in the report."""
+
+    enabled: bool = True
+    threshold: float = Field(
+        0.05, ge=0, le=1, description="The accuracy drop from training to inference mode that is reported as large.")
+    examples: int = Field(2048, gt=0, description="Training examples compared (a fixed seeded sample).")
 
 
 class RegularizationConfig(Section):
@@ -233,6 +302,18 @@ class FineTuneConfig(Section):
     unfreeze_layers: int | None = Field(20, gt=0, description="Unfreeze the top N backbone layers ...")
     from_layer: str | None = Field(None, description="... or every backbone layer from this one on.")
     learning_rate_factor: float = Field(0.1, gt=0, le=1, description="Stage-2 LR = stage-1 LR x this.")
+
+
+class LRScalingConfig(Section):
+    """The learning-rate rule for batch sizes: ``lr x (batch_size / reference_batch_size) ** p``
+    with p = 1 (linear, Goyal et al. 2017), 1/2 (sqrt) or 0 (none: the rate is used as given)."""
+
+    rule: Literal["none", "linear", "sqrt"] = "none"
+    reference_batch_size: int = Field(128, gt=0, description="The batch size the learning rate was tuned for.")
+
+    def factor(self, batch_size: int) -> float:
+        power = {"none": 0.0, "linear": 1.0, "sqrt": 0.5}[self.rule]
+        return (batch_size / self.reference_batch_size) ** power
 
 
 class TrainConfig(Section):
@@ -259,11 +340,37 @@ class TrainConfig(Section):
     regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
     fine_tune: FineTuneConfig = Field(default_factory=FineTuneConfig)
     loop: Literal["fit", "custom"] = Field(
-        "fit", description="custom: the same run through a GradientTape + tf.function train step."
+        "fit", description="custom: the same run through a GradientTape + tf.function train step "
+        "(the default, and the only loop, when train.distribute is not none)."
     )
+    distribute: Literal["none", "auto", "mirrored", "multi_worker"] = Field(
+        "none", description="tf.distribute strategy: mirrored over the local GPUs (or logical CPUs), "
+        "multi_worker over the workers TF_CONFIG names (`tfpilot launch`), auto: mirrored with several "
+        "GPUs. batch_size stays the global batch.")
+    lr_scaling: LRScalingConfig = Field(default_factory=LRScalingConfig)
+    worker_timeout_s: float = Field(
+        120.0, gt=0, description="multi_worker: how long a worker waits for its peers at start before it fails.")
     steps_per_execution: int = Field(
         1, gt=0, description="Train steps run per call into the graph; >1 cuts per-step overhead on small models."
     )
+    precise_bn: PreciseBNConfig = Field(default_factory=PreciseBNConfig)
+    mode_gap: ModeGapConfig = Field(default_factory=ModeGapConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _distributed_runs_use_the_custom_loop(cls, data: Any) -> Any:
+        """Keras 3's ``model.fit`` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585):
+        a distributed run trains through tfpilot's own step, so its loop defaults to custom and
+        an explicit ``loop: fit`` is refused."""
+        if not isinstance(data, dict) or data.get("distribute", "none") == "none":
+            return data
+        if data.get("loop") == "fit":
+            raise ValueError(
+                f"train.loop=fit cannot train with train.distribute={data['distribute']}: Keras 3's model.fit "
+                "is broken under MultiWorkerMirroredStrategy (keras-team/keras#20585), so distributed runs "
+                "use tfpilot's tf.distribute step. Drop train.loop or set it to custom"
+            )
+        return {**data, "loop": "custom"}
 
     @model_validator(mode="after")
     def _plateau_needs_constant_lr(self) -> TrainConfig:
@@ -283,12 +390,31 @@ class OutputConfig(Section):
 
 
 class Config(Section):
-    """A whole run: data, model, train and output sections."""
+    """A whole run: data, model, train and output sections (and ``features`` for a table model)."""
 
     data: DataConfig = Field(default_factory=DataConfig)
+    features: FeaturesConfig | None = Field(
+        None, description="Table models: input and output columns (see docs/techniques/multi_task.md).")
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _table_model_by_default(cls, data: Any) -> Any:
+        """A config with ``features`` and no model name trains the ``multitask`` table model."""
+        if isinstance(data, dict) and data.get("features") is not None:
+            model = data.get("model")
+            if model is None or (isinstance(model, dict) and "name" not in model):
+                data = {**data, "model": {**(model or {}), "name": "multitask"}}
+        return data
+
+    @model_validator(mode="after")
+    def _table_options(self) -> Config:
+        from tfpilot.config.table_checks import check_table_config
+
+        check_table_config(self)
+        return self
 
     @property
     def one_hot_labels(self) -> bool:

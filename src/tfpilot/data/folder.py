@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -197,4 +198,5 @@ def _files_to_dataset(
     if len(names) < 2:
         raise ValueError(f"{source}: found {len(names)} class with readable images; a classifier needs at least 2")
     report.source = source
-    return RawDataset(Path(source).name, names, InputSpec.image(size[0], size[1], channels), splits, report)
+    return RawDataset(Path(source).name, names, InputSpec.image(size[0], size[1], channels), splits, report,
+                      root=os.path.abspath(root))

@@ -7,6 +7,7 @@ A file that cannot be read or decoded never stops a run: it is dropped, and the
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,6 +70,33 @@ def decode_and_resize(contents, channels: int, size: tuple[int, int]):
     return img
 
 
+_TF_NODE = re.compile(r"\{\{[^{}]*\}\}")
+_TF_OP = re.compile(r"\s*\[Op:[^\]]*\].*$", re.DOTALL)
+
+
+def framework_message(exc: BaseException) -> str:
+    """The human part of a TensorFlow error, without its ``{{function_node ...}}`` prefix and
+    ``[Op:DecodeImage] name:`` suffix, on one line.
+
+    Example:
+        >>> class E(Exception):
+        ...     message = "{{function_node __wrapped__DecodeImage}} Input is empty. [Op:DecodeImage] name: "
+        >>> framework_message(E())
+        'Input is empty'
+    """
+    msg = getattr(exc, "message", None)
+    msg = msg if isinstance(msg, str) else str(exc)
+    msg = _TF_OP.sub("", _TF_NODE.sub("", msg))
+    return " ".join(msg.split()).rstrip(" .;:") or type(exc).__name__
+
+
+def decode_error(where: str, exc: BaseException, error: type[ValueError] = ValueError) -> ValueError:
+    """The user-facing error for bytes that ``decode_and_resize`` could not decode: names
+    ``where`` (a file, an input), says why in words, and what to give instead."""
+    return error(f"{where}: not a decodable image ({framework_message(exc)}); "
+                 "give a JPEG, PNG, BMP or GIF file")
+
+
 def _reason(path: str) -> str:
     from PIL import Image
 
@@ -127,3 +155,42 @@ def decode_files(
     if keep_pixels:
         pixels = np.concatenate(img_parts) if img_parts else np.zeros((0, *size, channels), np.uint8)
     return ok, pixels
+
+
+def convert_images(x: np.ndarray, size: tuple[int, int], channels: int, batch: int = 1024) -> np.ndarray:
+    """Resize / convert uint8 images (N, H, W, C) the way image files are decoded.
+
+    Grayscale becomes RGB by repeating the channel, RGB becomes grayscale by luma
+    (ITU-R 601 weights, as TensorFlow's decoders do); then, as in
+    :func:`decode_and_resize`, images are resized bilinearly with antialiasing, rounded and
+    clipped to uint8. Done in batches of ``batch`` images to bound memory.
+
+    Args:
+        x: uint8 images (N, H, W, C), C 1 or 3.
+        size: the target (height, width).
+        channels: the target channels, 1 or 3.
+        batch: images converted per TensorFlow call.
+
+    Example:
+        >>> convert_images(np.zeros((2, 8, 8, 1), np.uint8), (16, 16), 3).shape
+        (2, 16, 16, 3)
+    """
+    import tensorflow as tf
+
+    size = (int(size[0]), int(size[1]))
+    if x.shape[1:3] == size and x.shape[-1] == channels:
+        return x
+    out = np.empty((len(x), size[0], size[1], channels), np.uint8)
+    for start in range(0, len(x), batch):
+        img = tf.convert_to_tensor(x[start : start + batch])
+        if img.shape[-1] != channels:
+            if channels == 3:
+                img = tf.image.grayscale_to_rgb(img)
+            else:
+                gray = tf.image.rgb_to_grayscale(tf.cast(img, tf.float32))
+                img = tf.cast(tf.clip_by_value(tf.round(gray), 0, 255), tf.uint8)
+        if tuple(img.shape[1:3]) != size:
+            r = tf.image.resize(img, size, method="bilinear", antialias=True)
+            img = tf.cast(tf.clip_by_value(tf.round(r), 0, 255), tf.uint8)
+        out[start : start + batch] = img.numpy()
+    return out

@@ -66,6 +66,7 @@ def make_pipeline(
     one_hot: int | None = None,
     cache: bool = True,
     drop_remainder: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> Any:
     """Build a batched ``tf.data.Dataset`` of ``(raw_input, label)`` for one split.
 
@@ -79,10 +80,14 @@ def make_pipeline(
         one_hot: if set, labels become one-hot vectors of this many classes.
         cache: cache decoded file examples in memory after the first epoch.
         drop_remainder: drop the last partial batch.
+        shard: ``(num_shards, index)``: keep every num_shards-th example from ``index`` on,
+            before decoding (a worker of a multi-worker run reads only its own files).
     """
     import tensorflow as tf
 
     ds = _source(split)
+    if shard is not None:
+        ds = ds.shard(*shard)
     decode = _decoder(split, image_size, channels)
     if decode is not None:
         ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
@@ -107,6 +112,7 @@ def make_train_pipeline(
     image_size: tuple[int, int] | None = None,
     channels: int | None = None,
     steps_per_epoch: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Any:
     """The training stream for epochs ``[start, end)``: each epoch is ``ceil(N / batch_size)``
     batches (or ``steps_per_epoch``, cycling through the data), shuffled with a seed derived
@@ -124,6 +130,10 @@ def make_train_pipeline(
         balanced: draw every class with equal probability (rare classes oversampled).
         image_size, channels: decode target for file splits.
         steps_per_epoch: batches per epoch, if not one pass over the data.
+        shard: ``(num_workers, index)``: this worker's share of every epoch -- the epoch's
+            seeded order is the same on every worker, each keeps every num_workers-th example
+            of it before decoding, so image folders are read by file, once per epoch in all.
+            Every worker must then run the same ``steps_per_epoch`` (the stream repeats).
 
     Example:
         >>> import numpy as np
@@ -156,6 +166,8 @@ def make_train_pipeline(
 
     def batches(e: Any) -> Any:
         ds = one_epoch(e)
+        if shard is not None:
+            ds = ds.shard(*shard)
         if decode is not None:
             ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if steps_per_epoch:

@@ -14,16 +14,22 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tfpilot.config.schema import DataConfig
+from tfpilot.data.images import convert_images
+from tfpilot.data.manifest import apply_manifest, build_manifest, split_keys
 from tfpilot.data.report import DataReport
 from tfpilot.data.source import RawDataset
-from tfpilot.data.splits import limit_stratified, stratified_split
+from tfpilot.data.splits import hash_split, limit_stratified, stratified_split
 from tfpilot.registry import Registry, RegistryError
+from tfpilot.spec import InputSpec
+
+log = logging.getLogger(__name__)
 
 Loader = Callable[[DataConfig, DataReport], RawDataset]
 
@@ -79,10 +85,17 @@ def load_dataset(cfg: DataConfig) -> RawDataset:
 
 @dataclass
 class PreparedData:
-    """A dataset with its final train/val/test splits, ready for pipelines."""
+    """A dataset with its final train/val/test splits, ready for pipelines.
+
+    Attributes:
+        dataset: the loaded dataset, its ``splits`` final.
+        manifest: the ``split.json`` record of the splits (see :mod:`tfpilot.data.manifest`).
+        recorded: the splits were rebuilt from a run's record, not split afresh.
+    """
 
     dataset: RawDataset
     manifest: dict[str, Any]
+    recorded: bool = False
 
     @property
     def splits(self):
@@ -105,18 +118,49 @@ class PreparedData:
         return self.dataset.report
 
 
-def prepare_data(cfg: DataConfig) -> PreparedData:
-    """Load the dataset and make deterministic, stratified train/val/test splits.
+def prepare_data(
+    cfg: DataConfig, manifest: Mapping[str, Any] | None = None, splits: Collection[str] | None = None
+) -> PreparedData:
+    """Load the dataset and make deterministic, stratified train/val/test splits -- or, given
+    a run's ``manifest`` (its ``split.json``), rebuild exactly the splits it records.
 
     * No test split in the source: ``test_split`` and ``val_split`` of the data are held
       out (70/20/10 with ``val_split=0.2, test_split=0.1``, seed 002's recipe).
     * No val split: ``val_split`` of train is held out.
+    * Files are split by a hash of their relative path and texts by a hash of their
+      content (adding files never moves others); built-in arrays per class
+      (:mod:`tfpilot.data.splits`).
     * ``train_limit``/``test_limit`` take class-balanced subsets (for quick runs).
+    * ``image_size``/``color_mode`` resize / convert built-in arrays as image files are.
+
+    Args:
+        cfg: the data config.
+        manifest: a run's recorded split; then no new split is made.
+        splits: with ``manifest``, rebuild only these recorded splits (default: all).
+
+    Raises:
+        RecordedSplitError: a recorded example is missing, changed or relabelled.
     """
     ds = load_dataset(cfg)
+    recorded = manifest is not None
+    if manifest is None:
+        manifest = _split_afresh(ds, cfg)
+    else:
+        apply_manifest(ds, manifest, splits)
+    conform_images(ds, cfg)
+    ds.report.split_sizes = {k: len(v) for k, v in ds.splits.items()}
+    ds.report.class_counts = ds.class_counts()
+    return PreparedData(ds, dict(manifest), recorded=recorded)
+
+
+def _split_afresh(ds: RawDataset, cfg: DataConfig) -> dict[str, Any]:
+    """Split ``ds`` (in place) as ``cfg`` says; returns the ``split.json`` record."""
     splits = dict(ds.splits)
+    sources = {name: name for name in splits}
     if cfg.train_limit:
-        splits["train"] = splits["train"].take(limit_stratified(splits["train"].y, cfg.train_limit, cfg.split_seed))
+        train = splits["train"]
+        splits["train"] = train.take(limit_stratified(train.y, cfg.train_limit, cfg.split_seed,
+                                                      split_keys(ds, train)))
     fractions = {}
     val_split = cfg.val_split if cfg.val_split is not None else (0.1 if "test" in splits else 0.2)
     if "val" not in splits and val_split > 0:
@@ -124,19 +168,50 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     if "test" not in splits and cfg.test_split > 0:
         fractions["test"] = cfg.test_split
     if fractions:
-        parts = stratified_split(splits["train"].y, fractions, cfg.split_seed)
         source = splits["train"]
+        keys = split_keys(ds, source)
+        if keys is None:
+            parts = stratified_split(source.y, fractions, cfg.split_seed)
+        else:
+            parts = hash_split(keys, source.y, fractions, cfg.split_seed)
         for name, index in parts.items():
             splits[name] = source.take(index)
+            sources[name] = "train"
     if cfg.test_limit and "test" in splits:
-        splits["test"] = splits["test"].take(limit_stratified(splits["test"].y, cfg.test_limit, cfg.split_seed))
+        test = splits["test"]
+        splits["test"] = test.take(limit_stratified(test.y, cfg.test_limit, cfg.split_seed, split_keys(ds, test)))
     ds.splits = splits
-    ds.report.split_sizes = {k: len(v) for k, v in splits.items()}
-    ds.report.class_counts = ds.class_counts()
-    manifest = {
-        "dataset": cfg.dataset,
-        "seed": cfg.split_seed,
-        "held_out_of_train": fractions,
-        "splits": {k: v.ids.tolist() for k, v in splits.items()},
-    }
-    return PreparedData(ds, manifest)
+    return build_manifest(ds, cfg.dataset, cfg.split_seed, sources, fractions)
+
+
+def conform_images(ds: RawDataset, cfg: DataConfig) -> None:
+    """Honour ``data.image_size`` / ``data.color_mode`` for in-memory image arrays (built-ins).
+
+    Image files are already decoded at that size and mode by their loader; arrays are
+    resized / converted here, after the split, the same way (:func:`convert_images`).
+
+    Raises:
+        ValueError: ``image_size`` or ``color_mode`` set for a text dataset.
+    """
+    spec = ds.input_spec
+    if spec.kind != "image":
+        if cfg.image_size or cfg.color_mode != "auto":
+            raise ValueError(
+                f"data.image_size / data.color_mode apply to images, but {cfg.dataset!r} is a {spec.kind} dataset: "
+                "remove them from the config"
+            )
+        return
+    size = tuple(cfg.image_size) if cfg.image_size else spec.image_size
+    channels = {"grayscale": 1, "rgb": 3}.get(cfg.color_mode, spec.channels)
+    if (tuple(size), channels) == (tuple(spec.image_size), spec.channels):
+        return
+    est = sum(len(s) for s in ds.splits.values()) * size[0] * size[1] * channels
+    if est > cfg.cache_max_gb * 2**30:
+        log.warning("resizing %s to %dx%dx%d holds %.1f GB in memory (over data.cache_max_gb)",
+                    ds.name, size[0], size[1], channels, est / 2**30)
+    for name, split in ds.splits.items():
+        if split.x is None:
+            raise ValueError(f"{ds.name}: split {name!r} holds file paths decoded at {spec.shape}; set "
+                             "data.image_size / color_mode before loading it")
+        split.x = convert_images(split.x, size, channels)
+    ds.input_spec = InputSpec.image(size[0], size[1], channels)

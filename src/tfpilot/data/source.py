@@ -53,13 +53,20 @@ class Split:
 
 @dataclass
 class RawDataset:
-    """A loaded dataset: named splits ('train', and 'val'/'test' when the source has them)."""
+    """A loaded dataset: named splits ('train', and 'val'/'test' when the source has them).
+
+    Attributes:
+        root: for datasets of image files, the folder their paths are recorded relative to
+            in ``split.json`` (the class-folder root, or a CSV's folder); None for arrays
+            and texts held in memory.
+    """
 
     name: str
     class_names: list[str]
     input_spec: InputSpec
     splits: dict[str, Split]
     report: DataReport = field(default_factory=DataReport)
+    root: str | None = None
 
     @property
     def num_classes(self) -> int:

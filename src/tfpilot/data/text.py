@@ -32,8 +32,10 @@ import csv
 import io
 import json
 import logging
+import re
 import tarfile
 import zipfile
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,8 +73,11 @@ class TextStats:
     """Counts of the problems met while reading texts (reported in ``data_report.json``)."""
 
     bad_bytes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def report_to(self, report: DataReport) -> None:
+        for note in self.notes:
+            report.note(note)
         if self.bad_bytes:
             more = len(self.bad_bytes) - 10
             shown = ", ".join(self.bad_bytes[:10]) + (f" (+{more} more)" if more > 0 else "")
@@ -264,15 +269,86 @@ def _norm(name: Any) -> str:
     return str(name).strip().lower()
 
 
-def _guess_header(first: list[str], cfg: DataConfig, sample: str, delimiter: str) -> bool:
-    wanted = {_norm(c) for c in (*TEXT_COLUMNS, *LABEL_COLUMNS)}
-    wanted |= {_norm(c) for c in (cfg.text_column, cfg.label_column) if isinstance(c, str)}
-    if any(_norm(c) in wanted for c in first):
-        return True
-    try:
-        return csv.Sniffer().has_header(sample[:8192])
-    except csv.Error:
+_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?%?")
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)+")
+
+
+def _is_number(cell: str) -> bool:
+    return bool(_NUMBER.fullmatch(cell.strip().replace(",", "")))
+
+
+def _header_evidence(cell: str, values: list[str], names: frozenset[str]) -> int:
+    """How strongly one cell of the first row says "column name" (> 0) or "data" (< 0),
+    judged against the other rows' non-empty ``values`` of its column."""
+    c = cell.strip()
+    if not c:
+        return 0  # a blank header cell (e.g. pandas' index column) and a missing value look alike
+    counts = Counter(v.strip() for v in values)
+    n = len(values)
+    if c in counts and (counts[c] >= 2 or len(counts) <= 2 or 2 * len(counts) <= n + 1):
+        return -3  # one of the values that recur in this column (with the first row's): data
+    score = 0
+    if _norm(c) in names:
+        score += 3
+    if n:
+        numeric = sum(_is_number(v) for v in values) / n
+        if numeric >= 0.9:
+            score += -1 if _is_number(c) else 2  # a word atop a numeric column names it
+        elif numeric <= 0.1 and _is_number(c):
+            score -= 1  # column names are rarely numbers
+    if _IDENTIFIER.fullmatch(c) and not any(_IDENTIFIER.fullmatch(v.strip()) for v in values):
+        score += 1  # snake_case (comment_text) atop cells that are not
+    recurring = sum(k for k in counts.values() if k >= 2)
+    if n >= 4 and recurring >= 0.75 * n and len(counts) <= n // 2:
+        score += 2 if n >= 20 else 1  # a new value atop a column of a few recurring ones (labels)
+    elif n >= 2:
+        lengths = sorted(len(v.strip()) for v in values)
+        if lengths[0] == lengths[-1]:  # fixed-width values (ids, codes, dates)
+            score += -1 if len(c) == lengths[0] else 1
+        elif len(c) < lengths[0] and 3 * len(c) <= lengths[len(lengths) // 2]:
+            score += 1  # far shorter than every cell of a free-text column
+    return score
+
+
+def guess_header(records: Sequence[Sequence[str]], names: Iterable[str] = ()) -> bool:
+    """Whether the first of ``records`` names the columns.
+
+    Each cell of the first row is compared with the rest of its column: a cell that is one
+    of the column's recurring values, or of the same kind (a number atop numbers, a text of
+    the same length as the others), says "data"; a known column name (``TEXT_COLUMNS``,
+    ``LABEL_COLUMNS`` or ``names``), a word atop numbers, a new value atop a column of a few
+    recurring labels, or a cell far shorter than every text below it says "header". The
+    first row is a header when the evidence, summed over its cells, says so.
+
+    Example:
+        >>> guess_header([["label", "text"], ["ham", "Go until jurong point"], ["spam", "Free entry"]])
+        True
+        >>> guess_header([["ham", "Go until jurong point"], ["ham", "Ok lar"], ["spam", "Free entry"]])
+        False
+    """
+    if not records:
         return False
+    known = frozenset(_norm(c) for c in (*TEXT_COLUMNS, *LABEL_COLUMNS, *names))
+    first, body = records[0], records[1:2001]
+    if not body:
+        return any(_norm(c) in known for c in first)
+    total = 0
+    for j, cell in enumerate(first):
+        values = [r[j] for r in body if j < len(r) and r[j].strip()]
+        total += _header_evidence(cell, values, known)
+    return total > 0
+
+
+def _parse_records(text: str, delimiter: str, quoting: int) -> list[list[str]]:
+    """The records of a delimited text (a csv.Error names the line it stopped at)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+    records = []
+    try:
+        for rec in reader:
+            records.append(rec)
+    except csv.Error as exc:
+        raise csv.Error(f"line {reader.line_num}: {exc}") from None
+    return records
 
 
 def read_delimited(path: Path, fmt: str, cfg: DataConfig, stats: TextStats) -> Table:
@@ -280,12 +356,21 @@ def read_delimited(path: Path, fmt: str, cfg: DataConfig, stats: TextStats) -> T
     raw = path.read_bytes()
     text = raw.decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     delimiter = "\t" if fmt == "tsv" else _delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     limit = csv.field_size_limit(2**31 - 1)  # long documents are fine (the default stops at 128 KiB)
     try:
-        records = list(reader)
+        records = _parse_records(text, delimiter, csv.QUOTE_MINIMAL)
+        if any("\n" in c or "\r" in c for r in records for c in r):
+            # A cell spans lines: a quoted multi-line text, or a stray quote (`"Hi` in a TSV of
+            # messages) that swallowed the rows after it. Without quoting, a file whose every
+            # line has the same number of cells is the second kind: read it line by line.
+            plain = _parse_records(text, delimiter, csv.QUOTE_NONE)
+            widths = {len(r) for r in plain if any(c.strip() for c in r)}
+            if len(widths) == 1 and min(widths) >= 2:
+                stats.notes.append(f"{path.name}: a quote character opens a cell without closing it; read one "
+                                   "row per line, with quotes kept as text")
+                records = plain
     except csv.Error as exc:
-        raise ValueError(f"{path}:{reader.line_num}: not valid {fmt.upper()} ({exc}); check the quoting, "
+        raise ValueError(f"{path}: not valid {fmt.upper()} ({exc}); check the quoting, "
                          "or set data.text_format") from None
     finally:
         csv.field_size_limit(limit)
@@ -293,7 +378,10 @@ def read_delimited(path: Path, fmt: str, cfg: DataConfig, stats: TextStats) -> T
         records.pop()
     if not records:
         raise ValueError(f"{path} is empty: expected a header (e.g. text,label) and one row per example")
-    header = cfg.header if cfg.header is not None else _guess_header(records[0], cfg, text, delimiter)
+    if cfg.header is not None:
+        header = cfg.header
+    else:
+        header = guess_header(records, [c for c in (cfg.text_column, cfg.label_column) if isinstance(c, str)])
     width = max(len(r) for r in records)
     if header:
         columns = [c.strip() or str(i) for i, c in enumerate(records[0])]
@@ -302,7 +390,7 @@ def read_delimited(path: Path, fmt: str, cfg: DataConfig, stats: TextStats) -> T
     else:
         columns, body, first_line = [str(i) for i in range(width)], records, 1
     rows, where = [], []
-    for lineno, rec in enumerate(body, start=first_line):
+    for lineno, rec in enumerate(body, start=first_line):  # row ids (split.json): file:N, N counting records
         if not any(c.strip() for c in rec):
             continue
         repaired = []
@@ -428,6 +516,14 @@ def load_text_table(path: str | Path, cfg: DataConfig, report: DataReport) -> Ra
     if not table.has_header and cfg.text_column is None and cfg.label_column is None:
         text_col, label_col = _guess_headerless(table)
         report.note(f"{path.name} has no header: using column {text_col} as the text and {label_col} as the label")
+    elif (cfg.text_column is None and cfg.label_column is None and len(table.columns) == 2
+          and not any(_norm(c) in (*TEXT_COLUMNS, *LABEL_COLUMNS) for c in table.columns)):
+        # Two columns with names that say nothing (Kaggle's spam.csv: v1,v2): tell them apart
+        # by content, as without a header. With more columns, guessing the label could pick
+        # the wrong one silently, so that stays an error that lists the columns.
+        text_col, label_col = _guess_headerless(table)
+        report.note(f"{path.name}: using column {text_col!r} as the text and {label_col!r} as the label "
+                    "(by content; set data.text_column / data.label_column to choose)")
     else:
         text_col = _resolve_column(table, cfg.text_column, TEXT_COLUMNS, "text", "data.text_column", path)
         label_col = _resolve_column(table, cfg.label_column, LABEL_COLUMNS, "label", "data.label_column", path)

@@ -1,45 +1,65 @@
-"""Evaluating a run on its test split, or on another dataset.
+"""Evaluating a run on its recorded test split, or on another dataset.
+
+With the run's own dataset the examples are exactly the ones ``split.json`` records
+(:func:`tfpilot.data.load_run_data`), never a fresh split. Another dataset with the same
+classes is evaluated on its own split, and the result says so -- and warns when some of
+its examples are ones the model was trained (or validated) on. Results are written to
+``RUN/evaluations/<name>.json``; ``metrics.json`` keeps the figures training measured.
 
 Example:
     >>> from tfpilot.evaluation import evaluate
     >>> result = evaluate("runs/mnist_cnn-mnist-20260101-120000")  # doctest: +SKIP
-    >>> result["accuracy"]  # doctest: +SKIP
-    0.9912
+    >>> result["accuracy"], result["evaluated_on"]["recorded_split"]  # doctest: +SKIP
+    (0.9912, True)
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from tfpilot.config import load_config
 from tfpilot.metrics import classification_metrics, predict_probabilities
-from tfpilot.runs import Run
+from tfpilot.runs import SPLIT, Run, evaluation_name
+
+log = logging.getLogger(__name__)
 
 
-def run_data(run: Run, dataset: str | None = None, data_dir: str | Path | None = None) -> Any:
-    """The run's data, split exactly as training split it (same config and split seed), or
-    ``dataset`` prepared the same way; images are decoded at the size the model takes.
+def run_data(run: Run, dataset: str | None = None, data_dir: str | Path | None = None,
+             splits: list[str] | None = None) -> Any:
+    """The run's data with its recorded splits, or ``dataset`` prepared for its model
+    (:func:`tfpilot.data.load_run_data`).
 
     Raises:
-        ValueError: when the data's inputs do not fit the model.
+        RecordedSplitError: recorded examples are missing or changed.
+        ValueError: the data's classes or inputs do not fit the model.
     """
-    from tfpilot.data import prepare_data
-    from tfpilot.spec import InputSpec
+    from tfpilot.data import load_run_data
 
-    cfg = load_config(run.config_file)
-    model_spec = InputSpec.from_dict(run.labels["input"])
-    update: dict[str, Any] = {k: v for k, v in {"dataset": dataset, "data_dir": data_dir}.items() if v}
-    if model_spec.kind == "image":  # decode files at the size the model takes
-        update["image_size"] = model_spec.image_size
-    data_cfg = load_config({"data": {**cfg.data.model_dump(mode="json"), **update}}).data
-    data = prepare_data(data_cfg)
-    if data.input_spec.shape != model_spec.shape:
-        raise ValueError(
-            f"dataset {data_cfg.dataset!r} gives inputs of shape {data.input_spec.shape}, but the model "
-            f"takes {model_spec.shape}"
-        )
-    return data
+    return load_run_data(run, dataset, data_dir, splits=splits)
+
+
+def _warnings(run: Run, data: Any, split: str) -> tuple[list[str], dict[str, int]]:
+    """Warnings about what the evaluation set is, and how many examples overlap train/val."""
+    from tfpilot.data import recorded_manifest, training_overlap
+
+    if data.recorded:
+        if split == "train":
+            return ["evaluating on the run's training split: these are the examples the model was trained on, "
+                    "so the figures overstate how it does on new data"], {}
+        return [], {}
+    if not run.file(SPLIT).is_file():
+        return ["the run has no split.json: which examples it was trained on is unknown, so these may include "
+                "some of them"], {}
+    overlap = training_overlap(data, recorded_manifest(run), split)
+    out = []
+    for name, ids in overlap.items():
+        shown = ", ".join(ids[:5]) + (f" (+{len(ids) - 5} more)" if len(ids) > 5 else "")
+        out.append(f"{len(ids)} of the {len(data.splits[split])} evaluated examples are in the run's {name} split "
+                   f"(the model {'was trained' if name == 'train' else 'was selected'} on them): {shown}")
+    return out, {name: len(ids) for name, ids in overlap.items()}
 
 
 def evaluate(
@@ -50,36 +70,56 @@ def evaluate(
     batch_size: int = 256,
     save: bool = True,
 ) -> dict[str, Any]:
-    """Metrics of a run's model on ``split`` of its dataset (or of ``dataset``).
+    """Metrics of a run's model on ``split`` of its recorded data (or of ``dataset``).
 
     Args:
         run_dir: the run directory.
-        dataset: another dataset (name or path) with the same classes; default: the run's.
+        dataset: another dataset (name or path) with the same classes; default (or the
+            run's own dataset): the run's recorded split.
         split: "test", "val" or "train".
         data_dir: where to look for dataset files first.
         batch_size: examples per model call.
-        save: store the result in ``metrics.json`` under ``split`` (or ``"<dataset>:<split>"``).
+        save: write the result to ``RUN/evaluations/<name>.json`` (``test``, or
+            ``<dataset>-<split>`` for another dataset); ``metrics.json`` is never changed.
+
+    Returns:
+        :func:`~tfpilot.metrics.classification_metrics`'s dict plus ``evaluated_on``: the
+        dataset, the split, ``recorded_split`` (the run's own split.json members or not),
+        ``overlap`` (examples also in the run's train/val splits), ``warnings`` and, when
+        saved, ``saved_to``.
+
+    Raises:
+        RecordedSplitError: recorded examples are missing or changed since training.
+        ValueError: the data has other classes, other inputs, or no such split.
     """
     from tfpilot.data import make_pipeline
+    from tfpilot.evaluation.table_eval import evaluate_table, is_table_run
 
+    if is_table_run(run_dir):  # a table model: metrics per head (evaluation/table_eval.py)
+        return evaluate_table(run_dir, dataset, split, data_dir, batch_size, save, namer=evaluation_name)
     run = Run(run_dir)
     cfg = load_config(run.config_file)
-    data = run_data(run, dataset, data_dir)
+    data = run_data(run, dataset, data_dir, splits=[split])
     name = dataset or cfg.data.dataset
-    class_names = run.class_names
-    if data.class_names != class_names:
-        raise ValueError(
-            f"dataset {name!r} has classes {data.class_names}, but the model was trained on "
-            f"{class_names}: evaluate on data with the same classes"
-        )
-    if split not in data.splits:
-        raise ValueError(f"dataset {name!r} has no {split!r} split; it has {sorted(data.splits)}")
+    if split not in data.splits or not len(data.splits[split]):
+        if data.recorded:
+            have = sorted(k for k, v in data.manifest["splits"].items() if len(v))
+            raise ValueError(f"the run {run.path} recorded no {split!r} examples; its split.json has {have}")
+        have = sorted(k for k, v in data.splits.items() if len(v))
+        raise ValueError(f"dataset {name!r} has no {split!r} examples; it has {have}")
     spec = data.input_spec
-    decode = spec.decode_target()
-    ds = make_pipeline(data.splits[split], batch_size, training=False, cache=False, **decode)
+    ds = make_pipeline(data.splits[split], batch_size, training=False, cache=False, **spec.decode_target())
     y, probs = predict_probabilities(run.load_model(), ds)
-    result = classification_metrics(y, probs, class_names, k=cfg.train.top_k)
+    result = classification_metrics(y, probs, run.class_names, k=cfg.train.top_k)
+    warnings, overlap = _warnings(run, data, split)
+    for w in warnings:
+        log.warning(w)
+    result["evaluated_on"] = {
+        "dataset": str(name), "split": split, "recorded_split": data.recorded,
+        "overlap": overlap, "warnings": warnings,
+    }
     if save:
-        key = split if dataset is None else f"{name}:{split}"
-        run.update_metrics(key, result)
+        record = {**result, "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        path = run.save_evaluation(evaluation_name(dataset, split, data.recorded), record)
+        result["evaluated_on"]["saved_to"] = str(path)
     return result

@@ -2,8 +2,9 @@
 
 The report needs more than the summary metrics in ``metrics.json``: every example's
 probabilities (calibration, ROC, the highest-loss examples) and the raw inputs of the few
-examples it shows. :func:`predict_split` rebuilds the run's data split exactly as
-training made it (same config, same split seed) and runs the model over it.
+examples it shows. :func:`predict_split` rebuilds the run's recorded split (the exact
+members of ``split.json``, through :func:`tfpilot.data.load_run_data`) and runs the model
+over it.
 
 Example:
     >>> from tfpilot.evaluation.predictions import predict_split
@@ -78,14 +79,15 @@ class SplitPredictions:
 
 
 def load_split(run: Any, split: str = "test") -> tuple[Any, Any]:
-    """Rebuild a run's data (as training split it) and return ``(prepared_data, split)``.
+    """The run's recorded ``split`` (its split.json members): ``(prepared_data, split)``.
 
     Raises:
-        ValueError: when the run's dataset has no such split.
+        RecordedSplitError: recorded examples are missing or changed since training.
+        ValueError: when the run recorded no such split.
     """
-    from tfpilot.evaluation.evaluate import run_data
+    from tfpilot.data import load_run_data
 
-    data = run_data(run)
+    data = load_run_data(run, splits=[split])
     return data, _split(data, split, load_config(run.config_file).data.dataset)
 
 
@@ -108,8 +110,8 @@ def predict_split(
         run: a run directory or :class:`~tfpilot.training.Run`.
         split: "test", "val" or "train".
         model: the trained model if already in memory (default: load ``model.keras``).
-        data: the run's :class:`~tfpilot.data.PreparedData` if already in memory
-            (default: rebuilt from ``config.yaml``).
+        data: the run's :class:`~tfpilot.data.PreparedData` if already in memory (the
+            Trainer's; default: the run's recorded split, rebuilt from ``split.json``).
         batch_size: examples per model call.
     """
     from tfpilot.data import make_pipeline

@@ -115,6 +115,8 @@ def summary_section(run: Run, preds: SplitPredictions, metrics: dict[str, Any], 
     ]
     if "val" in saved:
         pairs.insert(6, ("validation accuracy", H.esc(f"{saved['val']['accuracy']:.4f}")))
+    if (saved.get("mode_gap") or {}).get("large"):
+        pairs.insert(1, ("warning: train/inference gap", H.esc(_gap_line(saved["mode_gap"]) + "; see Training curves")))
     head = f"<p>Metrics on the <b>{H.esc(preds.split)}</b> split ({len(preds.y_true):,} examples).</p>"
     return H.section("summary", TITLES["summary"], head + _tiles(metrics, ece) + H.key_values(pairs))
 
@@ -130,7 +132,31 @@ def training_section(run: Run, plots: _Plots) -> str:
     rows = [[k, f"{last[k]:.4g}"] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
                                           "epoch_seconds") if k in last]
     body += f"<h3>Last epoch ({len(history)} run)</h3>" + H.table(["metric", "value"], rows)
+    body += mode_gap_note(_read(run, "metrics").get("mode_gap"))
     return H.section("training", TITLES["training"], body)
+
+
+def _gap_line(gap: dict[str, Any]) -> str:
+    return (f"{gap['inference_mode_accuracy']:.1%} in inference mode vs {gap['training_mode_accuracy']:.1%} in "
+            f"training mode on {gap['examples']:,} training examples (gap {100 * gap['gap']:.1f} points"
+            + (", large)" if gap.get("large") else ")"))
+
+
+def mode_gap_note(gap: dict[str, Any] | None) -> str:
+    """The train/inference-mode check of metrics.json (``mode_gap``): accuracy of the final model
+    in both modes on the same training examples, and what a large gap means.
+
+    Example:
+        >>> "large" in mode_gap_note({"examples": 8, "training_mode_accuracy": 0.9, "inference_mode_accuracy": 0.2,
+        ...                           "gap": 0.7, "large": True, "message": "inference mode predicts worse"})
+        True
+    """
+    if not gap:
+        return ""
+    body = "<h3>Training vs inference mode</h3><p>Accuracy of the kept model: " + H.esc(_gap_line(gap)) + ".</p>"
+    if gap.get("large"):
+        return body + f'<p class="warn" style="color:#b91c1c;font-weight:600">Warning: {H.esc(gap["message"])}</p>'
+    return body + H.note("The model predicts as well in inference mode as in training mode.")
 
 
 def confused_pairs(cm: np.ndarray, class_names: Sequence[str], k: int = 8) -> list[tuple[str, str, int, float]]:
@@ -398,6 +424,12 @@ def report(
     if not run.finished or not run.file("labels.json").is_file():
         raise FileNotFoundError(f"{run.path} is not a finished tfpilot run (it needs model.keras, labels.json and "
                                 "metrics.json): train it first with `tfpilot train`")
+    from tfpilot.data.table_io import is_table_run
+
+    if is_table_run(run.path):  # a table model: a section per head (evaluation/table_report.py)
+        from tfpilot.evaluation.table_report import table_report
+
+        return table_report(run, split, model=model, data=data, rows=misclassified, out=out)
     if split is None:
         saved = _read(run, "metrics")
         split = "test" if "test" in saved or "val" not in saved else "val"

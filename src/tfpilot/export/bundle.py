@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tfpilot.spec import InputSpec
+from tfpilot.spec import InputSpec, TableSpec, spec_from_dict
 
 BUNDLE_FILE = "bundle.json"
 #: Name of the metadata entry (TFLite) / key (ONNX) that holds the bundle's JSON.
@@ -53,7 +53,7 @@ class Bundle:
     format: str
     file: str
     class_names: list[str]
-    input_spec: InputSpec
+    input_spec: InputSpec | TableSpec
     input: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
     preprocessing: list[dict[str, Any]] = field(default_factory=list)
@@ -93,7 +93,7 @@ class Bundle:
             raise ValueError(f"not a tfpilot bundle: it lacks {', '.join(missing)}")
         known = set(cls.__dataclass_fields__)
         d = {k: v for k, v in d.items() if k in known}
-        d["input_spec"] = InputSpec.from_dict(d["input_spec"])
+        d["input_spec"] = spec_from_dict(d["input_spec"])  # an InputSpec, or a table model's TableSpec
         return cls(**d)
 
     @classmethod

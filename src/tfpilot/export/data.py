@@ -1,5 +1,6 @@
 """The examples export needs from a run: a class-balanced calibration sample of the
-training split (for int8), and a split to verify and benchmark on.
+training split (for int8), and a split to verify and benchmark on -- both the run's
+recorded splits (the members of its split.json), never a fresh split.
 
 Both come back as raw inputs in memory -- uint8 images (N, H, W, C) at the size the model
 takes, or an array of strings -- exactly what the Keras model and every artifact consume.
@@ -25,41 +26,35 @@ def load_split(
     dataset: str | None = None,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Raw inputs and labels of one split of a run's dataset (rebuilt from its config).
+    """Raw inputs and labels of one split: the run's recorded one (its split.json members),
+    or ``dataset``'s.
 
     Args:
         run_dir: the run directory.
         split: "test", "val" or "train".
         limit: keep at most this many examples, class-balanced (seeded).
-        dataset: another dataset (name or path) with the same classes; default: the run's.
+        dataset: another dataset (name or path) with the same classes; default: the run's
+            recorded split.
         seed: seed of the class-balanced subset.
 
     Returns:
         ``(x, y)``: uint8 images (N, H, W, C) or strings (N,), and int64 labels (N,).
+
+    Raises:
+        RecordedSplitError: recorded examples are missing or changed since training.
     """
-    from tfpilot.config import load_config
-    from tfpilot.data import make_pipeline, prepare_data
+    from tfpilot.data import load_run_data, make_pipeline
     from tfpilot.data.splits import limit_stratified
-    from tfpilot.spec import InputSpec
     from tfpilot.runs import Run
+    from tfpilot.spec import InputSpec
 
     run = Run(run_dir)
     spec = InputSpec.from_dict(run.labels["input"])
-    update = {"dataset": dataset} if dataset else {}
-    if spec.kind == "image":  # decode files at the size the model takes
-        update["image_size"] = spec.image_size
-    data_cfg = load_config({"data": {**load_config(run.config_file).data.model_dump(mode="json"), **update}}).data
-    data = prepare_data(data_cfg)
-    if data.class_names != run.class_names:
-        raise ValueError(
-            f"dataset {data_cfg.dataset!r} has classes {data.class_names}, but the model was trained on "
-            f"{run.class_names}: use data with the same classes"
-        )
+    data = load_run_data(run, dataset, splits=[split])
     if split not in data.splits or len(data.splits[split]) == 0:
-        raise ValueError(
-            f"dataset {data_cfg.dataset!r} has no {split!r} split; it has "
-            f"{sorted(k for k, v in data.splits.items() if len(v))}"
-        )
+        where = f"the run {run.path}" if data.recorded else f"dataset {dataset!r}"
+        have = data.manifest["splits"] if data.recorded else data.splits
+        raise ValueError(f"{where} has no {split!r} split; it has {sorted(k for k, v in have.items() if len(v))}")
     part = data.splits[split]
     if limit and limit < len(part):
         part = part.take(limit_stratified(part.y, limit, seed))

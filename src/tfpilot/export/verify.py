@@ -155,12 +155,19 @@ def verify(
         limit: check at most this many examples (class-balanced).
         artifacts: check these instead of everything under ``RUN/export``.
     """
+    from tfpilot.data.table_io import is_table_run
     from tfpilot.export.backends import read_bundle
     from tfpilot.export.data import load_split
     from tfpilot.export.runtime import KerasModel
     from tfpilot.runs import Run
 
     target = Path(target)
+    if is_table_run(target) or (not (target / "labels.json").is_file() and read_bundle(target).input_spec.kind == "table"):
+        from tfpilot.export.table_verify import verify_table  # every head of a table model
+
+        run_dir = target if is_table_run(target) else Path(read_bundle(target).source_run or "")
+        return verify_table(run_dir, split, min_agreement=min_agreement, limit=limit,
+                            artifacts=artifacts if is_table_run(target) else [target])
     if (target / "labels.json").is_file():
         run_dir = target
         paths = [Path(a) for a in artifacts] if artifacts else find_artifacts(target)

@@ -99,7 +99,7 @@ class Predictor:
     def _image(self, x: Any, where: str) -> np.ndarray:
         import tensorflow as tf
 
-        from tfpilot.data.images import decode_and_resize
+        from tfpilot.data.images import decode_and_resize, decode_error
 
         h, w, c = self.input_spec.shape
         if isinstance(x, (str, Path)):
@@ -111,8 +111,8 @@ class Predictor:
         if isinstance(x, bytes):
             try:
                 return decode_and_resize(tf.constant(x), c, (h, w)).numpy()
-            except (tf.errors.InvalidArgumentError, ValueError) as exc:
-                raise InputError(f"{where}: not a decodable image (JPEG, PNG, BMP or GIF): {exc}") from None
+            except (tf.errors.OpError, ValueError) as exc:
+                raise decode_error(where, exc, InputError) from None
         if hasattr(x, "mode") and hasattr(x, "size"):  # PIL image
             x = np.asarray(x.convert("L" if c == 1 else "RGB"))
         arr = np.asarray(x)

@@ -8,5 +8,8 @@ from tfpilot.metrics.classification import (
     to_probabilities,
     top_k_accuracy,
 )
+from tfpilot.metrics.heads import head_metrics
+from tfpilot.metrics.regression import mape, regression_metrics
 
-__all__ = ["classification_metrics", "cross_entropy", "predict_probabilities", "to_probabilities", "top_k_accuracy"]
+__all__ = ["classification_metrics", "cross_entropy", "head_metrics", "mape", "predict_probabilities",
+           "regression_metrics", "to_probabilities", "top_k_accuracy"]

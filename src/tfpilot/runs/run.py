@@ -8,7 +8,8 @@ Layout::
       labels.json        class names and the input spec
       split.json         which examples went to train/val/test
       history.csv        per-epoch metrics and learning rate
-      metrics.json       test/val metrics and training time
+      metrics.json       test/val metrics and training time (as training measured them)
+      evaluations/       later evaluations (``tfpilot evaluate``), one JSON file each
       data_report.json   skipped files, class balance, split sizes
       env.json           versions, hardware, precision, seed, git commit
       report.html        the evaluation report (``tfpilot report RUN``)
@@ -21,6 +22,7 @@ Layout::
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ DATA_REPORT = "data_report.json"
 ENV = "env.json"
 REPORT = "report.html"
 ENSEMBLE = "ensemble.json"
+EVALUATIONS = "evaluations"
 
 
 def write_json(path: Path, data: Any) -> Path:
@@ -45,6 +48,26 @@ def write_json(path: Path, data: Any) -> Path:
     tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def evaluation_name(dataset: str | None, split: str, recorded: bool) -> str:
+    """The file name (without ``.json``) of an evaluation under ``RUN/evaluations/``.
+
+    Args:
+        dataset: the dataset evaluated (None: the run's own).
+        split: the split evaluated.
+        recorded: it was the run's recorded split (then the name is just the split's).
+
+    Example:
+        >>> evaluation_name(None, "test", True), evaluation_name("fashion_mnist", "test", False)
+        ('test', 'fashion_mnist-test')
+    """
+    if recorded or not dataset:
+        return split
+    stem = Path(str(dataset).rstrip("/")).name or str(dataset)
+    if stem != dataset:  # a path: two folders named alike must not share a file
+        stem += "-" + hashlib.blake2b(str(Path(dataset).expanduser().resolve()).encode(), digest_size=3).hexdigest()
+    return f"{stem}-{split}"
 
 
 def load_model(path: str | Path, safe_mode: bool = True) -> Any:
@@ -132,8 +155,34 @@ class Run:
         """The trained ``keras.Model``."""
         return load_model(self.model_path, safe_mode=safe_mode)
 
+    @property
+    def evaluations(self) -> dict[str, dict[str, Any]]:
+        """Later evaluations (``tfpilot evaluate``), by name; ``metrics.json`` keeps training's."""
+        folder = self.file(EVALUATIONS)
+        if not folder.is_dir():
+            return {}
+        return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))}
+
+    def save_evaluation(self, name: str, record: Any) -> Path:
+        """Write ``RUN/evaluations/<name>.json`` (beside ``metrics.json``, never over it).
+
+        Args:
+            name: the evaluation's name, e.g. ``test`` or ``fashion_mnist-test``; characters
+                other than letters, digits, ``._-`` become ``_``.
+            record: JSON-serialisable result.
+
+        Example:
+            >>> Run("runs/a").save_evaluation("test", {"accuracy": 0.99})  # doctest: +SKIP
+            PosixPath('runs/a/evaluations/test.json')
+        """
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name).strip("._") or "evaluation"
+        folder = self.file(EVALUATIONS)
+        folder.mkdir(exist_ok=True)
+        return write_json(folder / f"{safe}.json", record)
+
     def update_metrics(self, key: str, values: Any) -> None:
-        """Set ``metrics.json[key]`` (creating the file if needed)."""
+        """Set ``metrics.json[key]`` (creating the file if needed); for what training measured
+        -- a later evaluation goes to :meth:`save_evaluation`."""
         p = self.file(METRICS)
         data = json.loads(p.read_text()) if p.is_file() else {}
         data[key] = values

@@ -1,7 +1,8 @@
-"""Serving: TF Serving's REST API with dynamic micro-batching, metrics and a web page.
+"""Serving: a drop-in TF Serving (REST, gRPC, versions, config files), KServe V2, micro-batching,
+metrics and a web page.
 
-``tfpilot serve RUN`` is the command; this package is its Python API. TensorFlow,
-FastAPI and uvicorn load on first use, so importing it costs nothing.
+``tfpilot serve`` is the command; this package is its Python API. TensorFlow,
+FastAPI, uvicorn and gRPC load on first use, so importing it costs nothing.
 
 Example:
     >>> from tfpilot.serving import ServeSettings, model_sources, serve
@@ -21,6 +22,9 @@ _EXPORTS = {
     "create_app": "tfpilot.serving.app",
     "serve": "tfpilot.serving.server",
     "MicroBatcher": "tfpilot.serving.batcher",
+    "ModelConfig": "tfpilot.serving.settings",
+    "ServerCore": "tfpilot.serving.core",
+    "parse_model_server_config": "tfpilot.serving.model_config",
 }
 
 __all__ = sorted(_EXPORTS)

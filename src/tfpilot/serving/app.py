@@ -1,9 +1,12 @@
 """The FastAPI app factory: :func:`create_app` (settings in) and :func:`app_from_env` (``--workers``).
 
-The app answers at once; models load and warm up in a background thread, and
-``/readyz`` turns 200 when all are ready (then the objects alive so far are frozen out of
-Python's garbage collector, whose full collections would otherwise stall requests). On shutdown uvicorn stops accepting
-connections and waits for in-flight requests; the batchers then finish what is queued.
+The app answers at once; models load and warm up in the background (one
+:class:`~tfpilot.serving.versions.ModelManager` per model, polling its base path), and
+``/readyz`` turns 200 when every model has a version available (then the objects alive so
+far are frozen out of Python's garbage collector, whose full collections would otherwise
+stall requests). The gRPC services, when asked for, run in the same event loop and share
+the models and their batchers. On shutdown uvicorn stops accepting connections and waits for
+in-flight requests; then gRPC stops (finishing its calls) and the batchers finish their queues.
 
 Example:
     >>> from tfpilot.serving import ServeSettings, create_app
@@ -15,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import gc
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,35 +26,50 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from tfpilot.serving.core import ServerCore, config_watcher, initial_configs
 from tfpilot.serving.errors import install_error_handlers
 from tfpilot.serving.friendly import STATIC_DIR, friendly_router, web_router
+from tfpilot.serving.kserve import kserve_router
 from tfpilot.serving.metrics import ServingMetrics
 from tfpilot.serving.middleware import AccessMiddleware, BodyLimitMiddleware
 from tfpilot.serving.ops import ops_router
 from tfpilot.serving.security import api_key_checker
-from tfpilot.serving.servable import Servable
 from tfpilot.serving.settings import ServeSettings
 from tfpilot.serving.tf_serving import tf_serving_router
 
 log = logging.getLogger("tfpilot.serving")
 
 DESCRIPTION = """\
-Serves tfpilot models with TF Serving's REST API (`/v1/models/{name}:predict`, `:classify`,
-status and metadata), a file-upload route, Prometheus metrics and a web page at `/`.
-Errors are answered as `{"error": "..."}`.
+Serves TensorFlow SavedModels and tfpilot models with TF Serving's REST API
+(`/v1/models/{name}[/versions/{v}|/labels/{l}]`: status, `/metadata`, `:predict`, `:classify`,
+`:regress`), the Open Inference Protocol (KServe V2, `/v2/...`), a file-upload route,
+Prometheus metrics and a web page at `/`. Errors are answered as `{"error": "..."}`.
 """
 
 
-async def _load_all(servables: dict[str, Servable], freeze_gc: bool) -> None:
-    for servable in servables.values():  # one at a time: loading is CPU-bound anyway
-        await asyncio.to_thread(servable.load)
-    # TensorFlow and the models leave millions of long-lived objects; a full garbage collection
-    # walking them stalls every request for a few hundred ms. Freeze them out of the collector.
-    if freeze_gc:
-        gc.collect()
-        gc.freeze()
-    if all(s.ready for s in servables.values()):
-        log.info("ready: %s", ", ".join(servables))
+@asynccontextmanager
+async def serving_lifespan(core: ServerCore, settings: ServeSettings, metrics: ServingMetrics) -> AsyncIterator[None]:
+    """Load the models, start gRPC and the config watcher; on exit stop them in reverse order."""
+    await core.apply(initial_configs(settings))
+    loading = asyncio.get_running_loop().create_task(core.wait_initial_loads(), name="initial-loads")
+    grpc_server = None
+    if settings.grpc_port is not None:
+        from tfpilot.serving.grpc_server import start_grpc_server
+
+        grpc_server, _ = await start_grpc_server(core, settings.host, settings.grpc_port, settings.api_key, metrics,
+                                                 settings.access_log, max(settings.max_body_bytes, 4 * 2**20))
+    watcher = config_watcher(core, settings)
+    try:
+        yield
+    finally:
+        for task in (watcher, loading):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if grpc_server is not None:
+            await grpc_server.stop(settings.graceful_timeout_s)
+        await core.stop()
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
@@ -61,32 +79,29 @@ def create_app(settings: ServeSettings) -> FastAPI:
         settings: models, batching, limits and the optional API key.
     """
     from tfpilot import __version__
+    from tfpilot.serving.model_config import require_serving_api
     from tfpilot.serving.runner import configure_threads
 
+    require_serving_api()
     configure_threads(settings.threads)
     metrics = ServingMetrics()
-    servables = {m.name: Servable(m, settings, metrics) for m in settings.models}
+    core = ServerCore(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for servable in servables.values():
-            await servable.start()
-        app.state.loading = asyncio.create_task(_load_all(servables, settings.freeze_gc))
-        try:
+        async with serving_lifespan(core, settings, metrics):
             yield
-        finally:
-            for servable in servables.values():
-                await servable.stop()
 
     app = FastAPI(title="tfpilot serving", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
-    app.state.servables = servables
+    app.state.core = core
     app.state.metrics = metrics
     install_error_handlers(app)
     guard = [Depends(api_key_checker(settings.api_key))] if settings.api_key else []
     app.include_router(tf_serving_router(), dependencies=guard)
+    app.include_router(kserve_router(model_dependencies=guard))
     app.include_router(friendly_router(), dependencies=guard)
-    app.include_router(ops_router(metrics_dependencies=guard))
+    app.include_router(ops_router(metrics_dependencies=guard, prometheus_path=settings.prometheus_path))
     app.include_router(web_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -1,12 +1,17 @@
 """Dynamic micro-batching: concurrent requests share one model call.
 
-Requests put their (already decoded) instances on an asyncio queue. One collector task
-per model takes the first waiting request, adds every other one already queued, and --
-while more requests have arrived and are still being decoded -- waits up to
-``timeout_ms`` for them, until ``max_batch`` instances are gathered. The model call
-runs in a dedicated worker thread, never on the event loop; while it runs, the next
-requests queue up and form the next batch. An idle server therefore never waits: a
-lone request goes straight to the model.
+Requests put their (already decoded) instances on a queue. One collector task per model
+takes the first waiting request, adds every other queued one with the same ``key`` (the
+same signature and instance shape), and -- while more requests have arrived and are still
+being decoded -- waits up to ``timeout_ms`` for them, until ``max_batch`` instances are
+gathered. The model call runs in a worker thread, never on the event loop; while it runs,
+the next requests queue up and form the next batch. An idle server therefore never waits:
+a lone request goes straight to the model.
+
+A batch is one array (N, ...) or a dict of named arrays that all have N rows; the outputs
+are split back the same way. A model whose outputs do not follow the batch (their first
+dimension is not N) still works: such a batch fails to split and its requests are retried
+one by one, each getting its own outputs whole.
 
 Example:
     >>> import asyncio, numpy as np
@@ -27,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,21 +47,59 @@ class QueueFull(RuntimeError):
     """More instances are waiting than the batcher accepts."""
 
 
+class BatchMismatch(ValueError):
+    """The model's outputs do not have one row per instance, so a shared call cannot be split."""
+
+
+def batch_size(batch: Any) -> int:
+    """N: the rows of an array, or of every array in a dict of named arrays."""
+    if isinstance(batch, dict):
+        return len(next(iter(batch.values()))) if batch else 0
+    return len(batch)
+
+
+def _concat(parts: list[Any]) -> Any:
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], dict):
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return np.concatenate(parts)
+
+
+def _rows(out: Any, start: int, stop: int, total: int) -> Any:
+    """Rows start:stop of every output, which must all have ``total`` rows."""
+    def cut(x: Any, name: str) -> Any:
+        if np.ndim(x) == 0 or len(x) != total:
+            raise BatchMismatch(f"output {name} has shape {list(np.shape(x))}, not {total} rows")
+        return x[start:stop]
+
+    if isinstance(out, dict):
+        return {k: cut(v, repr(k)) for k, v in out.items()}
+    return cut(out, "0")
+
+
+def _slice_batch(batch: Any, start: int, stop: int) -> Any:
+    if isinstance(batch, dict):
+        return {k: v[start:stop] for k, v in batch.items()}
+    return batch[start:stop]
+
+
 @dataclass
 class _Job:
-    batch: Any  # np.ndarray of n instances
+    batch: Any  # np.ndarray, or dict[str, np.ndarray], of n instances
     future: asyncio.Future
-
-    @property
-    def n(self) -> int:
-        return len(self.batch)
+    n: int
+    key: Any = None
+    splittable: bool = True
 
 
 class MicroBatcher:
-    """Gather concurrent requests into batched calls of ``fn`` in a worker thread.
+    """Gather concurrent requests into batched calls of ``fn`` in worker threads.
 
     Args:
-        fn: batch (N, ...) -> outputs (N, ...); called in a worker thread.
+        fn: batch (N, ...) -> outputs (N, ...); called in a worker thread as ``fn(batch)``,
+            or ``fn(batch, key)`` for requests submitted with a ``key``. A batch may also be a
+            dict of named arrays (outputs then too).
         max_batch: most instances per call (a bigger request is called alone, in chunks
             of ``max_batch``).
         timeout_ms: longest the first request of a batch waits for requests that have
@@ -63,21 +107,25 @@ class MicroBatcher:
         max_queue: most instances waiting; beyond it :meth:`submit` raises :class:`QueueFull`.
         on_batch: called with (batch size, seconds) after every model call.
         on_depth: called with the number of waiting instances whenever it changes.
-        name: the worker thread's name.
+        name: the worker threads' name.
+        threads: model calls that may run at once (TF Serving's ``num_batch_threads``).
     """
 
     def __init__(
         self,
-        fn: Callable[[Any], Any],
+        fn: Callable[..., Any],
         max_batch: int = 32,
         timeout_ms: float = 5.0,
         max_queue: int = 4096,
         on_batch: Callable[[int, float], None] | None = None,
         on_depth: Callable[[int], None] | None = None,
         name: str = "model",
+        threads: int = 1,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
         self.fn = fn
         self.max_batch = max_batch
         self.timeout_s = max(0.0, timeout_ms) / 1000.0
@@ -85,7 +133,11 @@ class MicroBatcher:
         self.on_batch = on_batch
         self.on_depth = on_depth
         self.name = name
-        self._queue: asyncio.Queue[_Job] | None = None
+        self.threads = threads
+        self._waiting: deque[_Job] = deque()
+        self._wakeup: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._running: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._arriving = 0
@@ -96,16 +148,17 @@ class MicroBatcher:
     async def start(self) -> MicroBatcher:
         """Start the collector task (call from the running event loop)."""
         if self._task is None:
-            self._queue = asyncio.Queue()
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"tfpilot-{self.name}")
+            self._wakeup = asyncio.Event()
+            self._slots = asyncio.Semaphore(self.threads)
+            self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix=f"tfpilot-{self.name}")
             self._task = asyncio.get_running_loop().create_task(self._collect(), name=f"batcher-{self.name}")
         return self
 
     async def stop(self) -> None:
-        """Finish the queued requests, then stop the collector and the worker thread."""
+        """Finish the queued requests, then stop the collector and the worker threads."""
         if self._task is None:
             return
-        while self._depth and not self._task.done():
+        while (self._depth or self._running) and not self._task.done():
             await asyncio.sleep(0.01)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -114,6 +167,10 @@ class MicroBatcher:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+    @property
+    def started(self) -> bool:
+        return self._task is not None
 
     @property
     def calls(self) -> int:
@@ -135,17 +192,26 @@ class MicroBatcher:
         finally:
             self._arriving -= 1
 
-    async def submit(self, batch: Any) -> Any:
-        """Queue ``batch`` (N instances) and return ``fn``'s outputs for exactly those N."""
-        if self._queue is None:
+    async def submit(self, batch: Any, key: Any = None, splittable: bool = True) -> Any:
+        """Queue ``batch`` (N instances) and return ``fn``'s outputs for exactly those N.
+
+        Args:
+            batch: an array (N, ...) or a dict of named arrays with N rows each.
+            key: only requests with equal keys share a call (e.g. signature and shapes);
+                ``fn`` is then called as ``fn(batch, key)``.
+            splittable: False for a request that must run whole and alone (it is never
+                merged with others nor cut into ``max_batch`` chunks).
+        """
+        if self._task is None or self._wakeup is None:
             raise RuntimeError("the batcher is not started")
-        n = len(batch)
-        if n == 0:
+        n = batch_size(batch)
+        if n == 0 and splittable:
             raise ValueError("an empty batch")
         if self._depth + n > self.max_queue:
             raise QueueFull(f"{self._depth} instances are already waiting (limit {self.max_queue})")
-        job = _Job(batch, asyncio.get_running_loop().create_future())
-        self._queue.put_nowait(job)
+        job = _Job(batch, asyncio.get_running_loop().create_future(), n, key, splittable)
+        self._waiting.append(job)
+        self._wakeup.set()
         self._set_depth(self._depth + n)
         return await job.future
 
@@ -155,65 +221,113 @@ class MicroBatcher:
             self.on_depth(depth)
 
     # -- collecting ---------------------------------------------------------------------------
-    async def _collect(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
-        loop = asyncio.get_running_loop()
-        carry: _Job | None = None
-        while True:
-            first = carry if carry is not None else await queue.get()
-            carry = None
-            jobs, n = [first], first.n
-            deadline = loop.time() + self.timeout_s
-            while n < self.max_batch:
-                try:
-                    job = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    remaining = deadline - loop.time()
-                    if self._arriving <= 0 or remaining <= 0:
-                        break
-                    try:
-                        job = await asyncio.wait_for(queue.get(), remaining)
-                    except asyncio.TimeoutError:
-                        break
-                if n + job.n > self.max_batch:
-                    carry = job
-                    break
-                jobs.append(job)
+    def _take_same(self, first: _Job, n: int) -> tuple[list[_Job], int, bool]:
+        """Queued jobs with ``first``'s key that fit (in order); whether one did not fit."""
+        taken: list[_Job] = []
+        kept: deque[_Job] = deque()
+        full = False
+        while self._waiting:
+            job = self._waiting.popleft()
+            if full or job.key != first.key or not job.splittable:
+                kept.append(job)
+            elif n + job.n > self.max_batch:
+                full = True
+                kept.append(job)
+            else:
+                taken.append(job)
                 n += job.n
+        self._waiting = kept
+        return taken, n, full
+
+    async def _next_job(self) -> _Job:
+        assert self._wakeup is not None
+        while not self._waiting:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self._waiting.popleft()
+
+    async def _collect(self) -> None:
+        assert self._wakeup is not None and self._slots is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._slots.acquire()
+            first = await self._next_job()
+            jobs, n = [first], first.n
+            if first.splittable:
+                deadline = loop.time() + self.timeout_s
+                while n < self.max_batch:
+                    more, n, full = self._take_same(first, n)
+                    jobs += more
+                    remaining = deadline - loop.time()
+                    if full or n >= self.max_batch or self._arriving <= 0 or remaining <= 0:
+                        break
+                    self._wakeup.clear()
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), remaining)
+                    except asyncio.TimeoutError:
+                        more, n, _ = self._take_same(first, n)
+                        jobs += more
+                        break
             self._set_depth(self._depth - n)
-            await self._run([j for j in jobs if not j.future.done()])
+            task = loop.create_task(self._run_then_release([j for j in jobs if not j.future.done()]))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run_then_release(self, jobs: list[_Job]) -> None:
+        assert self._slots is not None
+        try:
+            await self._run(jobs)
+        finally:
+            self._slots.release()
 
     async def _run(self, jobs: list[_Job]) -> None:
         if not jobs:
             return
         loop = asyncio.get_running_loop()
         try:
-            outputs = await loop.run_in_executor(self._executor, self._call, [j.batch for j in jobs])
+            outputs = await loop.run_in_executor(self._executor, self._call, jobs)
+            results = [outputs] if len(jobs) == 1 else self._split(outputs, jobs)
         except Exception as exc:  # noqa: BLE001 -- isolate the request that broke the batch
             if len(jobs) == 1:
                 if not jobs[0].future.done():
                     jobs[0].future.set_exception(exc)
                 return
-            log.warning("a batch of %d requests failed (%s); retrying them one by one", len(jobs), exc)
+            if not isinstance(exc, BatchMismatch):
+                log.warning("a batch of %d requests failed (%s); retrying them one by one", len(jobs), exc)
             for job in jobs:
                 await self._run([job])
             return
-        start = 0
-        for job in jobs:
+        for job, result in zip(jobs, results, strict=True):
             if not job.future.done():
-                job.future.set_result(outputs[start : start + job.n])
-            start += job.n
+                job.future.set_result(result)
 
-    def _call(self, parts: list[Any]) -> Any:
-        """Runs in the worker thread: one model call per ``max_batch`` instances."""
-        batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        chunks = []
-        for i in range(0, len(batch), self.max_batch):
-            t0 = time.perf_counter()
-            chunk = batch[i : i + self.max_batch]
-            chunks.append(self.fn(chunk))
-            self._calls += 1
-            if self.on_batch is not None:
-                self.on_batch(len(chunk), time.perf_counter() - t0)
-        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+    @staticmethod
+    def _split(outputs: Any, jobs: list[_Job]) -> list[Any]:
+        total = sum(j.n for j in jobs)
+        out, start = [], 0
+        for job in jobs:
+            out.append(_rows(outputs, start, start + job.n, total))
+            start += job.n
+        return out
+
+    def _call(self, jobs: list[_Job]) -> Any:
+        """Runs in a worker thread: one model call per ``max_batch`` instances."""
+        key = jobs[0].key
+        batch = _concat([j.batch for j in jobs])
+        n = sum(j.n for j in jobs)
+        if not jobs[0].splittable or n <= self.max_batch:
+            return self._timed(batch, key, n)
+        chunks = [self._timed(_slice_batch(batch, i, min(n, i + self.max_batch)), key, min(self.max_batch, n - i))
+                  for i in range(0, n, self.max_batch)]
+        for i, chunk in enumerate(chunks):  # every output must follow the batch to be joined
+            size = min(self.max_batch, n - i * self.max_batch)
+            _rows(chunk, 0, size, size)
+        return _concat(chunks)
+
+    def _timed(self, batch: Any, key: Any, n: int) -> Any:
+        t0 = time.perf_counter()
+        out = self.fn(batch) if key is None else self.fn(batch, key)
+        self._calls += 1
+        if self.on_batch is not None:
+            self.on_batch(n, time.perf_counter() - t0)
+        return out

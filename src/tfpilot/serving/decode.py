@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
+import orjson
 
 from tfpilot.registry import did_you_mean
 from tfpilot.serving.errors import BadRequest
@@ -61,9 +62,24 @@ def _json_type(x: Any) -> str:
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
-    """The request's JSON object; a 400 for an empty, malformed or non-object body."""
+    """The request's JSON object; a 400 for an empty, malformed or non-object body.
+
+    ``orjson`` parses (a few times faster than ``json`` on pixel lists); a body it refuses --
+    NaN or Infinity, which TF Serving accepts, or a real error -- is parsed again by ``json``,
+    which also gives the line and column of the error.
+    """
     if not body.strip():
         raise BadRequest(f"empty request body: send a JSON object like {_EXAMPLE}")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        payload = _parse_slowly(body)
+    if not isinstance(payload, dict):
+        raise BadRequest(f"the request body must be a JSON object like {_EXAMPLE}, not {_json_type(payload)}")
+    return payload
+
+
+def _parse_slowly(body: bytes) -> Any:
     try:
         payload = json.loads(body)
     except json.JSONDecodeError as exc:
@@ -75,8 +91,6 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise BadRequest("the request body is not UTF-8 text: send JSON (binary data goes in {\"b64\": ...})") from None
     except RecursionError:
         raise BadRequest("the JSON is nested too deeply") from None
-    if not isinstance(payload, dict):
-        raise BadRequest(f"the request body must be a JSON object like {_EXAMPLE}, not {_json_type(payload)}")
     return payload
 
 

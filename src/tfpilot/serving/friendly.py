@@ -22,10 +22,34 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 
 from tfpilot.serving.errors import BadRequest
-from tfpilot.serving.lookup import find_servable, off_loop
+from tfpilot.serving.lookup import off_loop
 from tfpilot.serving.schemas import ERRORS, ModelList, PredictFileResponse
+from tfpilot.serving.servable import top_k_results
+from tfpilot.serving.signatures import client_signatures
 
 STATIC_DIR = Path(__file__).parent / "static"
+
+
+def model_summary(core: Any, name: str) -> dict[str, Any]:
+    """One line of ``GET /v1/models``: state, versions, and what a tfpilot classifier takes."""
+    manager = core.managers[name]
+    state, error = core.state(name)
+    versions = manager.available()
+    servable = manager.records[versions[-1]].servable if versions else None
+    spec = servable.input_spec if servable is not None and servable.is_tfpilot else None
+    backend = getattr(servable, "backend", servable.kind if servable is not None else "")
+    return {
+        "name": name,
+        "version": str(versions[-1]) if versions else "",
+        "versions": [str(v) for v in versions],
+        "state": state,
+        "error": error,
+        "kind": spec.kind if spec is not None else None,
+        "input_shape": list(spec.shape) if spec is not None else None,
+        "num_classes": len(servable.class_names) if servable is not None else 0,
+        "backend": backend if isinstance(backend, str) else "",
+        "signatures": client_signatures(servable.signatures) if servable is not None else [],
+    }
 
 
 def friendly_router() -> APIRouter:
@@ -34,8 +58,10 @@ def friendly_router() -> APIRouter:
 
     @router.get("/v1/models", summary="List models", response_model=ModelList)
     async def list_models(request: Request) -> dict[str, Any]:
-        """Every served model: name, state (LOADING, AVAILABLE, END), input kind and shape, class count."""
-        return {"models": [s.summary() for s in request.app.state.servables.values()]}
+        """Every served model: name, state (LOADING, AVAILABLE, END), versions, signatures; for tfpilot
+        classifiers also the input kind and shape and the class count."""
+        core = request.app.state.core
+        return {"models": [model_summary(core, name) for name in core.managers]}
 
     @router.post("/v1/models/{name}/predict-file", summary="Predict uploaded files",
                  response_model=PredictFileResponse, responses=ERRORS)
@@ -48,15 +74,18 @@ def friendly_router() -> APIRouter:
         lines: Annotated[bool, Query(description="Text models: one prediction per non-empty line.")] = False,
     ) -> JSONResponse:
         """Top-k class names with probabilities for each uploaded file."""
-        servable = find_servable(request.app.state.servables, name)
-        servable.require_ready()
-        with servable.batcher.arriving():
-            uploads = [(f.filename or f"file {i}", await f.read()) for i, f in enumerate(files)]
-            if not uploads:
-                raise BadRequest("no files uploaded: send multipart/form-data with one or more 'files' parts")
-            batch, sources = await off_loop(servable.decoder.decode_files, uploads, lines, heavy=True)
-        probs = await servable.predict(batch)
-        results = servable.predictor.format(probs, top_k)
+        record = request.app.state.core.resolve(name)
+        with record.lease() as servable:
+            if not servable.is_tfpilot:
+                raise BadRequest(f"model {name!r} is not a tfpilot classifier (no class names or raw-input "
+                                 "decoding): use its :predict route")
+            with servable.batcher.arriving():
+                uploads = [(f.filename or f"file {i}", await f.read()) for i, f in enumerate(files)]
+                if not uploads:
+                    raise BadRequest("no files uploaded: send multipart/form-data with one or more 'files' parts")
+                batch, sources = await off_loop(servable.decoder.decode_files, uploads, lines, heavy=True)
+            probs = await servable.probabilities(batch)
+            results = top_k_results(probs, servable.class_names, top_k)
         predictions = [{"file": src, **r} for src, r in zip(sources, results, strict=True)]
         return JSONResponse({"model": name, "predictions": predictions})
 

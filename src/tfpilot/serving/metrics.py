@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -52,15 +53,26 @@ class ServingMetrics:
         self.instances = Counter("tfpilot_instances", "Instances predicted.", ["model"], registry=r)
         self.ready = Gauge("tfpilot_model_ready", "1 when the model is loaded and warmed up.",
                            ["model"], registry=r, multiprocess_mode="livemin")
+        self._request_children: dict[tuple[str, str, int | str], tuple[Any, Any]] = {}
+        self._batch_children: dict[str, tuple[Any, Any, Any]] = {}
 
-    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+    def observe_request(self, method: str, route: str, status: int | str, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:  # labels() costs a lock and a dict per call: keep the children
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_batch(self, model: str, size: int, seconds: float) -> None:
-        self.batch_size.labels(model).observe(size)
-        self.inference.labels(model).observe(seconds)
-        self.instances.labels(model).inc(size)
+        children = self._batch_children.get(model)
+        if children is None:
+            children = (self.batch_size.labels(model), self.inference.labels(model), self.instances.labels(model))
+            self._batch_children[model] = children
+        children[0].observe(size)
+        children[1].observe(seconds)
+        children[2].inc(size)
 
     def render(self) -> tuple[bytes, str]:
         """``(body, content_type)`` of the Prometheus text exposition."""

@@ -12,12 +12,15 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import random
 import time
-import uuid
 from datetime import datetime, timezone
 from typing import Any
+
+import orjson
 
 from tfpilot.serving.errors import PayloadTooLarge
 from tfpilot.serving.metrics import ServingMetrics
@@ -25,6 +28,10 @@ from tfpilot.serving.metrics import ServingMetrics
 access_log = logging.getLogger("tfpilot.serving.access")
 
 Scope = dict[str, Any]
+#: An oversized body up to this size is read and discarded before the 413 goes out.
+DRAIN_BYTES = 256 * 2**20
+#: ... and for at most this long.
+DRAIN_SECONDS = 30.0
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -40,7 +47,7 @@ def _request_id(scope: Scope) -> str:
         text = given.decode("latin-1")[:128]
         if text.isprintable() and text.strip():
             return text
-    return uuid.uuid4().hex[:16]
+    return f"{random.getrandbits(64):016x}"  # not a secret: no need for os.urandom's system call
 
 
 def _route_template(scope: Scope) -> str:
@@ -59,14 +66,25 @@ def _too_large(max_bytes: int) -> str:
 class BodyLimitMiddleware:
     """Answer 413 to bodies over ``max_bytes``: at once by Content-Length, else while reading.
 
+    Before answering, the rest of the body is read and discarded (up to ``drain_bytes`` and
+    ``drain_seconds``): a client that writes its whole body before reading the answer
+    (Python's ``urllib``, many HTTP libraries) would otherwise get a connection reset -- the
+    kernel resets a connection closed with unread bytes -- instead of the 413.
+
     Args:
         app: the ASGI app.
         max_bytes: the largest body accepted.
+        drain_bytes: the most bytes of an oversized body read and discarded before answering;
+            beyond it the 413 is sent and the connection closed (such a client may see a reset).
+        drain_seconds: the longest the draining may take.
     """
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, drain_bytes: int = DRAIN_BYTES,
+                 drain_seconds: float = DRAIN_SECONDS) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.drain_bytes = drain_bytes
+        self.drain_seconds = drain_seconds
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -79,6 +97,8 @@ class BodyLimitMiddleware:
             except ValueError:
                 declared = -1
             if declared > self.max_bytes:
+                if declared <= self.drain_bytes:
+                    await self._drain(receive, 0)
                 await _send_json(send, 413, {"error": _too_large(self.max_bytes)})
                 return
         seen = 0
@@ -90,10 +110,30 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    if message.get("more_body", False):
+                        await self._drain(receive, seen)
                     raise PayloadTooLarge(_too_large(limit))
             return message
 
         await self.app(scope, limited_receive, send)
+
+    async def _drain(self, receive: Any, seen: int) -> None:
+        """Read and drop the rest of the body (bounded in bytes and time)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_seconds
+        while seen <= self.drain_bytes:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                message = await asyncio.wait_for(receive(), remaining)
+            except asyncio.TimeoutError:
+                return
+            if message["type"] != "http.request":
+                return  # the client went away
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
 
 async def _send_json(send: Any, status: int, body: dict[str, Any]) -> None:
@@ -155,7 +195,7 @@ class AccessMiddleware:
              bytes_out: int) -> None:
         client = scope.get("client")
         agent = _header(scope, b"user-agent")
-        access_log.info(json.dumps({
+        access_log.info(orjson.dumps({
             "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "event": "access",
             "request_id": request_id,
@@ -167,4 +207,4 @@ class AccessMiddleware:
             "duration_ms": round(seconds * 1000, 3),
             "bytes_out": bytes_out,
             "user_agent": agent.decode("latin-1")[:200] if agent else None,
-        }, ensure_ascii=False))
+        }).decode())

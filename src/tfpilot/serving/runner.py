@@ -119,12 +119,14 @@ def example_instance(input_spec: Any, dtype: str | None = None) -> Any:
     return np.zeros(input_spec.shape, dtype=dtype or input_spec.dtype)
 
 
-def make_runner(predictor: Any, max_batch: int = 32) -> Runner:
+def make_runner(predictor: Any, max_batch: int = 32, allowed_batch_sizes: tuple[int, ...] = ()) -> Runner:
     """The fastest call available for ``predictor`` (see the module docstring).
 
     Args:
         predictor: a :class:`~tfpilot.inference.Predictor` (any backend).
         max_batch: the largest batch the server sends.
+        allowed_batch_sizes: the sizes a compiled runner pads to (TF Serving's
+            ``allowed_batch_sizes``; default: :func:`buckets` of ``max_batch``).
     """
     spec = predictor.input_spec
     model = _keras_model(predictor)
@@ -152,4 +154,5 @@ def make_runner(predictor: Any, max_batch: int = 32) -> Runner:
         return concrete(tf.constant(batch, dtype=dtype)).numpy()
 
     example = example_instance(spec, dtype=None if spec.kind == "text" else dtype.name)
-    return Runner(call, example, "compiled", sizes=buckets(max_batch), max_batch=max_batch)
+    sizes = tuple(allowed_batch_sizes) or buckets(max_batch)
+    return Runner(call, example, "compiled", sizes=sizes, max_batch=max_batch)

@@ -15,8 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_INSTANCE = ("One instance: an image as nested lists [H][W][C] of 0..255 numbers or {\"b64\": \"<base64 "
-             "PNG/JPEG>\"}; a text as a string; or an object {\"<input name>\": instance}.")
+_INSTANCE = ("One instance: the signature input's value (nested lists of numbers, a string, {\"b64\": ...}), or an "
+             "object {\"<input name>\": value, ...} naming every input. tfpilot image models also take "
+             "{\"b64\": \"<base64 PNG/JPEG>\"} images of any size.")
 
 
 class PredictRequest(BaseModel):
@@ -24,10 +25,9 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"instances": [{"b64": "iVBORw0KGgo..."}]}]})
 
-    signature_name: str | None = Field(None, description="Optional; tfpilot models have 'serving_default'.")
+    signature_name: str | None = Field(None, description="The signature to run (default 'serving_default').")
     instances: list[Any] | None = Field(None, description="Row form: a list of instances. " + _INSTANCE)
-    inputs: list[Any] | dict[str, list[Any]] | None = Field(
-        None, description="Columnar form: the batch, or {\"<input name>\": batch}.")
+    inputs: Any = Field(None, description="Columnar form: the input's whole tensor, or {\"<input name>\": tensor, ...}.")
 
 
 class ClassifyRequest(PredictRequest):
@@ -38,14 +38,28 @@ class ClassifyRequest(PredictRequest):
     context: dict[str, Any] | None = Field(None, description="Features shared by all examples.")
 
 
+class RegressRequest(BaseModel):
+    """TF Serving's regress request: ``examples`` (tf.Example features) and an optional shared ``context``."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"examples": [{"x": 1.0}, {"x": 2.0}]}]})
+
+    signature_name: str | None = Field(None, description="A regress signature (e.g. 'regress_x_to_y').")
+    examples: list[dict[str, Any]] = Field(description="One {\"<feature>\": value or [values]} object per example.")
+    context: dict[str, Any] | None = Field(None, description="Features shared by all examples.")
+
+
 class PredictResponse(BaseModel):
-    predictions: list[list[float]] | None = Field(None, description="Row form: class probabilities per instance.")
-    outputs: list[list[float]] | None = Field(None, description="Columnar form: class probabilities per instance.")
+    predictions: Any = Field(None, description="Row form: per instance, the output (or an object of outputs).")
+    outputs: Any = Field(None, description="Columnar form: the output tensor (or an object of them).")
 
 
 class ClassifyResponse(BaseModel):
     result: list[list[tuple[str, float]]] = Field(
-        description="Per example: [class name, score] pairs, best first.")
+        description="Per example: [label, score] pairs (tfpilot models: class names, best first).")
+
+
+class RegressResponse(BaseModel):
+    result: list[float] = Field(description="One regressed value per example.")
 
 
 class ErrorResponse(BaseModel):
@@ -71,13 +85,15 @@ class PredictFileResponse(BaseModel):
 
 class ModelSummary(BaseModel):
     name: str
-    version: str
+    version: str = Field(description="The latest available version ('' while none is).")
+    versions: list[str] = Field(description="Every available version.")
     state: str
     error: str
-    kind: str | None
+    kind: str | None = Field(description="image or text for tfpilot classifiers, else null.")
     input_shape: list[int] | None
     num_classes: int
     backend: str
+    signatures: list[str]
 
 
 class ModelList(BaseModel):
@@ -92,6 +108,6 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
 #: Error responses every model route may give.
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Bad request: the message says what was wrong."},
-    404: {"model": ErrorResponse, "description": "No such model or version."},
+    404: {"model": ErrorResponse, "description": "No such model, version or label."},
     503: {"model": ErrorResponse, "description": "The model is loading, failed to load, or is overloaded."},
 }

@@ -1,35 +1,247 @@
-"""One served model: loaded through ``tfpilot.inference.load``, warmed up, batched, described.
+"""One loaded version of a model: its signatures, how to run them, and what describes it.
 
-States follow TF Serving's model status: ``LOADING`` -> ``AVAILABLE``, or ``END`` with an
-error when loading failed.
+:class:`Servable` is what every protocol (TF Serving REST and gRPC, KServe V2) calls:
+``await servable.run(signature_name, {input: array})`` checks the inputs against the
+signature and sends them through the servable's micro-batcher, so requests of all
+protocols share model calls. Two kinds exist:
+
+* :class:`PredictorServable` -- a tfpilot run directory or artifact (Keras, SavedModel,
+  TFLite, ONNX) behind ``tfpilot.inference.load``: one signature ``serving_default``
+  (raw images or texts in, class probabilities ``output_0`` out) plus tfpilot's extras
+  (class names, ``{"b64": ...}`` image decoding, the upload route and the web page);
+* :class:`~tfpilot.serving.saved_model.SavedModelServable` -- any SavedModel, TF1 or TF2,
+  with all its signatures (see that module).
 
 Example:
-    >>> from tfpilot.serving.settings import ModelSource, ServeSettings
-    >>> source = ModelSource(path="runs/mnist", name="mnist")  # doctest: +SKIP
-    >>> servable = Servable(source, ServeSettings(models=[source]))  # doctest: +SKIP
-    >>> servable.load(); servable.state  # doctest: +SKIP
-    'AVAILABLE'
+    >>> from tfpilot.serving.servable import BatchOptions, PredictorServable
+    >>> servable = PredictorServable("mnist", 1, "runs/mnist", BatchOptions())  # doctest: +SKIP
+    >>> servable.load()  # doctest: +SKIP
+    >>> sorted(servable.signatures)  # doctest: +SKIP
+    ['serving_default']
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from tfpilot.serving.batcher import MicroBatcher, QueueFull
+from tfpilot.registry import did_you_mean
+from tfpilot.serving.batcher import MicroBatcher, QueueFull, batch_size
 from tfpilot.serving.decode import InstanceDecoder
-from tfpilot.serving.errors import Unavailable
+from tfpilot.serving.errors import BadRequest, Unavailable
 from tfpilot.serving.metrics import ServingMetrics
-from tfpilot.serving.settings import ModelSource, ServeSettings
+from tfpilot.serving.signatures import (
+    DEFAULT_SIGNATURE,
+    PREDICT_METHOD,
+    Signature,
+    TensorInfo,
+    client_signatures,
+    signature_def_map,
+)
+from tfpilot.serving.tensors import DTYPES
 
 log = logging.getLogger("tfpilot.serving")
 
-VERSION = "1"
 _TF_DTYPES = {"uint8": "DT_UINT8", "string": "DT_STRING", "float32": "DT_FLOAT", "int32": "DT_INT32"}
+#: tfpilot's single output name (class probabilities) on its Predictor-based models.
+PROBABILITIES = "output_0"
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a servable batches (TF Serving's ``BatchingParameters`` in tfpilot's terms).
+
+    Args:
+        max_batch: most instances per model call (``max_batch_size``).
+        timeout_ms: longest a forming batch waits for requests already arriving
+            (``batch_timeout_micros`` / 1000).
+        max_queue: most instances waiting (``max_enqueued_batches`` x ``max_batch_size``).
+        allowed_batch_sizes: batches are padded up to the next of these (empty: tfpilot's
+            power-of-two buckets for Keras models, no padding otherwise).
+        threads: model calls that may run at once (``num_batch_threads``).
+        max_instances: most instances in one request (a 400 beyond).
+    """
+
+    max_batch: int = 32
+    timeout_ms: float = 5.0
+    max_queue: int = 4096
+    allowed_batch_sizes: tuple[int, ...] = ()
+    threads: int = 1
+    max_instances: int = 256
+
+
+def pad_size(n: int, allowed: tuple[int, ...]) -> int:
+    """The batch size ``n`` instances are padded to: the next allowed size (n when none fits).
+
+    Example:
+        >>> pad_size(3, (1, 2, 4, 8)), pad_size(9, (1, 2, 4, 8)), pad_size(3, ())
+        (4, 9, 3)
+    """
+    return next((s for s in allowed if s >= n), n)
+
+
+def top_k_results(probs: np.ndarray, class_names: list[str], top_k: int) -> list[dict[str, Any]]:
+    """``[{"label", "score", "top_k": [{"label", "score"}, ...]}]`` per row of ``probs``."""
+    k = max(1, min(top_k, probs.shape[1]))
+    out = []
+    for row in probs:
+        order = np.argsort(-row, kind="stable")[:k]
+        top = [{"label": class_names[i], "score": float(row[i])} for i in order]
+        out.append({"label": top[0]["label"], "score": top[0]["score"], "top_k": top})
+    return out
+
+
+class Servable:
+    """One loaded model version (the base of both kinds).
+
+    Args:
+        name: the model's name.
+        version: its version number.
+        path: the folder or file it loads from.
+        options: batching and limits.
+        metrics: where batch sizes and queue depth are recorded.
+    """
+
+    kind = "base"
+    #: True for tfpilot's Predictor-based servables, which answer REST in tfpilot's shapes.
+    legacy_rest = False
+
+    def __init__(self, name: str, version: int, path: str | Path, options: BatchOptions,
+                 metrics: ServingMetrics | None = None) -> None:
+        self.name = name
+        self.version = version
+        self.path = Path(path)
+        self.options = options
+        self.metrics = metrics
+        self.signatures: Mapping[str, Signature] = MappingProxyType({})
+        self.signature_protos: Mapping[str, Any] = MappingProxyType({})
+        self.load_seconds = 0.0
+        self.batcher = MicroBatcher(
+            self._call, max_batch=options.max_batch, timeout_ms=options.timeout_ms, max_queue=options.max_queue,
+            on_batch=self._on_batch, on_depth=self._on_depth, name=f"{name}-v{version}", threads=options.threads,
+        )
+
+    # -- tfpilot's extras (None/empty unless the model is tfpilot's) ----------------------------
+    @property
+    def class_names(self) -> list[str]:
+        return []
+
+    @property
+    def input_spec(self) -> Any:
+        return None
+
+    @property
+    def decoder(self) -> InstanceDecoder | None:
+        return None
+
+    @property
+    def is_tfpilot(self) -> bool:
+        """Whether the tfpilot extras work: class names, raw-input decoding, uploads, web page."""
+        return self.decoder is not None and bool(self.class_names)
+
+    async def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, classes) of a decoded raw batch (tfpilot models only)."""
+        raise BadRequest(f"model {self.name!r} is not a tfpilot classifier: it has no class names")
+
+    def extras(self) -> dict[str, Any]:
+        """tfpilot's additions to the metadata answer."""
+        return {}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Load and warm up (blocking: call it in a thread); raises when the model cannot load."""
+        raise NotImplementedError
+
+    def unload(self) -> None:
+        """Drop the model (after :meth:`stop`)."""
+
+    async def start(self) -> None:
+        await self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+
+    # -- signatures -----------------------------------------------------------------------------
+    def signature(self, name: str | None) -> Signature:
+        """The signature ``name`` ('' or None: serving_default), or a 400 naming the ones there are."""
+        key = name or DEFAULT_SIGNATURE
+        sig = self.signatures.get(key)
+        if sig is None:
+            names = client_signatures(self.signatures)
+            raise BadRequest(f"Serving signature name: \"{key}\" not found in signature def of model "
+                             f"{self.name!r}.{did_you_mean(key, names)} Its signatures: {', '.join(names)}")
+        return sig
+
+    def signature_def_map(self) -> Any:
+        """``SignatureDefMap`` of every signature (as read from the model when it has protos)."""
+        protos = self.signature_protos or {n: s.to_proto() for n, s in self.signatures.items()}
+        return signature_def_map(protos)
+
+    def check_inputs(self, sig: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``inputs`` if they are exactly the signature's, with fitting dtypes and shapes; else a 400."""
+        want, got = set(sig.inputs), set(inputs)
+        if want != got:
+            extra, missing = sorted(got - want), sorted(want - got)
+            raise BadRequest(f"input size does not match signature {sig.name!r} of model {self.name!r}: "
+                             f"{len(got)}!={len(want)} len({sorted(got)}) != len({sorted(want)}). "
+                             f"Sent extra: {extra}. Missing but required: {missing}.")
+        return {k: sig.inputs[k].check(np.asarray(v) if not isinstance(v, np.ndarray) else v, f"input {k!r}")
+                for k, v in inputs.items()}
+
+    async def run(self, signature_name: str | None, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Outputs (by alias) of one signature for ``inputs``, through the micro-batcher."""
+        sig = self.signature(signature_name)
+        checked = self.check_inputs(sig, inputs)
+        rows = {np.shape(v)[0] if np.ndim(v) else -1 for v in checked.values()}
+        batchable = sig.batchable and len(rows) == 1 and rows != {0}
+        if batchable:
+            n = batch_size(checked)
+            if n > self.options.max_instances:
+                raise BadRequest(f"too many instances: {n} in one request (limit {self.options.max_instances}, "
+                                 "--max-instances); split the request")
+        key = (sig.name, tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(checked.items())))
+        return await self._submit(checked, key, batchable)
+
+    async def _submit(self, batch: Any, key: Any = None, splittable: bool = True) -> Any:
+        try:
+            return await self.batcher.submit(batch, key, splittable)
+        except QueueFull as exc:
+            raise Unavailable(f"model {self.name!r} is overloaded: {exc}; retry shortly") from None
+
+    # -- the model call (worker thread) ---------------------------------------------------------
+    def _call(self, batch: Any, key: Any = None) -> Any:
+        if key is None:
+            return self._call_raw(batch)
+        allowed = self.options.allowed_batch_sizes
+        n = batch_size(batch)
+        size = pad_size(n, allowed) if allowed and self.signatures[key[0]].batchable else n
+        if size > n:
+            batch = {k: np.concatenate([v, np.repeat(v[:1], size - n, axis=0)]) for k, v in batch.items()}
+        out = self._run_signature(key[0], batch)
+        if size > n:
+            out = {k: v[:n] if np.ndim(v) and len(v) == size else v for k, v in out.items()}
+        return out
+
+    def _call_raw(self, batch: Any) -> Any:
+        raise NotImplementedError
+
+    def _run_signature(self, name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _on_batch(self, size: int, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_batch(self.name, size, seconds)
+
+    def _on_depth(self, depth: int) -> None:
+        if self.metrics is not None:
+            self.metrics.queue_depth.labels(self.name).set(depth)
 
 
 def load_predictor(path: str | Path, backend: str | None = None) -> Any:
@@ -47,113 +259,64 @@ def backend_name(predictor: Any, requested: str | None, path: Path) -> str:
 
     if isinstance(getattr(predictor, "model", None), keras.Model):
         return "keras"
-    try:
-        from tfpilot.export.backends import detect
+    from tfpilot.export.backends import detect
 
+    try:
         return detect(path)[0]
-    except Exception:  # noqa: BLE001 -- descriptive only
+    except FileNotFoundError:
         return type(getattr(predictor, "model", predictor)).__name__
 
 
-def _dims(shape: tuple[Any, ...]) -> dict[str, Any]:
-    return {"dim": [{"size": str(-1 if d is None else int(d)), "name": ""} for d in shape], "unknown_rank": False}
-
-
-class Servable:
-    """A model the server answers for.
+class PredictorServable(Servable):
+    """A tfpilot run directory or artifact, served through its :class:`~tfpilot.inference.Predictor`.
 
     Args:
-        source: where the model is and its name.
-        settings: the server's settings (batching and limits).
-        metrics: where batch sizes, queue depth and readiness are recorded.
+        name, version, path, options, metrics: as for :class:`Servable`.
+        backend: keras, saved_model, tflite or onnx (None: detected from the path).
     """
 
-    def __init__(self, source: ModelSource, settings: ServeSettings, metrics: ServingMetrics | None = None) -> None:
-        self.source = source
-        self.name = source.name
-        self.settings = settings
-        self.metrics = metrics
-        self.state = "LOADING"
-        self.error = ""
+    kind = "tfpilot"
+    legacy_rest = True
+
+    def __init__(self, name: str, version: int, path: str | Path, options: BatchOptions,
+                 metrics: ServingMetrics | None = None, backend: str | None = None) -> None:
+        super().__init__(name, version, path, options, metrics)
+        self.requested_backend = backend
+        self.backend = backend or "auto"
         self.predictor: Any = None
         self.runner: Any = None
-        self.decoder: InstanceDecoder | None = None
+        self._decoder: InstanceDecoder | None = None
         self.input_name = "input"
-        self.backend = source.backend or "auto"
-        self.load_seconds = 0.0
-        self.batcher = MicroBatcher(
-            self._call, max_batch=settings.max_batch, timeout_ms=settings.batch_timeout_ms,
-            max_queue=settings.max_queue, on_batch=self._on_batch, on_depth=self._on_depth, name=self.name,
-        )
-        if metrics is not None:
-            metrics.ready.labels(self.name).set(0)
 
-    # -- lifecycle ------------------------------------------------------------------------------
-    def load(self) -> Servable:
-        """Load and warm up (blocking: call it in a thread). Failures set state END, never raise."""
+    def load(self) -> None:
         from tfpilot.serving.runner import make_runner
 
         t0 = time.perf_counter()
-        try:
-            predictor = load_predictor(self.source.path, self.source.backend)
-            runner = make_runner(predictor, self.settings.max_batch)
-            runner.warm_up()
-        except Exception as exc:  # noqa: BLE001 -- reported through /readyz and the model status
-            self.state, self.error = "END", f"could not load {self.source.path}: {type(exc).__name__}: {exc}"
-            log.error("model %s: %s", self.name, self.error)
-            return self
+        predictor = load_predictor(self.path, self.requested_backend)
+        runner = make_runner(predictor, self.options.max_batch, self.options.allowed_batch_sizes)
+        runner.warm_up()
         model = getattr(predictor, "model", None)
         inputs = getattr(model, "inputs", None)
         if inputs and len(inputs) == 1 and getattr(inputs[0], "name", None):
             self.input_name = str(inputs[0].name)
         self.predictor, self.runner = predictor, runner
-        self.backend = backend_name(predictor, self.source.backend, self.source.path)
-        self.decoder = InstanceDecoder(predictor.input_spec, max_instances=self.settings.max_instances)
+        self.backend = backend_name(predictor, self.requested_backend, self.path)
+        self._decoder = InstanceDecoder(predictor.input_spec, max_instances=self.options.max_instances)
+        spec = predictor.input_spec
+        dtype = DTYPES[_TF_DTYPES.get(spec.dtype, "DT_STRING")]
+        sig = Signature(DEFAULT_SIGNATURE, PREDICT_METHOD,
+                        MappingProxyType({self.input_name: TensorInfo(
+                            self.input_name, dtype, (None, *spec.shape), f"serving_default_{self.input_name}:0")}),
+                        MappingProxyType({PROBABILITIES: TensorInfo(
+                            PROBABILITIES, DTYPES["DT_FLOAT"], (None, len(predictor.class_names)),
+                            "StatefulPartitionedCall:0")}))
+        self.signatures = MappingProxyType({DEFAULT_SIGNATURE: sig})
         self.load_seconds = time.perf_counter() - t0
-        self.state = "AVAILABLE"
-        if self.metrics is not None:
-            self.metrics.ready.labels(self.name).set(1)
-        log.info("model %s ready (%s, %s runner) in %.1fs", self.name, self.source.path, runner.kind, self.load_seconds)
-        return self
+        log.info("model %s ready (%s, %s runner) in %.1fs", self.name, self.path, runner.kind, self.load_seconds)
 
-    async def start(self) -> None:
-        await self.batcher.start()
+    def unload(self) -> None:
+        self.predictor = self.runner = self._decoder = None
 
-    async def stop(self) -> None:
-        await self.batcher.stop()
-
-    @property
-    def ready(self) -> bool:
-        return self.state == "AVAILABLE"
-
-    def require_ready(self) -> None:
-        """A 503 unless the model is loaded and warmed up."""
-        if self.state == "LOADING":
-            raise Unavailable(f"model {self.name!r} is still loading; retry when /readyz answers 200", 2)
-        if self.state != "AVAILABLE":
-            raise Unavailable(f"model {self.name!r} is not available: {self.error}", 60)
-
-    # -- prediction -----------------------------------------------------------------------------
-    async def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities (N, num_classes) for a decoded batch, through the micro-batcher."""
-        self.require_ready()
-        try:
-            return await self.batcher.submit(batch)
-        except QueueFull as exc:
-            raise Unavailable(f"model {self.name!r} is overloaded: {exc}; retry shortly") from None
-
-    def _call(self, batch: Any) -> np.ndarray:
-        return self.runner(batch)
-
-    def _on_batch(self, size: int, seconds: float) -> None:
-        if self.metrics is not None:
-            self.metrics.observe_batch(self.name, size, seconds)
-
-    def _on_depth(self, depth: int) -> None:
-        if self.metrics is not None:
-            self.metrics.queue_depth.labels(self.name).set(depth)
-
-    # -- description ----------------------------------------------------------------------------
     @property
     def class_names(self) -> list[str]:
         return list(self.predictor.class_names) if self.predictor is not None else []
@@ -162,49 +325,29 @@ class Servable:
     def input_spec(self) -> Any:
         return self.predictor.input_spec if self.predictor is not None else None
 
-    def status(self) -> dict[str, Any]:
-        """TF Serving's ``GetModelStatusResponse``."""
-        state = self.state
-        code = "OK" if state != "END" else "UNKNOWN"
-        return {"model_version_status": [
-            {"version": VERSION, "state": state, "status": {"error_code": code, "error_message": self.error}}
-        ]}
+    @property
+    def decoder(self) -> InstanceDecoder | None:
+        return self._decoder
 
-    def signature(self) -> dict[str, Any]:
-        spec = self.input_spec
-        dtype = _TF_DTYPES.get(spec.dtype, "DT_INVALID")
-        return {
-            "inputs": {self.input_name: {"dtype": dtype, "tensor_shape": _dims((None, *spec.shape)),
-                                         "name": f"serving_default_{self.input_name}:0"}},
-            "outputs": {"output_0": {"dtype": "DT_FLOAT", "tensor_shape": _dims((None, len(self.class_names))),
-                                     "name": "StatefulPartitionedCall:0"}},
-            "method_name": "tensorflow/serving/predict",
-        }
+    async def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        return await self._submit(batch)
 
-    def metadata(self) -> dict[str, Any]:
-        """TF Serving's ``GetModelMetadataResponse``, plus tfpilot's input spec and class names."""
-        self.require_ready()
-        return {
-            "model_spec": {"name": self.name, "signature_name": "", "version": VERSION},
-            "metadata": {
-                "signature_def": {"signature_def": {"serving_default": self.signature()}},
-                "input_spec": self.input_spec.to_dict(),
-                "class_names": self.class_names,
-                "backend": self.backend,
-                "runner": self.runner.kind,
-            },
-        }
+    async def run(self, signature_name: str | None, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The one signature; shares model calls with REST's raw-instance requests."""
+        sig = self.signature(signature_name)
+        checked = self.check_inputs(sig, inputs)
+        batch = checked[self.input_name]
+        if self.input_spec.kind == "text":
+            batch = np.array([x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x) for x in batch],
+                             dtype=object)
+        if len(batch) == 0:
+            raise BadRequest(f"input {self.input_name!r} is empty: send at least one instance")
+        self.decoder.check_count(len(batch))
+        return {PROBABILITIES: await self._submit(batch)}
 
-    def summary(self) -> dict[str, Any]:
-        """One line of ``GET /v1/models``."""
-        spec = self.input_spec
-        return {
-            "name": self.name,
-            "version": VERSION,
-            "state": self.state,
-            "error": self.error,
-            "kind": spec.kind if spec is not None else None,
-            "input_shape": list(spec.shape) if spec is not None else None,
-            "num_classes": len(self.class_names),
-            "backend": self.backend,
-        }
+    def _call_raw(self, batch: Any) -> np.ndarray:
+        return self.runner(batch)
+
+    def extras(self) -> dict[str, Any]:
+        return {"input_spec": self.input_spec.to_dict(), "class_names": self.class_names,
+                "backend": self.backend, "runner": self.runner.kind}

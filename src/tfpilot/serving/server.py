@@ -1,5 +1,9 @@
 """Running the app under uvicorn: one process, or ``--workers N`` processes sharing metrics.
 
+With ``--workers N`` each process also starts its own gRPC server on the same port (gRPC
+binds with ``SO_REUSEPORT``, so the kernel spreads connections over them). With REST off
+(``--rest_api_port 0``) only the gRPC services run, in a plain asyncio loop.
+
 Example:
     >>> from tfpilot.serving import ServeSettings, serve
     >>> serve(ServeSettings(models=[{"path": "runs/mnist", "name": "mnist"}]))  # doctest: +SKIP
@@ -59,6 +63,9 @@ def serve(settings: ServeSettings, log_level: str = "info") -> None:
     """
     import uvicorn
 
+    if not settings.rest:
+        serve_grpc_only(settings, log_level)
+        return
     common: dict[str, Any] = dict(
         host=settings.host, port=settings.port, log_config=log_config(log_level), log_level=log_level,
         access_log=False, timeout_graceful_shutdown=settings.graceful_timeout_s, server_header=False,
@@ -80,3 +87,31 @@ def serve(settings: ServeSettings, log_level: str = "info") -> None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def serve_grpc_only(settings: ServeSettings, log_level: str = "info") -> None:
+    """Serve the gRPC services alone until SIGINT/SIGTERM (TF Serving without ``--rest_api_port``)."""
+    import asyncio
+    import logging.config
+    import signal
+
+    from tfpilot.serving.app import serving_lifespan
+    from tfpilot.serving.core import ServerCore
+    from tfpilot.serving.metrics import ServingMetrics
+    from tfpilot.serving.runner import configure_threads
+
+    if settings.workers != 1:
+        raise ValueError("--workers needs REST; without --rest_api_port serve with one process")
+    logging.config.dictConfig(log_config(log_level))
+    configure_threads(settings.threads)
+
+    async def main() -> None:
+        metrics = ServingMetrics()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with serving_lifespan(ServerCore(settings, metrics), settings, metrics):
+            await stop.wait()
+
+    asyncio.run(main())

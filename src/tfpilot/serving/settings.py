@@ -6,8 +6,8 @@ model name fails before anything loads) and travel to ``--workers`` processes as
 Example:
     >>> from tfpilot.serving.settings import ServeSettings, model_sources
     >>> settings = ServeSettings(models=[{"path": "runs/mnist", "name": "mnist"}])
-    >>> settings.host, settings.port, settings.max_batch
-    ('127.0.0.1', 8501, 32)
+    >>> settings.host, settings.port, settings.max_batch, settings.grpc_port
+    ('127.0.0.1', 8501, 32, None)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -56,18 +56,71 @@ class ModelSource(BaseModel):
         return self
 
 
+#: Which versions of a model are served (TF Serving's ``model_version_policy``).
+Policy = Literal["latest", "all", "specific"]
+
+
+class ModelConfig(BaseModel):
+    """One model the server manages (a ``ModelConfig`` entry, or a ``tfpilot serve PATH``).
+
+    Args:
+        name: the model's name in URLs and ``model_spec.name``.
+        base_path: the folder of numbered version folders (``base_path/123/saved_model.pb``);
+            with ``single``, the one artifact to serve as version 1.
+        policy: which versions are served: the ``latest`` ``num_versions``, ``all``, or the
+            ``specific`` ``versions``.
+        num_versions: for ``latest``.
+        versions: for ``specific``.
+        labels: version labels (``stable`` -> 1).
+        single: serve ``base_path`` itself (a tfpilot run or artifact) as version 1, unpolled.
+        backend: tfpilot's inference backend for ``single`` models (None: detected).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    base_path: Path
+    policy: Policy = "latest"
+    num_versions: int = Field(1, ge=1)
+    versions: tuple[int, ...] = ()
+    labels: dict[str, int] = Field(default_factory=dict)
+    single: bool = False
+    backend: Backend | None = None
+
+    @model_validator(mode="after")
+    def _check_name(self) -> ModelConfig:
+        if not _NAME.match(self.name):
+            raise ValueError(f"model name {self.name!r} cannot be used in a URL: use letters, digits, '.', '_' "
+                             "or '-' (at most 128), starting with a letter or digit")
+        return self
+
+
 class ServeSettings(BaseModel):
     """Everything ``tfpilot serve`` is told.
 
     Args:
-        models: the models to serve (names must be distinct).
-        host, port: where to listen (loopback unless told otherwise).
+        models: tfpilot runs or artifacts, each served as one model (version 1); a path that
+            holds numbered version folders is served as a TF Serving base path instead.
+        model_configs: TF Serving-style models (``--model_name``/``--model_base_path``).
+        model_config_file: a text-format ``ModelServerConfig`` with the models (TF Serving's
+            ``--model_config_file``), re-read every ``model_config_file_poll_wait_seconds``
+            (0: read once).
+        file_system_poll_wait_seconds: how often base paths are polled for new versions
+            (0: once, at start).
+        host, port: where REST listens (loopback unless told otherwise); ``rest``: False
+            for no REST server (TF Serving's ``--rest_api_port 0``).
+        grpc_port: where the gRPC services listen (None: no gRPC).
         max_batch: most instances in one model call.
         batch_timeout_ms: longest a batch waits for requests that have already arrived.
-        api_key: when set, /v1/* and /metrics need ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``.
-        max_body_bytes: larger request bodies get a 413.
+        allowed_batch_sizes: batch sizes to pad to (TF Serving's; default: tfpilot's buckets).
+        batch_threads: model calls per model version that may run at once.
+        api_key: when set, /v1/*, /v2/*, /metrics and gRPC need ``X-API-Key: KEY`` or
+            ``Authorization: Bearer KEY`` (gRPC: metadata ``x-api-key`` or ``authorization``).
+        max_body_bytes: larger request bodies get a 413 (and larger gRPC messages RESOURCE_EXHAUSTED).
         max_instances: more instances in one request get a 400.
         max_queue: more instances waiting for one model get a 503 (overload).
+        enable_model_warmup: replay ``assets.extra/tf_serving_warmup_requests`` before a version serves.
+        prometheus_path: where the Prometheus metrics are also served (TF Serving's path).
         workers: server processes (each loads every model).
         access_log: one JSON line per request on stdout.
         graceful_timeout_s: how long shutdown waits for in-flight requests.
@@ -81,15 +134,25 @@ class ServeSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    models: list[ModelSource] = Field(min_length=1)
+    models: list[ModelSource] = Field(default_factory=list)
+    model_configs: list[ModelConfig] = Field(default_factory=list)
+    model_config_file: Path | None = None
+    model_config_file_poll_wait_seconds: float = Field(0.0, ge=0)
+    file_system_poll_wait_seconds: float = Field(1.0, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(8501, ge=0, le=65535)
+    rest: bool = True
+    grpc_port: int | None = Field(None, ge=0, le=65535)
     max_batch: int = Field(32, ge=1, le=4096)
     batch_timeout_ms: float = Field(5.0, ge=0, le=10_000)
+    allowed_batch_sizes: tuple[int, ...] = ()
+    batch_threads: int = Field(1, ge=1, le=64)
     api_key: str | None = Field(None, min_length=1, repr=False)
     max_body_bytes: int = Field(10 * 2**20, ge=1024)
     max_instances: int = Field(256, ge=1)
     max_queue: int = Field(4096, ge=1)
+    enable_model_warmup: bool = True
+    prometheus_path: str = "/monitoring/prometheus/metrics"
     workers: int = Field(1, ge=1, le=64)
     access_log: bool = True
     graceful_timeout_s: int = Field(30, ge=1)
@@ -98,15 +161,34 @@ class ServeSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check_names(self) -> ServeSettings:
+        if not (self.models or self.model_configs or self.model_config_file):
+            raise ValueError("nothing to serve: give run directories or exported models, --model_name with "
+                             "--model_base_path, or --model_config_file")
+        if self.model_config_file and (self.models or self.model_configs):
+            raise ValueError("--model_config_file lists every model: give no other models with it "
+                             "(as in TF Serving, --model_name/--model_base_path are ignored then)")
         seen: dict[str, Path] = {}
-        for m in self.models:
-            if m.name in seen:
+        for name, path in [(m.name, m.path) for m in self.models] + [(c.name, c.base_path) for c in self.model_configs]:
+            if name in seen:
                 raise ValueError(
-                    f"two models are named {m.name!r} ({seen[m.name]} and {m.path}); "
+                    f"two models are named {name!r} ({seen[name]} and {path}); "
                     "give each a distinct --name"
                 )
-            seen[m.name] = m.path
+            seen[name] = path
+        if self.allowed_batch_sizes and self.allowed_batch_sizes[-1] != self.max_batch:
+            raise ValueError(f"the last allowed batch size ({self.allowed_batch_sizes[-1]}) must equal the "
+                             f"max batch size ({self.max_batch})")
+        if not self.rest and self.grpc_port is None:
+            raise ValueError("with REST off (--rest_api_port 0) give a gRPC --port")
         return self
+
+    def batch_options(self) -> Any:
+        """The :class:`~tfpilot.serving.servable.BatchOptions` every model version gets."""
+        from tfpilot.serving.servable import BatchOptions
+
+        return BatchOptions(max_batch=self.max_batch, timeout_ms=self.batch_timeout_ms, max_queue=self.max_queue,
+                            allowed_batch_sizes=self.allowed_batch_sizes, threads=self.batch_threads,
+                            max_instances=self.max_instances)
 
     def to_env(self) -> str:
         """JSON for :data:`SETTINGS_ENV` (includes the API key: keep the environment private)."""

@@ -1,18 +1,24 @@
 """TF Serving's REST API, so a client written for TF Serving works unchanged.
 
-* ``GET  /v1/models/{name}[/versions/1]`` -- model status
-* ``GET  /v1/models/{name}[/versions/1]/metadata`` -- signature, input spec, class names
-* ``POST /v1/models/{name}[/versions/1]:predict`` -- ``{"instances"|"inputs": ...}`` ->
-  ``{"predictions"|"outputs": [[p_0, ..., p_k], ...]}``
-* ``POST /v1/models/{name}[/versions/1]:classify`` -- ``{"examples"|"instances"|"inputs": ...}`` ->
-  ``{"result": [[[class name, score], ...], ...]}``
+Every route exists three ways: ``/v1/models/{name}`` (the latest available version),
+``/v1/models/{name}/versions/{version}`` and ``/v1/models/{name}/labels/{label}``:
+
+* ``GET  ...`` -- ``GetModelStatusResponse`` (every version with its state and status)
+* ``GET  .../metadata`` -- ``model_spec`` and the ``signature_def`` map
+* ``POST ...:predict`` -- row (``instances``) or columnar (``inputs``) format, any signature
+* ``POST ...:classify`` / ``...:regress`` -- ``examples`` (+ ``context``) for classify and
+  regress signatures; ``{"result": [[[label, score], ...], ...]}`` / ``{"result": [value, ...]}``
+
+tfpilot's own models answer predict and classify in tfpilot's shapes (see
+:mod:`~tfpilot.serving.rest_tfpilot`); a SavedModel from ``tfpilot export`` answers as TF
+Serving would, and also takes ``{"b64": ...}`` images and ``:classify`` with class names.
 
 Example:
     >>> from fastapi import FastAPI
     >>> app = FastAPI()
     >>> app.include_router(tf_serving_router())
     >>> sorted({r.path for r in app.routes if r.path.startswith("/v1")})[:2]
-    ['/v1/models/{name}', '/v1/models/{name}/metadata']
+    ['/v1/models/{name}', '/v1/models/{name}/labels/{label}']
 """
 
 from __future__ import annotations
@@ -22,118 +28,244 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
-from tfpilot.serving.decode import parse_json, request_instances
+from tfpilot.serving import inference, rest_tfpilot
+from tfpilot.serving.decode import parse_json
 from tfpilot.serving.errors import BadRequest
-from tfpilot.serving.lookup import INLINE_BODY_BYTES, check_top_k, find_servable, json_answer, off_loop
+from tfpilot.serving.examples import serialized_from_json
+from tfpilot.serving.lookup import INLINE_BODY_BYTES, json_answer, off_loop
+from tfpilot.serving.rest_json import json_inputs, json_outputs, signature_name
 from tfpilot.serving.schemas import (
     ERRORS,
     ClassifyRequest,
     ClassifyResponse,
     PredictRequest,
     PredictResponse,
+    RegressRequest,
+    RegressResponse,
     json_body,
 )
+from tfpilot.serving.servable import Servable
+from tfpilot.serving.signatures import CLASSIFY_METHOD, proto_json
+from tfpilot.serving.tensors import array_to_json
 
 NAME = Path(description="The model's name (see GET /v1/models).")
-VERSION = Path(description="The model version; tfpilot serves version 1.")
+VERSION = Path(description="A version number (a numbered folder of the model's base path).")
+LABEL = Path(description="A version label of the model config (e.g. stable).")
+VERBS = ("predict", "classify", "regress")
+TOP_K = Query(None, ge=1, le=100_000, description="tfpilot models: only the best k classes (default: all).")
 
 
-def _servable(request: Request, name: str, version: str | None = None) -> Any:
-    return find_servable(request.app.state.servables, name, version)
+def parse_version(version: str | None) -> int | None:
+    """A URL's version as a number; a 400 for anything else."""
+    if version is None:
+        return None
+    if not version.isdigit():
+        raise BadRequest(f"Failed to convert version: {version} to numeric.")
+    return int(version)
 
 
-async def _decoded(servable: Any, request: Request, verb: str) -> tuple[np.ndarray, str]:
-    """Read, parse and decode the body while the batcher knows the request is coming."""
-    servable.require_ready()
+def _core(request: Request) -> Any:
+    return request.app.state.core
+
+
+def _wrong_method(core: Any, name: str, tail: str | None) -> None:
+    """A 405 for ``GET ...:predict`` (the status route matched it)."""
+    text = tail if tail is not None else name
+    verb = text.rpartition(":")[2] if ":" in text else ""
+    base = name.partition(":")[0]
+    if verb in VERBS and base in core.managers:
+        raise HTTPException(405, f"Method Not Allowed: :{verb} takes POST with a JSON body")
+
+
+def status(request: Request, name: str, version: str | None = None, label: str | None = None) -> JSONResponse:
+    _wrong_method(_core(request), name, version or label)
+    manager = _core(request).manager(name)
+    return JSONResponse(proto_json(manager.status_proto(parse_version(version), label)))
+
+
+def metadata(request: Request, name: str, version: str | None = None, label: str | None = None) -> JSONResponse:
+    servable = _core(request).resolve(name, parse_version(version), label).servable
+    spec = {"name": servable.name, "signature_name": "", "version": str(servable.version)}
+    body = {"model_spec": spec, "metadata": {"signature_def": proto_json(servable.signature_def_map()),
+                                              **servable.extras()}}
+    return JSONResponse(body)
+
+
+def _image_hook(servable: Servable) -> Any:
+    """tfpilot's extra: ``{"b64": ...}`` images for a tfpilot SavedModel's uint8 input, decoded and resized."""
+    spec = servable.input_spec
+    if not servable.is_tfpilot or spec is None or spec.kind != "image":
+        return None
+    raw = getattr(servable, "raw_input", "")
+
+    def hook(name: str, values: list[Any]) -> np.ndarray | None:
+        if name != raw or not any(isinstance(v, dict) for v in values):
+            return None
+        return servable.decoder.decode(values)
+
+    return hook
+
+
+async def _generic_predict(servable: Servable, request: Request) -> Response:
     with servable.batcher.arriving():
         body = await request.body()
 
-        def decode() -> tuple[np.ndarray, str]:
-            raw, form = request_instances(parse_json(body), verb)
-            return servable.decoder.decode(raw), form
+        def decode() -> tuple[Any, dict[str, np.ndarray], str]:
+            payload = parse_json(body)
+            sig = servable.signature(signature_name(payload))
+            inputs, form = json_inputs(payload, sig, _image_hook(servable))
+            return sig, inputs, form
 
-        heavy = len(body) > INLINE_BODY_BYTES or (servable.input_spec.kind == "image" and b'"b64"' in body)
-        return await off_loop(decode, heavy=heavy)
-
-
-async def _predict(request: Request, name: str, version: str | None) -> Response:
-    servable = _servable(request, name, version)
-    batch, form = await _decoded(servable, request, "predict")
-    probs = await servable.predict(batch)
-    key = "predictions" if form == "row" else "outputs"
-    return await json_answer(lambda: {key: probs.tolist()}, probs.size)
+        sig, inputs, form = await off_loop(decode, heavy=len(body) > INLINE_BODY_BYTES or b'"b64"' in body)
+    outputs = await servable.run(sig.name, inputs)
+    numbers = sum(int(np.size(v)) for v in outputs.values())
+    return await json_answer(lambda: json_outputs(outputs, form, array_to_json), numbers)
 
 
-async def _classify(request: Request, name: str, version: str | None, top_k: int | None) -> Response:
-    servable = _servable(request, name, version)
-    batch, _ = await _decoded(servable, request, "classify")
-    probs = await servable.predict(batch)
-    k = check_top_k(top_k, probs.shape[1])
-    names = servable.class_names
+async def predict(request: Request, name: str, version: str | None = None, label: str | None = None) -> Response:
+    record = _core(request).resolve(name, parse_version(version), label)
+    with record.lease() as servable:
+        if servable.legacy_rest:
+            return await rest_tfpilot.predict(servable, request)
+        return await _generic_predict(servable, request)
 
-    def content() -> dict[str, Any]:
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-        return {"result": [[[names[j], float(row[j])] for j in idx] for row, idx in zip(probs, order, strict=True)]}
 
-    return await json_answer(content, probs.size)
+def _serialized(payload: dict[str, Any], verb: str) -> list[bytes]:
+    if "examples" not in payload:
+        raise BadRequest(f"When method is {verb}, key 'examples' is expected and was not found: send "
+                         "{\"examples\": [{\"<feature>\": value, ...}, ...], \"context\": {...}}")
+    return serialized_from_json(payload["examples"], payload.get("context"))
+
+
+async def _read_examples(servable: Servable, request: Request, verb: str) -> tuple[bytes, Any, list[bytes] | None]:
+    """The body, its signature and -- unless tfpilot answers it with class names -- its serialized examples."""
+    with servable.batcher.arriving():
+        body = await request.body()
+        heavy = len(body) > INLINE_BODY_BYTES
+        payload = await off_loop(parse_json, body, heavy=heavy)
+        sig = servable.signature(signature_name(payload))
+        if verb == "classify" and servable.is_tfpilot and sig.method_name != CLASSIFY_METHOD:
+            return body, sig, None
+        return body, sig, await off_loop(_serialized, payload, verb, heavy=heavy)
+
+
+async def classify(request: Request, name: str, version: str | None = None, label: str | None = None,
+                   top_k: int | None = None) -> Response:
+    record = _core(request).resolve(name, parse_version(version), label)
+    with record.lease() as servable:
+        if servable.legacy_rest:
+            return await rest_tfpilot.classify(servable, request, top_k)
+        body, sig, serialized = await _read_examples(servable, request, "classify")
+        if serialized is None:  # a tfpilot export's predict signature: class names, as tfpilot answers
+            return await rest_tfpilot.classify_body(servable, body, top_k)
+        _, result = await inference.classify(servable, sig.name, serialized)
+    return await json_answer(lambda: {"result": [inference.classification_pairs(r) for r in result]},
+                             sum(len(r.classes) for r in result))
+
+
+async def regress(request: Request, name: str, version: str | None = None, label: str | None = None) -> Response:
+    record = _core(request).resolve(name, parse_version(version), label)
+    with record.lease() as servable:
+        if servable.legacy_rest:
+            raise BadRequest("tfpilot models are classifiers: use :predict (probabilities) or :classify (class names)")
+        _, sig, serialized = await _read_examples(servable, request, "regress")
+        _, values = await inference.regress(servable, sig.name, serialized or [])
+    return JSONResponse({"result": values})
 
 
 def tf_serving_router() -> APIRouter:
-    """The TF Serving routes (servables are looked up in ``app.state.servables``)."""
+    """The TF Serving routes (models are looked up in ``app.state.core``)."""
     router = APIRouter(tags=["TF Serving API"], responses=ERRORS)
-
-    @router.get("/v1/models/{name}", summary="Model status")
-    async def model_status(request: Request, name: str = NAME) -> dict[str, Any]:
-        """TF Serving's model status (state LOADING, AVAILABLE, or END with the error)."""
-        return _servable(request, name).status()
-
-    @router.get("/v1/models/{name}/versions/{version}", summary="Model status (one version)")
-    async def model_version_status(request: Request, name: str = NAME, version: str = VERSION) -> dict[str, Any]:
-        """TF Serving's model status for one version."""
-        return _servable(request, name, version).status()
-
-    @router.get("/v1/models/{name}/metadata", summary="Model metadata")
-    async def model_metadata(request: Request, name: str = NAME) -> dict[str, Any]:
-        """The serving signature (input name, dtype, shape; output shape), input spec and class names."""
-        return _servable(request, name).metadata()
-
-    @router.get("/v1/models/{name}/versions/{version}/metadata", summary="Model metadata (one version)")
-    async def model_version_metadata(request: Request, name: str = NAME, version: str = VERSION) -> dict[str, Any]:
-        """The metadata of one version."""
-        return _servable(request, name, version).metadata()
-
     predict_doc = dict(openapi_extra=json_body(PredictRequest), response_model=None,
-                       responses={200: {"model": PredictResponse, "description": "Class probabilities."}})
+                       responses={200: {"model": PredictResponse, "description": "The signature's outputs."}})
+    classify_doc = dict(openapi_extra=json_body(ClassifyRequest), response_model=None,
+                        responses={200: {"model": ClassifyResponse, "description": "Labels with scores."}})
+    regress_doc = dict(openapi_extra=json_body(RegressRequest), response_model=None,
+                       responses={200: {"model": RegressResponse, "description": "One value per example."}})
 
+    # POST routes first: a request path is matched against the routes in order
+    # -- predict --------------------------------------------------------------------------------
     @router.post("/v1/models/{name}:predict", summary="Predict", **predict_doc)
-    async def predict(request: Request, name: str = NAME) -> Response:
-        """Class probabilities for ``instances`` (answered as ``predictions``) or ``inputs`` (``outputs``)."""
-        return await _predict(request, name, None)
+    async def model_predict(request: Request, name: str = NAME) -> Response:
+        """The outputs of a signature for ``instances`` (answered as ``predictions``) or ``inputs`` (``outputs``)."""
+        return await predict(request, name)
 
     @router.post("/v1/models/{name}/versions/{version}:predict", summary="Predict (one version)", **predict_doc)
-    async def predict_version(request: Request, name: str = NAME, version: str = VERSION) -> Response:
+    async def version_predict(request: Request, name: str = NAME, version: str = VERSION) -> Response:
         """Predict with one version."""
-        return await _predict(request, name, version)
+        return await predict(request, name, version=version)
 
-    top_k = Query(None, ge=1, le=100_000, description="Only the best k classes (default: all).")
-    classify_doc = dict(openapi_extra=json_body(ClassifyRequest), response_model=None,
-                        responses={200: {"model": ClassifyResponse, "description": "Class names with scores."}})
+    @router.post("/v1/models/{name}/labels/{label}:predict", summary="Predict (one label)", **predict_doc)
+    async def label_predict(request: Request, name: str = NAME, label: str = LABEL) -> Response:
+        """Predict with the version a label names."""
+        return await predict(request, name, label=label)
 
+    # -- classify -------------------------------------------------------------------------------
     @router.post("/v1/models/{name}:classify", summary="Classify", **classify_doc)
-    async def classify(request: Request, name: str = NAME, top_k: int | None = top_k) -> Response:
-        """[class name, score] pairs per example, best first."""
-        return await _classify(request, name, None, top_k)
+    async def model_classify(request: Request, name: str = NAME, top_k: int | None = TOP_K) -> Response:
+        """``[label, score]`` pairs per example (a classify signature; tfpilot models: class names, best first)."""
+        return await classify(request, name, top_k=top_k)
 
     @router.post("/v1/models/{name}/versions/{version}:classify", summary="Classify (one version)", **classify_doc)
-    async def classify_version(request: Request, name: str = NAME, version: str = VERSION,
-                               top_k: int | None = top_k) -> Response:
+    async def version_classify(request: Request, name: str = NAME, version: str = VERSION,
+                               top_k: int | None = TOP_K) -> Response:
         """Classify with one version."""
-        return await _classify(request, name, version, top_k)
+        return await classify(request, name, version=version, top_k=top_k)
 
-    @router.post("/v1/models/{name}:regress", include_in_schema=False)
-    async def regress(request: Request, name: str) -> JSONResponse:
-        _servable(request, name)
-        raise BadRequest("tfpilot models are classifiers: use :predict (probabilities) or :classify (class names)")
+    @router.post("/v1/models/{name}/labels/{label}:classify", summary="Classify (one label)", **classify_doc)
+    async def label_classify(request: Request, name: str = NAME, label: str = LABEL,
+                             top_k: int | None = TOP_K) -> Response:
+        """Classify with the version a label names."""
+        return await classify(request, name, label=label, top_k=top_k)
+
+    # -- regress --------------------------------------------------------------------------------
+    @router.post("/v1/models/{name}:regress", summary="Regress", **regress_doc)
+    async def model_regress(request: Request, name: str = NAME) -> Response:
+        """One value per example (a regress signature)."""
+        return await regress(request, name)
+
+    @router.post("/v1/models/{name}/versions/{version}:regress", summary="Regress (one version)", **regress_doc)
+    async def version_regress(request: Request, name: str = NAME, version: str = VERSION) -> Response:
+        """Regress with one version."""
+        return await regress(request, name, version=version)
+
+    @router.post("/v1/models/{name}/labels/{label}:regress", summary="Regress (one label)", **regress_doc)
+    async def label_regress(request: Request, name: str = NAME, label: str = LABEL) -> Response:
+        """Regress with the version a label names."""
+        return await regress(request, name, label=label)
+
+    # -- status ---------------------------------------------------------------------------------
+    @router.get("/v1/models/{name}", summary="Model status")
+    async def model_status(request: Request, name: str = NAME) -> JSONResponse:
+        """TF Serving's model status: every version with its state (LOADING, AVAILABLE, UNLOADING, END)."""
+        return status(request, name)
+
+    @router.get("/v1/models/{name}/versions/{version}", summary="Model status (one version)")
+    async def version_status(request: Request, name: str = NAME, version: str = VERSION) -> JSONResponse:
+        """The status of one version."""
+        return status(request, name, version=version)
+
+    @router.get("/v1/models/{name}/labels/{label}", summary="Model status (one label)")
+    async def label_status(request: Request, name: str = NAME, label: str = LABEL) -> JSONResponse:
+        """The status of the version a label names."""
+        return status(request, name, label=label)
+
+    # -- metadata -------------------------------------------------------------------------------
+    @router.get("/v1/models/{name}/metadata", summary="Model metadata")
+    async def model_metadata(request: Request, name: str = NAME) -> JSONResponse:
+        """``model_spec`` and every signature (inputs and outputs with dtype and shape, method)."""
+        return metadata(request, name)
+
+    @router.get("/v1/models/{name}/versions/{version}/metadata", summary="Model metadata (one version)")
+    async def version_metadata(request: Request, name: str = NAME, version: str = VERSION) -> JSONResponse:
+        """The metadata of one version."""
+        return metadata(request, name, version=version)
+
+    @router.get("/v1/models/{name}/labels/{label}/metadata", summary="Model metadata (one label)")
+    async def label_metadata(request: Request, name: str = NAME, label: str = LABEL) -> JSONResponse:
+        """The metadata of the version a label names."""
+        return metadata(request, name, label=label)
 
     return router

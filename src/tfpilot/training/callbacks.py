@@ -94,28 +94,55 @@ class RichProgress(keras.callbacks.Callback):
 
 
 def build_callbacks(cfg: CallbacksConfig, run_dir: Path, epochs: int, steps: int | None,
-                    has_validation: bool = True, append: bool = False,
+                    has_validation: bool = True, append: bool = False, *, ema: bool = False,
+                    precise_batches: Any = None,
                     ) -> tuple[list[keras.callbacks.Callback], EpochTimer]:
     """The run's callbacks, in the order they must see each epoch's logs.
 
+    Early stopping and the best-model checkpoint judge epochs by the same criterion,
+    ``cfg.monitor`` (``cfg.monitor_mode``), so ``checkpoints/best.keras`` and the weights early
+    stopping restores come from the same epoch. Both see the weights a run keeps: the EMA
+    weights when ``ema``, with BatchNorm statistics recomputed from ``precise_batches``
+    (:class:`~tfpilot.training.inference_weights.InferenceWeights` first, its
+    :class:`~tfpilot.training.inference_weights.TrainingWeights` last).
+
     Crash-safe backups are added by the trainer (:class:`~tfpilot.training.resume.ResumeCheckpoint`),
-    since they must see these callbacks' state.
+    after these, since they must see these callbacks' state and the training weights.
 
     Args:
+        cfg: ``train.callbacks``.
+        run_dir: the run directory (checkpoints/, history.csv, logs/).
+        epochs, steps: epochs and steps per epoch (the progress bar).
+        has_validation: whether there is a validation split (early stopping, plateau and
+            checkpoint need one).
         append: continue history.csv (a resumed run or a second training stage).
+        ema: the optimizer keeps EMA weights (``train.optimizer.ema``).
+        precise_batches: a fixed sample of training batches for precise BN, or None.
 
     Returns:
         ``(callbacks, timer)``; ``timer.train_seconds`` is the time spent in epochs.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from tfpilot.config.schema import CallbacksConfig
+        >>> cbs, _ = build_callbacks(CallbacksConfig(monitor="val_accuracy", tensorboard=False, csv_logger=False,
+        ...                                          checkpoint=False, progress="none"), Path("."), 1, 1)
+        >>> [type(c).__name__ for c in cbs]
+        ['InferenceWeights', 'LearningRateLogger', 'EpochTimer', 'TerminateOnNaN', 'EarlyStopping', 'TrainingWeights']
     """
+    from tfpilot.training.inference_weights import InferenceWeights, TrainingWeights
+
     timer = EpochTimer()
-    cbs: list[keras.callbacks.Callback] = [LearningRateLogger(), timer]
+    inference = InferenceWeights(ema=ema, precise_batches=precise_batches)
+    cbs: list[keras.callbacks.Callback] = [inference, LearningRateLogger(), timer]
     if cfg.terminate_on_nan:
         cbs.append(keras.callbacks.TerminateOnNaN())
     if has_validation:
         es = cfg.early_stopping
         if es.enabled:
             cbs.append(keras.callbacks.EarlyStopping(
-                monitor=es.monitor, patience=es.patience, restore_best_weights=es.restore_best_weights))
+                monitor=cfg.monitor, mode=cfg.monitor_mode, patience=es.patience,
+                restore_best_weights=es.restore_best_weights))
         rl = cfg.reduce_lr_on_plateau
         if rl.enabled:
             cbs.append(keras.callbacks.ReduceLROnPlateau(
@@ -123,11 +150,13 @@ def build_callbacks(cfg: CallbacksConfig, run_dir: Path, epochs: int, steps: int
         if cfg.checkpoint:
             (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
             cbs.append(keras.callbacks.ModelCheckpoint(
-                str(run_dir / "checkpoints" / "best.keras"), monitor="val_accuracy", save_best_only=True))
+                str(run_dir / "checkpoints" / "best.keras"), monitor=cfg.monitor, mode=cfg.monitor_mode,
+                save_best_only=True))
     if cfg.csv_logger:
         cbs.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=append))
     if cfg.tensorboard:
         cbs.append(keras.callbacks.TensorBoard(str(run_dir / "logs"), histogram_freq=0, write_graph=False))
     if cfg.progress == "rich":
         cbs.append(RichProgress(epochs, steps))
+    cbs.append(TrainingWeights(inference))
     return cbs, timer

@@ -7,30 +7,104 @@ inner step is written out here, in one place, to be edited.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 
-def make_train_step(model: Any, loss_tracker: Any) -> Any:
+def _unscaled(loss: Any, strategy: Any) -> Any:
+    """Keras divides a replica's loss by the number of replicas (so that summed gradients
+    average over the global batch); the logged loss is the per-example mean again."""
+    return loss * strategy.num_replicas_in_sync if strategy is not None else loss
+
+
+def _per_batch(step: Any, strategy: Any) -> Any:
+    """``step(*batch)`` on one replica, or on every replica of ``strategy`` via ``strategy.run``."""
+    if strategy is None:
+        return lambda batch: step(*batch)
+    return lambda batch: strategy.run(step, args=tuple(batch))
+
+
+def make_train_step(model: Any, loss_tracker: Any, strategy: Any = None) -> Any:
     """A ``tf.function`` running one optimisation step; returns the metric results.
+
+    Under a ``tf.distribute`` strategy the step runs on every replica (``strategy.run``); the
+    optimizer all-reduces the gradients, and the metrics, read in cross-replica context, are
+    summed over every replica of every worker -- so each worker logs the same numbers.
 
     Args:
         model: the compiled model (its loss, metrics and optimizer are used).
         loss_tracker: a ``keras.metrics.Mean`` accumulating the epoch's mean loss.
+        strategy: the ``tf.distribute.Strategy`` the model was built under, or None.
     """
     import tensorflow as tf
 
-    @tf.function
-    def train_step(x: Any, y: Any, sample_weight: Any = None) -> dict[str, Any]:
+    def replica_step(x: Any, y: Any, sample_weight: Any = None) -> None:
         with tf.GradientTape() as tape:
             y_pred = model(x, training=True)
             loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
             scaled = model.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, model.trainable_variables)
         model.optimizer.apply(grads, model.trainable_variables)
-        loss_tracker.update_state(loss, sample_weight=tf.shape(y_pred)[0])
-        return {**model.compute_metrics(x, y, y_pred, sample_weight=sample_weight), "loss": loss_tracker.result()}
+        loss_tracker.update_state(_unscaled(loss, strategy), sample_weight=tf.shape(y_pred)[0])
+        model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    run = _per_batch(replica_step, strategy)
+
+    @tf.function
+    def train_step(batch: Any) -> dict[str, Any]:
+        run(batch)
+        return {**model.get_metrics_result(), "loss": loss_tracker.result()}
 
     return train_step
+
+
+def make_test_step(model: Any, loss_tracker: Any, strategy: Any) -> Any:
+    """A ``tf.function`` updating the loss and metrics on one validation batch (every replica).
+
+    Used under a strategy, where ``model.evaluate`` cannot run (Keras 3 reduces its scalar
+    logs with ``axis=0`` under MultiWorkerMirroredStrategy: keras-team/keras#20585).
+    """
+    import tensorflow as tf
+
+    def replica_step(x: Any, y: Any, sample_weight: Any = None) -> None:
+        y_pred = model(x, training=False)
+        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+        loss_tracker.update_state(_unscaled(loss, strategy), sample_weight=tf.shape(y_pred)[0])
+        model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    run = _per_batch(replica_step, strategy)
+
+    @tf.function
+    def test_step(batch: Any) -> None:
+        run(batch)
+
+    return test_step
+
+
+def build_state(model: Any, strategy: Any, element_spec: Any) -> None:
+    """Create the compiled loss's and metrics' variables under ``strategy``'s scope, before the
+    first step: created lazily inside ``strategy.run`` they would be built in a replica context,
+    which fails with several local replicas. ``model.fit`` does the same (``_symbolic_build``).
+
+    Args:
+        model: the compiled model.
+        strategy: its ``tf.distribute.Strategy``.
+        element_spec: the (undistributed) training dataset's ``element_spec``.
+    """
+    with strategy.scope():
+        model._symbolic_build(data_batch=element_spec)  # noqa: SLF001 -- Keras' own pre-build, as in fit
+
+
+def _distributed_evaluate(model: Any, dataset: Any, step: Any, loss_tracker: Any, callbacks: Any) -> dict[str, float]:
+    """Validation under a strategy, with the callbacks' test hooks as ``model.evaluate`` calls them."""
+    model.reset_metrics()
+    loss_tracker.reset_state()
+    callbacks.on_test_begin()
+    for batch in dataset:
+        step(batch)
+    logs = {k: float(v) for k, v in {**model.get_metrics_result(), "loss": loss_tracker.result()}.items()}
+    callbacks.on_test_end(logs)
+    return logs
 
 
 def custom_fit(
@@ -42,6 +116,7 @@ def custom_fit(
     initial_epoch: int = 0,
     validation_data: Any = None,
     callbacks: list[Any] = (),
+    strategy: Any = None,
 ) -> Any:
     """Train like ``model.fit`` (same callbacks and logs), with :func:`make_train_step`.
 
@@ -54,6 +129,8 @@ def custom_fit(
         initial_epoch: the epoch to start at (for resumed runs).
         validation_data: batched validation dataset, evaluated after each epoch.
         callbacks: Keras callbacks, called exactly as ``fit`` calls them.
+        strategy: the ``tf.distribute.Strategy`` the model was built under (``train_ds`` and
+            ``validation_data`` are then distributed datasets of it), or None.
 
     Returns:
         The ``keras.callbacks.History`` of the run.
@@ -63,8 +140,10 @@ def custom_fit(
     history = keras.callbacks.History()
     cbs = keras.callbacks.CallbackList([*callbacks, history], add_history=False, model=model,
                                        epochs=epochs, steps=steps_per_epoch, verbose=0)
-    loss_tracker = keras.metrics.Mean(name="loss")
-    step = make_train_step(model, loss_tracker)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        loss_tracker = keras.metrics.Mean(name="loss")
+    step = make_train_step(model, loss_tracker, strategy)
+    test_step = make_test_step(model, loss_tracker, strategy) if strategy is not None else None
     iterator = iter(train_ds)
     model.stop_training = False
     cbs.on_train_begin()
@@ -75,11 +154,15 @@ def custom_fit(
         cbs.on_epoch_begin(epoch)
         for batch in range(steps_per_epoch):
             cbs.on_train_batch_begin(batch)
-            logs = {k: float(v) for k, v in step(*next(iterator)).items()}
+            logs = {k: float(v) for k, v in step(next(iterator)).items()}
             cbs.on_train_batch_end(batch, logs)
         epoch_logs = dict(logs)
         if validation_data is not None:
-            val = model.evaluate(validation_data, verbose=0, return_dict=True)
+            # The callbacks see validation as in fit (on_test_begin: EMA weights, precise BN).
+            if strategy is None:
+                val = model.evaluate(validation_data, verbose=0, return_dict=True, callbacks=cbs)
+            else:
+                val = _distributed_evaluate(model, validation_data, test_step, loss_tracker, cbs)
             epoch_logs.update({f"val_{k}": float(v) for k, v in val.items()})
         cbs.on_epoch_end(epoch, epoch_logs)
         if model.stop_training:

@@ -145,21 +145,23 @@ def _split_probabilities(ensemble_model: Any, dataset: Any) -> tuple[np.ndarray,
 
 def evaluate_members(ensemble_model: Any, run: Run, data_dir: str | Path | None = None,
                      batch_size: int = 256) -> dict[str, dict[str, Any]]:
-    """Metrics of the ensemble and of each member on the val and test splits of ``run``'s data.
+    """Metrics of the ensemble and of each member on the recorded val and test splits of ``run``.
 
-    The splits and pipeline are the Trainer's (same config, inference pipeline, batch
-    size, top-k), so the numbers compare with the members' own ``metrics.json``.
+    The examples are ``run``'s split.json members and the pipeline is the Trainer's (same
+    inference pipeline, batch size, top-k), so the numbers compare with the members' own
+    ``metrics.json``.
 
     Returns:
         ``{split: {"ensemble": metrics, "members": [metrics, ...]}}``.
+
+    Raises:
+        RecordedSplitError: recorded examples are missing or changed since training.
     """
-    from tfpilot.data import make_pipeline, prepare_data
+    from tfpilot.data import load_run_data, make_pipeline
     from tfpilot.metrics import classification_metrics
 
     cfg = load_config(run.config_file)
-    if data_dir is not None:
-        cfg = load_config(cfg, overrides=[f"data.data_dir={data_dir}"])
-    data = prepare_data(cfg.data)
+    data = load_run_data(run, data_dir=data_dir, splits=["val", "test"])
     spec = data.input_spec
     decode = spec.decode_target()
     out: dict[str, dict[str, Any]] = {}
@@ -218,11 +220,10 @@ def ensemble(
         raise ValueError(f"the ensemble's directory {out.path} is one of its members: choose a new --out")
     if out.finished and not overwrite:
         raise FileExistsError(f"{out.path} already holds a finished run. Choose another --out, or overwrite it.")
-    out.path.mkdir(parents=True, exist_ok=True)
-
     first = runs[0]
     model = build_ensemble([r.load_model() for r in runs])
-    scores = evaluate_members(model, first, data_dir=data_dir)
+    scores = evaluate_members(model, first, data_dir=data_dir)  # fails before anything is written
+    out.path.mkdir(parents=True, exist_ok=True)
     model.save(out.model_path)
 
     for name in (rundir.CONFIG, rundir.SPLIT, rundir.DATA_REPORT):

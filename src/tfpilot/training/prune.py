@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import math
 import shutil
@@ -215,6 +216,63 @@ class PruneResult:
         return d
 
 
+def check_out_dir(out: Path, run_dir: Path) -> None:
+    """Refuse an ``--out`` that :func:`prune` may not replace.
+
+    Only a missing folder, an empty one, or an earlier pruned run (its ``metrics.json``
+    has a ``pruning`` section) may be replaced -- never the run itself or any other folder.
+
+    Raises:
+        ValueError: ``out`` is the run being pruned.
+        FileExistsError: ``out`` holds something prune did not write.
+
+    Example:
+        >>> check_out_dir(Path("runs/new-folder"), Path("runs/mnist"))  # doctest: +SKIP
+    """
+    if out.resolve() == run_dir.resolve():
+        raise ValueError("the pruned run needs its own directory: choose another --out")
+    if not out.exists():
+        return
+    if out.is_dir() and not any(out.iterdir()):
+        return
+    metrics = out / "metrics.json"
+    ours = False
+    if out.is_dir() and metrics.is_file():
+        try:
+            ours = "pruning" in json.loads(metrics.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            ours = False
+    if not ours:
+        raise FileExistsError(
+            f"{out} exists and was not written by tfpilot prune (no metrics.json with a 'pruning' section): "
+            "choose another --out or move it away"
+        )
+
+
+def fine_tune_learning_rate(configured: float | str, metrics: dict[str, Any]) -> float:
+    """The default fine-tuning rate: a tenth of the rate the run trained at.
+
+    With ``learning_rate: auto`` that is the rate its LR range test found
+    (``metrics.json["learning_rate_found"]``).
+
+    Raises:
+        ValueError: ``auto`` without a recorded rate (pass ``learning_rate`` / ``--lr``).
+
+    Example:
+        >>> fine_tune_learning_rate(0.01, {}), fine_tune_learning_rate("auto", {"learning_rate_found": 0.3})
+        (0.001, 0.03)
+    """
+    if configured != "auto":
+        return float(configured) / 10
+    found = metrics.get("learning_rate_found")
+    if found is None:
+        raise ValueError(
+            "the run was trained with learning_rate: auto but its metrics.json records no learning_rate_found: "
+            "pass the fine-tuning rate explicitly (--learning-rate / learning_rate=)"
+        )
+    return float(found) / 10
+
+
 def prune(
     run_dir: str | Path,
     sparsity: float = 0.5,
@@ -230,22 +288,31 @@ def prune(
         run_dir: a finished run.
         sparsity: fraction of every Dense/Conv/Embedding kernel to zero.
         epochs: fine-tuning epochs (the target is reached after 70% of the steps).
-        learning_rate: fine-tuning learning rate (default: a tenth of the run's).
+        learning_rate: fine-tuning learning rate (default: a tenth of the run's; with
+            ``learning_rate: auto``, of the rate its range test found).
         batch_size: default: the run's.
-        out_dir: the new run directory (default ``<run>-pruned<NN>`` beside it).
+        out_dir: the new run directory (default ``<run>-pruned<NN>`` beside it); an
+            existing one is replaced only if it is empty or an earlier pruned run.
         train_limit: fine-tune on at most this many training examples (class-balanced).
 
     Returns:
         a :class:`PruneResult`; ``out_dir`` holds model.keras, labels.json, config.yaml, ...
         and metrics.json with the test metrics and a ``pruning`` section.
+
+    Fine-tuning uses the run's recorded train split and the scores its recorded test split
+    (the members of its split.json), never a fresh split.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds something prune did not write.
+        RecordedSplitError: recorded examples are missing or changed since training.
     """
     from tfpilot.config import load_config
-    from tfpilot.data import make_pipeline, prepare_data
+    from tfpilot.data import load_run_data, make_pipeline
     from tfpilot.data.splits import limit_stratified
     from tfpilot.metrics import classification_metrics, predict_probabilities
+    from tfpilot.runs import Run, write_json
     from tfpilot.spec import InputSpec
     from tfpilot.training.optimizers import create_optimizer
-    from tfpilot.runs import Run, write_json
 
     if not 0.0 < sparsity < 1.0:
         raise ValueError(f"--sparsity must be between 0 and 1 (a fraction of weights to zero), got {sparsity}")
@@ -256,8 +323,10 @@ def prune(
         raise FileNotFoundError(f"{run.path} is not a finished tfpilot run (no model.keras / metrics.json)")
     cfg = load_config(run.config_file)
     spec = InputSpec.from_dict(run.labels["input"])
-    update = {"image_size": spec.image_size} if spec.kind == "image" else {}
-    data = prepare_data(load_config({"data": {**cfg.data.model_dump(mode="json"), **update}}).data)
+    out = Path(out_dir) if out_dir else run.path.with_name(f"{run.path.name}-pruned{round(sparsity * 100)}")
+    check_out_dir(out, run.path)
+    lr = learning_rate or fine_tune_learning_rate(cfg.train.optimizer.learning_rate, run.metrics)
+    data = load_run_data(run)  # the recorded splits: fine-tune on train, score on test
     batch = batch_size or cfg.train.batch_size
     decode = spec.decode_target()
     train = data.splits["train"]
@@ -276,7 +345,6 @@ def prune(
     steps = math.ceil(len(train) / batch) * epochs
     end = max(1, int(steps * 0.7))
     pruning = MagnitudePruning(sparsity, begin_step=0, end_step=end, frequency=max(1, end // 10))
-    lr = learning_rate or cfg.train.optimizer.learning_rate * 0.1
     sigmoid = model.outputs[0].shape[-1] == 1  # the seeds' binary head: one sigmoid unit
     loss = keras.losses.BinaryCrossentropy() if sigmoid else keras.losses.SparseCategoricalCrossentropy()
     model.compile(optimizer=create_optimizer(cfg.train.optimizer, lr), loss=loss, metrics=["accuracy"],
@@ -288,9 +356,7 @@ def prune(
 
     _, probs = predict_probabilities(model, eval_ds)
     metrics = classification_metrics(y_eval, probs, run.class_names, k=cfg.train.top_k)
-    out = Path(out_dir) if out_dir else run.path.with_name(f"{run.path.name}-pruned{round(sparsity * 100)}")
-    if out.resolve() == run.path.resolve():
-        raise ValueError("the pruned run needs its own directory: choose another --out")
+    check_out_dir(out, run.path)  # again: it may have appeared while fine-tuning
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)

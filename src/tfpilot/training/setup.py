@@ -36,11 +36,23 @@ def build_model(config: Config, data: Any, precision: str) -> Any:
     from tfpilot.training.precision import precision_policy
     from tfpilot.training.regularization import apply_kernel_regularization
 
+    table = config.features is not None  # a table model: encoders per column, a head per output
     with precision_policy(precision):
-        model = create_model(config.model.name, data.input_spec, data.num_classes, **config.model.params)
+        if table:
+            from tfpilot.registry import MODELS
+
+            model = MODELS.get(config.model.name)(data.input_spec, 0, encoders=data.encoders(), **config.model.params)
+        else:
+            model = create_model(config.model.name, data.input_spec, data.num_classes, **config.model.params)
     reg = config.train.regularization
     apply_kernel_regularization(model, l1=reg.l1, l2=reg.l2)
-    adapt_preprocessing(model, data.splits["train"])  # text vocabularies: the train split only
+    if table:  # vocabularies, normalisation and target statistics: the train split only
+        from tfpilot.models.multitask import adapt_table_model
+
+        train = data.splits["train"]
+        adapt_table_model(model, data.input_spec, train.inputs, train.targets, data.normalize)
+    else:
+        adapt_preprocessing(model, data.splits["train"])  # text vocabularies: the train split only
     log.info("built %s (%s params, %s)", config.model.name, f"{model.count_params():,}", precision)
     return model
 
@@ -51,6 +63,10 @@ def loss_and_metrics(config: Config, model: Any, num_classes: int) -> tuple[Any,
     import keras
 
     t = config.train
+    if config.features is not None:  # a table model: one loss and metrics per head (training/losses.py)
+        from tfpilot.training.losses import table_loss_and_metrics
+
+        return table_loss_and_metrics(config.features, model, t.top_k)
     k = min(t.top_k, num_classes)
     if model.outputs[0].shape[-1] == 1:  # a single sigmoid unit (binary head)
         if config.one_hot_labels:
@@ -64,3 +80,12 @@ def loss_and_metrics(config: Config, model: Any, num_classes: int) -> tuple[Any,
                 ["accuracy", keras.metrics.TopKCategoricalAccuracy(k, name="top_k_accuracy")])
     return (keras.losses.SparseCategoricalCrossentropy(),
             ["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k, name="top_k_accuracy")])
+
+
+def loss_weights(config: Config) -> dict[str, float] | None:
+    """Per-head loss weights of a table model (``features.outputs[].loss_weight``); None otherwise."""
+    if config.features is None:
+        return None
+    from tfpilot.spec import column_key
+
+    return {column_key(o.name): float(o.loss_weight) for o in config.features.outputs}

@@ -21,8 +21,9 @@ from typing import Any
 
 from tfpilot import runs as rundir
 from tfpilot.config import Config, load_config, save_config
-from tfpilot.training.setup import build_model, loss_and_metrics, seed_everything
 from tfpilot.runs import Run, write_json
+from tfpilot.training.distribute import replica_batch
+from tfpilot.training.setup import build_model, loss_and_metrics, loss_weights, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,14 @@ class Trainer:
         data_: the :class:`~tfpilot.data.PreparedData` used.
         precision_: the dtype policy the model trained with.
         history_: per-epoch logs.
+        strategy_: the ``tf.distribute`` strategy of ``train.distribute`` (None: none).
+        cluster_: the multi-worker cluster (None unless ``train.distribute=multi_worker``).
+        chief_: whether this process wrote the run directory (False on the other workers of a
+            multi-worker run, which train in a temporary folder they delete).
     """
+
+    strategy_: Any = None
+    cluster_: Any = None
 
     def __init__(self, config: Config, callbacks: Sequence[Any] = ()) -> None:
         self.config = config
@@ -69,6 +77,11 @@ class Trainer:
         from tfpilot.data import make_pipeline
 
         cfg = self.config
+        if cfg.features is not None:  # a table: (dict of columns, dict of targets) batches
+            from tfpilot.data.table_pipeline import table_pipeline
+
+            return table_pipeline(data.splits[split], data.spec, batch_size or cfg.train.batch_size,
+                                  training=training, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer)
         spec = data.input_spec
         decode = spec.decode_target()
         return make_pipeline(
@@ -110,11 +123,14 @@ class Trainer:
         base_lr, epochs = self._learning_rate(), t.epochs
         if stage == 2:
             base_lr, epochs = base_lr * t.fine_tune.learning_rate_factor, t.fine_tune.epochs
+        base_lr *= t.lr_scaling.factor(t.batch_size)  # train.lr_scaling (none: factor 1)
         lr = create_schedule(t.schedule, base_lr, steps_per_epoch, epochs)
-        optimizer = create_optimizer(t.optimizer, lr)
-        loss, metrics = loss_and_metrics(self.config, model, num_classes)
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=self._jit(precision),
-                      steps_per_execution=t.steps_per_execution)
+        with self._scope():
+            optimizer = create_optimizer(t.optimizer, lr)
+            loss, metrics = loss_and_metrics(self.config, model, num_classes)
+            model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights(self.config),
+                          jit_compile=self._jit(precision),
+                          steps_per_execution=t.steps_per_execution)
 
     # -- the whole run -------------------------------------------------------------------
     def fit(self) -> Trainer:
@@ -136,6 +152,25 @@ class Trainer:
         return cls(load_config(run.config_file), callbacks)._run(resume=True, run_dir=Path(run_dir))
 
     def _run(self, resume: bool, run_dir: Path | None = None) -> Trainer:
+        cfg = self.config
+        t = cfg.train
+        self._start_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs an op
+        seed_everything(t.seed, t.deterministic)
+        self.chief_ = self.cluster_ is None or self.cluster_.is_chief
+        if not self.chief_:  # another worker of a multi-worker run: the chief alone writes the run
+            import shutil
+            import tempfile
+
+            scratch = Path(tempfile.mkdtemp(prefix=f"tfpilot-worker{self.cluster_.index}-"))
+            try:
+                return self._train(resume, source=Run(run_dir) if resume else None, run=Run(scratch))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        run = Run(run_dir or self._run_dir())
+        return self._train(resume, source=run, run=run)
+
+    def _train(self, resume: bool, source: Run | None, run: Run) -> Trainer:
+        """Train into ``run`` (resuming from ``source``'s last backup when ``resume``)."""
         from tfpilot.data import prepare_data
         from tfpilot.training.environment import environment
         from tfpilot.training.precision import choose_precision
@@ -143,17 +178,16 @@ class Trainer:
 
         cfg = self.config
         t = cfg.train
-        run_dir = run_dir or self._run_dir()
+        run_dir = run.path
         self._dir = run_dir
-        run = Run(run_dir)
-        seed_everything(t.seed, t.deterministic)
         precision = choose_precision(t.precision)
-        data = prepare_data(cfg.data)
-        if resume:
-            saved = json.loads(run.file(rundir.SPLIT).read_text())
-            if saved["splits"] != json.loads(json.dumps(data.manifest))["splits"]:
-                raise ValueError(f"the data of {run_dir} changed since the run started; cannot resume it")
+        if cfg.features is not None:  # a table (data/table.py): resolved schema saved in the run
+            data = self._prepare_table(run, resume)
+            cfg = self.config
+        elif resume:  # the recorded split, exactly (a clear error names missing or changed files)
+            data = prepare_data(cfg.data, manifest=json.loads(source.file(rundir.SPLIT).read_text()))
         else:
+            data = prepare_data(cfg.data)
             save_config(cfg, run.file(rundir.CONFIG))
             write_json(run.file(rundir.SPLIT), data.manifest)
             data.report.save(run.file(rundir.DATA_REPORT))
@@ -165,7 +199,7 @@ class Trainer:
             })
         write_json(run.file(rundir.ENV), environment(precision, t.seed))
 
-        checkpoint = latest_checkpoint(run_dir / "backup") if resume else None
+        checkpoint = latest_checkpoint(source.path / "backup") if resume else None
         done, stage, saved_state = 0, 1, {}
         if checkpoint is not None:
             import keras
@@ -174,7 +208,8 @@ class Trainer:
 
             from tfpilot.training.resume import restore_rng_state
 
-            model = keras.saving.load_model(checkpoint[0] / "model.keras")
+            with self._scope():
+                model = keras.saving.load_model(checkpoint[0] / "model.keras")
             restore_rng_state(model, checkpoint[0])
             saved_state = {**checkpoint[1], "dir": checkpoint[0]}
             done, stage = saved_state["epochs_done"], saved_state["stage"]
@@ -182,7 +217,8 @@ class Trainer:
         else:
             if resume:
                 log.warning("no completed epoch in %s: starting it from the beginning", run_dir)
-            model = build_model(cfg, data, precision)
+            with self._scope():
+                model = build_model(cfg, data, precision)
             self._compile(model, self._steps(data), data.num_classes, precision)
 
         ft = t.fine_tune
@@ -204,6 +240,18 @@ class Trainer:
                 history.setdefault(key, []).extend(values)
             done = end
         model.save(run.model_path)
+        if self.strategy_ is not None:
+            from tfpilot.training.distribute import weights_digest
+
+            digest = weights_digest(model)
+            log.info("worker %d final weights sha256:%s", self.cluster_.index if self.cluster_ else 0, digest[:16])
+            if not self.chief_:  # the chief evaluates and reports; this worker's scratch run goes
+                self.run_, self.model_, self.data_, self.precision_ = None, model, data, precision
+                self.history_ = history
+                return self
+            # Evaluate the saved model outside the strategy: plain variables, no collectives with
+            # workers that have finished.
+            model = rundir.load_model(run.model_path)
 
         metrics: dict[str, Any] = {
             "train_seconds": round(seconds, 3),
@@ -213,6 +261,15 @@ class Trainer:
         }
         if getattr(self, "found_lr_", None) is not None:
             metrics["learning_rate_found"] = self.found_lr_  # learning_rate: auto (see lr_find.png)
+        if self.strategy_ is not None:
+            metrics["distributed"] = {
+                "strategy": t.distribute, "replicas": int(self.strategy_.num_replicas_in_sync),
+                "workers": self.cluster_.num_workers if self.cluster_ else 1,
+                "global_batch": t.batch_size, "weights_sha256": digest,
+            }
+        gap = self._mode_gap(model, data)
+        if gap is not None:
+            metrics["mode_gap"] = gap
         metrics.update(self._evaluate(model, data))
         write_json(run.file(rundir.METRICS), metrics)
 
@@ -245,12 +302,21 @@ class Trainer:
         from tfpilot.training.imbalance import class_weights, with_sample_weights
 
         cfg = self.config
+        if cfg.features is not None:  # a table: the same seeded per-epoch order, dict batches
+            from tfpilot.data.table_pipeline import table_train_pipeline
+
+            return table_train_pipeline(data.splits["train"], data.spec, cfg.train.batch_size, (start, end),
+                                        seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
+                                        steps_per_epoch=cfg.train.steps_per_epoch)
         spec = data.input_spec
         decode = spec.decode_target()
+        batch, steps = cfg.train.batch_size, cfg.train.steps_per_epoch
+        if self.strategy_ is not None:  # per-replica batches; every worker runs the same number of steps,
+            batch = replica_batch(batch, self.strategy_.num_replicas_in_sync)  # or one would wait forever
+            steps = self._steps(data) * self._local_replicas()
         ds = make_train_pipeline(
-            data.splits["train"], cfg.train.batch_size, (start, end), seed=cfg.train.seed,
-            shuffle_buffer=cfg.data.shuffle_buffer, balanced=cfg.data.balanced_sampling,
-            steps_per_epoch=cfg.train.steps_per_epoch, **decode,
+            data.splits["train"], batch, (start, end), seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
+            balanced=cfg.data.balanced_sampling, steps_per_epoch=steps, shard=self._shard(), **decode,
         )
         if self.config.one_hot_labels:
             ds = ds.map(lambda x, y: (x, tf.one_hot(y, data.num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
@@ -262,30 +328,85 @@ class Trainer:
             ds = with_sample_weights(ds, weights)
         return ds.prefetch(tf.data.AUTOTUNE)
 
+    def _val_stream(self, data: Any, one_hot: int | None) -> Any:
+        """The validation batches seen after each epoch (a distributed run: this worker's share)."""
+        if self.strategy_ is None:
+            return self._pipeline(data, "val", training=False, one_hot=one_hot)
+        from tfpilot.data import make_pipeline
+
+        batch = replica_batch(self.config.train.batch_size, self.strategy_.num_replicas_in_sync)
+        return self._distribute(make_pipeline(data.splits["val"], batch, training=False, shard=self._shard(),
+                                              one_hot=one_hot, **data.input_spec.decode_target()))
+
+    # -- tf.distribute (train.distribute) --------------------------------------------------
+    def _scope(self) -> Any:
+        """The strategy's scope (variables created in it are mirrored), or a no-op."""
+        import contextlib
+
+        return self.strategy_.scope() if self.strategy_ is not None else contextlib.nullcontext()
+
+    def _shard(self) -> tuple[int, int] | None:
+        """``(num_workers, index)`` of a multi-worker run: this worker reads its share of each epoch."""
+        return (self.cluster_.num_workers, self.cluster_.index) if self.cluster_ is not None else None
+
+    def _local_replicas(self) -> int:
+        workers = self.cluster_.num_workers if self.cluster_ is not None else 1
+        return self.strategy_.num_replicas_in_sync // workers
+
+    def _distribute(self, ds: Any) -> Any:
+        """This worker's per-replica batches as the strategy's distributed dataset: each local
+        replica takes the next batch (the worker shards by file itself, so nothing is re-batched
+        or re-sharded by tf.distribute)."""
+        if self.strategy_ is None:
+            return ds
+        return self.strategy_.distribute_datasets_from_function(lambda context: ds)
+
+    def _start_strategy(self) -> None:
+        """Create ``train.distribute``'s strategy; a multi-worker run checks that every worker
+        has the same config, and logs how the global batch splits."""
+        from tfpilot.config import dump_config
+        from tfpilot.training.distribute import check_same_config, create_strategy, fingerprint
+
+        t = self.config.train
+        self.strategy_, self.cluster_ = create_strategy(t.distribute, t.worker_timeout_s)
+        if self.strategy_ is None:
+            return
+        if self.config.features is not None:
+            raise ValueError("train.distribute is not supported for table models yet: use train.distribute=none")
+        if self.cluster_ is not None:
+            check_same_config(self.strategy_, fingerprint(dump_config(self.config)), self.cluster_)
+        replicas = self.strategy_.num_replicas_in_sync
+        log.info("%s: %d replicas on %d workers; global batch %d, %d per replica", t.distribute, replicas,
+                 self.cluster_.num_workers if self.cluster_ else 1, t.batch_size, replica_batch(t.batch_size, replicas))
+
     def _fit_stage(self, model: Any, data: Any, run_dir: Path, stage: int, start: int, end: int,
                    saved_state: dict[str, Any], seconds_before: float) -> tuple[dict[str, list[float]], float]:
         """Fit epochs [start, end) of one stage; returns its history and the cumulative train seconds."""
         from tfpilot.training.callbacks import build_callbacks
-        from tfpilot.training.custom_loop import custom_fit
+        from tfpilot.training.custom_loop import build_state, custom_fit
         from tfpilot.training.resume import ResumeCheckpoint, restore_callback_state
 
         t = self.config.train
         steps = self._steps(data)
         has_val = "val" in data.splits and len(data.splits["val"]) > 0
         one_hot = data.num_classes if self.config.one_hot_labels else None
-        val_ds = self._pipeline(data, "val", training=False, one_hot=one_hot) if has_val else None
+        val_ds = self._val_stream(data, one_hot) if has_val else None
         callbacks, timer = build_callbacks(t.callbacks, run_dir, end, steps, has_validation=has_val,
-                                           append=start > 0)
+                                           append=start > 0, ema=t.optimizer.ema,
+                                           precise_batches=self._precise_bn_batches(model, data))
         timer.train_seconds = seconds_before
         if saved_state:
             restore_callback_state(callbacks, saved_state["callbacks"], saved_state["dir"])
         if t.callbacks.backup:
             callbacks.append(ResumeCheckpoint(run_dir / "backup", callbacks, stage=stage))
         train_ds = self._train_stream(data, start, end)
+        if self.strategy_ is not None:
+            build_state(model, self.strategy_, train_ds.element_spec)
+            train_ds = self._distribute(train_ds)
         all_callbacks = [*callbacks, *self.callbacks]
         if t.loop == "custom":
             history = custom_fit(model, train_ds, epochs=end, initial_epoch=start, steps_per_epoch=steps,
-                                 validation_data=val_ds, callbacks=all_callbacks)
+                                 validation_data=val_ds, callbacks=all_callbacks, strategy=self.strategy_)
         else:
             history = model.fit(
                 train_ds, validation_data=val_ds, epochs=end, initial_epoch=start, steps_per_epoch=steps,
@@ -294,14 +415,96 @@ class Trainer:
             )
         return history.history, timer.train_seconds
 
+    def _train_sample(self, data: Any, examples: int) -> Any:
+        """A fixed, seeded sample of the train split as batches (precise BN, the mode-gap check)."""
+        from tfpilot.training.precise_bn import training_sample
+
+        t = self.config.train
+        if self.config.features is not None:  # a table: the same kind of seeded sample, dict batches
+            import numpy as np
+
+            from tfpilot.data.table_pipeline import table_pipeline
+
+            split = data.splits["train"]
+            index = np.sort(np.random.default_rng(t.seed).permutation(len(split))[:examples])
+            return table_pipeline(split.take(index), data.spec, t.batch_size, training=False)
+        return training_sample(data.splits["train"], examples, t.batch_size, t.seed, **data.input_spec.decode_target())
+
+    def _precise_bn_batches(self, model: Any, data: Any) -> Any:
+        """The batches precise BN averages over, or None (off, or no trainable BatchNorm layer)."""
+        from tfpilot.training.precise_bn import trainable_batch_norms
+
+        pbn = self.config.train.precise_bn
+        if not pbn.enabled or not trainable_batch_norms(model):
+            return None
+        return self._train_sample(data, pbn.examples)
+
+    def _mode_gap(self, model: Any, data: Any) -> dict[str, Any] | None:
+        """Training- vs inference-mode accuracy on training examples (``metrics.json: mode_gap``);
+        a large gap is logged as a warning."""
+        from tfpilot.training.mode_gap import measure_mode_gap
+
+        t = self.config.train
+        if not t.mode_gap.enabled or len(model.outputs) != 1 or self.config.features is not None:
+            return None
+        gap = measure_mode_gap(model, self._train_sample(data, t.mode_gap.examples), t.mode_gap.threshold,
+                               precise_bn=t.precise_bn.enabled)
+        if gap.large:
+            log.warning("%s", gap.message())
+        return gap.to_dict()
+
     def _evaluate(self, model: Any, data: Any) -> dict[str, Any]:
         from tfpilot.metrics import classification_metrics, predict_probabilities
 
         t = self.config.train
+        if self.config.features is not None:
+            return self._evaluate_table(model, data)
         out = {}
         for split in ("val", "test"):
             if split in data.splits and len(data.splits[split]):
                 ds = self._pipeline(data, split, training=False, batch_size=max(t.batch_size, 256))
                 y, probs = predict_probabilities(model, ds)
                 out[split] = classification_metrics(y, probs, data.class_names, k=t.top_k)
+        return out
+
+    # -- table models (a features section) ------------------------------------------------
+    def _prepare_table(self, run: Run, resume: bool) -> Any:
+        """Read and split the table; a new run saves the resolved config and schema
+        (``config.yaml``, ``schema.yaml``), the split, the data report and ``labels.json``."""
+        from tfpilot.data.table import SCHEMA_FILE, prepare_table
+
+        data = prepare_table(self.config)
+        self.config = self.config.model_copy(update={"features": data.features})
+        log.info("%s", data.schema_text())
+        if resume:
+            saved = json.loads(run.file(rundir.SPLIT).read_text())
+            if saved["splits"] != json.loads(json.dumps(data.manifest))["splits"]:
+                raise ValueError(f"the data of {run.path} changed since the run started; cannot resume it")
+            return data
+        save_config(self.config, run.file(rundir.CONFIG))
+        data.save_schema(run.file(SCHEMA_FILE))
+        write_json(run.file(rundir.SPLIT), data.manifest)
+        data.report.save(run.file(rundir.DATA_REPORT))
+        write_json(run.file(rundir.LABELS), {
+            "task": "table",
+            "class_names": [],
+            "input": data.spec.to_dict(),
+            "dataset": self.config.data.dataset,
+            "model": self.config.model.name,
+        })
+        return data
+
+    def _evaluate_table(self, model: Any, data: Any) -> dict[str, Any]:
+        """Per-head metrics on val and test, each beside its trivial baseline (training mean / majority)."""
+        from tfpilot.data.table_pipeline import predict_heads
+        from tfpilot.metrics.heads import baselines, head_metrics
+
+        t = self.config.train
+        base = baselines(data.spec, data.splits["train"].targets)
+        out = {}
+        for split in ("val", "test"):
+            if split in data.splits and len(data.splits[split]):
+                part = data.splits[split]
+                outputs = predict_heads(model, part, data.spec, max(t.batch_size, 256))
+                out[split] = head_metrics(data.spec, part.targets, outputs, base, top_k=t.top_k)
         return out

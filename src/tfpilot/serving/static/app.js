@@ -65,10 +65,24 @@
     const m = current();
     $("image-input").hidden = !m || m.kind !== "image";
     $("text-input").hidden = !m || m.kind !== "text";
-    $("model-info").textContent = m
-      ? m.kind + " model · input " + JSON.stringify(m.input_shape) + " · " + m.num_classes + " classes"
-      : "";
+    if (!m) {
+      $("model-info").textContent = "";
+    } else if (m.kind) {
+      $("model-info").textContent =
+        m.kind + " model · input " + JSON.stringify(m.input_shape) + " · " + m.num_classes + " classes";
+    } else {
+      $("model-info").textContent = "SavedModel · signatures " + (m.signatures || []).join(", ") +
+        " · use its :predict route (this page shows tfpilot classifiers)";
+    }
+    clearPreview();
     clearResult();
+  }
+
+  function clearPreview() {
+    const preview = $("preview");
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    preview.removeAttribute("src");
+    preview.hidden = true;
   }
 
   function clearResult() {
@@ -124,9 +138,10 @@
 
   function onImage(file) {
     if (!file) return;
+    clearPreview();
     const preview = $("preview");
+    preview.onload = () => { preview.hidden = false; };  // shown only once there is an image to show
     preview.src = URL.createObjectURL(file);
-    preview.hidden = false;
     predict(file);
   }
 

@@ -1,0 +1,47 @@
+"""``--target COL`` / ``--input COL``: the command line's way to write a ``features`` section.
+
+Example:
+    >>> from tfpilot.config import load_config
+    >>> cfg = with_columns(load_config({"data": {"dataset": "auto_mpg"}}), ["mpg"], [])
+    >>> cfg.model.name, [o.name for o in cfg.features.outputs], cfg.features.inputs
+    ('multitask', ['mpg'], None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tfpilot.registry import MODELS
+
+
+def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_given: bool = False) -> Any:
+    """``cfg`` with ``features.outputs`` set to ``targets`` and ``features.inputs`` to ``inputs``
+    (columns already declared in the config keep their settings); the model becomes
+    ``multitask`` unless a table model was chosen.
+
+    Args:
+        cfg: the validated config.
+        targets: output columns (empty: keep the config's).
+        inputs: input columns (empty: keep the config's, or every other column).
+        model_given: ``--model`` was passed (then it is kept, and checked).
+    """
+    from tfpilot.config.loader import validate_tree
+
+    tree = cfg.model_dump(mode="json")
+    features = dict(tree.get("features") or {})
+
+    def merge(role: str, names: Sequence[str]) -> None:
+        if not names:
+            return
+        known = {f["name"]: f for f in features.get(role) or []}
+        features[role] = [known.get(n, {"name": n}) for n in names]
+
+    merge("outputs", targets)
+    merge("inputs", inputs)
+    if not features.get("outputs"):
+        raise ValueError("--input needs --target: name the column(s) to predict")
+    tree["features"] = features
+    if not model_given and "table" not in MODELS.entry(tree["model"]["name"]).tags:
+        tree["model"] = {"name": "multitask", "params": {}}
+    return validate_tree(tree)

@@ -1,0 +1,361 @@
+"""Table datasets: a table in, the resolved schema and train/val/test splits of model values out.
+
+:func:`prepare_table` reads the table (:mod:`tfpilot.data.table_io`), resolves every
+column's type (declared in ``features`` or inferred, :mod:`tfpilot.data.columns`), turns
+the cells into what the model takes (uint8 pixels decoded from image paths, strings,
+float32 with NaN for missing numbers) and the targets into what the losses take (class
+ids, 0/1, floats), and splits the rows (stratified by the first class target, else by
+quintiles of the first number target). Category vocabularies and every statistic the
+model learns come from the training split only.
+
+Rows are dropped, never silently: a missing target, a missing or unreadable image file
+-- each is listed in ``data_report.json`` with its row number (1-based, header not counted).
+
+Example:
+    >>> import tempfile
+    >>> from tfpilot.config import load_config
+    >>> from tfpilot.testing.table import make_table
+    >>> path = make_table(tempfile.mkdtemp(), rows=40)
+    >>> data = prepare_table(load_config({"data": {"dataset": str(path)}, "features": {"outputs": ["kind", "price"]}}))
+    >>> [(f.name, f.kind) for f in data.spec.inputs]
+    [('photo', 'image'), ('title', 'text'), ('size', 'number'), ('colour', 'category')]
+    >>> sorted(data.splits), len(data.splits["train"]) + len(data.splits["val"]) + len(data.splits["test"])
+    (['test', 'train', 'val'], 40)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfpilot.config.features import FeaturesConfig
+from tfpilot.data import columns as C
+from tfpilot.data.report import DataReport
+from tfpilot.data.splits import limit_stratified, stratified_split
+from tfpilot.data.table_io import LoadedTable, load_table
+from tfpilot.spec import FeatureSpec, TableSpec, column_key
+
+log = logging.getLogger(__name__)
+
+SCHEMA_FILE = "schema.yaml"
+
+
+@dataclass
+class ColumnInfo:
+    """One column of the resolved schema: its role, type, and whether it was declared or inferred."""
+
+    name: str
+    role: str  # input, output, or skipped
+    kind: str
+    how: str  # "declared" or the inference's reason
+
+    def line(self) -> str:
+        return f"{self.role} {self.name}: {self.kind} ({self.how})"
+
+
+@dataclass
+class TableSplit:
+    """One split of a table: model inputs and encoded targets by key, and the rows they came from.
+
+    Attributes:
+        inputs: column key -> raw model input (uint8 images (N, H, W, C) or their file
+            paths, object arrays of strings, float32 with NaN).
+        targets: output key -> int64 class ids, float32 0/1 (binary) or float32 values.
+        ids: 0-based row numbers in the table.
+        paths: image column key -> the image files (for reports and decoding).
+    """
+
+    inputs: dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
+    ids: np.ndarray
+    paths: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, index: np.ndarray) -> TableSplit:
+        index = np.asarray(index, dtype=np.int64)
+        return TableSplit({k: v[index] for k, v in self.inputs.items()}, {k: v[index] for k, v in self.targets.items()},
+                          self.ids[index], {k: v[index] for k, v in self.paths.items()})
+
+
+@dataclass
+class TableData:
+    """A table ready for training: its spec, resolved features, splits and report.
+
+    It answers what the trainer asks of :class:`~tfpilot.data.PreparedData` (``splits``,
+    ``input_spec``, ``manifest``, ``report``, ``class_names``, ``num_classes``).
+    """
+
+    spec: TableSpec
+    features: FeaturesConfig
+    splits: dict[str, TableSplit]
+    report: DataReport
+    manifest: dict[str, Any]
+    schema: list[ColumnInfo]
+    source: str
+    base: Path
+
+    @property
+    def input_spec(self) -> TableSpec:
+        return self.spec
+
+    @property
+    def class_names(self) -> list[str]:
+        return []
+
+    @property
+    def num_classes(self) -> int:
+        return 0
+
+    @property
+    def normalize(self) -> dict[str, bool]:
+        return {column_key(o.name): o.normalize for o in self.features.outputs}
+
+    def encoders(self) -> dict[str, dict[str, Any]]:
+        """Column key -> its encoder settings (``features.inputs[].encoder``)."""
+        return {column_key(f.name): f.encoder.model_dump() for f in self.features.inputs or []}
+
+    def schema_text(self) -> str:
+        """The resolved schema as printed by ``tfpilot train``."""
+        lines = [f"table schema of {self.source} ({sum(len(s) for s in self.splits.values())} rows used):"]
+        return "\n".join(lines + ["  " + c.line() for c in self.schema])
+
+    def save_schema(self, path: str | Path) -> Path:
+        """Write the resolved ``features`` section as a config file to edit and pass back
+        (``tfpilot train schema.yaml --dataset TABLE``)."""
+        import yaml
+
+        path = Path(path)
+        head = [f"# The table schema tfpilot resolved for {self.source}.",
+                "# Edit it and train with it: tfpilot train schema.yaml --dataset TABLE",
+                *[f"#   {c.line()}" for c in self.schema]]
+        features = self.features.model_dump(mode="json", exclude_defaults=True)
+        body = yaml.safe_dump({"features": features}, sort_keys=False)
+        path.write_text("\n".join(head) + "\n" + body, encoding="utf-8")
+        return path
+
+
+# -- schema ------------------------------------------------------------------------------------
+def resolve_features(frame: Any, features: FeaturesConfig, base: Path) -> tuple[FeaturesConfig, list[ColumnInfo]]:
+    """Every feature with its type: declared ones checked, ``auto`` ones inferred; inputs
+    default to every column that is not an output (identifier columns left out).
+
+    Raises:
+        KeyError: a feature names a column the table lacks (with a did-you-mean).
+        ValueError: a setting that does not fit the resolved type, or two columns that
+            map to the same model name.
+    """
+    columns = list(frame.columns)
+    features.check_columns(columns)
+    info: list[ColumnInfo] = []
+    outputs = []
+    for out in features.outputs:
+        if out.type == "auto":
+            found = C.infer_type(frame[out.name], "output")
+            out = out.model_copy(update={"type": found.kind})
+            out.check_loss(found.kind)
+            how = found.reason
+        else:
+            how = "declared"
+        outputs.append(out)
+        info.append(ColumnInfo(out.name, "output", out.type, how))
+    declared = features.inputs
+    names = [i.name for i in declared] if declared is not None else [c for c in columns
+                                                                      if c not in {o.name for o in outputs}]
+    by_name = {i.name: i for i in declared or []}
+    from tfpilot.config.features import InputFeature
+
+    inputs = []
+    for name in names:
+        feat = by_name.get(name) or InputFeature(name=name)
+        if feat.type == "auto":
+            found = C.infer_type(frame[name], "input", base)
+            if found.kind == "skip":
+                if declared is None:
+                    info.append(ColumnInfo(name, "skipped", "-", found.reason))
+                    continue
+                found = C.Inferred("number" if C.is_numeric(frame[name]) else "category", "declared, type inferred")
+            feat.check_encoder(found.kind)
+            feat = feat.model_copy(update={"type": found.kind})
+            how = found.reason
+        else:
+            how = "declared"
+        inputs.append(feat)
+        info.append(ColumnInfo(name, "input", feat.type, how))
+    if not inputs:
+        raise ValueError("the table has no input column left besides the outputs: add columns or list features.inputs")
+    keys: dict[str, str] = {}
+    for f in [*inputs, *outputs]:
+        key = column_key(f.name)
+        if key in keys and keys[key] != f.name:
+            raise ValueError(f"columns {keys[key]!r} and {f.name!r} both map to the model name {key!r}: rename one")
+        keys[key] = f.name
+    return FeaturesConfig(inputs=inputs, outputs=outputs), info
+
+
+# -- rows -> values ----------------------------------------------------------------------------
+def _drop(frame: Any, keep: np.ndarray, report: DataReport, reason: str) -> Any:
+    for i in np.flatnonzero(~keep):
+        report.skip(f"row {int(frame.index[i]) + 1}", reason)
+    return frame[keep]
+
+
+def _strata(targets: dict[str, np.ndarray], outputs: list[Any]) -> np.ndarray:
+    """Labels to stratify the split by: the first class target, else quintiles of the first number."""
+    for o in outputs:
+        if o.type in ("category", "binary"):
+            return targets[column_key(o.name)].astype(np.int64)
+    values = targets[column_key(outputs[0].name)]
+    edges = np.quantile(values, [0.2, 0.4, 0.6, 0.8])
+    return np.searchsorted(edges, values, side="right").astype(np.int64)
+
+
+def _image_inputs(frame: Any, name: str, base: Path, cfg: Any, report: DataReport
+                  ) -> tuple[Any, np.ndarray, np.ndarray | None, tuple[int, int, int]]:
+    """Resolve, check and decode one image column; rows whose image is missing or unreadable are dropped."""
+    from tfpilot.data.images import decode_files, probe_images
+
+    cells = frame[name]
+    present = cells.notna().to_numpy() & (cells.astype(str).str.strip() != "").to_numpy()
+    frame = _drop(frame, present, report, f"no image path in column {name!r}")
+    paths = np.array([str(C.resolve_path(str(v).strip(), base)) for v in frame[name]], dtype=object)
+    exists = np.array([Path(p).is_file() for p in paths], dtype=bool)
+    for i in np.flatnonzero(~exists):
+        report.skip(paths[i], f"file not found (column {name!r}, row {int(frame.index[i]) + 1})")
+    frame, paths = frame[exists], paths[exists]
+    if not len(paths):
+        raise ValueError(f"column {name!r}: none of its image files exists (paths are relative to {base})")
+    probed, channels, distinct = probe_images(list(paths))
+    size = tuple(cfg.image_size) if cfg.image_size else probed
+    if distinct > 1 and not cfg.image_size:
+        report.note(f"column {name!r}: images have {distinct} sizes; resizing all to {size[0]}x{size[1]}")
+    channels = {"grayscale": 1, "rgb": 3}.get(cfg.color_mode, channels)
+    keep = cfg.cache == "memory" or (cfg.cache == "auto" and len(paths) * size[0] * size[1] * channels
+                                     <= cfg.cache_max_gb * 2**30)
+    ok, pixels = decode_files(paths, size, channels, report, keep_pixels=keep)
+    return frame.iloc[ok], paths[ok], pixels, (size[0], size[1], channels)
+
+
+def _targets(frame: Any, outputs: list[Any], report: DataReport) -> tuple[Any, dict[str, np.ndarray],
+                                                                           dict[str, list[str]]]:
+    ids = frame.index.to_numpy()
+    classes: dict[str, list[str]] = {}
+    for o in outputs:
+        missing = frame[o.name].isna().to_numpy() | (frame[o.name].astype(str).str.strip() == "").to_numpy()
+        frame = _drop(frame, ~missing, report, f"no value for the target {o.name!r}")
+    ids = frame.index.to_numpy()
+    targets: dict[str, np.ndarray] = {}
+    for o in outputs:
+        key = column_key(o.name)
+        if o.type == "number":
+            targets[key] = C.number_values(frame[o.name], o.name, ids)
+            continue
+        cells = C.category_strings(frame[o.name])
+        names = C.sorted_classes(cells)
+        if o.type == "binary" and len(names) != 2:
+            raise ValueError(f"target {o.name!r} is binary but has {len(names)} values ({', '.join(names[:5])}): "
+                             "declare it a category")
+        if len(names) < 2:
+            raise ValueError(f"target {o.name!r} has {len(names)} class; a classification head needs at least 2")
+        index = {c: i for i, c in enumerate(names)}
+        codes = np.array([index[c] for c in cells], dtype=np.int64)
+        targets[key] = codes.astype(np.float32) if o.type == "binary" else codes
+        classes[key] = names
+    return frame, targets, classes
+
+
+def prepare_table(cfg: Any, table: LoadedTable | None = None) -> TableData:
+    """Read, resolve, encode and split the table of a config with a ``features`` section.
+
+    Args:
+        cfg: the run :class:`~tfpilot.config.Config` (``data`` and ``features`` are used).
+        table: the table already read (default: read ``cfg.data.dataset``).
+    """
+    d = cfg.data
+    table = table or load_table(d.dataset, d)
+    frame, base = table.frame, table.base
+    features, schema = resolve_features(frame, cfg.features, base)
+    report = DataReport(dataset=d.dataset, source=table.source)
+    inputs, outputs = list(features.inputs or []), list(features.outputs)
+    used = [f.name for f in inputs] + [o.name for o in outputs]
+    frame = frame[used]
+
+    # image key -> (paths, pixels or None, shape, row ids): later columns only drop rows,
+    # so the final rows are found in every column's ids.
+    images: dict[str, tuple[np.ndarray, np.ndarray | None, tuple[int, int, int], np.ndarray]] = {}
+    for f in inputs:
+        if f.type == "image":
+            frame, paths, pixels, shape = _image_inputs(frame, f.name, base, d, report)
+            images[column_key(f.name)] = (paths, pixels, shape, frame.index.to_numpy())
+    frame, targets, classes = _targets(frame, outputs, report)
+    ids = frame.index.to_numpy().astype(np.int64)
+    if len(ids) < 3:
+        raise ValueError(f"{table.source}: only {len(ids)} usable rows (see data_report.json for the skipped ones)")
+
+    values: dict[str, np.ndarray] = {}
+    paths_by_key: dict[str, np.ndarray] = {}
+    for f in inputs:
+        key, col = column_key(f.name), frame[f.name]
+        if f.type == "image":
+            paths, pixels, _, img_ids = images[key]
+            pos = np.searchsorted(img_ids, ids)
+            paths_by_key[key] = paths[pos]
+            values[key] = pixels[pos] if pixels is not None else paths[pos]
+        elif f.type == "number":
+            values[key] = C.number_values(col, f.name, ids)
+        elif f.type == "text":
+            values[key] = C.text_values(col)
+        else:
+            values[key] = C.category_strings(col)
+    whole = TableSplit(values, targets, ids, paths_by_key)
+
+    strata = _strata(targets, outputs)
+    if d.train_limit:
+        keep = limit_stratified(strata, d.train_limit, d.split_seed)
+        whole, strata = whole.take(keep), strata[keep]
+    val = d.val_split if d.val_split is not None else 0.2
+    fractions = {k: v for k, v in {"val": val, "test": d.test_split}.items() if v > 0}
+    parts = stratified_split(strata, fractions, d.split_seed)
+    splits = {name: whole.take(index) for name, index in parts.items() if name == "train" or len(index)}
+    if d.test_limit and "test" in splits:
+        t = splits["test"]
+        splits["test"] = t.take(limit_stratified(_strata(t.targets, outputs), d.test_limit, d.split_seed))
+
+    train = splits["train"]
+    in_specs = []
+    for f in inputs:
+        key = column_key(f.name)
+        vocab: tuple[str, ...] = ()
+        shape: tuple[int, ...] = ()
+        if f.type == "category":
+            vocab = tuple(C.sorted_classes(train.inputs[key]))
+            for name, s in splits.items():
+                n = C.out_of_vocabulary(s.inputs[key], vocab)
+                if name != "train" and n:
+                    report.note(f"column {f.name!r}: {n} {name} value(s) unseen in training (out-of-vocabulary)")
+        elif f.type == "image":
+            shape = images[key][2]
+        elif f.type == "number":
+            missing = int(np.isnan(train.inputs[key]).sum())
+            if missing:
+                report.notes.append(f"column {f.name!r}: {missing} missing training value(s), imputed with the "
+                                    "training mean (plus a missing-indicator)")
+        in_specs.append(FeatureSpec(f.name, f.type, key, shape, vocab))
+    out_specs = tuple(FeatureSpec(o.name, o.type, column_key(o.name), (), tuple(classes.get(column_key(o.name), ())))
+                      for o in outputs)
+    spec = TableSpec(tuple(in_specs), out_specs)
+    report.split_sizes = {k: len(v) for k, v in splits.items()}
+    report.class_counts = {
+        name: {f"{o.name}={c}": int(n) for o in out_specs if o.classes
+               for c, n in zip(o.classes, np.bincount(s.targets[o.key].astype(np.int64), minlength=len(o.classes)))}
+        for name, s in splits.items()}
+    report.warn_skipped()
+    manifest = {"dataset": d.dataset, "seed": d.split_seed, "held_out_of_train": fractions,
+                "splits": {k: v.ids.tolist() for k, v in splits.items()}}
+    return TableData(spec, features, splits, report, manifest, schema, table.source, base)
+

@@ -1,0 +1,27 @@
+"""The run directory: its file names, reading, and atomic writing.
+
+The bottom of the stack beside the config: training writes a run, every other package
+(evaluation, inference, export, serving, models loading a backbone) reads it through
+:class:`Run` without importing ``training/``.
+"""
+
+from tfpilot.runs.run import (
+    CONFIG,
+    DATA_REPORT,
+    ENSEMBLE,
+    ENV,
+    EVALUATIONS,
+    HISTORY,
+    LABELS,
+    METRICS,
+    MODEL,
+    REPORT,
+    SPLIT,
+    Run,
+    evaluation_name,
+    load_model,
+    write_json,
+)
+
+__all__ = ["CONFIG", "DATA_REPORT", "ENSEMBLE", "ENV", "EVALUATIONS", "HISTORY", "LABELS", "METRICS", "MODEL",
+           "REPORT", "SPLIT", "Run", "evaluation_name", "load_model", "write_json"]

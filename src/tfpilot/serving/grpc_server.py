@@ -1,0 +1,221 @@
+"""TF Serving's gRPC API: ``PredictionService`` and ``ModelService``, with ``tensorflow_serving.apis``' protos.
+
+The services run on a ``grpc.aio`` server in the same event loop as the REST app, so a gRPC
+request goes through the same :class:`~tfpilot.serving.core.ServerCore` lookup, version lease
+and micro-batcher as a REST one -- the two protocols share model calls.
+
+* ``PredictionService``: ``Predict``, ``Classify``, ``Regress``, ``MultiInference``,
+  ``GetModelMetadata``;
+* ``ModelService``: ``GetModelStatus``, ``HandleReloadConfigRequest`` (serve exactly the
+  ``ModelServerConfig`` sent, as ``--model_config_file`` would).
+
+Errors are TF Serving's status codes (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE, ...) with the
+same messages as REST. With ``--api-key`` the metadata must carry ``x-api-key: KEY`` or
+``authorization: Bearer KEY``.
+
+Example:
+    >>> import grpc  # doctest: +SKIP
+    >>> from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # doctest: +SKIP
+    >>> stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel("127.0.0.1:8500"))  # doctest: +SKIP
+    >>> request = predict_pb2.PredictRequest()  # doctest: +SKIP
+    >>> request.model_spec.name = "half_plus_two"  # doctest: +SKIP
+    >>> request.inputs["x"].CopyFrom(tf.make_tensor_proto([[1.0]]))  # doctest: +SKIP
+    >>> stub.Predict(request, timeout=10).outputs["y"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import grpc
+import orjson
+from tensorflow_serving.apis import model_service_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
+
+from tfpilot.serving import protocol
+from tfpilot.serving.core import ServerCore
+from tfpilot.serving.errors import BadRequest, ServingError, Unauthorized
+from tfpilot.serving.metrics import ServingMetrics
+from tfpilot.serving.model_config import ConfigError, from_proto
+
+log = logging.getLogger("tfpilot.serving")
+access_log = logging.getLogger("tfpilot.serving.access")
+
+
+def spec_version(spec: Any) -> tuple[int | None, str | None]:
+    """``(version, label)`` a ``ModelSpec`` asks for (both None: the latest)."""
+    choice = spec.WhichOneof("version_choice")
+    if choice == "version":
+        return spec.version.value, None
+    if choice == "version_label":
+        return None, spec.version_label
+    return None, None
+
+
+class _Guard:
+    """Checks the API key, times the call, records metrics and the access log line."""
+
+    def __init__(self, api_key: str | None, metrics: ServingMetrics | None, access: bool) -> None:
+        self.want = api_key.encode() if api_key else None
+        self.metrics = metrics
+        self.access = access
+
+    def check_key(self, context: Any) -> None:
+        if self.want is None:
+            return
+        metadata = {k.lower(): v for k, v in (context.invocation_metadata() or ())}
+        given = metadata.get("x-api-key")
+        if given is None and str(metadata.get("authorization", "")).startswith("Bearer "):
+            given = str(metadata["authorization"])[len("Bearer "):]
+        if given is None:
+            raise Unauthorized("this server needs an API key: send the metadata 'x-api-key: KEY' or "
+                               "'authorization: Bearer KEY'")
+        if not hmac.compare_digest(str(given).encode("utf-8", "surrogateescape"), self.want):
+            raise Unauthorized("wrong API key")
+
+    async def run(self, method: str, context: Any, call: Callable[[], Awaitable[Any]]) -> Any:
+        t0 = time.perf_counter()
+        code = "OK"
+        try:
+            self.check_key(context)
+            return await call()
+        except ServingError as exc:
+            code = exc.code
+            await context.abort(grpc.StatusCode[exc.code], str(exc.detail))
+        except Exception:
+            code = "INTERNAL"
+            raise
+        finally:
+            seconds = time.perf_counter() - t0
+            if self.metrics is not None:
+                self.metrics.observe_request("GRPC", method, code, seconds)
+            if self.access:
+                access_log.info(orjson.dumps({
+                    "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": "access",
+                    "protocol": "grpc", "client": context.peer(), "method": "POST", "path": method, "route": method,
+                    "status": code, "duration_ms": round(seconds * 1000, 3),
+                }).decode())
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """``tensorflow.serving.PredictionService``.
+
+    Args:
+        core: the server's models.
+        guard: API key, metrics and access log.
+    """
+
+    SERVICE = "/tensorflow.serving.PredictionService/"
+
+    def __init__(self, core: ServerCore, guard: _Guard) -> None:
+        self.core = core
+        self.guard = guard
+
+    async def _on_model(self, name: str, request: Any, context: Any,
+                        fn: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+        async def call() -> Any:
+            version, label = spec_version(request.model_spec)
+            record = self.core.resolve(request.model_spec.name, version, label)
+            with record.lease() as servable:
+                return await fn(servable, request)
+
+        return await self.guard.run(self.SERVICE + name, context, call)
+
+    async def Predict(self, request: Any, context: Any) -> Any:  # noqa: N802 -- gRPC method names
+        return await self._on_model("Predict", request, context, protocol.predict)
+
+    async def Classify(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._on_model("Classify", request, context, protocol.classify)
+
+    async def Regress(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._on_model("Regress", request, context, protocol.regress)
+
+    async def MultiInference(self, request: Any, context: Any) -> Any:  # noqa: N802
+        async def call() -> Any:
+            protocol.check_multi_inference(request)
+            spec = request.tasks[0].model_spec
+            version, label = spec_version(spec)
+            record = self.core.resolve(spec.name, version, label)
+            with record.lease() as servable:
+                return await protocol.multi_inference(servable, request)
+
+        return await self.guard.run(self.SERVICE + "MultiInference", context, call)
+
+    async def GetModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
+        async def call() -> Any:
+            version, label = spec_version(request.model_spec)
+            servable = self.core.resolve(request.model_spec.name, version, label).servable
+            return protocol.metadata(servable, list(request.metadata_field))
+
+        return await self.guard.run(self.SERVICE + "GetModelMetadata", context, call)
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """``tensorflow.serving.ModelService``.
+
+    Args:
+        core: the server's models.
+        guard: API key, metrics and access log.
+        reload_wait_s: longest ``HandleReloadConfigRequest`` waits for new models' first load.
+    """
+
+    SERVICE = "/tensorflow.serving.ModelService/"
+
+    def __init__(self, core: ServerCore, guard: _Guard, reload_wait_s: float = 300.0) -> None:
+        self.core = core
+        self.guard = guard
+        self.reload_wait_s = reload_wait_s
+
+    async def GetModelStatus(self, request: Any, context: Any) -> Any:  # noqa: N802
+        async def call() -> Any:
+            if not request.HasField("model_spec"):
+                raise BadRequest("Missing ModelSpec")
+            version, label = spec_version(request.model_spec)
+            return self.core.manager(request.model_spec.name).status_proto(version, label)
+
+        return await self.guard.run(self.SERVICE + "GetModelStatus", context, call)
+
+    async def HandleReloadConfigRequest(self, request: Any, context: Any) -> Any:  # noqa: N802
+        async def call() -> Any:
+            try:
+                configs = from_proto(request.config, "the ReloadConfigRequest")
+            except ConfigError as exc:
+                raise BadRequest(str(exc)) from None
+            await self.core.apply(configs)
+            await self.core.wait_first_polls(self.reload_wait_s)
+            response = model_service_pb2.ReloadConfigResponse()
+            response.status.error_code = 0
+            return response
+
+        return await self.guard.run(self.SERVICE + "HandleReloadConfigRequest", context, call)
+
+
+async def start_grpc_server(core: ServerCore, host: str, port: int, api_key: str | None = None,
+                            metrics: ServingMetrics | None = None, access: bool = True,
+                            max_message_bytes: int = 64 * 2**20) -> tuple[Any, int]:
+    """Start both services on ``host:port`` in the running event loop; ``(server, bound port)``.
+
+    Args:
+        core: the server's models.
+        host, port: where to listen (port 0: any free port).
+        api_key: required in the call metadata when set.
+        metrics: where calls are counted.
+        access: one JSON access line per call.
+        max_message_bytes: the largest request message.
+    """
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_message_bytes),
+                                      ("grpc.max_send_message_length", -1)])
+    guard = _Guard(api_key, metrics, access)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core, guard), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, guard), server)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    bound = server.add_insecure_port(address)
+    if bound == 0:
+        raise OSError(f"cannot listen for gRPC on {address} (is the port in use?)")
+    await server.start()
+    log.info("gRPC (TF Serving's PredictionService and ModelService) on %s:%d", host, bound)
+    return server, bound

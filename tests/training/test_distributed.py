@@ -1,0 +1,208 @@
+"""train.distribute: multi-worker runs through `tfpilot launch` on loopback, SIGKILL + resume,
+mirrored over two logical CPUs, and the errors a cluster gets wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tfpilot.training.distribute import Cluster, free_ports, tf_config
+
+TFPILOT = [sys.executable, "-m", "tfpilot.cli.main"]
+#: MNIST subset, float32 on every CPU kind, deterministic ops; 3 epochs of 44 steps.
+COMMON = ["--dataset", "mnist", "--model", "mlp", "--epochs", "3", "--batch-size", "64",
+          "--set", "data.train_limit=3072", "--set", "data.test_limit=1000",
+          "--set", "model.params={hidden_units: [64]}",
+          "--set", "train.precision=float32", "--set", "train.deterministic=true", "--set", "train.seed=3",
+          "--set", "train.callbacks.progress=none", "--set", "train.callbacks.tensorboard=false", "--no-report"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _run(args: list[str], timeout: int = 400, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*TFPILOT, *args], capture_output=True, text=True, env=_env(**env), timeout=timeout)
+
+
+def _digests(output: str) -> dict[int, str]:
+    """worker index -> the first 16 hex digits of its logged final-weights SHA-256."""
+    found = re.findall(r"worker (\d+) final weights sha256:([0-9a-f]{16})", output)
+    return {int(worker): digest for worker, digest in found}
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory, shared_datasets):
+    """One 2-worker run and one single-process run of the same config and global batch."""
+    root = tmp_path_factory.mktemp("dist")
+    multi = _run(["launch", "--workers", "2", "--threads", "1", *COMMON, "--run-dir", str(root / "multi")])
+    assert multi.returncode == 0, multi.stdout[-3000:] + multi.stderr[-3000:]
+    single = _run(["train", *COMMON, "--run-dir", str(root / "single")])
+    assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
+    return root, multi.stdout
+
+
+def test_two_workers_finish_with_identical_weights(launched):
+    root, output = launched
+    digests = _digests(output)
+    assert sorted(digests) == [0, 1], output[-3000:]
+    assert digests[0] == digests[1]
+    assert "[worker 1] worker finished: the chief (worker 0) writes the run directory" in output
+    metrics = json.loads((root / "multi" / "metrics.json").read_text())
+    assert metrics["distributed"]["weights_sha256"].startswith(digests[0])
+    del metrics["distributed"]["weights_sha256"]
+    assert metrics["distributed"] == {"strategy": "multi_worker", "replicas": 2, "workers": 2, "global_batch": 64}
+
+
+def test_the_chief_alone_writes_a_complete_run(launched):
+    root, _ = launched
+    run = root / "multi"
+    for name in ("config.yaml", "split.json", "labels.json", "history.csv", "metrics.json", "model.keras",
+                 "env.json", "data_report.json", "backup/latest.json", "checkpoints/best.keras"):
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in root.iterdir()) == ["multi", "single"]  # no stray worker folder
+    rows = (run / "history.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3
+
+
+def test_accuracy_matches_a_single_process_run_with_the_same_global_batch(launched):
+    root, _ = launched
+    multi = json.loads((root / "multi" / "metrics.json").read_text())["test"]["accuracy"]
+    single = json.loads((root / "single" / "metrics.json").read_text())["test"]["accuracy"]
+    assert multi > 0.8
+    assert abs(multi - single) <= 0.01, (multi, single)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _worker_index(pid: int) -> int:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    spec = next(e for e in environ if e.startswith(b"TF_CONFIG=")).split(b"=", 1)[1]
+    return Cluster.from_tf_config(spec.decode()).index
+
+
+def test_sigkill_of_a_worker_in_epoch_2_then_resume_gives_the_uninterrupted_result(launched, tmp_path):
+    root, _ = launched
+    run = tmp_path / "crashed"
+    launch = subprocess.Popen([*TFPILOT, "launch", "--workers", "2", "--threads", "1", *COMMON, "--run-dir", str(run)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    latest = run / "backup" / "latest.json"
+    deadline = time.monotonic() + 300
+    while not (latest.is_file() and json.loads(latest.read_text()) == {"dir": "epoch-0001"}):
+        assert launch.poll() is None and time.monotonic() < deadline, launch.stdout.read()[-3000:]
+        time.sleep(0.02)
+    worker1 = next(p for p in _children(launch.pid) if _worker_index(p) == 1)
+    os.kill(worker1, signal.SIGKILL)  # epoch 2 (0-based epoch 1) of 3 is under way
+    out, _ = launch.communicate(timeout=120)
+    assert launch.returncode != 0
+    assert "worker 1 exited with status -9; stopping the other workers" in out
+    assert not (run / "metrics.json").exists()
+    resumed = _run(["launch", "--workers", "2", "--threads", "1", "--resume", str(run)])
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert "resuming" in resumed.stdout and "after epoch 1" in resumed.stdout
+    a = json.loads((root / "multi" / "metrics.json").read_text())
+    b = json.loads((run / "metrics.json").read_text())
+    assert a["test"] == b["test"]
+    assert a["distributed"]["weights_sha256"] == b["distributed"]["weights_sha256"]
+    assert [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()[1:]] == ["0", "1", "2"]
+
+
+MIRRORED = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import tfpilot
+run = tfpilot.train({
+    "data": {"dataset": "digits"},
+    "model": {"name": "mlp", "params": {"hidden_units": [32]}},
+    "train": {"epochs": 4, "batch_size": 64, "precision": "float32", "seed": 5, "distribute": sys.argv[1],
+              "optimizer": {"learning_rate": 0.01},
+              "callbacks": {"progress": "none", "tensorboard": False}},
+    "output": {"run_dir": sys.argv[2]},
+}, report=False)
+print(json.dumps(run.metrics))
+"""
+
+
+def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
+    out = {}
+    for mode in ("mirrored", "none"):
+        res = subprocess.run([sys.executable, "-c", MIRRORED, mode, str(tmp_path / mode)], capture_output=True,
+                             text=True, env=_env(), timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+        out[mode] = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["mirrored"]["distributed"]["replicas"] == 2
+    assert "distributed" not in out["none"]
+    assert out["mirrored"]["test"]["accuracy"] > 0.8
+    assert abs(out["mirrored"]["test"]["accuracy"] - out["none"]["test"]["accuracy"]) <= 0.02
+    assert abs(out["mirrored"]["test"]["loss"] - out["none"]["test"]["loss"]) <= 0.05
+
+
+def test_a_worker_whose_peer_never_starts_names_the_address(tmp_path):
+    ports = free_ports(2)
+    workers = [f"127.0.0.1:{p}" for p in ports]
+    res = _run(["train", "--dataset", "digits", "--model", "mlp", "--set", "train.distribute=multi_worker",
+                "--set", "train.worker_timeout_s=3", "--run-dir", str(tmp_path / "r")], timeout=120,
+               TF_CONFIG=tf_config(workers, 0))
+    assert res.returncode == -9  # the watchdog's SIGKILL: the process is stuck in TensorFlow's C++ rendezvous
+    assert f"error: worker 1 at {workers[1]} did not answer within 3 s" in res.stderr
+
+
+def test_workers_with_different_configs_are_stopped(tmp_path):
+    ports = free_ports(2)
+    workers = [f"127.0.0.1:{p}" for p in ports]
+    procs = [subprocess.Popen([*TFPILOT, "train", "--dataset", "digits", "--model", "mlp", "--epochs", str(1 + i),
+                               "--set", "train.distribute=multi_worker", "--run-dir", str(tmp_path / f"r{i}")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_env(TF_CONFIG=tf_config(workers, i))) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 2, err[-2000:]
+        assert "the 2 workers were started with different configs" in err
+
+
+def test_tf_config_parsing():
+    spec = {"cluster": {"chief": ["h0:1"], "worker": ["h1:1", "h2:1"]}, "task": {"type": "worker", "index": 1}}
+    c = Cluster.from_tf_config(json.dumps(spec))
+    assert (c.workers, c.index, c.is_chief, c.num_workers) == (("h0:1", "h1:1", "h2:1"), 2, False, 3)
+    assert Cluster.from_tf_config(json.dumps({**spec, "task": {"type": "chief", "index": 0}})).is_chief
+    with pytest.raises(ValueError, match="not a valid cluster spec"):
+        Cluster.from_tf_config("{not json")
+    with pytest.raises(ValueError, match="not in its cluster"):
+        Cluster.from_tf_config(json.dumps({**spec, "task": {"type": "worker", "index": 5}}))
+    with pytest.raises(ValueError, match="'chief' and 'worker' tasks only"):
+        Cluster.from_tf_config(json.dumps({**spec, "task": {"type": "ps", "index": 0}}))
+
+
+def test_config_rules(tmp_path):
+    from tfpilot.config import ConfigError, load_config
+    from tfpilot.training.distribute import replica_batch
+
+    assert load_config(None, overrides=["train.distribute=multi_worker"]).train.loop == "custom"
+    with pytest.raises(ConfigError, match="train.loop=fit cannot train with train.distribute=mirrored"):
+        load_config(None, overrides=["train.distribute=mirrored", "train.loop=fit"])
+    with pytest.raises(ValueError, match="does not split evenly over 3 replicas"):
+        replica_batch(64, 3)
+    cfg = load_config(None, overrides=["train.lr_scaling={rule: linear, reference_batch_size: 32}"])
+    assert cfg.train.lr_scaling.factor(128) == 4.0
+    res = _run(["train", "--dataset", "digits", "--set", "train.distribute=multi_worker"], timeout=120)
+    assert res.returncode == 2 and "needs TF_CONFIG" in res.stderr
+
+
+def test_a_failing_worker_fails_the_launch(tmp_path):
+    res = _run(["launch", "--workers", "2", "--dataset", str(tmp_path / "missing"), "--run-dir", str(tmp_path / "r")],
+               timeout=180)
+    assert res.returncode == 2
+    assert "[worker 0] error:" in res.stdout or "[worker 1] error:" in res.stdout

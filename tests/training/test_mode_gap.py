@@ -1,0 +1,49 @@
+"""The train/inference-mode gap check on hand-made models: a broken BatchNorm is caught, dropout
+alone is not, and measuring changes nothing."""
+
+import keras
+import numpy as np
+
+from tfpilot.training.mode_gap import measure_mode_gap
+
+
+def _data(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    return x, (x[:, 0] > 0).astype("int64")
+
+
+def _model(dropout=0.0):
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((4,)), keras.layers.Dense(8), keras.layers.BatchNormalization(name="bn")]
+    layers += [keras.layers.Dropout(dropout)] if dropout else []
+    model = keras.Sequential(layers + [keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x, y = _data()
+    model.fit(x, y, batch_size=16, epochs=30, verbose=0)
+    return model
+
+
+def _batches(batch=16):
+    x, y = _data(seed=1)
+    return [(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)]
+
+
+def test_wrong_batch_norm_statistics_are_a_large_gap():
+    model = _model()
+    bn = model.get_layer("bn")
+    bn.moving_mean.assign(np.full(8, 50.0, "float32"))  # statistics of no weights the model had
+    state = [np.array(keras.ops.convert_to_numpy(v)) for v in model.non_trainable_variables]
+    gap = measure_mode_gap(model, _batches(), threshold=0.05)
+    assert gap.examples == 64 and gap.large and gap.gap > 0.3
+    assert gap.training_mode_accuracy > 0.9 and gap.inference_mode_loss > gap.training_mode_loss
+    assert "1 BatchNormalization layer(s)" in gap.message() and gap.to_dict()["message"] == gap.message()
+    for v, before in zip(model.non_trainable_variables, state):  # nothing of the model moved
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), before, err_msg=v.path)
+
+
+def test_right_statistics_and_dropout_are_no_warning():
+    model = _model(dropout=0.5)
+    gap = measure_mode_gap(model, _batches(), threshold=0.05)
+    assert not gap.large and gap.inference_mode_accuracy > 0.9
+    assert "message" not in gap.to_dict()
