@@ -41,16 +41,23 @@ class RegistryError(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-def did_you_mean(name: str, choices: list[str] | tuple[str, ...], n: int = 3) -> str:
-    """Return a ``" Did you mean 'x'?"`` suffix for ``name`` among ``choices`` (or "")."""
-    choices = list(choices)
-    close = difflib.get_close_matches(name, choices, n=n, cutoff=0.5)
+def close_matches(name: str, choices: Sequence[str], n: int = 3) -> list[str]:
+    """The ``choices`` nearest ``name``: spelling (difflib), then abbreviations ("lr" ->
+    learning_rate, "bs" -> batch_size, "epo" -> epochs); at most ``n``."""
     low = name.lower()
-    for c in choices:  # abbreviations: "lr" -> learning_rate, "bs" -> batch_size, "epo" -> epochs
-        initials = "".join(part[:1] for part in c.split("_") if part)
-        if c not in close and len(low) >= 2 and (low == initials or c.startswith(low)):
-            close.append(c)
-    close = close[:n]
+
+    def initials(c: str) -> str:
+        return "".join(part[:1] for part in c.split("_") if part)
+
+    abbreviated = [c for c in choices if len(low) >= 2 and low == initials(c)]
+    spelled = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.5)
+    prefixed = [c for c in choices if len(low) >= 2 and c.startswith(low)]
+    return list(dict.fromkeys([*abbreviated, *spelled, *prefixed]))[:n]
+
+
+def did_you_mean(name: str, choices: Sequence[str], n: int = 3) -> str:
+    """Return a ``" Did you mean 'x'?"`` suffix for ``name`` among ``choices`` (or "")."""
+    close = close_matches(name, choices, n)
     if not close:
         return ""
     return " Did you mean " + " or ".join(repr(c) for c in close) + "?"

@@ -80,3 +80,12 @@ def test_every_preset_validates(preset):
 def test_seed_presets_exist():
     names = {p.name for p in CONFIGS.glob("*.yaml")}
     assert {"mnist_mlp.yaml", "mnist_cnn.yaml", "cifar10_cnn.yaml", "cifar10_cnn_bn.yaml", "mnist_fast.yaml"} <= names
+
+
+def test_an_unknown_key_suggests_the_nearest_key_of_a_subsection():
+    from tfpilot.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"train\.lr: unknown key\. Did you mean .*'optimizer\.learning_rate'"):
+        load_config(None, overrides=["train.lr=0.1"])
+    with pytest.raises(ConfigError, match=r"Did you mean 'batch_size'\?"):
+        load_config(None, overrides=["train.bs=8"])

@@ -144,3 +144,21 @@ def test_a_dataset_that_now_loads_as_another_kind_is_a_clear_error(tmp_path):
     as_files = dict(first.manifest, kind="files")  # e.g. cifar10 recorded from cifar10-jpg, now from pickles
     with pytest.raises(RecordedSplitError, match="the run recorded files .* now loads as arrays"):
         prepare_data(DataConfig(dataset="digits"), manifest=as_files)
+
+
+def test_a_split_without_some_class_is_reported(tmp_path):
+    """A tiny class can hash into no test example: the data report and the log say which."""
+    from tfpilot.config import load_config
+    from tfpilot.data import prepare_data
+    from tfpilot.testing import make_image_folder
+
+    folder = make_image_folder(tmp_path / "d", classes=("a", "b", "tiny"), per_class=12, size=8)
+    for extra in sorted((folder / "tiny").iterdir())[2:]:
+        extra.unlink()  # two files: at least one stays in train, so val or test lacks it
+    data = prepare_data(load_config({"data": {"dataset": str(folder)}}).data)
+    lacking = [s for s in ("val", "test") if 2 not in set(data.splits[s].y.tolist())]
+    assert lacking
+    for split in lacking:
+        note = next(n for n in data.report.notes if n.startswith(f"the {split} split has no example of"))
+        missing = sorted(set(data.class_names) - {data.class_names[k] for k in data.splits[split].y})
+        assert note.split(": ", 1)[1].split(";")[0] == ", ".join(missing)

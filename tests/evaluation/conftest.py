@@ -18,7 +18,7 @@ def report_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tfpilot.training import Trainer
 
     root = tmp_path_factory.mktemp("report_run")
-    folder = make_image_folder(root / "shapes", per_class=30, size=16, corrupt=1)
+    folder = make_image_folder(root / "shapes", per_class=40, size=16, corrupt=1)
     cfg = tiny_config(folder, root / "run", epochs=3)
     cfg["model"] = {"name": "fast_cnn", "params": {"filters": [8, 16], "dense_units": 16}}
     return Trainer(load_config(cfg)).fit().run_.path

@@ -25,9 +25,15 @@ def test_report_has_every_section_and_embeds_its_images(report_run: Path, report
     html = report_html.read_text(encoding="utf-8")
     for anchor, title in SECTIONS:
         assert f'<section id="{anchor}"><h2>{title}</h2>' in html, f"section {anchor!r} missing"
+    from tfpilot.evaluation.predictions import predict_split
+
     images = _images(html)
     assert len(images) == html.count("<img ")  # every image is an embedded PNG
-    assert len(images) >= 5 + 2 * 8  # plots, plus input and Grad-CAM per gallery card
+    preds = predict_split(report_run)
+    wrong = int(np.sum(preds.y_pred != preds.y_true))
+    cards = html.count('class="card"')
+    assert cards == min(16, wrong) + min(8, len(preds.y_true) - wrong) >= 4  # the galleries' default sizes
+    assert len(images) >= 4 + 2 * cards  # plots, plus input and Grad-CAM per gallery card
     for data in images:
         with Image.open(io.BytesIO(data)) as picture:
             assert picture.format == "PNG" and picture.width > 0
@@ -55,7 +61,7 @@ def test_report_content_matches_the_run(report_run: Path, report_html: Path):
         assert f"<td>{name}</td>" in html  # per-class table
     assert "macro avg" in html and "weighted avg" in html and "balanced accuracy" in html
     assert "Expected calibration error" in html and "Resolved config (config.yaml)" in html
-    assert "ROC" not in html  # three classes: no binary curves
+    assert "ROC AUC" not in html and not (report_run / "plots" / "roc_pr.png").exists()  # 3 classes: no binary curves
 
 
 def test_report_cli_and_missing_run(report_run: Path, tmp_path: Path):
@@ -81,7 +87,7 @@ def test_binary_mlp_run_gets_roc_and_explains_missing_gradcam(tmp_path: Path):
     import tfpilot
     from tfpilot.testing import make_image_folder, tiny_config
 
-    folder = make_image_folder(tmp_path / "data", classes=("left", "right"), per_class=20, size=12)
+    folder = make_image_folder(tmp_path / "data", classes=("left", "right"), per_class=40, size=12)
     run = tfpilot.train(tiny_config(folder, tmp_path / "run", epochs=2))
     html = (run.path / "report.html").read_text(encoding="utf-8")
     assert "ROC AUC" in html and "average precision (PR AUC)" in html

@@ -180,3 +180,24 @@ def test_model_config_file_reload_unloads_a_removed_model(config_server) -> None
         assert [s["version"] for s in client.get("/v1/models/two").json()["model_version_status"]
                 if s["state"] == "AVAILABLE"] == ["2"]
     assert "model hpt version 1 unloaded" in server.stderr()
+
+
+def test_grpc_reload_config_request_adds_a_model_back(config_server) -> None:
+    """ModelService/HandleReloadConfigRequest serves exactly the config sent (here: hpt again, two)."""
+    import grpc
+    from google.protobuf import text_format
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+
+    server, _, models = config_server
+    request = model_management_pb2.ReloadConfigRequest()
+    text_format.Parse(model_config_text(models), request.config)
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        response = model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(request, timeout=60)
+        assert response.status.error_code == 0
+        bad = model_management_pb2.ReloadConfigRequest()
+        bad.config.model_config_list.config.add(name="nobase")
+        with pytest.raises(grpc.RpcError) as caught:
+            model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(bad, timeout=60)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "needs a base_path" in caught.value.details()
+    r = httpx.post(f"{server.url}/v1/models/hpt:predict", json={"instances": [[4.0]]}, timeout=30)
+    assert r.status_code == 200 and r.json()["predictions"] == tf1_expected([[4.0]]).tolist()

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tfpilot.config.schema import Config
-from tfpilot.registry import RegistryError, did_you_mean
+from tfpilot.registry import RegistryError, close_matches, did_you_mean
 
 #: Short command-line flags and the config keys they set.
 SHORT_FLAGS: dict[str, str] = {
@@ -140,6 +140,20 @@ def _section_at(loc: Sequence[Any]) -> type[BaseModel] | None:
     return cls
 
 
+def _unknown_key_hint(name: str, section: type[BaseModel]) -> str:
+    """Did-you-mean for an unknown key: the section's own keys first, then the keys of its
+    subsections by their dotted path (``train.lr`` -> ``optimizer.learning_rate``)."""
+    direct = sorted(section.model_fields)
+    nested: dict[str, str] = {}
+    for field_name, info in section.model_fields.items():
+        sub_section = info.annotation
+        if isinstance(sub_section, type) and issubclass(sub_section, BaseModel):
+            for leaf in sub_section.model_fields:
+                nested.setdefault(leaf, f"{field_name}.{leaf}")
+    paths = close_matches(name, direct) + [nested[leaf] for leaf in close_matches(name, sorted(nested))]
+    return " Did you mean " + " or ".join(repr(p) for p in paths[:3]) + "?" if paths else ""
+
+
 def format_validation_error(exc: ValidationError) -> str:
     lines = [f"invalid configuration ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''}):"]
     for err in exc.errors():
@@ -148,7 +162,7 @@ def format_validation_error(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             section = _section_at(loc)
             valid = sorted(section.model_fields) if section else []
-            hint = did_you_mean(loc[-1], valid) if valid else ""
+            hint = _unknown_key_hint(loc[-1], section) if section else ""
             where = ".".join(loc[:-1]) or "the top level"
             lines.append(f"  - {key}: unknown key.{hint} Valid keys in {where}: {', '.join(valid)}.")
             continue

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tfpilot.config.schema import DataConfig
 from tfpilot.data.images import convert_images
 from tfpilot.data.manifest import apply_manifest, build_manifest, split_keys
@@ -150,7 +152,23 @@ def prepare_data(
     conform_images(ds, cfg)
     ds.report.split_sizes = {k: len(v) for k, v in ds.splits.items()}
     ds.report.class_counts = ds.class_counts()
+    _note_missing_classes(ds)
     return PreparedData(ds, dict(manifest), recorded=recorded)
+
+
+def _note_missing_classes(ds: RawDataset) -> None:
+    """Say (log and data report) which classes a val/test split has no example of: their
+    per-class metrics are undefined and the split's accuracy says nothing about them."""
+    for name, split in ds.splits.items():
+        if name == "train" or not len(split):
+            continue
+        missing = [ds.class_names[k] for k in sorted(set(range(len(ds.class_names))) - set(np.unique(split.y)))]
+        if missing:
+            message = (f"the {name} split has no example of {len(missing)} class(es): {', '.join(missing[:10])}"
+                       f"{' ...' if len(missing) > 10 else ''}; add examples of them (or raise "
+                       f"data.{'test' if name == 'test' else 'val'}_split) to measure them")
+            log.warning("%s", message)
+            ds.report.note(message)
 
 
 def _split_afresh(ds: RawDataset, cfg: DataConfig) -> dict[str, Any]:

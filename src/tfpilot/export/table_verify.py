@@ -27,9 +27,10 @@ import numpy as np
 
 from tfpilot.export.formats import FORMAT_ORDER, artifact_size
 
-#: Defaults of the pass criteria, per format (16-bit weights move outputs more).
-MIN_AGREEMENT = {"tflite-fp16": 0.97, "tflite-dynamic": 0.95}
-MAX_NUMBER_DIFF = {"tflite-fp16": 0.05, "tflite-dynamic": 0.1}
+#: Defaults of the pass criteria, per format (16-bit weights move outputs more), and for a
+#: model trained in mixed precision (16-bit in Keras, float32 in its artifacts).
+MIN_AGREEMENT = {"tflite-fp16": 0.97, "tflite-dynamic": 0.95, "mixed": 0.98}
+MAX_NUMBER_DIFF = {"tflite-fp16": 0.05, "tflite-dynamic": 0.1, "mixed": 0.05}
 
 
 @dataclass
@@ -103,9 +104,9 @@ def verify_table(run_dir: str | Path, split: str = "test", min_agreement: float 
         run_dir: the table run.
         split: the rows compared on: "test", "val" or "train".
         min_agreement: the smallest top-1 agreement a class head may have (default 0.99;
-            0.97 for tflite-fp16, 0.95 for tflite-dynamic).
+            0.97 for tflite-fp16, 0.95 for tflite-dynamic, 0.98 for a mixed-precision model).
         max_number_diff: the largest difference of a number head, in training-target
-            standard deviations (default 0.01; 0.05 fp16, 0.1 dynamic).
+            standard deviations (default 0.01; 0.05 fp16 or a mixed-precision model, 0.1 dynamic).
         limit: compare at most this many rows (the first ones of the split).
         artifacts: these artifact folders instead of everything under ``RUN/export``.
     """
@@ -133,6 +134,7 @@ def verify_table(run_dir: str | Path, split: str = "test", min_agreement: float 
     scales = {o.key: float(np.std(data.splits["train"].targets[o.key])) for o in spec.outputs if o.kind == "number"}
     batch = {c.key: part.inputs[c.key] for c in spec.inputs}
     report = TableVerifyReport(str(run.path), split, len(part))
+    mixed = "mixed" in str(run.metrics.get("precision", ""))
     for path in paths:
         found = resolve(path)
         runner = table_runner(found.backend, found.path, found.bundle)
@@ -141,8 +143,9 @@ def verify_table(run_dir: str | Path, split: str = "test", min_agreement: float 
             for k, v in runner({k: v[i : i + 256] for k, v in batch.items()}).items():
                 got.setdefault(k, []).append(v)
         heads = compare_heads(spec, reference, {k: np.concatenate(v) for k, v in got.items()}, scales)
-        need = min_agreement if min_agreement is not None else MIN_AGREEMENT.get(found.format, 0.99)
-        tol = max_number_diff if max_number_diff is not None else MAX_NUMBER_DIFF.get(found.format, 0.01)
+        key = found.format if found.format in MIN_AGREEMENT else ("mixed" if mixed else "")
+        need = min_agreement if min_agreement is not None else MIN_AGREEMENT.get(key, 0.99)
+        tol = max_number_diff if max_number_diff is not None else MAX_NUMBER_DIFF.get(key, 0.01)
         bad = [f"{h}: agreement {m['agreement']:.2%} < {need:.0%}" for h, m in heads.items()
                if m["kind"] != "number" and m["agreement"] < need]
         bad += [f"{h}: max difference {m['max_abs_diff']:.4g} = {m['max_diff_in_std']:.3f} std > {tol}"
