@@ -325,32 +325,60 @@ def input_name(server: Server) -> str:
     return next(iter(meta["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]))
 
 
-def run_levels(server: Server, images: Any, bodies: list[bytes], args: argparse.Namespace,
-               protocol: str = "rest") -> list[dict[str, Any]]:
-    url = f"{server.url}/v1/models/{MODEL_NAME}:predict"
-    name = input_name(server) if protocol == "grpc" else ""
+class Target:
+    """One server and protocol under load (tfpilot is loaded over REST and over gRPC)."""
 
-    def level(requests: int, concurrency: int) -> dict[str, Any]:
-        if protocol == "grpc":
-            return asyncio.run(grpc_load(f"{HOST}:{server.grpc_port}", name, images, requests, concurrency,
-                                         args.time_limit))
-        return asyncio.run(rest_load(url, bodies, requests, concurrency, args.time_limit))
+    def __init__(self, server: Server, protocol: str, images: Any, bodies: list[bytes]) -> None:
+        self.server, self.protocol, self.images, self.bodies = server, protocol, images, bodies
+        self.name = server.name + ("-grpc" if protocol == "grpc" else "")
+        self.input = input_name(server) if protocol == "grpc" else ""
 
-    level(args.warmup, 4)  # warm-up, not counted
-    rows = []
-    for c in args.concurrency:
-        server_cpu, client_cpu = cpu_seconds(server.proc.pid), time.process_time()
-        calls, instances = batch_stats(server)
-        row = level(args.requests, c)
-        calls, instances = (x1 - x0 for x0, x1 in zip((calls, instances), batch_stats(server)))
+    def load(self, requests: int, concurrency: int, time_limit: float) -> dict[str, Any]:
+        if self.protocol == "grpc":
+            return asyncio.run(grpc_load(f"{HOST}:{self.server.grpc_port}", self.input, self.images, requests,
+                                         concurrency, time_limit))
+        url = f"{self.server.url}/v1/models/{MODEL_NAME}:predict"
+        return asyncio.run(rest_load(url, self.bodies, requests, concurrency, time_limit))
+
+    def measure(self, requests: int, concurrency: int, time_limit: float) -> dict[str, Any]:
+        """One level, with the server's and this client's CPU time and (tfpilot) the mean batch."""
+        server_cpu, client_cpu = cpu_seconds(self.server.proc.pid), time.process_time()
+        calls, instances = batch_stats(self.server)
+        row = self.load(requests, concurrency, time_limit)
+        calls, instances = (x1 - x0 for x0, x1 in zip((calls, instances), batch_stats(self.server)))
         row["mean_batch"] = round(instances / calls, 2) if calls else None
-        row["server_cpu_s"] = round(cpu_seconds(server.proc.pid) - server_cpu, 2)
+        row["server_cpu_s"] = round(cpu_seconds(self.server.proc.pid) - server_cpu, 2)
         row["client_cpu_s"] = round(time.process_time() - client_cpu, 2)
         row["load_avg_1m"] = round(os.getloadavg()[0], 2)
-        row["server"] = server.name + ("-grpc" if protocol == "grpc" else "")
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    return rows
+        row["server"] = self.name
+        return row
+
+
+def run_rounds(targets: list[Target], args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every level ``--rounds`` times, the targets taking turns (their order rotating each round), so a
+    change in the machine's background load falls on all of them alike. ``(median rows, every row)``."""
+    for target in targets:
+        target.load(args.warmup, 4, args.time_limit)  # warm-up, not counted
+    every: list[dict[str, Any]] = []
+    medians: list[dict[str, Any]] = []
+    for c in args.concurrency:
+        runs: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+        for r in range(args.rounds):
+            order = targets[r % len(targets):] + targets[: r % len(targets)]
+            for target in order:
+                row = target.measure(args.requests, c, args.time_limit)
+                row["round"] = r + 1
+                runs[target.name].append(row)
+                every.append(row)
+                print(json.dumps(row), flush=True)
+        for target in targets:
+            rows = sorted(runs[target.name], key=lambda row: row["throughput_rps"])
+            median = dict(rows[len(rows) // 2])
+            median["rounds"] = len(rows)
+            median["throughput_range"] = [rows[0]["throughput_rps"], rows[-1]["throughput_rps"]]
+            median["p50_range"] = [min(x["p50_ms"] for x in rows), max(x["p50_ms"] for x in rows)]
+            medians.append(median)
+    return medians, every
 
 
 # -- the hot swap ------------------------------------------------------------------------------
@@ -457,15 +485,35 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def round_ratios(every: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """The c32 throughput ratio and c1 p50 ratio of each round (tfpilot vs competent)."""
+    by = {(r["server"], r["concurrency"], r["round"]): r for r in every}
+    out: dict[str, list[float]] = {"throughput_c32_tfpilot_over_competent": [], "p50_c1_competent_over_tfpilot": [],
+                                   "p50_c1_rest_over_grpc": []}
+    for (server, c, rnd), row in by.items():
+        if server != "tfpilot":
+            continue
+        other, grpc = by.get(("competent", c, rnd)), by.get(("tfpilot-grpc", c, rnd))
+        if c == 32 and other:
+            out["throughput_c32_tfpilot_over_competent"].append(round(row["throughput_rps"] / other["throughput_rps"], 2))
+        if c == 1 and other:
+            out["p50_c1_competent_over_tfpilot"].append(round(other["p50_ms"] / row["p50_ms"], 2))
+        if c == 1 and grpc:
+            out["p50_c1_rest_over_grpc"].append(round(row["p50_ms"] / grpc["p50_ms"], 2))
+    return out
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| server | concurrency | requests | errors | throughput (req/s) | p50 (ms) | p99 (ms) "
-             "| mean batch | server CPU s | client CPU s | wall s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| server | concurrency | requests | errors | throughput (req/s) | (rounds' range) | p50 (ms) "
+             "| (rounds' range) | p99 (ms) | mean batch | server CPU s | client CPU s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        lo, hi = r.get("throughput_range", [r["throughput_rps"]] * 2)
+        p_lo, p_hi = r.get("p50_range", [r["p50_ms"]] * 2)
         lines.append(f"| {r['server']} | {r['concurrency']} | {r['requests']} | {r['errors']} | "
-                     f"{r['throughput_rps']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                     f"{r['mean_batch'] or '-'} | {r['server_cpu_s']:.1f} | {r['client_cpu_s']:.1f} | "
-                     f"{r['seconds']:.1f} |")
+                     f"{r['throughput_rps']:.1f} | {lo:.0f}-{hi:.0f} | {r['p50_ms']:.2f} | {p_lo:.2f}-{p_hi:.2f} | "
+                     f"{r['p99_ms']:.2f} | {r['mean_batch'] or '-'} | {r['server_cpu_s']:.1f} | "
+                     f"{r['client_cpu_s']:.1f} |")
     return "\n".join(lines)
 
 
@@ -487,6 +535,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per level, at most")
     parser.add_argument("--warmup", type=int, default=100, help="uncounted requests before the levels")
+    parser.add_argument("--rounds", type=int, default=1, help="times each level runs, the servers taking turns "
+                        "(the tables show the median round)")
     parser.add_argument("--servers", nargs="*", default=list(SERVERS), choices=SERVERS)
     parser.add_argument("--no-grpc", action="store_true", help="skip tfpilot's gRPC levels")
     parser.add_argument("--swap", action="store_true", help="also run the hot-swap scenario")
@@ -506,22 +556,28 @@ def main() -> None:
     bodies = request_bodies(images)
     rows: list[dict[str, Any]] = []
     swap: dict[str, Any] | None = None
+    every: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
-        for name in args.servers:
-            server = start_server(name, args, Path(tmp))
-            try:
-                server.wait_ready()
-                rows += run_levels(server, images, bodies, args)
-                if name == "tfpilot" and not args.no_grpc:
-                    rows += run_levels(server, images, bodies, args, protocol="grpc")
-            finally:
+        servers: list[Server] = []
+        try:
+            for name in args.servers:  # all up at once (an idle server costs nothing)
+                servers.append(start_server(name, args, Path(tmp)))
+                servers[-1].wait_ready()
+            targets = [Target(s, "rest", images, bodies) for s in servers]
+            targets += [Target(s, "grpc", images, bodies) for s in servers if s.name == "tfpilot" and not args.no_grpc]
+            if targets:
+                rows, every = run_rounds(targets, args)
+        finally:
+            for server in servers:
                 server.stop()
         if args.swap:
             swap = run_swap(args, images, bodies, Path(tmp))
-    summary = {"rows": rows, "ratios": ratios(rows), "hot_swap": swap, "cpus": os.cpu_count(),
-               "load_avg_end": os.getloadavg()}
+    summary = {"rows": rows, "every_round": every, "ratios": ratios(rows), "round_ratios": round_ratios(every),
+               "hot_swap": swap,
+               "cpus": os.cpu_count(), "load_avg_end": os.getloadavg()}
     print(markdown(rows))
-    print(json.dumps({"ratios": summary["ratios"], "hot_swap": swap}, indent=2))
+    print(json.dumps({"ratios": summary["ratios"], "round_ratios": summary["round_ratios"], "hot_swap": swap},
+                     indent=2))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
 

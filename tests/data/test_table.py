@@ -90,7 +90,7 @@ def test_missing_image_files_are_skipped_and_reported(table, tmp_path):
     assert json.loads(json.dumps(data.report.to_dict()))["num_skipped"] == 2
 
 
-def test_auto_mpg_is_found_by_name_in_the_data_dir(tmp_path):
+def test_auto_mpg_is_found_by_name_in_the_data_dir(tmp_path, monkeypatch):
     lines = [f'{18 + i % 9}.{i % 10}   {4 + 2 * (i % 3)}   {300 - i}.0   {"?" if i == 2 else f"{130 + i}.0"}   '
              f'{3500 - 10 * i}.   12.0   {70 + i % 12}  {1 + i % 3}\t"car {i}"' for i in range(30)]
     (tmp_path / "auto-mpg.data").write_text("\n".join(lines) + "\n")
@@ -100,5 +100,7 @@ def test_auto_mpg_is_found_by_name_in_the_data_dir(tmp_path):
     assert kinds["mpg"] == "number" and kinds["origin"] == "category" and kinds["horsepower"] == "number"
     assert data.spec.input("origin").classes == ("Europe", "Japan", "USA")
     assert np.isnan(np.concatenate([s.inputs["horsepower"] for s in data.splits.values()])).sum() == 1
+    monkeypatch.delenv("TFPILOT_DATA_DIR", raising=False)  # no other place to find it: the error names the file
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     with pytest.raises(FileNotFoundError, match="auto-mpg.data"):
         prepare_table(_cfg("auto_mpg", ["mpg"], data_dir=str(tmp_path / "empty")))

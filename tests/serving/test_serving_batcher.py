@@ -238,3 +238,17 @@ def test_unsplittable_requests_run_alone_and_several_threads_run_calls_at_once()
     elapsed = asyncio.run(main())
     assert sorted(model.sizes) == [1, 5]  # not cut into chunks of 2, not merged
     assert elapsed < 0.19 and len(model.threads) == 2  # the two calls overlapped
+
+
+def test_stop_waits_for_the_call_in_progress() -> None:
+    model = Recorder(delay=0.2)
+
+    async def main() -> np.ndarray:
+        batcher = await MicroBatcher(model, max_batch=4).start()
+        request = asyncio.create_task(batcher.submit(np.ones((1, 2))))
+        while batcher.calls == 0 and not model.sizes:
+            await asyncio.sleep(0.01)  # the call has started (nothing is queued any more)
+        await batcher.stop()
+        return await request
+
+    np.testing.assert_array_equal(asyncio.run(main()), np.ones((1, 2)) * 10)

@@ -175,3 +175,35 @@ def make_train_pipeline(
         return ds.batch(batch_size)
 
     return _finish(tf.data.Dataset.range(epochs[0], epochs[1]).flat_map(batches))
+
+
+def make_sample_pipeline(split: Split, examples: int, batch_size: int, seed: int, *,
+                         image_size: tuple[int, int] | None = None, channels: int | None = None,
+                         cache_bytes: int = 256 * 2**20) -> Any:
+    """A fixed sample of a split as batches: the same examples, in the same order, every time
+    it is iterated (un-augmented; shuffled once, so batches mix the classes).
+
+    Args:
+        split: the split to sample (the training split for precise BN and the mode-gap check).
+        examples: at most this many examples (all of a smaller split).
+        batch_size: examples per batch.
+        seed: the sample's seed.
+        image_size, channels: decode target for file splits.
+        cache_bytes: decoded file images are cached in memory up to this size.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(x, y)`` batches with sparse labels.
+
+    Example:
+        >>> split = Split(y=np.arange(10) % 2, x=np.zeros((10, 4, 4, 1), np.uint8))
+        >>> [int(x.shape[0]) for x, _ in make_sample_pipeline(split, 6, 4, seed=0)]
+        [4, 2]
+    """
+    n = min(examples, len(split))
+    index = np.random.default_rng(seed).permutation(len(split))[:n]
+    sample = split.take(index)
+    if image_size is not None and channels is not None:
+        cache = n * image_size[0] * image_size[1] * channels <= cache_bytes
+    else:
+        cache = True
+    return make_pipeline(sample, batch_size, training=False, image_size=image_size, channels=channels, cache=cache)

@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,107 @@ class PreparedData:
     def report(self) -> DataReport:
         return self.dataset.report
 
+    # -- the interface the trainer uses (shared with tfpilot.data.table.TableData) -----------
+    def pipeline(self, split: str, batch_size: int, *, training: bool, seed: int = 42, shuffle_buffer: int = 60_000,
+                 one_hot: int | None = None, shard: tuple[int, int] | None = None) -> Any:
+        """Batches of ``(input, label)`` of one split (:func:`~tfpilot.data.pipeline.make_pipeline`).
+
+        Args:
+            split: "train", "val" or "test".
+            batch_size: examples per batch.
+            training: shuffle (seeded, reshuffled every epoch) when True.
+            seed, shuffle_buffer: the shuffle's seed and buffer size.
+            one_hot: if set, labels become one-hot vectors of this many classes.
+            shard: ``(num_shards, index)``: this worker's share of the split.
+        """
+        from tfpilot.data.pipeline import make_pipeline
+
+        return make_pipeline(self.splits[split], batch_size, training=training, seed=seed,
+                             shuffle_buffer=shuffle_buffer, one_hot=one_hot, shard=shard,
+                             **self.input_spec.decode_target())
+
+    def train_stream(self, batch_size: int, epochs: tuple[int, int], *, seed: int = 42, shuffle_buffer: int = 60_000,
+                     steps_per_epoch: int | None = None, balanced: bool = False, one_hot: int | None = None,
+                     shard: tuple[int, int] | None = None, maps: Sequence[Callable[[Any], Any]] = ()) -> Any:
+        """The training batches of epochs ``[start, end)``, each epoch shuffled with a seed from
+        ``(seed, epoch)`` (:func:`~tfpilot.data.pipeline.make_train_pipeline`).
+
+        Args:
+            batch_size: examples per batch.
+            epochs: ``(start, end)`` epoch numbers (0-based, end exclusive).
+            seed, shuffle_buffer: the base shuffle seed and the buffer size.
+            steps_per_epoch: batches per epoch, if not one pass over the data.
+            balanced: draw every class with equal probability.
+            one_hot: if set, labels become one-hot vectors of this many classes.
+            shard: ``(num_workers, index)``: this worker's share of every epoch.
+            maps: dataset transforms (augmentation, sample weights) applied to the batched
+                stream, in order, before prefetching.
+        """
+        import tensorflow as tf
+
+        from tfpilot.data.pipeline import make_train_pipeline
+
+        ds = make_train_pipeline(self.splits["train"], batch_size, epochs, seed=seed, shuffle_buffer=shuffle_buffer,
+                                 balanced=balanced, steps_per_epoch=steps_per_epoch, shard=shard,
+                                 **self.input_spec.decode_target())
+        if one_hot:
+            ds = ds.map(lambda x, y: (x, tf.one_hot(y, one_hot)), num_parallel_calls=tf.data.AUTOTUNE)
+        for transform in maps:
+            ds = transform(ds)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def sample(self, examples: int, batch_size: int, seed: int) -> Any:
+        """A fixed, seeded sample of the train split as batches
+        (:func:`~tfpilot.data.pipeline.make_sample_pipeline`).
+
+        Args:
+            examples: at most this many examples.
+            batch_size: examples per batch.
+            seed: the sample's seed.
+        """
+        from tfpilot.data.pipeline import make_sample_pipeline
+
+        return make_sample_pipeline(self.splits["train"], examples, batch_size, seed,
+                                    **self.input_spec.decode_target())
+
+    def evaluate(self, model: Any, *, batch_size: int, top_k: int) -> dict[str, Any]:
+        """Classification metrics of ``model`` on val and test (:mod:`tfpilot.metrics`).
+
+        Args:
+            model: the trained classifier.
+            batch_size: examples per prediction batch.
+            top_k: k of the top-k accuracy.
+
+        Returns:
+            split name -> its metrics (splits that are absent or empty are left out).
+        """
+        from tfpilot.metrics import classification_metrics, predict_probabilities
+
+        out = {}
+        for split in ("val", "test"):
+            if split in self.splits and len(self.splits[split]):
+                y, probs = predict_probabilities(model, self.pipeline(split, batch_size, training=False))
+                out[split] = classification_metrics(y, probs, self.class_names, k=top_k)
+        return out
+
+    def labels_record(self, dataset: str, model: str) -> dict[str, Any]:
+        """The run's ``labels.json``: class names, the input spec, the dataset and the model.
+
+        Args:
+            dataset: ``data.dataset`` of the run.
+            model: ``model.name`` of the run.
+        """
+        return {"class_names": self.class_names, "input": self.input_spec.to_dict(), "dataset": dataset,
+                "model": model}
+
+    def save_extra_files(self, directory: str | Path) -> list[Path]:
+        """Files this kind of data keeps in a run besides the common ones: none.
+
+        Args:
+            directory: the run directory.
+        """
+        return []
+
 
 def prepare_data(
     cfg: DataConfig, manifest: Mapping[str, Any] | None = None, splits: Collection[str] | None = None
@@ -147,12 +248,12 @@ def prepare_data(
     recorded = manifest is not None
     if manifest is None:
         manifest = _split_afresh(ds, cfg)
+        _note_missing_classes(ds)  # (a recorded split was reported when it was made)
     else:
         apply_manifest(ds, manifest, splits)
     conform_images(ds, cfg)
     ds.report.split_sizes = {k: len(v) for k, v in ds.splits.items()}
     ds.report.class_counts = ds.class_counts()
-    _note_missing_classes(ds)
     return PreparedData(ds, dict(manifest), recorded=recorded)
 
 

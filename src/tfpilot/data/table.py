@@ -26,7 +26,8 @@ Example:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from tfpilot.data import columns as C
 from tfpilot.data.report import DataReport
 from tfpilot.data.splits import limit_stratified, stratified_split
 from tfpilot.data.table_io import LoadedTable, load_table
+from tfpilot.data.table_split import TableSplit
 from tfpilot.spec import FeatureSpec, TableSpec, column_key
 
 log = logging.getLogger(__name__)
@@ -58,37 +60,13 @@ class ColumnInfo:
 
 
 @dataclass
-class TableSplit:
-    """One split of a table: model inputs and encoded targets by key, and the rows they came from.
-
-    Attributes:
-        inputs: column key -> raw model input (uint8 images (N, H, W, C) or their file
-            paths, object arrays of strings, float32 with NaN).
-        targets: output key -> int64 class ids, float32 0/1 (binary) or float32 values.
-        ids: 0-based row numbers in the table.
-        paths: image column key -> the image files (for reports and decoding).
-    """
-
-    inputs: dict[str, np.ndarray]
-    targets: dict[str, np.ndarray]
-    ids: np.ndarray
-    paths: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def take(self, index: np.ndarray) -> TableSplit:
-        index = np.asarray(index, dtype=np.int64)
-        return TableSplit({k: v[index] for k, v in self.inputs.items()}, {k: v[index] for k, v in self.targets.items()},
-                          self.ids[index], {k: v[index] for k, v in self.paths.items()})
-
-
-@dataclass
 class TableData:
     """A table ready for training: its spec, resolved features, splits and report.
 
-    It answers what the trainer asks of :class:`~tfpilot.data.PreparedData` (``splits``,
-    ``input_spec``, ``manifest``, ``report``, ``class_names``, ``num_classes``).
+    It has the interface the trainer uses of :class:`~tfpilot.data.PreparedData` (``splits``,
+    ``input_spec``, ``manifest``, ``report``, ``class_names``, ``num_classes``, ``pipeline``,
+    ``train_stream``, ``sample``, ``evaluate``, ``labels_record``, ``save_extra_files``), with
+    ``(dict of columns, dict of targets)`` batches and per-head metrics.
     """
 
     spec: TableSpec
@@ -120,6 +98,99 @@ class TableData:
         """Column key -> its encoder settings (``features.inputs[].encoder``)."""
         return {column_key(f.name): f.encoder.model_dump() for f in self.features.inputs or []}
 
+    # -- the interface the trainer uses (shared with PreparedData) ----------------------------
+    def pipeline(self, split: str, batch_size: int, *, training: bool, seed: int = 42, shuffle_buffer: int = 60_000,
+                 one_hot: int | None = None, shard: tuple[int, int] | None = None) -> Any:
+        """Batches of ``(inputs, targets)`` dicts of one split.
+
+        Args:
+            split: "train", "val" or "test".
+            batch_size: rows per batch.
+            training: shuffle (reshuffled every epoch) when True.
+            seed, shuffle_buffer: the shuffle's seed and buffer size.
+            one_hot, shard: single-input options; a table refuses them (ValueError).
+        """
+        from tfpilot.data.table_pipeline import table_pipeline
+
+        _refuse_single_input_options(one_hot=one_hot, shard=shard)
+        return table_pipeline(self.splits[split], self.spec, batch_size, training=training, seed=seed,
+                              shuffle_buffer=shuffle_buffer)
+
+    def train_stream(self, batch_size: int, epochs: tuple[int, int], *, seed: int = 42, shuffle_buffer: int = 60_000,
+                     steps_per_epoch: int | None = None, balanced: bool = False, one_hot: int | None = None,
+                     shard: tuple[int, int] | None = None, maps: Sequence[Callable[[Any], Any]] = ()) -> Any:
+        """The training batches of epochs ``[start, end)``, each epoch shuffled with a seed from
+        ``(seed, epoch)`` (:func:`~tfpilot.data.table_pipeline.table_train_pipeline`).
+
+        Args:
+            batch_size: rows per batch.
+            epochs: ``(start, end)`` epoch numbers (0-based, end exclusive).
+            seed, shuffle_buffer: the base shuffle seed and the buffer size.
+            steps_per_epoch: batches per epoch, if not one pass over the rows.
+            balanced, one_hot, shard: single-input options; a table refuses them (ValueError).
+            maps: dataset transforms applied to the batched stream before prefetching.
+        """
+        from tfpilot.data.table_pipeline import table_train_pipeline
+
+        _refuse_single_input_options(balanced=balanced, one_hot=one_hot, shard=shard)
+        return table_train_pipeline(self.splits["train"], self.spec, batch_size, epochs, seed=seed,
+                                    shuffle_buffer=shuffle_buffer, steps_per_epoch=steps_per_epoch, maps=maps)
+
+    def sample(self, examples: int, batch_size: int, seed: int) -> Any:
+        """A fixed, seeded sample of at most ``examples`` training rows (in table order) as batches.
+
+        Args:
+            examples: at most this many rows.
+            batch_size: rows per batch.
+            seed: the sample's seed.
+        """
+        from tfpilot.data.table_pipeline import table_pipeline
+
+        split = self.splits["train"]
+        index = np.sort(np.random.default_rng(seed).permutation(len(split))[:examples])
+        return table_pipeline(split.take(index), self.spec, batch_size, training=False)
+
+    def evaluate(self, model: Any, *, batch_size: int, top_k: int) -> dict[str, Any]:
+        """Per-head metrics on val and test, each beside its trivial baseline (training mean / majority).
+
+        Args:
+            model: the trained table model.
+            batch_size: rows per prediction batch.
+            top_k: k of the category heads' top-k accuracy.
+
+        Returns:
+            split name -> its head metrics (splits that are absent or empty are left out).
+        """
+        from tfpilot.data.table_pipeline import predict_heads
+        from tfpilot.metrics.heads import baselines, head_metrics
+
+        base = baselines(self.spec, self.splits["train"].targets)
+        out = {}
+        for split in ("val", "test"):
+            if split in self.splits and len(self.splits[split]):
+                part = self.splits[split]
+                outputs = predict_heads(model, part, self.spec, batch_size)
+                out[split] = head_metrics(self.spec, part.targets, outputs, base, top_k=top_k)
+        return out
+
+    def labels_record(self, dataset: str, model: str) -> dict[str, Any]:
+        """The run's ``labels.json``: the task, the table spec, the dataset and the model.
+
+        Args:
+            dataset: ``data.dataset`` of the run.
+            model: ``model.name`` of the run.
+        """
+        return {"task": "table", "class_names": [], "input": self.spec.to_dict(), "dataset": dataset,
+                "model": model}
+
+    def save_extra_files(self, directory: str | Path) -> list[Path]:
+        """Write the files a table run keeps besides the common ones: ``schema.yaml``.
+
+        Args:
+            directory: the run directory.
+        """
+        return [self.save_schema(Path(directory) / SCHEMA_FILE)]
+
     def schema_text(self) -> str:
         """The resolved schema as printed by ``tfpilot train``."""
         lines = [f"table schema of {self.source} ({sum(len(s) for s in self.splits.values())} rows used):"]
@@ -138,6 +209,15 @@ class TableData:
         body = yaml.safe_dump({"features": features}, sort_keys=False)
         path.write_text("\n".join(head) + "\n" + body, encoding="utf-8")
         return path
+
+
+def _refuse_single_input_options(**options: Any) -> None:
+    """Raise ValueError naming the single-input pipeline options set (a table config refuses
+    them: one-hot labels, balanced sampling, distributed sharding)."""
+    used = [name for name, value in options.items() if value]
+    if used:
+        raise ValueError(f"table pipelines do not take {', '.join(used)}: those options apply to "
+                         "single-input classifiers only")
 
 
 # -- schema ------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ uninterrupted run saw.
 
 Example:
     >>> import numpy as np
-    >>> from tfpilot.data.table import TableSplit
+    >>> from tfpilot.data.table_split import TableSplit
     >>> from tfpilot.spec import FeatureSpec, TableSpec
     >>> spec = TableSpec((FeatureSpec("x", "number"),), (FeatureSpec("y", "number"),))
     >>> split = TableSplit({"x": np.arange(5, dtype="float32")}, {"y": np.ones(5, "float32")}, np.arange(5))
@@ -19,11 +19,12 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from tfpilot.data.table import TableSplit
+from tfpilot.data.table_split import TableSplit
 from tfpilot.spec import TableSpec
 
 
@@ -86,8 +87,18 @@ def table_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, *, train
 
 
 def table_train_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, epochs: tuple[int, int], *,
-                         seed: int = 42, shuffle_buffer: int = 60_000, steps_per_epoch: int | None = None) -> Any:
+                         seed: int = 42, shuffle_buffer: int = 60_000, steps_per_epoch: int | None = None,
+                         maps: Sequence[Callable[[Any], Any]] = ()) -> Any:
     """The training stream of epochs ``[start, end)``, each shuffled with a seed from ``(seed, epoch)``.
+
+    Args:
+        split: the training split.
+        spec: the model's table spec.
+        batch_size: rows per batch.
+        epochs: ``(start, end)`` epoch numbers (0-based, end exclusive).
+        seed, shuffle_buffer: the base shuffle seed and the buffer size.
+        steps_per_epoch: batches per epoch, if not one pass over the rows.
+        maps: dataset transforms applied to the batched stream, in order, before prefetching.
 
     Example:
         >>> import numpy as np
@@ -111,7 +122,10 @@ def table_train_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, ep
             return ds.repeat().batch(batch_size).take(steps_per_epoch)
         return ds.batch(batch_size)
 
-    return _finish(tf.data.Dataset.range(epochs[0], epochs[1]).flat_map(batches))
+    ds = tf.data.Dataset.range(epochs[0], epochs[1]).flat_map(batches)
+    for transform in maps:
+        ds = transform(ds)
+    return _finish(ds)
 
 
 def predict_heads(model: Any, split: TableSplit, spec: TableSpec, batch_size: int = 256) -> dict[str, np.ndarray]:

@@ -2,9 +2,9 @@
 
 The app answers at once; models load and warm up in the background (one
 :class:`~tfpilot.serving.versions.ModelManager` per model, polling its base path), and
-``/readyz`` turns 200 when every model has a version available (then the objects alive so
-far are frozen out of Python's garbage collector, whose full collections would otherwise
-stall requests). The gRPC services, when asked for, run in the same event loop and share
+``/readyz`` turns 200 when every model has a version available. Before any model loads, the
+objects alive (the libraries') are frozen out of Python's garbage collector, whose full
+collections would otherwise walk them and stall requests. The gRPC services, when asked for, run in the same event loop and share
 the models and their batchers. On shutdown uvicorn stops accepting connections and waits for
 in-flight requests; then gRPC stops (finishing its calls) and the batchers finish their queues.
 
@@ -50,6 +50,13 @@ Prometheus metrics and a web page at `/`. Errors are answered as `{"error": "...
 @asynccontextmanager
 async def serving_lifespan(core: ServerCore, settings: ServeSettings, metrics: ServingMetrics) -> AsyncIterator[None]:
     """Load the models, start gRPC and the config watcher; on exit stop them in reverse order."""
+    import tensorflow_serving.apis.prediction_service_pb2_grpc  # noqa: F401  (frozen with the rest)
+
+    from tfpilot.inference import load  # noqa: F401  (the loaders' modules, likewise)
+
+    frozen = core.freeze_libraries()
+    if frozen:
+        log.info("%d objects frozen out of the garbage collector", frozen)
     await core.apply(initial_configs(settings))
     loading = asyncio.get_running_loop().create_task(core.wait_initial_loads(), name="initial-loads")
     grpc_server = None

@@ -142,6 +142,7 @@ class MicroBatcher:
         self._executor: ThreadPoolExecutor | None = None
         self._arriving = 0
         self._depth = 0
+        self._busy = 0  # batches being run
         self._calls = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -158,7 +159,7 @@ class MicroBatcher:
         """Finish the queued requests, then stop the collector and the worker threads."""
         if self._task is None:
             return
-        while (self._depth or self._running) and not self._task.done():
+        while (self._depth or self._busy or self._running) and not self._task.done():
             await asyncio.sleep(0.01)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -269,15 +270,21 @@ class MicroBatcher:
                         jobs += more
                         break
             self._set_depth(self._depth - n)
-            task = loop.create_task(self._run_then_release([j for j in jobs if not j.future.done()]))
+            live = [j for j in jobs if not j.future.done()]
+            if self.threads == 1:  # one call at a time: run it here (a task would cost a loop turn)
+                await self._run_then_release(live)
+                continue
+            task = loop.create_task(self._run_then_release(live))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
     async def _run_then_release(self, jobs: list[_Job]) -> None:
         assert self._slots is not None
+        self._busy += 1
         try:
             await self._run(jobs)
         finally:
+            self._busy -= 1
             self._slots.release()
 
     async def _run(self, jobs: list[_Job]) -> None:

@@ -108,7 +108,6 @@ class ServerCore:
                                       warmup=settings.enable_model_warmup, drain_s=float(settings.graceful_timeout_s))
         self.managers: dict[str, ModelManager] = {}
         self._load_lock = asyncio.Lock()
-        self._frozen = False
 
     # -- configuration --------------------------------------------------------------------------
     async def apply(self, configs: Sequence[ModelConfig]) -> None:
@@ -143,17 +142,13 @@ class ServerCore:
     def _changed(self, manager: ModelManager, what: str) -> None:
         if self.metrics is not None and self.managers.get(manager.name) is manager:
             self.metrics.ready.labels(manager.name).set(1 if manager.ready else 0)
-        if not (self.settings.freeze_gc and self._frozen):
-            return  # before the first loads are done, wait_initial_loads collects and freezes
         if what == "unloaded":
-            # The unloaded version's objects were frozen with everything else: give them back
-            # to the collector so their reference cycles are freed, then freeze what remains.
+            # Free the old version's reference cycles now. Only the models' objects are walked:
+            # the libraries' (hundreds of thousands) were frozen before any model loaded.
             t0 = time.perf_counter()
-            gc.unfreeze()
             found = gc.collect()
             log.info("model %s: %d objects collected after the unload in %.0f ms", manager.name, found,
                      1000 * (time.perf_counter() - t0))
-        gc.freeze()  # a new version's objects leave the collector's way too
 
     async def wait_first_polls(self, timeout_s: float | None = None) -> bool:
         """Wait until every model has had its first poll (its first versions loaded or failed)."""
@@ -165,13 +160,21 @@ class ServerCore:
             await asyncio.sleep(0.05)
         return True
 
+    def freeze_libraries(self) -> int:
+        """Freeze the objects alive now -- TensorFlow, Keras, the web stack: hundreds of thousands --
+        out of the garbage collector, whose full collections would otherwise walk them all and stall
+        every request for a few hundred ms. Called before any model loads, so the models' own objects
+        (some ten thousand each) stay collectable: an unloaded version is freed by a collection that
+        walks only those. Returns the number frozen (0 when ``freeze_gc`` is off)."""
+        if not self.settings.freeze_gc:
+            return 0
+        gc.collect()
+        gc.freeze()
+        return gc.get_freeze_count()
+
     async def wait_initial_loads(self) -> None:
-        """Return once every model has had its first poll; then freeze the objects alive so far."""
+        """Return once every model has had its first poll."""
         await self.wait_first_polls()
-        if self.settings.freeze_gc:
-            gc.collect()
-            gc.freeze()
-            self._frozen = True
         if self.ready:
             log.info("ready: %s", ", ".join(self.managers))
 

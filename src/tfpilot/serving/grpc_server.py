@@ -34,7 +34,7 @@ from typing import Any
 
 import grpc
 import orjson
-from tensorflow_serving.apis import model_service_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
+from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from tfpilot.serving import protocol
 from tfpilot.serving.core import ServerCore
@@ -187,7 +187,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                 raise BadRequest(str(exc)) from None
             await self.core.apply(configs)
             await self.core.wait_first_polls(self.reload_wait_s)
-            response = model_service_pb2.ReloadConfigResponse()
+            response = model_management_pb2.ReloadConfigResponse()
             response.status.error_code = 0
             return response
 

@@ -163,6 +163,7 @@ class ModelManager:
         self._on_change = on_change
         self._task: asyncio.Task | None = None
         self._poll_now: asyncio.Event | None = None
+        self._latest: VersionRecord | None = None  # what a request without a version gets
 
     # -- the version source ---------------------------------------------------------------------
     def versions_on_disk(self) -> dict[int, Path]:
@@ -242,12 +243,14 @@ class ModelManager:
                 return
         record.servable = servable
         record.set_state(AVAILABLE)
+        self._update_latest()
         log.info("model %s version %d is available", self.name, version)
         if self._on_change is not None:
             self._on_change(self, "loaded")
 
     async def _unload(self, record: VersionRecord) -> None:
         record.set_state(UNLOADING)  # out of routing: no new lease from here on
+        self._update_latest()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.drain_s
         while record.leases > 0 and loop.time() < deadline:
@@ -316,6 +319,10 @@ class ModelManager:
         self.poll_soon()
 
     # -- routing --------------------------------------------------------------------------------
+    def _update_latest(self) -> None:
+        available = self.available()
+        self._latest = self.records[available[-1]] if available else None
+
     def available(self) -> list[int]:
         return sorted(v for v, r in self.records.items() if r.state == AVAILABLE)
 
@@ -329,6 +336,9 @@ class ModelManager:
 
     def resolve(self, version: int | None = None, label: str | None = None) -> VersionRecord:
         """The record answering a request for ``version`` or ``label`` (default: the latest available)."""
+        latest = self._latest
+        if version is None and label is None and latest is not None and latest.state == AVAILABLE:
+            return latest
         if version is not None and label is not None:
             raise BadRequest(f"Both model version ({version}) and model version label ({label}) cannot be supplied.")
         if label is not None:

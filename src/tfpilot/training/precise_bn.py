@@ -191,13 +191,7 @@ def training_sample(split: Any, examples: int, batch_size: int, seed: int, *,
         >>> [int(x.shape[0]) for x, _ in training_sample(split, 6, 4, seed=0)]
         [4, 2]
     """
-    from tfpilot.data.pipeline import make_pipeline
+    from tfpilot.data.pipeline import make_sample_pipeline
 
-    n = min(examples, len(split))
-    index = np.random.default_rng(seed).permutation(len(split))[:n]
-    sample = split.take(index)
-    if image_size is not None and channels is not None:
-        cache = n * image_size[0] * image_size[1] * channels <= cache_bytes
-    else:
-        cache = True
-    return make_pipeline(sample, batch_size, training=False, image_size=image_size, channels=channels, cache=cache)
+    return make_sample_pipeline(split, examples, batch_size, seed, image_size=image_size, channels=channels,
+                                cache_bytes=cache_bytes)

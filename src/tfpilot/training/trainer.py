@@ -23,7 +23,7 @@ from tfpilot import runs as rundir
 from tfpilot.config import Config, load_config, save_config
 from tfpilot.runs import Run, write_json
 from tfpilot.training.distribute import replica_batch
-from tfpilot.training.setup import build_model, loss_and_metrics, loss_weights, seed_everything
+from tfpilot.training.setup import Task, build_model, loss_and_metrics, loss_weights, seed_everything, task_for
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ class Trainer:
     Attributes (after :meth:`fit`):
         run_: the :class:`Run` written.
         model_: the trained ``keras.Model``.
-        data_: the :class:`~tfpilot.data.PreparedData` used.
+        data_: the data used: :class:`~tfpilot.data.PreparedData`, or a table's
+            :class:`~tfpilot.data.table.TableData` (the same interface).
         precision_: the dtype policy the model trained with.
         history_: per-epoch logs.
         strategy_: the ``tf.distribute`` strategy of ``train.distribute`` (None: none).
@@ -72,22 +73,10 @@ class Trainer:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _pipeline(self, data: Any, split: str, *, training: bool, one_hot: int | None = None,
-                  batch_size: int | None = None) -> Any:
-        from tfpilot.data import make_pipeline
-
-        cfg = self.config
-        if cfg.features is not None:  # a table: (dict of columns, dict of targets) batches
-            from tfpilot.data.table_pipeline import table_pipeline
-
-            return table_pipeline(data.splits[split], data.spec, batch_size or cfg.train.batch_size,
-                                  training=training, seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer)
-        spec = data.input_spec
-        decode = spec.decode_target()
-        return make_pipeline(
-            data.splits[split], batch_size or cfg.train.batch_size, training=training, seed=cfg.train.seed,
-            shuffle_buffer=cfg.data.shuffle_buffer, one_hot=one_hot, **decode,
-        )
+    @property
+    def _task(self) -> Task:
+        """What this kind of model does its own way (classifier or table, :func:`task_for`)."""
+        return task_for(self.config)
 
     def _jit(self, precision: str) -> bool | str:
         """XLA for the train step. On CPUs "auto" means off: XLA's CPU backend emulates
@@ -171,7 +160,6 @@ class Trainer:
 
     def _train(self, resume: bool, source: Run | None, run: Run) -> Trainer:
         """Train into ``run`` (resuming from ``source``'s last backup when ``resume``)."""
-        from tfpilot.data import prepare_data
         from tfpilot.training.environment import environment
         from tfpilot.training.precision import choose_precision
         from tfpilot.training.resume import latest_checkpoint
@@ -181,22 +169,11 @@ class Trainer:
         run_dir = run.path
         self._dir = run_dir
         precision = choose_precision(t.precision)
-        if cfg.features is not None:  # a table (data/table.py): resolved schema saved in the run
-            data = self._prepare_table(run, resume)
-            cfg = self.config
-        elif resume:  # the recorded split, exactly (a clear error names missing or changed files)
-            data = prepare_data(cfg.data, manifest=json.loads(source.file(rundir.SPLIT).read_text()))
-        else:
-            data = prepare_data(cfg.data)
-            save_config(cfg, run.file(rundir.CONFIG))
-            write_json(run.file(rundir.SPLIT), data.manifest)
-            data.report.save(run.file(rundir.DATA_REPORT))
-            write_json(run.file(rundir.LABELS), {
-                "class_names": data.class_names,
-                "input": data.input_spec.to_dict(),
-                "dataset": cfg.data.dataset,
-                "model": cfg.model.name,
-            })
+        # a resumed run: the recorded split, exactly (a clear error names missing or changed data)
+        self.config, data = self._task.prepare(cfg, source if resume else None)
+        cfg = self.config
+        if not resume:
+            self._write_data_files(run, data)
         write_json(run.file(rundir.ENV), environment(precision, t.seed))
 
         checkpoint = latest_checkpoint(source.path / "backup") if resume else None
@@ -278,6 +255,16 @@ class Trainer:
         return self
 
     # -- pieces of a run -----------------------------------------------------------------
+    def _write_data_files(self, run: Run, data: Any) -> None:
+        """A new run's record of its config and data: ``config.yaml``, ``split.json``,
+        ``data_report.json``, ``labels.json`` and the data's own files (a table: ``schema.yaml``)."""
+        cfg = self.config
+        save_config(cfg, run.file(rundir.CONFIG))
+        write_json(run.file(rundir.SPLIT), data.manifest)
+        data.report.save(run.file(rundir.DATA_REPORT))
+        write_json(run.file(rundir.LABELS), data.labels_record(cfg.data.dataset, cfg.model.name))
+        data.save_extra_files(run.path)
+
     def _steps(self, data: Any) -> int:
         t = self.config.train
         return t.steps_per_epoch or math.ceil(len(data.splits["train"]) / t.batch_size)
@@ -293,50 +280,47 @@ class Trainer:
                  names[-1] if names else "")
         self._compile(model, self._steps(data), data.num_classes, precision, stage=2)
 
+    def _one_hot(self, data: Any) -> int | None:
+        """Classes of the one-hot labels the loss takes, or None (sparse labels)."""
+        return data.num_classes if self.config.one_hot_labels else None
+
     def _train_stream(self, data: Any, start: int, end: int) -> Any:
         """The training batches of epochs [start, end): seeded per epoch, augmented, weighted."""
-        import tensorflow as tf
-
-        from tfpilot.data.pipeline import make_train_pipeline
-        from tfpilot.training.augment import build_augmenter
-        from tfpilot.training.imbalance import class_weights, with_sample_weights
-
         cfg = self.config
-        if cfg.features is not None:  # a table: the same seeded per-epoch order, dict batches
-            from tfpilot.data.table_pipeline import table_train_pipeline
-
-            return table_train_pipeline(data.splits["train"], data.spec, cfg.train.batch_size, (start, end),
-                                        seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
-                                        steps_per_epoch=cfg.train.steps_per_epoch)
-        spec = data.input_spec
-        decode = spec.decode_target()
         batch, steps = cfg.train.batch_size, cfg.train.steps_per_epoch
         if self.strategy_ is not None:  # per-replica batches; every worker runs the same number of steps,
             batch = replica_batch(batch, self.strategy_.num_replicas_in_sync)  # or one would wait forever
             steps = self._steps(data) * self._local_replicas()
-        ds = make_train_pipeline(
-            data.splits["train"], batch, (start, end), seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
-            balanced=cfg.data.balanced_sampling, steps_per_epoch=steps, shard=self._shard(), **decode,
-        )
-        if self.config.one_hot_labels:
-            ds = ds.map(lambda x, y: (x, tf.one_hot(y, data.num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
+        return data.train_stream(batch, (start, end), seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
+                                 balanced=cfg.data.balanced_sampling, steps_per_epoch=steps, shard=self._shard(),
+                                 one_hot=self._one_hot(data), maps=self._batch_maps(data))
+
+    def _batch_maps(self, data: Any) -> list[Any]:
+        """The training stream's transforms: image augmentation (``data.augment``) and class
+        weights as sample weights (``train.class_weight``), each only when it applies."""
+        import tensorflow as tf
+
+        from tfpilot.training.augment import build_augmenter
+        from tfpilot.training.imbalance import class_weights, with_sample_weights
+
+        cfg = self.config
+        spec = data.input_spec
+        maps = []
         augmenter = build_augmenter(cfg.data.augment, spec.channels, cfg.train.seed) if spec.kind == "image" else None
         if augmenter is not None:
-            ds = ds.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE)
-        weights = class_weights(cfg.train.class_weight, data.splits["train"].y, data.class_names)
-        if weights is not None:
-            ds = with_sample_weights(ds, weights)
-        return ds.prefetch(tf.data.AUTOTUNE)
+            maps.append(lambda ds: ds.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE))
+        if cfg.train.class_weight != "none":
+            weights = class_weights(cfg.train.class_weight, data.splits["train"].y, data.class_names)
+            maps.append(lambda ds: with_sample_weights(ds, weights))
+        return maps
 
     def _val_stream(self, data: Any, one_hot: int | None) -> Any:
         """The validation batches seen after each epoch (a distributed run: this worker's share)."""
+        t = self.config.train
         if self.strategy_ is None:
-            return self._pipeline(data, "val", training=False, one_hot=one_hot)
-        from tfpilot.data import make_pipeline
-
-        batch = replica_batch(self.config.train.batch_size, self.strategy_.num_replicas_in_sync)
-        return self._distribute(make_pipeline(data.splits["val"], batch, training=False, shard=self._shard(),
-                                              one_hot=one_hot, **data.input_spec.decode_target()))
+            return data.pipeline("val", t.batch_size, training=False, one_hot=one_hot)
+        batch = replica_batch(t.batch_size, self.strategy_.num_replicas_in_sync)
+        return self._distribute(data.pipeline("val", batch, training=False, one_hot=one_hot, shard=self._shard()))
 
     # -- tf.distribute (train.distribute) --------------------------------------------------
     def _scope(self) -> Any:
@@ -371,8 +355,7 @@ class Trainer:
         self.strategy_, self.cluster_ = create_strategy(t.distribute, t.worker_timeout_s)
         if self.strategy_ is None:
             return
-        if self.config.features is not None:
-            raise ValueError("train.distribute is not supported for table models yet: use train.distribute=none")
+        self._task.check_distribute()
         if self.cluster_ is not None:
             check_same_config(self.strategy_, fingerprint(dump_config(self.config)), self.cluster_)
         replicas = self.strategy_.num_replicas_in_sync
@@ -389,8 +372,7 @@ class Trainer:
         t = self.config.train
         steps = self._steps(data)
         has_val = "val" in data.splits and len(data.splits["val"]) > 0
-        one_hot = data.num_classes if self.config.one_hot_labels else None
-        val_ds = self._val_stream(data, one_hot) if has_val else None
+        val_ds = self._val_stream(data, self._one_hot(data)) if has_val else None
         callbacks, timer = build_callbacks(t.callbacks, run_dir, end, steps, has_validation=has_val,
                                            append=start > 0, ema=t.optimizer.ema,
                                            precise_batches=self._precise_bn_batches(model, data))
@@ -417,18 +399,8 @@ class Trainer:
 
     def _train_sample(self, data: Any, examples: int) -> Any:
         """A fixed, seeded sample of the train split as batches (precise BN, the mode-gap check)."""
-        from tfpilot.training.precise_bn import training_sample
-
         t = self.config.train
-        if self.config.features is not None:  # a table: the same kind of seeded sample, dict batches
-            import numpy as np
-
-            from tfpilot.data.table_pipeline import table_pipeline
-
-            split = data.splits["train"]
-            index = np.sort(np.random.default_rng(t.seed).permutation(len(split))[:examples])
-            return table_pipeline(split.take(index), data.spec, t.batch_size, training=False)
-        return training_sample(data.splits["train"], examples, t.batch_size, t.seed, **data.input_spec.decode_target())
+        return data.sample(examples, t.batch_size, t.seed)
 
     def _precise_bn_batches(self, model: Any, data: Any) -> Any:
         """The batches precise BN averages over, or None (off, or no trainable BatchNorm layer)."""
@@ -445,7 +417,7 @@ class Trainer:
         from tfpilot.training.mode_gap import measure_mode_gap
 
         t = self.config.train
-        if not t.mode_gap.enabled or len(model.outputs) != 1 or self.config.features is not None:
+        if not t.mode_gap.enabled or not self._task.measures_mode_gap(model):
             return None
         gap = measure_mode_gap(model, self._train_sample(data, t.mode_gap.examples), t.mode_gap.threshold,
                                precise_bn=t.precise_bn.enabled)
@@ -454,57 +426,6 @@ class Trainer:
         return gap.to_dict()
 
     def _evaluate(self, model: Any, data: Any) -> dict[str, Any]:
-        from tfpilot.metrics import classification_metrics, predict_probabilities
-
+        """The val and test metrics of ``metrics.json`` (a table: per head, beside its baseline)."""
         t = self.config.train
-        if self.config.features is not None:
-            return self._evaluate_table(model, data)
-        out = {}
-        for split in ("val", "test"):
-            if split in data.splits and len(data.splits[split]):
-                ds = self._pipeline(data, split, training=False, batch_size=max(t.batch_size, 256))
-                y, probs = predict_probabilities(model, ds)
-                out[split] = classification_metrics(y, probs, data.class_names, k=t.top_k)
-        return out
-
-    # -- table models (a features section) ------------------------------------------------
-    def _prepare_table(self, run: Run, resume: bool) -> Any:
-        """Read and split the table; a new run saves the resolved config and schema
-        (``config.yaml``, ``schema.yaml``), the split, the data report and ``labels.json``."""
-        from tfpilot.data.table import SCHEMA_FILE, prepare_table
-
-        data = prepare_table(self.config)
-        self.config = self.config.model_copy(update={"features": data.features})
-        log.info("%s", data.schema_text())
-        if resume:
-            saved = json.loads(run.file(rundir.SPLIT).read_text())
-            if saved["splits"] != json.loads(json.dumps(data.manifest))["splits"]:
-                raise ValueError(f"the data of {run.path} changed since the run started; cannot resume it")
-            return data
-        save_config(self.config, run.file(rundir.CONFIG))
-        data.save_schema(run.file(SCHEMA_FILE))
-        write_json(run.file(rundir.SPLIT), data.manifest)
-        data.report.save(run.file(rundir.DATA_REPORT))
-        write_json(run.file(rundir.LABELS), {
-            "task": "table",
-            "class_names": [],
-            "input": data.spec.to_dict(),
-            "dataset": self.config.data.dataset,
-            "model": self.config.model.name,
-        })
-        return data
-
-    def _evaluate_table(self, model: Any, data: Any) -> dict[str, Any]:
-        """Per-head metrics on val and test, each beside its trivial baseline (training mean / majority)."""
-        from tfpilot.data.table_pipeline import predict_heads
-        from tfpilot.metrics.heads import baselines, head_metrics
-
-        t = self.config.train
-        base = baselines(data.spec, data.splits["train"].targets)
-        out = {}
-        for split in ("val", "test"):
-            if split in data.splits and len(data.splits[split]):
-                part = data.splits[split]
-                outputs = predict_heads(model, part, data.spec, max(t.batch_size, 256))
-                out[split] = head_metrics(data.spec, part.targets, outputs, base, top_k=t.top_k)
-        return out
+        return data.evaluate(model, batch_size=max(t.batch_size, 256), top_k=t.top_k)
