@@ -208,7 +208,8 @@ async def start_grpc_server(core: ServerCore, host: str, port: int, api_key: str
         max_message_bytes: the largest request message.
     """
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_message_bytes),
-                                      ("grpc.max_send_message_length", -1)])
+                                      ("grpc.max_send_message_length", -1),
+                                      ("grpc.optimization_target", "latency")])
     guard = _Guard(api_key, metrics, access)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core, guard), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, guard), server)
