@@ -128,6 +128,12 @@ def test_tf_serving_flags_and_the_port_rule(tmp_path: Path, captured) -> None:
     assert r.exit_code == 2 and "--port is the gRPC port" in r.text
     r = serve_tf("--model_name", "x")
     assert r.exit_code == 2 and "--model_name needs --model_base_path" in r.text
+    assert serve_tf("--model_base_path", str(base), "--grpc_channel_arguments",
+                    "grpc.optimization_target=latency,grpc.max_concurrent_streams=64").exit_code == 0
+    assert captured[-1].grpc_channel_arguments == [("grpc.optimization_target", "latency"),
+                                                   ("grpc.max_concurrent_streams", 64)]
+    r = serve_tf("--model_base_path", str(base), "--grpc_channel_arguments", "nonsense")
+    assert r.exit_code == 2 and "is not name=value" in r.text
 
 
 def test_batching_flags_and_files(tmp_path: Path, captured) -> None:

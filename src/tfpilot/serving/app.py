@@ -64,7 +64,8 @@ async def serving_lifespan(core: ServerCore, settings: ServeSettings, metrics: S
         from tfpilot.serving.grpc_server import start_grpc_server
 
         grpc_server, _ = await start_grpc_server(core, settings.host, settings.grpc_port, settings.api_key, metrics,
-                                                 settings.access_log, max(settings.max_body_bytes, 4 * 2**20))
+                                                 settings.access_log, max(settings.max_body_bytes, 4 * 2**20),
+                                                 settings.grpc_channel_arguments)
     watcher = config_watcher(core, settings)
     try:
         yield

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -194,9 +194,27 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return await self.guard.run(self.SERVICE + "HandleReloadConfigRequest", context, call)
 
 
+def parse_channel_arguments(text: str) -> list[tuple[str, int | str]]:
+    """TF Serving's ``--grpc_channel_arguments``: ``name=value,name=value`` (integers as integers).
+
+    Example:
+        >>> parse_channel_arguments("grpc.optimization_target=latency,grpc.max_concurrent_streams=100")
+        [('grpc.optimization_target', 'latency'), ('grpc.max_concurrent_streams', 100)]
+    """
+    out: list[tuple[str, int | str]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise ValueError(f"--grpc_channel_arguments: {item!r} is not name=value")
+        value = value.strip()
+        out.append((name.strip(), int(value) if value.lstrip("-").isdigit() else value))
+    return out
+
+
 async def start_grpc_server(core: ServerCore, host: str, port: int, api_key: str | None = None,
                             metrics: ServingMetrics | None = None, access: bool = True,
-                            max_message_bytes: int = 64 * 2**20) -> tuple[Any, int]:
+                            max_message_bytes: int = 64 * 2**20,
+                            channel_arguments: Sequence[tuple[str, int | str]] = ()) -> tuple[Any, int]:
     """Start both services on ``host:port`` in the running event loop; ``(server, bound port)``.
 
     Args:
@@ -206,10 +224,10 @@ async def start_grpc_server(core: ServerCore, host: str, port: int, api_key: str
         metrics: where calls are counted.
         access: one JSON access line per call.
         max_message_bytes: the largest request message.
+        channel_arguments: more gRPC server options (TF Serving's ``--grpc_channel_arguments``).
     """
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", max_message_bytes),
-                                      ("grpc.max_send_message_length", -1),
-                                      ("grpc.optimization_target", "latency")])
+    options = [("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", -1)]
+    server = grpc.aio.server(options=options + [tuple(o) for o in channel_arguments])
     guard = _Guard(api_key, metrics, access)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core, guard), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, guard), server)
