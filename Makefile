@@ -17,8 +17,11 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# tensorflow-serving-api's protos are all tfpilot serve needs from it; installed without its
+# dependencies, since it declares `tensorflow` and pip would put the full wheel over tensorflow-cpu.
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps "tensorflow-serving-api==2.21.*"
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
