@@ -94,3 +94,21 @@ def test_runner_pads_to_bucket_sizes_and_returns_only_real_rows() -> None:
     plain(np.zeros((3, 1)))
     plain.warm_up()
     assert seen[-3:] == [3, 1, 8]
+
+
+def test_an_image_pillow_reads_but_tensorflow_cannot_gets_a_clean_400() -> None:
+    """A TIFF opens in PIL (so it passes the size check) but TensorFlow cannot decode it: the
+    400 names the problem without TensorFlow's ``{{function_node ...}}`` / ``[Op:...]`` text."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (4, 4), 7).save(buf, format="TIFF")
+    decoder = InstanceDecoder(InputSpec.image(4, 4, 1))
+    with pytest.raises(BadRequest) as err:
+        decoder.decode([{"b64": base64.b64encode(buf.getvalue()).decode()}])
+    message = str(err.value)
+    assert "instance 0: not a decodable image (" in message and "JPEG" in message
+    assert "{{" not in message and "[Op:" not in message and "function_node" not in message

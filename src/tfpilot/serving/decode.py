@@ -35,6 +35,7 @@ import orjson
 
 from tfpilot.registry import did_you_mean
 from tfpilot.serving.errors import BadRequest
+from tfpilot.serving.tensors import json_type
 
 #: Signature names a request may give (TF Serving's defaults).
 SIGNATURES = frozenset({"", "serving_default", "tensorflow/serving/predict", "tensorflow/serving/classify"})
@@ -43,22 +44,6 @@ MAX_IMAGE_PIXELS = 8192 * 8192
 
 Form = Literal["row", "column"]
 _EXAMPLE = '{"instances": [...]}'
-
-
-def _json_type(x: Any) -> str:
-    if isinstance(x, bool):
-        return "a boolean"
-    if x is None:
-        return "null"
-    if isinstance(x, (int, float)):
-        return "a number"
-    if isinstance(x, str):
-        return "a string"
-    if isinstance(x, list):
-        return "a list"
-    if isinstance(x, dict):
-        return "an object"
-    return type(x).__name__
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
@@ -75,7 +60,7 @@ def parse_json(body: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         payload = _parse_slowly(body)
     if not isinstance(payload, dict):
-        raise BadRequest(f"the request body must be a JSON object like {_EXAMPLE}, not {_json_type(payload)}")
+        raise BadRequest(f"the request body must be a JSON object like {_EXAMPLE}, not {json_type(payload)}")
     return payload
 
 
@@ -138,7 +123,7 @@ def request_instances(payload: dict[str, Any], verb: str = "predict") -> tuple[l
     if key == "inputs" and isinstance(value, dict) and "b64" not in value:
         value = _unwrap_named(value, "inputs")
     if not isinstance(value, list):
-        raise BadRequest(f"{key!r} must be a list with one entry per instance (a batch); got {_json_type(value)}")
+        raise BadRequest(f"{key!r} must be a list with one entry per instance (a batch); got {json_type(value)}")
     if not value:
         raise BadRequest(f"{key!r} is empty: send at least one instance")
     if key == "instances":
@@ -151,11 +136,11 @@ def _examples(examples: Any, context: Any) -> list[Any]:
         raise BadRequest("\"examples\" must be a non-empty list of objects, one per example: "
                          "[{\"<feature>\": value}, ...]")
     if context is not None and not isinstance(context, dict):
-        raise BadRequest(f"\"context\" must be an object of features; got {_json_type(context)}")
+        raise BadRequest(f"\"context\" must be an object of features; got {json_type(context)}")
     out = []
     for i, ex in enumerate(examples):
         if not isinstance(ex, dict):
-            raise BadRequest(f"example {i}: must be an object of features; got {_json_type(ex)}")
+            raise BadRequest(f"example {i}: must be an object of features; got {json_type(ex)}")
         features = {**(context or {}), **ex}
         if len(features) != 1:
             raise BadRequest(f"example {i}: tfpilot models take one feature (the input); got "
@@ -168,7 +153,7 @@ def b64_bytes(value: Any, where: str) -> bytes:
     """The bytes of a ``{"b64": "..."}`` object; a 400 when it is not valid base64."""
     data = value.get("b64")
     if not isinstance(data, str):
-        raise BadRequest(f"{where}: \"b64\" must be a base64 string; got {_json_type(data)}")
+        raise BadRequest(f"{where}: \"b64\" must be a base64 string; got {json_type(data)}")
     if len(value) != 1:
         raise BadRequest(f"{where}: a {{\"b64\": ...}} object takes no other keys; got {sorted(value)}")
     try:
@@ -262,7 +247,7 @@ class InstanceDecoder:
             return self._encoded(b64_bytes(x, where), where)
         if not isinstance(x, list):
             raise BadRequest(f"{where}: wrong type: image models take pixels as a nested list {[h, w, c]} of "
-                             f"numbers 0..255 or an encoded image as {{\"b64\": \"...\"}}; got {_json_type(x)}")
+                             f"numbers 0..255 or an encoded image as {{\"b64\": \"...\"}}; got {json_type(x)}")
         try:
             arr = np.asarray(x)
         except (ValueError, TypeError):
@@ -324,13 +309,13 @@ class InstanceDecoder:
     def _default_decode(self, data: bytes) -> np.ndarray:
         import tensorflow as tf
 
-        from tfpilot.data.images import decode_and_resize
+        from tfpilot.data.images import decode_and_resize, framework_message
 
         h, w, c = self.spec.shape
         try:
             return decode_and_resize(tf.constant(data), c, (h, w)).numpy()
-        except tf.errors.OpError as exc:
-            raise ValueError(exc.message.split("[Op:")[0].strip()) from None
+        except tf.errors.OpError as exc:  # TensorFlow's text without its {{function_node ...}} frame
+            raise ValueError(framework_message(exc)) from None
 
     # -- text --------------------------------------------------------------------------------
     @staticmethod
@@ -343,5 +328,5 @@ class InstanceDecoder:
             except UnicodeDecodeError:
                 raise BadRequest(f"{where}: the \"b64\" bytes are not UTF-8 text") from None
         if not isinstance(x, str):
-            raise BadRequest(f"{where}: wrong type: text models take strings; got {_json_type(x)}")
+            raise BadRequest(f"{where}: wrong type: text models take strings; got {json_type(x)}")
         return x

@@ -154,7 +154,8 @@ def _as_bytes(x: Any) -> bytes:
 
 
 # -- JSON --------------------------------------------------------------------------------------
-def _json_type(x: Any) -> str:
+def json_type(x: Any) -> str:
+    """How a JSON value is named in an error message ("a number", "a list", ...)."""
     if isinstance(x, bool):
         return "a boolean"
     if x is None:
@@ -165,7 +166,9 @@ def _json_type(x: Any) -> str:
         return "a string"
     if isinstance(x, list):
         return "a list"
-    return "an object"
+    if isinstance(x, dict):
+        return "an object"
+    return type(x).__name__
 
 
 def b64_decode(value: dict[str, Any], where: str) -> bytes:
@@ -189,7 +192,7 @@ def _string_leaf(x: Any, where: str) -> bytes:
     if isinstance(x, dict):
         return b64_decode(x, where)
     raise BadRequest(f"{where}: wrong type: a DT_STRING tensor takes strings or {{\"b64\": ...}}; "
-                     f"got {_json_type(x)}")
+                     f"got {json_type(x)}")
 
 
 def _string_array(value: Any, where: str) -> np.ndarray:
