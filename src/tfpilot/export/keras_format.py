@@ -54,12 +54,10 @@ def read_bundle(path: Path) -> Bundle:
 
 def open_keras(path: Path, bundle: Bundle) -> KerasModel:
     """Load the ``.keras`` file with ``safe_mode=True`` (no arbitrary code runs)."""
-    import keras
-
-    import tfpilot.models.layers  # noqa: F401  (tfpilot's serializable layers)
+    from tfpilot.runs import load_model  # with tfpilot's serializable classes
 
     file = path if path.is_file() else path / FILENAME
-    return KerasModel(keras.saving.load_model(file, safe_mode=True), bundle.format, file, bundle)
+    return KerasModel(load_model(file, safe_mode=True), bundle.format, file, bundle)
 
 
 register_backend("keras", Backend(FILENAME, (".keras",), open_keras, read_bundle),

@@ -79,9 +79,7 @@ def load_loader_preprocess(artifact: Path, bundle: Bundle) -> KerasModel | None:
     name = bundle.loader_files.get("preprocess")
     if not name:
         return None
-    import keras
-
-    import tfpilot.models.layers  # noqa: F401  (tfpilot's serializable layers)
+    from tfpilot.runs import load_model  # with tfpilot's serializable classes
 
     path = (artifact.parent if artifact.is_file() else artifact) / name
     if not path.is_file():
@@ -89,7 +87,7 @@ def load_loader_preprocess(artifact: Path, bundle: Bundle) -> KerasModel | None:
             f"{path} is missing: this {bundle.format} artifact takes token ids, and tfpilot turns "
             f"strings into ids with {name}; copy it along with the artifact"
         )
-    return KerasModel(keras.saving.load_model(path, safe_mode=True), "preprocess", path, probabilities=False)
+    return KerasModel(load_model(path, safe_mode=True), "preprocess", path, probabilities=False)
 
 
 def numeric_network(source: Any, folder: Path) -> tuple[Any, dict[str, Any]]:

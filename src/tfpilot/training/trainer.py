@@ -179,14 +179,10 @@ class Trainer:
         checkpoint = latest_checkpoint(source.path / "backup") if resume else None
         done, stage, saved_state = 0, 1, {}
         if checkpoint is not None:
-            import keras
-
-            import tfpilot.models.layers  # noqa: F401  (registers tfpilot's layers)
-
             from tfpilot.training.resume import restore_rng_state
 
             with self._scope():
-                model = keras.saving.load_model(checkpoint[0] / "model.keras")
+                model = rundir.load_model(checkpoint[0] / "model.keras")
             restore_rng_state(model, checkpoint[0])
             saved_state = {**checkpoint[1], "dir": checkpoint[0]}
             done, stage = saved_state["epochs_done"], saved_state["stage"]
