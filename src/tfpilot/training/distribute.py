@@ -172,10 +172,10 @@ def create_strategy(name: str, connect_timeout_s: float = 120.0) -> tuple[Any, C
     return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options), cluster
 
 
-def fingerprint(config_json: str) -> int:
-    """A 20-bit digest of a resolved config, compared across workers at start (small enough
-    that the sum of the workers' squared digests is exact in float64)."""
-    return int.from_bytes(hashlib.sha256(config_json.encode()).digest()[:4], "big") >> 12
+def fingerprint(resolved_config: str) -> int:
+    """A 20-bit digest of a resolved config's text (``dump_config``), compared across workers
+    at start (small enough that the sum of the workers' squared digests is exact in float64)."""
+    return int.from_bytes(hashlib.sha256(resolved_config.encode()).digest()[:4], "big") >> 12
 
 
 def check_same_config(strategy: Any, digest: int, cluster: Cluster) -> None:
