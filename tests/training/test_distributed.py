@@ -26,8 +26,10 @@ COMMON = ["--dataset", "mnist", "--model", "mlp", "--epochs", "3", "--batch-size
 
 
 def _env(**extra: str) -> dict[str, str]:
+    """The workers' environment: no inherited TF_CONFIG, and log lines wide enough that the
+    digest lines these tests parse are not wrapped (logs may wrap at a narrow COLUMNS)."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    return {**env, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1", **extra}
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **extra}
 
 
 def _run(args: list[str], timeout: int = 400, **env: str) -> subprocess.CompletedProcess:
