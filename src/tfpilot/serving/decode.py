@@ -35,6 +35,7 @@ import orjson
 
 from tfpilot.registry import did_you_mean
 from tfpilot.serving.errors import BadRequest
+from tfpilot.serving.pixel_body import PixelBody
 from tfpilot.serving.tensors import json_type
 
 #: Signature names a request may give (TF Serving's defaults).
@@ -181,6 +182,7 @@ class InstanceDecoder:
         self.spec = input_spec
         self.decode_image = decode_image or self._default_decode
         self.max_instances = max_instances
+        self._pixel_body = PixelBody(input_spec.shape) if input_spec.kind == "image" else None
 
     # -- entry points -------------------------------------------------------------------------
     def check_count(self, n: int) -> None:
@@ -191,6 +193,16 @@ class InstanceDecoder:
     def is_slow(self, raw: list[Any]) -> bool:
         """Whether decoding needs real work (encoded images), so it belongs off the event loop."""
         return self.spec.kind == "image" and any(isinstance(x, dict) for x in raw)
+
+    def pixel_body(self, body: bytes) -> np.ndarray | None:
+        """The batch of a row-form body of uint8 pixels read without building nested lists
+        (:class:`~tfpilot.serving.pixel_body.PixelBody`), or None: then use :meth:`decode`."""
+        if self._pixel_body is None:
+            return None
+        batch = self._pixel_body.parse(body)
+        if batch is not None:
+            self.check_count(len(batch))
+        return batch
 
     def decode(self, raw: list[Any]) -> np.ndarray:
         """The model batch for ``raw`` instances, or a :class:`BadRequest` naming the bad one."""

@@ -27,6 +27,10 @@ from tfpilot.serving.servable import Servable
 async def decoded(servable: Servable, body: bytes, verb: str) -> tuple[np.ndarray, str]:
     """The model batch of a body (decoded off the event loop when heavy) and its form."""
 
+    fast = servable.decoder.pixel_body(body)
+    if fast is not None:
+        return fast, "row"
+
     def decode() -> tuple[np.ndarray, str]:
         raw, form = request_instances(parse_json(body), verb)
         return servable.decoder.decode(raw), form
