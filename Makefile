@@ -45,7 +45,9 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/tfpilot demo
 
 ## test: the test suite (slow tests excluded; run them with `make test PYTEST_ARGS="-m slow"`)
-PYTEST_ARGS ?= -m "not slow"
+# Two processes or more (most tests wait on subprocesses, servers or one core); a file's tests stay
+# in one process, so its module fixtures are built once.
+PYTEST_ARGS ?= -m "not slow" -n auto --maxprocesses 4 --dist loadfile
 test: $(VENV)/.installed-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -37,7 +37,7 @@ def test_verify_cli_prints_a_row_per_format_and_json(image_run, image_export):
     for fmt in ("saved_model", "tflite-fp16", "tflite-int8", "onnx"):
         assert fmt in result.output
     result = CliRunner().invoke(app, ["verify", str(image_run), "--json", "--data", "train", "--limit", "12"])
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # logs go to stderr
     assert data["split"] == "train" and data["num_examples"] == 12 and data["passed"]
 
 
