@@ -69,3 +69,11 @@ def test_undecodable_bytes_name_the_input_without_tensorflow_internals(predictor
 def test_bad_inputs_say_what_is_wrong(predictor, bad, message):
     with pytest.raises(InputError, match=message):
         predictor.predict_proba(bad)
+
+
+def test_a_ready_uint8_batch_is_taken_as_it_is(predictor):
+    batch = np.random.default_rng(2).integers(0, 255, (4, 8, 8, 1), dtype=np.uint8)
+    np.testing.assert_array_equal(predictor.prepare(batch), batch)
+    assert predictor.prepare(batch[1]).shape == (1, 8, 8, 1)
+    # the same probabilities as the per-image path (a list of (H, W) arrays)
+    np.testing.assert_allclose(predictor.predict_proba(batch), predictor.predict_proba(list(batch[..., 0])), atol=1e-6)
