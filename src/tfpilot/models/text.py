@@ -248,6 +248,8 @@ def ngram_mlp(
     hidden_units: Sequence[int] = (64,),
     dropout: float = 0.5,
     sparse: bool = True,
+    naive_bayes: bool = False,
+    nb_alpha: float = 1.0,
 ) -> keras.Model:
     """A bag of n-grams (sublinear, L2-normalised tf-idf) into a small dense network.
 
@@ -259,9 +261,14 @@ def ngram_mlp(
         ngrams: n-grams up to this size (2: unigrams + bigrams).
         output_mode: "tf_idf", "count" or "multi_hot".
         sublinear_tf, normalize: 1 + log(tf), and unit L2 norm per text.
-        hidden_units: widths of the hidden ReLU layers.
+        hidden_units: widths of the hidden ReLU layers; empty: a linear softmax (with
+            ``naive_bayes``, an NBSVM-like model).
         dropout: dropout after each hidden layer.
         sparse: keep the n-gram vector sparse into the first Dense (much faster).
+        naive_bayes: two classes: weigh each n-gram by its Naive-Bayes log-count ratio too
+            (NBSVM, Wang & Manning 2012), learned from the training labels with the
+            vocabulary (see :class:`~tfpilot.models.text_layers.TextEncoder`).
+        nb_alpha: the Naive-Bayes smoothing.
 
     Example:
         >>> from tfpilot.spec import InputSpec
@@ -270,8 +277,12 @@ def ngram_mlp(
     """
     if output_mode == "int":
         raise ValueError("ngram_mlp takes a bag of n-grams: output_mode must be tf_idf, count or multi_hot")
+    if naive_bayes and num_classes != 2:
+        raise ValueError(f"ngram_mlp's naive_bayes weighs n-grams for two classes, the data has {num_classes}: "
+                         "set model.params.naive_bayes false")
     inputs, x = text_input(input_spec, max_tokens=vocab_size, output_mode=output_mode, ngrams=ngrams,
-                           sequence_length=None, sublinear_tf=sublinear_tf, normalize=normalize, sparse=sparse)
+                           sequence_length=None, sublinear_tf=sublinear_tf, normalize=normalize, sparse=sparse,
+                           naive_bayes=naive_bayes, nb_alpha=nb_alpha)
     for units in hidden_units:
         x = layers.Dense(units, activation="relu")(x)
         if dropout:

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from tfpilot.models.text_vocab import NgramCounts, count_ngrams, word_ids
 from tfpilot.registry import serializable
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,11 @@ class TextEncoder(layers.Layer):
         sparse: bag modes: output a ``tf.SparseTensor`` (fast into a Dense layer).
         standardize: "default" (:func:`standardize_text`), "lower", or None (as given).
         adapt_batch_size: texts per batch while adapting.
+        naive_bayes: bag modes, two classes: also weigh each n-gram by its Naive-Bayes
+            log-count ratio ``log((p_j / |p|) / (q_j / |q|))``, ``p``/``q`` the smoothed
+            counts of the positive/negative training texts holding it (NBSVM, Wang &
+            Manning 2012); learned in :meth:`adapt` from the training labels.
+        nb_alpha: the Naive-Bayes smoothing (added to every count).
 
     Example:
         >>> import numpy as np
@@ -85,7 +91,9 @@ class TextEncoder(layers.Layer):
         normalize: bool = False,
         sparse: bool = False,
         standardize: str | None = "default",
-        adapt_batch_size: int = 1024,
+        adapt_batch_size: int = 4096,
+        naive_bayes: bool = False,
+        nb_alpha: float = 1.0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("dtype", "float32")  # preprocessing stays float32 under mixed precision
@@ -110,6 +118,12 @@ class TextEncoder(layers.Layer):
         self.sparse = bool(sparse) and output_mode != "int"
         self.standardize = standardize
         self.adapt_batch_size = int(adapt_batch_size)
+        if naive_bayes and output_mode == "int":
+            raise ValueError("naive_bayes weighs a bag of n-grams: use output_mode tf_idf, count or multi_hot, not int")
+        if float(nb_alpha) <= 0:
+            raise ValueError(f"nb_alpha must be > 0 (the smoothing added to every count), got {nb_alpha}")
+        self.naive_bayes = bool(naive_bayes)
+        self.nb_alpha = float(nb_alpha)
         self.vectorizer = layers.TextVectorization(
             max_tokens=self.max_tokens,
             standardize={"default": standardize_text, "lower": "lower", None: None}[standardize],
@@ -120,6 +134,7 @@ class TextEncoder(layers.Layer):
             name="vectorizer",
         )
         self.idf: Any = None
+        self.nb: Any = None
 
     @property
     def uses_idf(self) -> bool:
@@ -128,62 +143,97 @@ class TextEncoder(layers.Layer):
     def build(self, input_shape: Any = None) -> None:
         if self.uses_idf and self.idf is None:
             self.idf = self.add_weight(name="idf", shape=(self.max_tokens,), initializer="ones", trainable=False)
+        if self.naive_bayes and self.nb is None:
+            self.nb = self.add_weight(name="nb_ratio", shape=(self.max_tokens,), initializer="ones", trainable=False)
         super().build(input_shape)
 
     # -- adapting ------------------------------------------------------------------------
-    def tokenize(self, texts: Any) -> tf.RaggedTensor:
-        """The tokens (n-grams included) the vectorizer looks up: the same standardisation,
-        whitespace split and ``tf.strings.ngrams`` as ``TextVectorization``."""
+    def words(self, texts: Any) -> tf.RaggedTensor:
+        """The words of each text: the standardisation and whitespace split of ``TextVectorization``."""
         x = tf.convert_to_tensor(texts, tf.string)
         if self.standardize == "default":
             x = standardize_text(x)
         elif self.standardize == "lower":
             x = tf.strings.lower(x)
-        tokens = tf.strings.split(x)
+        return tf.strings.split(x)
+
+    def tokenize(self, texts: Any) -> tf.RaggedTensor:
+        """The tokens (n-grams included) the vectorizer looks up: :meth:`words`, then the
+        ``tf.strings.ngrams`` of ``TextVectorization``."""
+        tokens = self.words(texts)
         if self.ngrams:
             tokens = tf.strings.ngrams(tokens, ngram_width=tuple(range(1, self.ngrams + 1)), separator=" ")
         return tokens
 
-    def adapt(self, texts: Any, batch_size: int | None = None) -> None:
+    def adapt(self, texts: Any, batch_size: int | None = None, labels: Any = None) -> None:
         """Learn the vocabulary (and idf weights) from ``texts`` -- the training texts only.
 
         Gives the vocabulary ``TextVectorization.adapt`` would (the ``max_tokens`` most
-        frequent tokens, ties broken by token, descending), counted with vectorised
-        ``tf.unique_with_counts`` passes; then, for tf-idf, the document frequencies.
+        frequent tokens, ties broken by token, descending) and scikit-learn's smooth idf,
+        from one exact, vectorised count of the words and n-grams
+        (:func:`~tfpilot.models.text_vocab.count_ngrams`): no n-gram strings are built but
+        the vocabulary's.
+
+        Args:
+            texts: the training texts (str or bytes).
+            batch_size: texts standardised and split per batch (default ``adapt_batch_size``).
+            labels: the class ids of the texts (two classes), needed with ``naive_bayes``.
         """
-        data = tf.data.Dataset.from_tensor_slices(_as_string_array(texts)).batch(batch_size or self.adapt_batch_size)
-        self.vectorizer.set_vocabulary(self._top_tokens(data))
+        if self.naive_bayes:
+            labels = self._binary_labels(labels, texts)
+        counts = self.count(texts, batch_size, labels=labels if self.naive_bayes else None, num_classes=2)
+        room = self.max_tokens - (2 if self.output_mode == "int" else 1)  # "" and [UNK] come first
+        tokens, df, class_df = counts.top(room)
+        if not tokens:
+            raise ValueError("the training texts hold no words: cannot learn a vocabulary (are the texts empty?)")
+        self.vectorizer.set_vocabulary(tokens)
         if not self.built:
             self.build((None,))
         if self.uses_idf:
-            df = np.zeros(self.max_tokens, np.float64)
-            n = 0
-            for batch in data:
-                counts = self.vectorizer(batch)
-                df += np.bincount(counts.indices[:, 1].numpy(), minlength=self.max_tokens)[: self.max_tokens]
-                n += int(tf.shape(batch)[0])
-            idf = np.log((1.0 + n) / (1.0 + df)) + 1.0  # scikit-learn's smooth idf
+            full = np.zeros(self.max_tokens, np.float64)
+            full[1:1 + len(tokens)] = df  # index 0 is [UNK]
+            idf = np.log((1.0 + counts.documents) / (1.0 + full)) + 1.0  # scikit-learn's smooth idf
             idf[0] = 0.0  # unknown n-grams ([UNK]) carry no weight, as in scikit-learn
             self.idf.assign(idf.astype(np.float32))
+        if self.naive_bayes:
+            p = np.full(self.max_tokens, self.nb_alpha)
+            q = np.full(self.max_tokens, self.nb_alpha)
+            p[1:1 + len(tokens)] += class_df[1]
+            q[1:1 + len(tokens)] += class_df[0]
+            ratio = np.log((p / p[1:1 + len(tokens)].sum()) / (q / q[1:1 + len(tokens)].sum()))
+            ratio[0] = 0.0  # [UNK]
+            ratio[1 + len(tokens):] = 0.0  # unused slots of a vocabulary smaller than max_tokens
+            self.nb.assign(ratio.astype(np.float32))
 
-    def _top_tokens(self, data: Any) -> list[str]:
-        uniques, counts = [], []
-        for batch in data:
-            u, _, c = tf.unique_with_counts(self.tokenize(batch).flat_values)
-            uniques.append(u)
-            counts.append(c)
-        tokens, index = tf.unique(tf.concat(uniques, 0))
-        totals = tf.math.unsorted_segment_sum(tf.concat(counts, 0), index, tf.size(tokens)).numpy()
-        tokens = tokens.numpy()
-        if tokens.size == 0:
-            raise ValueError("the training texts hold no words: cannot learn a vocabulary (are the texts empty?)")
-        room = self.max_tokens - (2 if self.output_mode == "int" else 1)  # "" and [UNK] come first
-        if tokens.size > room:  # keep the candidates at or above the room-th largest count
-            kth = np.partition(totals, tokens.size - room)[tokens.size - room]
-            keep = np.flatnonzero(totals >= kth)
-            tokens, totals = tokens[keep], totals[keep]
-        order = sorted(range(tokens.size), key=lambda i: (totals[i], tokens[i]), reverse=True)[:room]
-        return [tokens[i].decode("utf-8", "replace") for i in order]
+    @staticmethod
+    def _binary_labels(labels: Any, texts: Any) -> np.ndarray:
+        if labels is None:
+            raise ValueError("naive_bayes needs the training labels: call adapt(texts, labels=...) "
+                             "(the trainer passes the training split's)")
+        y = np.asarray(labels).reshape(-1)
+        if len(y) != len(texts):
+            raise ValueError(f"adapt got {len(y)} labels for {len(texts)} texts: give one label per text")
+        if not np.isin(y, (0, 1)).all():
+            raise ValueError(f"naive_bayes weighs n-grams for two classes (labels 0 and 1), got labels "
+                             f"{sorted(set(np.unique(y).tolist()))[:5]}: set naive_bayes false for more classes")
+        return y.astype(np.int64)
+
+    def count(self, texts: Any, batch_size: int | None = None, labels: Any = None,
+              num_classes: int | None = None) -> NgramCounts:
+        """Count the tokens (words and n-grams up to ``ngrams``) of ``texts``.
+
+        Args:
+            texts: the texts (str or bytes).
+            batch_size: texts standardised and split per batch (in parallel).
+            labels, num_classes: optional class ids of the texts: per-class document
+                frequencies are counted too.
+        """
+        data = tf.data.Dataset.from_tensor_slices(_as_string_array(texts)).batch(batch_size or self.adapt_batch_size)
+        data = data.map(lambda t: word_ids(self.words(t)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        batches = list(data)
+        if not batches:
+            raise ValueError("no training texts: cannot learn a vocabulary")
+        return count_ngrams(batches, ngrams=self.ngrams or 1, labels=labels, num_classes=num_classes)
 
     @property
     def is_adapted(self) -> bool:
@@ -222,6 +272,8 @@ class TextEncoder(layers.Layer):
             values = 1.0 + tf.math.log(values)
         if self.uses_idf:
             values = values * tf.gather(tf.convert_to_tensor(self.idf), x.indices[:, 1])
+        if self.naive_bayes:
+            values = values * tf.gather(tf.convert_to_tensor(self.nb), x.indices[:, 1])
         if self.normalize:
             rows = x.indices[:, 0]
             sq = tf.math.unsorted_segment_sum(values * values, rows, tf.cast(x.dense_shape[0], tf.int32))
@@ -253,6 +305,8 @@ class TextEncoder(layers.Layer):
             sparse=self.sparse,
             standardize=self.standardize,
             adapt_batch_size=self.adapt_batch_size,
+            naive_bayes=self.naive_bayes,
+            nb_alpha=self.nb_alpha,
         )
         return config
 
@@ -394,7 +448,7 @@ def adapt_preprocessing(model: Any, split: Any, batch_size: int | None = None) -
     texts = _as_string_array(split.x)
     for enc in encoders:
         started = time.perf_counter()
-        enc.adapt(texts, batch_size=batch_size)
+        enc.adapt(texts, batch_size=batch_size, labels=split.y if enc.naive_bayes else None)
         log.info("adapted %s on %d training texts in %.1f s (vocabulary %d)", enc.name, len(texts),
                  time.perf_counter() - started, enc.vocabulary_size())
     return len(encoders)
