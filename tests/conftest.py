@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,14 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Archive extractions go to a per-session cache, never the user's ~/.cache."""
-    if "TFPILOT_CACHE_DIR" not in os.environ:
-        monkeypatch.setenv("TFPILOT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "tfpilot-cache"))
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Archive extractions and decoded images go to a per-session cache, never the user's
+    ~/.cache (session-scoped, so session fixtures that train use it too)."""
+    with pytest.MonkeyPatch.context() as mp:
+        if "TFPILOT_CACHE_DIR" not in os.environ:
+            mp.setenv("TFPILOT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "tfpilot-cache"))
+        yield
 
 
 @pytest.fixture(scope="session")

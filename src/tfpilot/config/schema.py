@@ -39,6 +39,9 @@ class AugmentConfig(Section):
     rotation: float = Field(0.0, ge=0, le=1, description="Max rotation as a fraction of a full turn.")
     zoom: float = Field(0.0, ge=0, lt=1, description="Max zoom in/out as a fraction of the size.")
     translation: float = Field(0.0, ge=0, lt=1, description="Max shift as a fraction of the size.")
+    crop_padding: int = Field(
+        0, ge=0, description="Reflect-pad by this many pixels, then crop a random window of the original size "
+        "(a shift of up to that many pixels, whole pixels, no interpolation; 0: off).")
     contrast: float = Field(0.0, ge=0, lt=1)
     brightness: float = Field(0.0, ge=0, lt=1)
     randaugment: bool = Field(False, description="Keras' RandAugment (RGB images).")
@@ -48,7 +51,7 @@ class AugmentConfig(Section):
     @property
     def enabled(self) -> bool:
         return (self.flip != "none" or self.randaugment or
-                any(v > 0 for v in (self.rotation, self.zoom, self.translation, self.contrast,
+                any(v > 0 for v in (self.rotation, self.zoom, self.translation, self.crop_padding, self.contrast,
                                     self.brightness, self.mixup, self.cutmix)))
 
     @property
@@ -84,6 +87,13 @@ class DataConfig(Section):
     test_limit: int | None = Field(None, gt=0, description="Use at most this many test examples.")
     cache: Literal["auto", "memory", "none"] = "auto"
     cache_max_gb: float = Field(4.0, gt=0, description="`auto` caches decoded data up to this size.")
+    decode_cache: bool = Field(
+        True,
+        description="Image folders and CSVs: keep the decoded images on disk (`$TFPILOT_CACHE_DIR/decoded`, "
+        "at most `$TFPILOT_DECODE_CACHE_GB` GB, default 4, least recently used deleted first), keyed by every "
+        "file's path, size and mtime and the decode target, so the next run on the same files decodes "
+        "nothing; false decodes on every run and writes nothing.",
+    )
     shuffle_buffer: int = Field(60_000, gt=0)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     balanced_sampling: bool = Field(

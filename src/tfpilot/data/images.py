@@ -7,9 +7,11 @@ A file that cannot be read or decoded never stops a run: it is dropped, and the
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +22,20 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif"})
 _GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+#: How :func:`decode_and_resize` resizes: part of the decode cache's key
+#: (:mod:`tfpilot.data.decode_cache`), so changing either makes new entries.
+RESIZE_METHOD = "bilinear"
+RESIZE_ANTIALIAS = True
 
 
 def is_image_file(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    """Whether ``path`` has an image extension (:data:`IMAGE_EXTENSIONS`, any case).
+
+    Example:
+        >>> is_image_file("cat/0001.JPG"), is_image_file("notes.txt"), is_image_file(".jpg")
+        (True, False, False)
+    """
+    return os.path.splitext(os.fspath(path))[1].lower() in IMAGE_EXTENSIONS
 
 
 def probe_images(paths: Sequence[str], max_files: int = 256) -> tuple[tuple[int, int], int, int]:
@@ -62,7 +74,7 @@ def decode_and_resize(contents, channels: int, size: tuple[int, int]):
     same = tf.logical_and(tf.equal(shape[0], size[0]), tf.equal(shape[1], size[1]))
 
     def resize():
-        r = tf.image.resize(img, size, method="bilinear", antialias=True)
+        r = tf.image.resize(img, size, method=RESIZE_METHOD, antialias=RESIZE_ANTIALIAS)
         return tf.cast(tf.clip_by_value(tf.round(r), 0, 255), tf.uint8)
 
     img = tf.cond(same, lambda: img, resize)
@@ -112,26 +124,40 @@ def _reason(path: str) -> str:
     return "TensorFlow could not decode this image (unsupported or truncated data)"
 
 
-def decode_files(
-    paths: np.ndarray,
-    size: tuple[int, int],
-    channels: int,
-    report: DataReport,
-    keep_pixels: bool = True,
-    batch: int = 512,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode every file once (parallel tf.data map) and drop the ones that fail.
+@dataclass
+class Decoded:
+    """What :func:`decode_images` made of a list of files.
+
+    Attributes:
+        ok: indices into the paths of the files that decoded, ascending.
+        pixels: their uint8 images (N, H, W, C) in the same order, or None.
+        failed: ``(index, reason)`` of every file that did not decode, ascending.
+    """
+
+    ok: np.ndarray
+    pixels: np.ndarray | None
+    failed: list[tuple[int, str]]
+
+
+def decode_images(
+    paths: np.ndarray, size: tuple[int, int], channels: int, keep_pixels: bool = True, batch: int = 512
+) -> Decoded:
+    """Decode every file once (parallel tf.data map); say which failed and why.
 
     Args:
         paths: file paths.
         size: (height, width) to resize to.
         channels: 1 or 3.
-        report: receives one :class:`SkippedFile` per failure, with its reason.
         keep_pixels: return the decoded images (else only which files are readable).
+        batch: images per tf.data batch.
 
-    Returns:
-        ``(ok_index, pixels)``: indices into ``paths`` that decoded, and their uint8
-        images (N, H, W, C) in the same order, or None when ``keep_pixels`` is False.
+    Example:
+        >>> from tfpilot.testing import write_image
+        >>> import tempfile
+        >>> png = write_image(Path(tempfile.mkdtemp()) / "a.png", np.zeros((4, 4, 3), np.uint8))
+        >>> d = decode_images(np.array([str(png), "/no/such.png"], dtype=object), (2, 2), 3)
+        >>> d.ok.tolist(), d.pixels.shape, d.failed
+        ([0], (1, 2, 2, 3), [(1, 'file not found')])
     """
     import tensorflow as tf
 
@@ -149,12 +175,39 @@ def decode_files(
         if keep_pixels:
             img_parts.append(imgs.numpy())
     ok = np.concatenate(idx_parts) if idx_parts else np.array([], np.int64)
-    for bad in np.setdiff1d(np.arange(n), ok):
-        report.skip(paths[bad], _reason(str(paths[bad])))
+    failed = [(int(bad), _reason(str(paths[bad]))) for bad in np.setdiff1d(np.arange(n), ok)]
     pixels = None
     if keep_pixels:
         pixels = np.concatenate(img_parts) if img_parts else np.zeros((0, *size, channels), np.uint8)
-    return ok, pixels
+    return Decoded(ok, pixels, failed)
+
+
+def decode_files(
+    paths: np.ndarray,
+    size: tuple[int, int],
+    channels: int,
+    report: DataReport,
+    keep_pixels: bool = True,
+    batch: int = 512,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode every file once (parallel tf.data map) and drop the ones that fail.
+
+    Args:
+        paths: file paths.
+        size: (height, width) to resize to.
+        channels: 1 or 3.
+        report: receives one :class:`SkippedFile` per failure, with its reason.
+        keep_pixels: return the decoded images (else only which files are readable).
+        batch: images per tf.data batch.
+
+    Returns:
+        ``(ok_index, pixels)``: indices into ``paths`` that decoded, and their uint8
+        images (N, H, W, C) in the same order, or None when ``keep_pixels`` is False.
+    """
+    decoded = decode_images(paths, size, channels, keep_pixels=keep_pixels, batch=batch)
+    for bad, reason in decoded.failed:
+        report.skip(paths[bad], reason)
+    return decoded.ok, decoded.pixels
 
 
 def convert_images(x: np.ndarray, size: tuple[int, int], channels: int, batch: int = 1024) -> np.ndarray:

@@ -79,8 +79,11 @@ def member_ids(ds: RawDataset, split: Split) -> list[Any]:
     """
     kind = dataset_kind(ds)
     if kind == "files":
-        root = str(ds.root)
-        return [Path(os.path.relpath(os.path.abspath(str(p)), root)).as_posix() for p in split.ids]
+        root = os.path.abspath(str(ds.root))
+        prefix = root.rstrip(os.sep) + os.sep  # a path under the root: cut the prefix (relpath is slow)
+        rel = [a[len(prefix):] if a.startswith(prefix) else os.path.relpath(a, root)
+               for a in (os.path.abspath(str(p)) for p in split.ids)]
+        return rel if os.sep == "/" else [Path(r).as_posix() for r in rel]
     if kind == "texts":
         return [str(i) for i in split.ids]
     return [int(i) for i in split.ids]
@@ -119,7 +122,8 @@ def content_digests(ds: RawDataset, split: Split) -> list[str] | None:
     """A digest of each example's content (file bytes, or text); None for arrays."""
     kind = dataset_kind(ds)
     if kind == "files":
-        return [file_digest(p) for p in split.ids]
+        known = ds.file_digests or {}
+        return [known.get(str(p)) or file_digest(p) for p in split.ids]
     if kind == "texts":
         return [_digest(str(t).encode("utf-8", "surrogatepass")) for t in split.x]
     return None

@@ -59,6 +59,9 @@ class RawDataset:
         root: for datasets of image files, the folder their paths are recorded relative to
             in ``split.json`` (the class-folder root, or a CSV's folder); None for arrays
             and texts held in memory.
+        file_digests: file path -> its content digest (``manifest.file_digest``), where the
+            loader already knows it (the decode cache: recorded when the file was decoded,
+            trusted while its size and mtime are unchanged); other files are read.
     """
 
     name: str
@@ -67,6 +70,7 @@ class RawDataset:
     splits: dict[str, Split]
     report: DataReport = field(default_factory=DataReport)
     root: str | None = None
+    file_digests: dict[str, str] | None = None
 
     @property
     def num_classes(self) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -170,7 +171,11 @@ class Trainer:
         self._dir = run_dir
         precision = choose_precision(t.precision)
         # a resumed run: the recorded split, exactly (a clear error names missing or changed data)
+        prep_start = time.perf_counter()
         self.config, data = self._task.prepare(cfg, source if resume else None)
+        data_prep_s = time.perf_counter() - prep_start  # load + split (+ decode, unless cached)
+        decoded = getattr(getattr(data, "report", None), "decode_cache_line", lambda: "")()
+        log.info("data prepared in %.2f s%s", data_prep_s, f"; {decoded}" if decoded else "")
         cfg = self.config
         if not resume:
             self._write_data_files(run, data)
@@ -228,6 +233,7 @@ class Trainer:
 
         metrics: dict[str, Any] = {
             "train_seconds": round(seconds, 3),
+            "data_prep_s": round(data_prep_s, 3),
             "epochs_run": len(run.history) or len(history.get("loss", [])),
             "precision": precision,
             "params": int(model.count_params()),
