@@ -198,7 +198,7 @@ def check_params(registry: Registry[Any], name: str, params: dict[str, Any],
 MODELS: Registry[Callable[..., Any]] = Registry(
     "model",
     autoload=("tfpilot.models.mlp", "tfpilot.models.cnn", "tfpilot.models.resnet", "tfpilot.models.text",
-              "tfpilot.models.transfer", "tfpilot.models.multitask"),
+              "tfpilot.models.transfer", "tfpilot.models.multitask", "tfpilot.models.airbench"),
 )
 #: Optimizer builders: registered in ``tfpilot/training/optimizers.py``.
 OPTIMIZERS: Registry[Callable[..., Any]] = Registry("optimizer", autoload=("tfpilot.training.optimizers",))
@@ -209,7 +209,8 @@ SCHEDULES: Registry[Callable[..., Any]] = Registry("schedule", autoload=("tfpilo
 KERAS_OBJECTS: Registry[type] = Registry(
     "serializable Keras object",
     autoload=("tfpilot.models.layers", "tfpilot.models.text_layers", "tfpilot.models.transfer_layers",
-              "tfpilot.models.table_layers", "tfpilot.training.schedules", "tfpilot.training.losses"),
+              "tfpilot.models.table_layers", "tfpilot.models.airbench_layers", "tfpilot.training.schedules",
+              "tfpilot.training.losses"),
 )
 #: Loss builders for table heads (``features.outputs[].loss``): ``register_loss`` in
 #: ``tfpilot/training/losses.py``; each takes keyword parameters and returns a Keras loss.

@@ -24,6 +24,9 @@ def evaluate_command(
     split: Annotated[str, typer.Option("--split", help="test, val or train.")] = "test",
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    tta: Annotated[Optional[str], typer.Option(
+        "--tta", help="Test-time augmentation: flip (average with the mirrored image); reported beside the plain "
+        "figures.")] = None,
 ) -> None:
     """Accuracy, loss, top-k, per-class report, macro-F1, balanced accuracy, confusion matrix.
 
@@ -33,7 +36,7 @@ def evaluate_command(
     from tfpilot.evaluation import evaluate
 
     setup_logging()
-    result = evaluate(run, dataset=dataset, split=split, data_dir=data_dir)
+    result = evaluate(run, dataset=dataset, split=split, data_dir=data_dir, tta=tta)
     if as_json:
         console.print_json(json.dumps(result))
         return
@@ -47,6 +50,10 @@ def evaluate_command(
         return
     print_table(metrics_table(f"{dataset or 'run dataset'} / {split}", headline(result)))
     say(f"evaluated on: {describe_source(source)}")
+    if "tta" in result:
+        t = result["tta"]
+        say(f"with test-time augmentation ({t['mode']}): accuracy {t['accuracy']:.4f} (plain {result['accuracy']:.4f}), "
+            f"loss {t['loss']:.4f}")
     print_table(per_class_table(result["per_class"]))
     say("confusion matrix (rows: true, columns: predicted):")
     for row in result["confusion_matrix"]:

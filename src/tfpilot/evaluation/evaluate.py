@@ -69,6 +69,7 @@ def evaluate(
     data_dir: str | Path | None = None,
     batch_size: int = 256,
     save: bool = True,
+    tta: str | None = None,
 ) -> dict[str, Any]:
     """Metrics of a run's model on ``split`` of its recorded data (or of ``dataset``).
 
@@ -81,12 +82,16 @@ def evaluate(
         batch_size: examples per model call.
         save: write the result to ``RUN/evaluations/<name>.json`` (``test``, or
             ``<dataset>-<split>`` for another dataset); ``metrics.json`` is never changed.
+        tta: test-time augmentation, besides the plain figures: ``"flip"`` averages the
+            softmax of each image and its horizontal mirror (image models only). Its figures
+            go to ``result["tta"]`` (mode, accuracy, loss, top-k, macro-F1, balanced accuracy);
+            the top-level figures stay the plain ones.
 
     Returns:
         :func:`~tfpilot.metrics.classification_metrics`'s dict plus ``evaluated_on``: the
         dataset, the split, ``recorded_split`` (the run's own split.json members or not),
         ``overlap`` (examples also in the run's train/val splits), ``warnings`` and, when
-        saved, ``saved_to``.
+        saved, ``saved_to``; with ``tta``, a ``tta`` block.
 
     Raises:
         RecordedSplitError: recorded examples are missing or changed since training.
@@ -95,7 +100,10 @@ def evaluate(
     from tfpilot.data import make_pipeline
     from tfpilot.evaluation.table_eval import evaluate_table, is_table_run
 
+    check_tta(tta)
     if is_table_run(run_dir):  # a table model: metrics per head (evaluation/table_eval.py)
+        if tta:
+            raise ValueError(f"--tta {tta} is for image classifiers; {run_dir} is a table model")
         return evaluate_table(run_dir, dataset, split, data_dir, batch_size, save, namer=evaluation_name)
     run = Run(run_dir)
     cfg = load_config(run.config_file)
@@ -109,8 +117,13 @@ def evaluate(
         raise ValueError(f"dataset {name!r} has no {split!r} examples; it has {have}")
     spec = data.input_spec
     ds = make_pipeline(data.splits[split], batch_size, training=False, cache=False, **spec.decode_target())
-    y, probs = predict_probabilities(run.load_model(), ds)
+    if tta and spec.kind != "image":
+        raise ValueError(f"--tta {tta} mirrors images; the run's input is {spec.kind}: evaluate it without --tta")
+    model = run.load_model()
+    y, probs = predict_probabilities(model, ds)
     result = classification_metrics(y, probs, run.class_names, k=cfg.train.top_k)
+    if tta:
+        result["tta"] = tta_metrics(model, ds, probs, y, run.class_names, cfg.train.top_k, tta)
     warnings, overlap = _warnings(run, data, split)
     for w in warnings:
         log.warning(w)
@@ -123,3 +136,56 @@ def evaluate(
         path = run.save_evaluation(evaluation_name(dataset, split, data.recorded), record)
         result["evaluated_on"]["saved_to"] = str(path)
     return result
+
+
+#: Test-time augmentations ``evaluate(tta=...)`` knows.
+TTA_MODES = ("flip",)
+
+
+def check_tta(tta: str | None) -> None:
+    """Raise a clear ValueError for an unknown test-time augmentation.
+
+    Example:
+        >>> check_tta("flip")
+    """
+    if tta is not None and tta not in TTA_MODES:
+        raise ValueError(f"unknown test-time augmentation {tta!r}: use one of {', '.join(TTA_MODES)} (or none)")
+
+
+def flip_probabilities(model: Any, dataset: Any) -> Any:
+    """The model's softmax on the horizontal mirror of every image of a batched ``(x, y)`` dataset.
+
+    Args:
+        model: the image classifier.
+        dataset: batches of raw (N, H, W, C) images and labels.
+    """
+    import tensorflow as tf
+
+    from tfpilot.metrics import predict_probabilities
+
+    _, probs = predict_probabilities(model, dataset.map(lambda x, y: (tf.reverse(x, axis=[2]), y)))
+    return probs
+
+
+def tta_metrics(model: Any, dataset: Any, probs: Any, y: Any, class_names: list[str], top_k: int,
+                mode: str = "flip") -> dict[str, Any]:
+    """Figures of the test-time-augmented predictions: ``probs`` (the plain softmax) averaged
+    with the softmax of the augmented images.
+
+    Args:
+        model: the image classifier.
+        dataset: the batches ``probs`` was predicted on (same order).
+        probs: the plain predictions (N, C).
+        y: the labels (N,).
+        class_names: the classes.
+        top_k: k of the top-k accuracy.
+        mode: the augmentation (``flip``).
+
+    Returns:
+        ``mode`` and the accuracy, loss, top-k accuracy, macro-F1 and balanced accuracy of the averaged softmax.
+    """
+    check_tta(mode)
+    averaged = (probs + flip_probabilities(model, dataset)) / 2.0
+    full = classification_metrics(y, averaged, class_names, k=top_k)
+    keep = ("accuracy", "loss", "top_k_accuracy", "top_k", "macro_f1", "balanced_accuracy", "num_examples")
+    return {"mode": mode, **{k: full[k] for k in keep}}

@@ -115,10 +115,23 @@ def summary_section(run: Run, preds: SplitPredictions, metrics: dict[str, Any], 
     ]
     if "val" in saved:
         pairs.insert(6, ("validation accuracy", H.esc(f"{saved['val']['accuracy']:.4f}")))
+    tta = tta_line(run, preds.split, metrics["accuracy"])
+    if tta is not None:
+        pairs.insert(0, tta)
     if (saved.get("mode_gap") or {}).get("large"):
         pairs.insert(1, ("warning: train/inference gap", H.esc(_gap_line(saved["mode_gap"]) + "; see Training curves")))
     head = f"<p>Metrics on the <b>{H.esc(preds.split)}</b> split ({len(preds.y_true):,} examples).</p>"
     return H.section("summary", TITLES["summary"], head + _tiles(metrics, ece) + H.key_values(pairs))
+
+
+def tta_line(run: Run, split: str, plain_accuracy: float) -> tuple[str, str] | None:
+    """The summary row of a test-time-augmented evaluation of ``split`` (``tfpilot evaluate
+    --tta``, saved in ``RUN/evaluations/<split>.json``), beside the plain accuracy; None without one."""
+    tta = (run.evaluations.get(split) or {}).get("tta")
+    if not tta:
+        return None
+    return (f"accuracy with TTA ({tta['mode']})",
+            H.esc(f"{tta['accuracy']:.4f} (plain {plain_accuracy:.4f}; from tfpilot evaluate --tta {tta['mode']})"))
 
 
 def training_section(run: Run, plots: _Plots) -> str:

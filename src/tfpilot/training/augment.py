@@ -28,6 +28,8 @@ class Augmenter:
 
     pixel_layers: list[Any] = field(default_factory=list)
     mix_layers: list[Any] = field(default_factory=list)
+    crop_padding: int = 0
+    seed: int = 42
 
     @property
     def mixes_labels(self) -> bool:
@@ -36,6 +38,10 @@ class Augmenter:
     def __call__(self, images: Any, labels: Any) -> tuple[Any, Any]:
         import tensorflow as tf
 
+        if self.crop_padding:
+            images = random_crop(images, self.crop_padding, self.seed)
+        if not self.pixel_layers and not self.mix_layers:
+            return images, labels
         x = tf.cast(images, tf.float32)
         for layer in self.pixel_layers:
             x = layer(x, training=True)
@@ -46,6 +52,36 @@ class Augmenter:
                 x, labels = out["images"], out["labels"]
         x = tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)  # the model's raw-input contract
         return x, labels
+
+
+def random_crop(images: Any, padding: int, seed: int | None = None) -> Any:
+    """Reflect-pad a batch by ``padding`` pixels and crop each image at a random offset back to
+    its size: every image shifted by up to ``padding`` pixels each way, in whole pixels (any
+    dtype; uint8 stays uint8).
+
+    Args:
+        images: a batch (N, H, W, C); H and W must exceed ``padding`` (reflection).
+        padding: the largest shift, in pixels.
+        seed: the op seed of the offsets.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.arange(2 * 4 * 4, dtype="uint8").reshape(2, 4, 4, 1)
+        >>> tuple(random_crop(x, 1, seed=0).shape)
+        (2, 4, 4, 1)
+    """
+    import tensorflow as tf
+
+    images = tf.convert_to_tensor(images)
+    n, h, w = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    p = int(padding)
+    padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+    offsets = tf.random.uniform([2, n], 0, 2 * p + 1, dtype=tf.int32, seed=seed)
+    rows = offsets[0][:, None] + tf.range(h)[None, :]
+    cols = offsets[1][:, None] + tf.range(w)[None, :]
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    out = tf.gather(out, cols, axis=2, batch_dims=1)
+    return tf.ensure_shape(out, images.shape)
 
 
 def build_augmenter(cfg: AugmentConfig, channels: int, seed: int = 42) -> Augmenter | None:
@@ -82,4 +118,4 @@ def build_augmenter(cfg: AugmentConfig, channels: int, seed: int = 42) -> Augmen
         mix.append(keras.layers.MixUp(alpha=cfg.mixup, seed=seed + 7))
     if cfg.cutmix:
         mix.append(keras.layers.CutMix(factor=cfg.cutmix, seed=seed + 8))
-    return Augmenter(px, mix)
+    return Augmenter(px, mix, crop_padding=cfg.crop_padding, seed=seed + 9)

@@ -75,15 +75,18 @@ class ClassifierTask:
         return create_model(config.model.name, data.input_spec, data.num_classes, **config.model.params)
 
     def adapt(self, model: Any, data: Any) -> None:
-        """Adapt the in-model preprocessing (text vocabularies) on the training split only.
+        """Adapt the in-model preprocessing (text vocabularies, patch whitening) on the training
+        split only.
 
         Args:
             model: the built model.
             data: the prepared data.
         """
+        from tfpilot.models.airbench import adapt_whitening
         from tfpilot.models.text_layers import adapt_preprocessing
 
         adapt_preprocessing(model, data.splits["train"])
+        adapt_whitening(model, data.splits["train"].x)
 
     def loss_and_metrics(self, config: Config, model: Any, num_classes: int) -> tuple[Any, list[Any]]:
         """Binary cross-entropy for one sigmoid unit, categorical for one-hot/soft labels, else
