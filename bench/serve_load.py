@@ -15,7 +15,8 @@ The servers (one at a time, each a subprocess; uvicorn, one process):
 
 All answer TF Serving's ``POST /v1/models/mnist:predict`` with ``{"instances": [28x28x1 pixels]}``
 bodies built from real MNIST test images. The load generator is this process: asyncio
-clients (aiohttp for REST, ``grpc.aio`` for gRPC) with ``C`` closed-loop workers.
+clients (aiohttp for REST, ``grpc.aio`` for gRPC; ``--grpc-client sync``: the blocking stub, one
+thread per worker) with ``C`` closed-loop workers.
 
 **Hot swap** (``--swap``): ``tfpilot serve --model_name mnist --model_base_path BASE``, as the
 ``tensorflow/serving`` image runs it, with BASE/1 the run's SavedModel export (a TF Serving
@@ -255,12 +256,10 @@ async def rest_load(url: str, bodies: list[bytes], requests: int, concurrency: i
     return summarize(latencies, errors, elapsed, concurrency, requests)
 
 
-async def grpc_load(target: str, input_name: str, images: Any, requests: int, concurrency: int,
-                    time_limit: float) -> dict[str, Any]:
-    """The same closed loop over TF Serving's gRPC ``Predict`` (``tensorflow_serving.apis`` stubs)."""
-    import grpc
+def predict_requests(input_name: str, images: Any) -> list[Any]:
+    """One TF Serving ``PredictRequest`` per image (a uint8 tensor of shape (1, H, W, C))."""
     import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+    from tensorflow_serving.apis import predict_pb2
 
     protos = []
     for img in images:
@@ -268,6 +267,64 @@ async def grpc_load(target: str, input_name: str, images: Any, requests: int, co
         request.model_spec.name = MODEL_NAME
         request.inputs[input_name].CopyFrom(tf.make_tensor_proto(img[None]))
         protos.append(request)
+    return protos
+
+
+def grpc_sync_load(target: str, input_name: str, images: Any, requests: int, concurrency: int,
+                   time_limit: float) -> dict[str, Any]:
+    """The closed loop over gRPC ``Predict`` with the blocking stub, as TF Serving's example
+    clients call it (``stub.Predict(request, timeout)``): ``concurrency`` threads, one channel."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    protos = predict_requests(input_name, images)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    lock = threading.Lock()
+    sent = 0
+    deadline = time.monotonic() + time_limit
+    with grpc.insecure_channel(target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+        def worker() -> None:
+            nonlocal sent
+            while time.monotonic() < deadline:
+                with lock:
+                    if sent >= requests:
+                        return
+                    i = sent
+                    sent += 1
+                t0 = time.perf_counter()
+                try:
+                    response = stub.Predict(protos[i % len(protos)], timeout=60)
+                    key = "ok" if len(response.outputs["output_0"].tensor_content) == 40 else "bad answer"
+                except grpc.RpcError as exc:
+                    key = str(exc.code())
+                seconds = time.perf_counter() - t0
+                with lock:
+                    if key == "ok":
+                        latencies.append(seconds)
+                    else:
+                        errors[key] = errors.get(key, 0) + 1
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            for future in [pool.submit(worker) for _ in range(concurrency)]:
+                future.result()
+        elapsed = time.perf_counter() - t0
+    return summarize(latencies, errors, elapsed, concurrency, requests)
+
+
+async def grpc_load(target: str, input_name: str, images: Any, requests: int, concurrency: int,
+                    time_limit: float) -> dict[str, Any]:
+    """The same closed loop over TF Serving's gRPC ``Predict`` with ``grpc.aio`` stubs."""
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    protos = predict_requests(input_name, images)
     latencies: list[float] = []
     errors: dict[str, int] = {}
     sent = 0
@@ -328,15 +385,19 @@ def input_name(server: Server) -> str:
 class Target:
     """One server and protocol under load (tfpilot is loaded over REST and over gRPC)."""
 
-    def __init__(self, server: Server, protocol: str, images: Any, bodies: list[bytes]) -> None:
+    def __init__(self, server: Server, protocol: str, images: Any, bodies: list[bytes],
+                 grpc_client: str = "aio") -> None:
         self.server, self.protocol, self.images, self.bodies = server, protocol, images, bodies
+        self.grpc_client = grpc_client
         self.name = server.name + ("-grpc" if protocol == "grpc" else "")
         self.input = input_name(server) if protocol == "grpc" else ""
 
     def load(self, requests: int, concurrency: int, time_limit: float) -> dict[str, Any]:
         if self.protocol == "grpc":
-            return asyncio.run(grpc_load(f"{HOST}:{self.server.grpc_port}", self.input, self.images, requests,
-                                         concurrency, time_limit))
+            target = f"{HOST}:{self.server.grpc_port}"
+            if self.grpc_client == "sync":
+                return grpc_sync_load(target, self.input, self.images, requests, concurrency, time_limit)
+            return asyncio.run(grpc_load(target, self.input, self.images, requests, concurrency, time_limit))
         url = f"{self.server.url}/v1/models/{MODEL_NAME}:predict"
         return asyncio.run(rest_load(url, self.bodies, requests, concurrency, time_limit))
 
@@ -539,6 +600,9 @@ def main() -> None:
                         "(the tables show the median round)")
     parser.add_argument("--servers", nargs="*", default=list(SERVERS), choices=SERVERS)
     parser.add_argument("--no-grpc", action="store_true", help="skip tfpilot's gRPC levels")
+    parser.add_argument("--grpc-client", choices=("aio", "sync"), default="aio",
+                        help="gRPC load: grpc.aio stubs, or the blocking stub in one thread per worker (as "
+                             "TF Serving's example clients call it)")
     parser.add_argument("--swap", action="store_true", help="also run the hot-swap scenario")
     parser.add_argument("--swap-tail", type=float, default=3.0, help="seconds of load after version 1 is unloaded")
     parser.add_argument("--swap-after", type=float, default=3.0, help="seconds of load before version 2 appears")
@@ -564,7 +628,8 @@ def main() -> None:
                 servers.append(start_server(name, args, Path(tmp)))
                 servers[-1].wait_ready()
             targets = [Target(s, "rest", images, bodies) for s in servers]
-            targets += [Target(s, "grpc", images, bodies) for s in servers if s.name == "tfpilot" and not args.no_grpc]
+            targets += [Target(s, "grpc", images, bodies, args.grpc_client) for s in servers
+                        if s.name == "tfpilot" and not args.no_grpc]
             if targets:
                 rows, every = run_rounds(targets, args)
         finally:
