@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -63,12 +62,16 @@ def cifar_arrays():
 
 
 def machine() -> dict:
-    """CPU kind, cores and TensorFlow's thread settings (0: TensorFlow's default, all cores)."""
+    """CPU kind, cores and TensorFlow's thread settings (``bench/_machine.py``; 0: TensorFlow's
+    default, all cores)."""
     import tensorflow as tf
 
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    kind = "avx512_bf16" if "avx512_bf16" in flags else ("avx512" if "avx512f" in flags else "avx2")
-    return {"cpu_kind": kind, "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _machine import cpu_info
+
+    info = cpu_info()
+    return {"cpu_kind": "avx512_bf16" if info["avx512_bf16"] else info["kind"], "cpu": info["cpu"],
+            "cores": info["cpu_count"],
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
 

@@ -48,6 +48,8 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _machine import machine  # noqa: E402  (bench/_machine.py: CPU kind, threads, load)
 ROOT = HERE.parent
 SEED_SCRIPT = HERE / "seeds" / "seed000_imdb_lstm.py"
 FAST_CONFIG = ROOT / "configs" / "imdb_fast.yaml"
@@ -179,20 +181,6 @@ def run_tfpilot() -> dict:
             "history": {k: [round(float(v), 4) for v in vs] for k, vs in trainer.history_.items()},
             "precision": trainer.precision_, "train_examples": len(trainer.data_.splits["train"]),
             "machine": machine()}
-
-
-def machine() -> dict:
-    """The CPU kind and thread counts the figures were measured with."""
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((ln.split(":", 1)[1].strip() for ln in flags.splitlines() if ln.startswith("model name")), "unknown")
-    out = {"cpu": model, "avx512_bf16": "avx512_bf16" in flags, "cpus": os.cpu_count()}
-    if "tensorflow" in sys.modules:
-        import tensorflow as tf
-
-        out["tf_threads"] = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                             "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
-    out["load_average"] = [round(v, 2) for v in os.getloadavg()]
-    return out
 
 
 def spawn(which: str) -> dict:
