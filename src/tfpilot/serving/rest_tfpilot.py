@@ -27,11 +27,10 @@ from tfpilot.serving.servable import Servable
 async def decoded(servable: Servable, body: bytes, verb: str) -> tuple[np.ndarray, str]:
     """The model batch of a body (decoded off the event loop when heavy) and its form."""
 
-    fast = servable.decoder.pixel_body(body)
-    if fast is not None:
-        return fast, "row"
-
     def decode() -> tuple[np.ndarray, str]:
+        fast = servable.decoder.pixel_body(body)  # uint8 pixel rows, read without nested lists
+        if fast is not None:
+            return fast, "row"
         raw, form = request_instances(parse_json(body), verb)
         return servable.decoder.decode(raw), form
 
