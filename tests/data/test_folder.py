@@ -133,3 +133,19 @@ def test_unknown_dataset_name_suggests_and_says_it_is_not_a_path():
     with pytest.raises(KeyError) as err:
         prepare_data(DataConfig(dataset="mnsit"))
     assert "Did you mean 'mnist'" in str(err.value) and "not an existing path" in str(err.value)
+
+
+def test_nested_class_folders_are_listed_in_path_component_order(tmp_path):
+    """Files are ordered by their path's components ("a" before "a-b", though "-" sorts before
+    "/"); hidden sub-folders and non-images are left out."""
+    from pathlib import Path
+
+    from tfpilot.data.folder import _files_under
+
+    cls = tmp_path / "cat"
+    for rel in ["a-b/1.png", "a/2.png", "a/z/3.png", "a.png", ".hidden/4.png", "b/c/5.png", "0.png"]:
+        (cls / rel).parent.mkdir(parents=True, exist_ok=True)
+        (cls / rel).write_bytes(b"")
+    got = [Path(p).relative_to(cls).as_posix() for p in _files_under(cls)]
+    assert got == ["0.png", "a/2.png", "a/z/3.png", "a-b/1.png", "a.png", "b/c/5.png"]
+    assert got == sorted(got, key=lambda r: r.split("/"))

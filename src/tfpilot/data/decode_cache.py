@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 
 from tfpilot.data.images import RESIZE_ANTIALIAS, RESIZE_METHOD
-from tfpilot.data.paths import cache_dir
+from tfpilot.data.paths import cache_dir, relative_paths
 
 log = logging.getLogger(__name__)
 
@@ -178,15 +178,6 @@ def target(size: Sequence[int], channels: int) -> dict[str, Any]:
     }
 
 
-def _relative(paths: Sequence[str], root: str) -> list[str]:
-    prefix = root.rstrip(os.sep) + os.sep
-    out = []
-    for p in paths:
-        a = os.path.abspath(p)
-        out.append(a[len(prefix):] if a.startswith(prefix) else os.path.relpath(a, root))
-    return out
-
-
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:40] or "data"
 
@@ -206,7 +197,7 @@ def entry_key(name: str, splits: Mapping[str, Sequence[str]], root: str | Path, 
     for split in sorted(splits):
         paths = splits[split]
         lines = [f"\0split {split} {len(paths)}"]
-        for rel, p in zip(_relative(paths, root), paths):
+        for rel, p in zip(relative_paths(paths, root), paths):
             try:
                 st = os.stat(p)
                 lines.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}")

@@ -32,13 +32,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tfpilot.data.paths import relative_paths
 from tfpilot.data.source import RawDataset, Split
 
 log = logging.getLogger(__name__)
@@ -79,11 +79,7 @@ def member_ids(ds: RawDataset, split: Split) -> list[Any]:
     """
     kind = dataset_kind(ds)
     if kind == "files":
-        root = os.path.abspath(str(ds.root))
-        prefix = root.rstrip(os.sep) + os.sep  # a path under the root: cut the prefix (relpath is slow)
-        rel = [a[len(prefix):] if a.startswith(prefix) else os.path.relpath(a, root)
-               for a in (os.path.abspath(str(p)) for p in split.ids)]
-        return rel if os.sep == "/" else [Path(r).as_posix() for r in rel]
+        return relative_paths((str(p) for p in split.ids), str(ds.root))
     if kind == "texts":
         return [str(i) for i in split.ids]
     return [int(i) for i in split.ids]

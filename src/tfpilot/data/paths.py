@@ -17,7 +17,7 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 ENV_DATA_DIR = "TFPILOT_DATA_DIR"
@@ -58,6 +58,39 @@ def not_found_message(dataset: str, candidates: Sequence[str], data_dir: str | P
         f"and Keras' download failed (no network?). Fix: put one of those files in a "
         f"directory and pass --data-dir DIR, or set ${ENV_DATA_DIR}=DIR."
     )
+
+
+def relative_paths(paths: Iterable[str | Path], root: str | Path) -> list[str]:
+    """Each of ``paths`` relative to ``root`` (both taken as absolute paths), with ``/`` separators.
+
+    A path that is already absolute, in normal form and under ``root`` -- what a folder scan
+    gives -- is cut with one slice; any other goes through ``os.path.abspath``/``relpath``, so
+    the answer is the same either way (60,000 scanned paths: a few ms instead of tens).
+
+    Args:
+        paths: file paths (absolute or relative to the working directory).
+        root: the folder they are made relative to.
+
+    Example:
+        >>> relative_paths(["/data/cat/1.jpg", "/data/dog/../cat/2.jpg", "/other/3.jpg"], "/data")
+        ['cat/1.jpg', 'cat/2.jpg', '../other/3.jpg']
+    """
+    root = os.path.abspath(os.fspath(root))
+    prefix = root.rstrip(os.sep) + os.sep
+    cut = len(prefix)
+    posix = os.sep == "/" and os.altsep is None
+    out = []
+    for p in paths:
+        p = os.fspath(p)
+        # normal form: nothing abspath would change ("//", "/./", "/../", a trailing "/")
+        if posix and len(p) > cut and p.startswith(prefix) and "/." not in p[cut - 1:] \
+                and "//" not in p[cut - 1:] and not p.endswith("/"):
+            out.append(p[cut:])
+            continue
+        a = os.path.abspath(p)
+        rel = a[cut:] if a.startswith(prefix) and len(a) > cut else os.path.relpath(a, root)
+        out.append(rel if posix else Path(rel).as_posix())
+    return out
 
 
 def cache_dir() -> Path:
