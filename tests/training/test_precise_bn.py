@@ -150,3 +150,26 @@ def test_a_healthy_run_records_a_small_gap_and_no_warning(default_run):
     gap = default_run.run_.metrics["mode_gap"]
     assert not gap["large"] and "message" not in gap
     assert gap["gap"] <= 0.05 and gap["precise_bn"] and gap["batch_norm_layers"] == 7
+
+
+def test_fused_batch_norm_layers_get_the_average_batch_statistics_too():
+    """airbench's FusedBatchNorm (one fused kernel) follows the same contract as Keras' layer."""
+    from tfpilot.models.airbench_layers import FusedBatchNorm
+    from tfpilot.training.precise_bn import recompute_batch_norm_statistics, trainable_batch_norms
+
+    inputs = keras.Input((4, 4, 2))
+    model = keras.Model(inputs, FusedBatchNorm(momentum=0.6, name="fused")(inputs))
+    rng = np.random.default_rng(1)
+    batches = [rng.normal(3.0, 2.0, size=(8, 4, 4, 2)).astype("float32") for _ in range(3)]
+    assert [layer.name for layer in trainable_batch_norms(model)] == ["fused"]
+    assert recompute_batch_norm_statistics(model, batches) == 24
+    bn = model.get_layer("fused")
+    pixels = [b.reshape(-1, 2).astype(np.float64) for b in batches]
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), np.mean([p.mean(axis=0) for p in pixels], axis=0),
+                               rtol=1e-5)
+    # the fused kernel reports each batch's variance with Bessel's correction (n = 128 pixels per batch)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance),
+                               np.mean([p.var(axis=0, ddof=1) for p in pixels], axis=0), rtol=1e-4)
+    assert bn.momentum == 0.6
+    bn.trainable = False
+    assert trainable_batch_norms(model) == []

@@ -31,9 +31,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from tfpilot.models.airbench_layers import FusedBatchNorm
+
 
 def trainable_batch_norms(model: Any) -> list[Any]:
-    """The model's BatchNormalization layers that normalise with batch statistics in training.
+    """The model's batch-norm layers that normalise with batch statistics in training: Keras'
+    ``BatchNormalization`` and tfpilot's :class:`~tfpilot.models.airbench_layers.FusedBatchNorm`
+    (the same ``momentum`` / ``moving_mean`` / ``moving_variance`` contract).
 
     Frozen layers (``trainable=False``: a transfer-learning backbone; Keras 3 runs them in
     inference mode) and batch-renormalisation layers (their own correction statistics) are
@@ -50,8 +54,9 @@ def trainable_batch_norms(model: Any) -> list[Any]:
     """
     # Keras 3's own layer walk (nested models, and layers held by custom layers).
     layers = model._flatten_layers(include_self=False, recursive=True)
-    return [layer for layer in layers
-            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable and not layer.renorm]
+    return [layer for layer in layers if layer.trainable and (
+        isinstance(layer, FusedBatchNorm)
+        or (isinstance(layer, keras.layers.BatchNormalization) and not layer.renorm))]
 
 
 def _inputs(batch: Any) -> Any:
