@@ -11,7 +11,12 @@ The servers (one at a time, each a subprocess; uvicorn, one process):
   traced and warmed up at start) once per request, inline -- no thread hop, no retrace;
 * **tfpilot** -- ``tfpilot serve RUN --name mnist --grpc-port P`` with its defaults (max batch 32,
   batch timeout 5 ms, access log on); loaded over REST and, as **tfpilot-grpc**, over TF
-  Serving's gRPC ``Predict`` with ``tensorflow_serving.apis`` (same images, uint8 tensors).
+  Serving's gRPC ``Predict`` with ``tensorflow_serving.apis`` (same images, uint8 tensors);
+* **floor** (``--servers ... floor``) -- the two protocols' own cost, with no model: uvicorn and
+  a ``grpc.aio`` server on one event loop (as tfpilot serves them), each reading the request and
+  answering a fixed, valid prediction; loaded as **floor** and **floor-grpc** by the same clients.
+  What its gRPC p50 exceeds its REST p50 by is what the Python gRPC stack costs per call beyond
+  HTTP/1.1, which a server's gRPC path has to save elsewhere to answer sooner than its REST path.
 
 All answer TF Serving's ``POST /v1/models/mnist:predict`` with ``{"instances": [28x28x1 pixels]}``
 bodies built from real MNIST test images. The load generator is this process: asyncio
@@ -57,7 +62,8 @@ import fastapi
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"  # loopback only, always
 MODEL_NAME = "mnist"
-SERVERS = ("baseline", "competent", "tfpilot")
+SERVERS = ("baseline", "competent", "tfpilot", "floor")
+DEFAULT_SERVERS = ("baseline", "competent", "tfpilot")
 
 
 # -- the hand-written servers ------------------------------------------------------------------
@@ -127,6 +133,56 @@ def serve_app(kind: str, run_dir: Path, port: int) -> None:
 
     app = baseline_app(run_dir) if kind == "baseline" else competent_app(run_dir)
     uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False)
+
+
+def serve_floor(port: int, grpc_port: int) -> None:
+    """The protocols alone: REST (uvicorn, a bare ASGI app) and gRPC (``grpc.aio``, TF Serving's
+    ``PredictionService``) on one event loop, each reading the request and answering a fixed
+    prediction of 10 probabilities -- no model, no JSON parsing, no batching."""
+    import grpc
+    import uvicorn
+    from tensorflow.core.framework import tensor_pb2, types_pb2
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    answer = json.dumps({"predictions": [[0.1] * 10]}).encode()
+    meta = json.dumps({"metadata": {"signature_def": {"signature_def": {"serving_default": {
+        "inputs": {"images": {}}}}}}}).encode()
+    probabilities = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_content=bytes(40))
+    probabilities.tensor_shape.dim.add(size=1)
+    probabilities.tensor_shape.dim.add(size=10)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:  # read the whole body, as any server must
+            message = await receive()
+            more = message.get("more_body", False)
+        body = meta if scope["path"].endswith("/metadata") else answer
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    class Echo(prediction_service_pb2_grpc.PredictionServiceServicer):
+        async def Predict(self, request: Any, context: Any) -> Any:  # noqa: N802 -- gRPC's name
+            response = predict_pb2.PredictResponse()
+            response.outputs["output_0"].CopyFrom(probabilities)
+            return response
+
+    async def main() -> None:
+        server = grpc.aio.server(options=[("grpc.optimization_target", "latency")])  # as tfpilot's
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Echo(), server)
+        server.add_insecure_port(f"{HOST}:{grpc_port}")
+        await server.start()
+        await uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="warning",
+                                            access_log=False)).serve()
+
+    try:
+        import uvloop  # uvicorn's default loop where installed, as under tfpilot serve
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -542,6 +598,8 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     by["tfpilot", c]["throughput_rps"] / by[other, c]["throughput_rps"], 2)
     if ("tfpilot-grpc", 1) in by and ("tfpilot", 1) in by:
         out["p50_c1_grpc_ms"], out["p50_c1_rest_ms"] = by["tfpilot-grpc", 1]["p50_ms"], by["tfpilot", 1]["p50_ms"]
+    if ("floor-grpc", 1) in by and ("floor", 1) in by:  # the protocols alone
+        out["floor_p50_c1_grpc_ms"], out["floor_p50_c1_rest_ms"] = by["floor-grpc", 1]["p50_ms"], by["floor", 1]["p50_ms"]
     out["errors_total"] = sum(r["errors"] for r in rows)
     return out
 
@@ -550,8 +608,10 @@ def round_ratios(every: list[dict[str, Any]]) -> dict[str, list[float]]:
     """The c32 throughput ratio and c1 p50 ratio of each round (tfpilot vs competent)."""
     by = {(r["server"], r["concurrency"], r["round"]): r for r in every}
     out: dict[str, list[float]] = {"throughput_c32_tfpilot_over_competent": [], "p50_c1_competent_over_tfpilot": [],
-                                   "p50_c1_rest_over_grpc": []}
+                                   "p50_c1_rest_over_grpc": [], "floor_p50_c1_rest_over_grpc": []}
     for (server, c, rnd), row in by.items():
+        if server == "floor" and c == 1 and ("floor-grpc", c, rnd) in by:
+            out["floor_p50_c1_rest_over_grpc"].append(round(row["p50_ms"] / by["floor-grpc", c, rnd]["p50_ms"], 2))
         if server != "tfpilot":
             continue
         other, grpc = by.get(("competent", c, rnd)), by.get(("tfpilot-grpc", c, rnd))
@@ -584,6 +644,9 @@ def start_server(name: str, args: argparse.Namespace, tmp: Path) -> Server:
         cmd = [sys.executable, __file__, "--run", str(args.run), "--serve-app", name, str(port)]
         return Server(name, cmd, port, "/healthz", tmp)
     grpc_port = free_port()
+    if name == "floor":
+        cmd = [sys.executable, __file__, "--serve-app", name, str(port), str(grpc_port)]
+        return Server(name, cmd, port, "/readyz", tmp, grpc_port)
     cmd = [sys.executable, "-m", "tfpilot.cli.main", "serve", str(args.run), "--name", MODEL_NAME,
            "--host", HOST, "--port", str(port), "--grpc-port", str(grpc_port)]
     return Server(name, cmd, port, "/readyz", tmp, grpc_port)
@@ -598,7 +661,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100, help="uncounted requests before the levels")
     parser.add_argument("--rounds", type=int, default=1, help="times each level runs, the servers taking turns "
                         "(the tables show the median round)")
-    parser.add_argument("--servers", nargs="*", default=list(SERVERS), choices=SERVERS)
+    parser.add_argument("--servers", nargs="*", default=list(DEFAULT_SERVERS), choices=SERVERS,
+                        help="floor: the protocols' own cost, no model (not run unless named)")
     parser.add_argument("--no-grpc", action="store_true", help="skip tfpilot's gRPC levels")
     parser.add_argument("--grpc-client", choices=("aio", "sync"), default="aio",
                         help="gRPC load: grpc.aio stubs, or the blocking stub in one thread per worker (as "
@@ -608,10 +672,14 @@ def main() -> None:
     parser.add_argument("--swap-after", type=float, default=3.0, help="seconds of load before version 2 appears")
     parser.add_argument("--swap-poll", type=float, default=1.0, help="--file_system_poll_wait_seconds")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--serve-app", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-app", nargs="+", metavar="KIND PORT [GRPC_PORT]", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_app:
-        serve_app(args.serve_app[0], args.run, int(args.serve_app[1]))
+        kind, *ports = args.serve_app
+        if kind == "floor":
+            serve_floor(int(ports[0]), int(ports[1]))
+        else:
+            serve_app(kind, args.run, int(ports[0]))
         return
     if not (args.run / "model.keras").is_file():
         sys.exit(f"{args.run} has no model.keras: train one first (see docs/benchmarks.md)")
@@ -629,7 +697,7 @@ def main() -> None:
                 servers[-1].wait_ready()
             targets = [Target(s, "rest", images, bodies) for s in servers]
             targets += [Target(s, "grpc", images, bodies, args.grpc_client) for s in servers
-                        if s.name == "tfpilot" and not args.no_grpc]
+                        if s.name in ("tfpilot", "floor") and not args.no_grpc]
             if targets:
                 rows, every = run_rounds(targets, args)
         finally:
