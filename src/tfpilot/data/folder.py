@@ -19,7 +19,7 @@ import numpy as np
 from tfpilot.config.schema import DataConfig
 from tfpilot.data import decode_cache
 from tfpilot.data.decode_cache import CachedSplit, EntryMeta
-from tfpilot.data.images import decode_images, is_image_file, probe_images
+from tfpilot.data.images import decode_images, is_image_file, keep_decoded, probe_images
 from tfpilot.data.manifest import file_digest
 from tfpilot.data.paths import extract_archive, is_archive
 from tfpilot.data.report import DataReport
@@ -191,19 +191,13 @@ def _decode_splits(
 ) -> dict[str, CachedSplit]:
     """Decode every split (the slow part); with ``digests``, also each file's content digest
     (for the cache: ``split.json`` reads every file for it anyway, and need not on a hit)."""
-    keep = _keep_pixels(cfg, sum(len(p) for p in files.values()), meta.size, meta.channels)
+    keep = keep_decoded(cfg, sum(len(p) for p in files.values()), meta.size, meta.channels)
     out = {}
     for split, paths in files.items():
         d = decode_images(paths, meta.size, meta.channels, keep_pixels=keep)
         out[split] = CachedSplit(len(paths), d.failed, d.pixels,
                                  [file_digest(p) for p in paths] if digests else None)
     return out
-
-
-def _keep_pixels(cfg: DataConfig, n: int, size: tuple[int, int], channels: int) -> bool:
-    """Hold the decoded images in memory (``data.cache``, ``data.cache_max_gb``)?"""
-    return cfg.cache == "memory" or (cfg.cache == "auto" and n * size[0] * size[1] * channels
-                                     <= cfg.cache_max_gb * 2**30)
 
 
 def _files_to_dataset(
@@ -232,7 +226,7 @@ def _files_to_dataset(
     key, cached = None, None
     if cfg.decode_cache:  # keyed by the resolved size: a run's evaluate (explicit size) hits its training's entry
         key = decode_cache.entry_key(Path(source).name, files, root, decode_cache.target(meta.size, meta.channels))
-        cached = decode_cache.load(key, want_pixels=lambda size, channels: _keep_pixels(cfg, n, size, channels))
+        cached = decode_cache.load(key, want_pixels=lambda size, channels: keep_decoded(cfg, n, size, channels))
     if cached is None:
         decoded = _decode_splits(files, meta, cfg, digests=key is not None)
         for split, d in decoded.items():
@@ -242,7 +236,7 @@ def _files_to_dataset(
             status = "stored" if decode_cache.save(key, meta, decoded, source=source) else "not stored"
     else:
         (meta, decoded), status = cached, "hit"
-    keep = _keep_pixels(cfg, n, meta.size, meta.channels)
+    keep = keep_decoded(cfg, n, meta.size, meta.channels)
     size, channels = meta.size, meta.channels
     if meta.distinct_sizes > 1 and not cfg.image_size:
         report.note(

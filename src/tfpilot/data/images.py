@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfpilot.config.schema import DataConfig
 from tfpilot.data.report import DataReport
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,22 @@ class Decoded:
     ok: np.ndarray
     pixels: np.ndarray | None
     failed: list[tuple[int, str]]
+
+
+def keep_decoded(cfg: DataConfig, n: int, size: tuple[int, int], channels: int) -> bool:
+    """Whether ``n`` decoded images of ``size`` and ``channels`` are held in memory
+    (``data.cache``: memory always, auto up to ``data.cache_max_gb``; else the pipeline
+    decodes them per epoch).
+
+    Example:
+        >>> from tfpilot.config import DataConfig
+        >>> keep_decoded(DataConfig(dataset="d"), 60_000, (32, 32), 3)
+        True
+        >>> keep_decoded(DataConfig(dataset="d", cache="none"), 1, (2, 2), 1)
+        False
+    """
+    return cfg.cache == "memory" or (cfg.cache == "auto" and n * size[0] * size[1] * channels
+                                     <= cfg.cache_max_gb * 2**30)
 
 
 def decode_images(

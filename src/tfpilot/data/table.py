@@ -298,7 +298,7 @@ def _strata(targets: dict[str, np.ndarray], outputs: list[Any]) -> np.ndarray:
 def _image_inputs(frame: Any, name: str, base: Path, cfg: Any, report: DataReport
                   ) -> tuple[Any, np.ndarray, np.ndarray | None, tuple[int, int, int]]:
     """Resolve, check and decode one image column; rows whose image is missing or unreadable are dropped."""
-    from tfpilot.data.images import decode_files, probe_images
+    from tfpilot.data.images import decode_files, keep_decoded, probe_images
 
     cells = frame[name]
     present = cells.notna().to_numpy() & (cells.astype(str).str.strip() != "").to_numpy()
@@ -315,9 +315,8 @@ def _image_inputs(frame: Any, name: str, base: Path, cfg: Any, report: DataRepor
     if distinct > 1 and not cfg.image_size:
         report.note(f"column {name!r}: images have {distinct} sizes; resizing all to {size[0]}x{size[1]}")
     channels = {"grayscale": 1, "rgb": 3}.get(cfg.color_mode, channels)
-    keep = cfg.cache == "memory" or (cfg.cache == "auto" and len(paths) * size[0] * size[1] * channels
-                                     <= cfg.cache_max_gb * 2**30)
-    ok, pixels = decode_files(paths, size, channels, report, keep_pixels=keep)
+    ok, pixels = decode_files(paths, size, channels, report,
+                              keep_pixels=keep_decoded(cfg, len(paths), size, channels))
     return frame.iloc[ok], paths[ok], pixels, (size[0], size[1], channels)
 
 
