@@ -82,6 +82,9 @@ def make_timer(x_test, y_test):
     import keras
     import numpy as np
 
+    sys.path.insert(0, str(ROOT / "src"))
+    from tfpilot.training.inference_weights import swap_ema_weights
+
     class TimeToAccuracy(keras.callbacks.Callback):
         extra_seconds = 0.0  # work before fit that belongs on the clock (tfpilot's whitening adapt)
 
@@ -90,7 +93,14 @@ def make_timer(x_test, y_test):
             self.excluded, self.excluded_cpu, self.epochs, self.final = 0.0, 0.0, [], None
 
         def _accuracy(self):
-            probs = self.model.predict(x_test, batch_size=1000, verbose=0)
+            # the weights a run keeps: with train.optimizer.ema, tfpilot validates and saves the EMA
+            # weights, and puts the raw ones back for training before a user callback runs
+            swapped = swap_ema_weights(self.model.optimizer) if getattr(self.model.optimizer, "use_ema", False) else False
+            try:
+                probs = self.model.predict(x_test, batch_size=1000, verbose=0)
+            finally:
+                if swapped:
+                    swap_ema_weights(self.model.optimizer)
             return float(np.mean(np.argmax(probs, axis=1) == y_test))
 
         def on_epoch_end(self, epoch, logs=None):
@@ -143,7 +153,7 @@ def run_seed(max_epochs: int | None) -> dict:
     return out
 
 
-def run_tfpilot(precision: str) -> dict:
+def run_tfpilot(precision: str, settings: list[str]) -> dict:
     """Train configs/cifar10_fast.yaml through tfpilot's normal fit path."""
     sys.path.insert(0, str(ROOT / "src"))
     import tfpilot.models.airbench as airbench
@@ -163,7 +173,7 @@ def run_tfpilot(precision: str) -> dict:
 
     airbench.adapt_whitening = timed_adapt  # the trainer imports it when it adapts the model
     run_dir = Path(tempfile.mkdtemp(prefix="tfpilot-cifar-")) / "run"
-    overrides = ["train.callbacks.progress=none", f"train.precision={precision}"]
+    overrides = ["train.callbacks.progress=none", f"train.precision={precision}", *settings]
     cfg = load_config(FAST_CONFIG, overrides=overrides, run_dir=run_dir)
     started = time.perf_counter()
     trainer = Trainer(cfg, callbacks=[timer]).fit()
@@ -178,6 +188,8 @@ def spawn(which: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--child", which, "--precision", args.precision]
     if args.seed_epochs:
         cmd += ["--seed-epochs", str(args.seed_epochs)]
+    for setting in args.set:
+        cmd += ["--set", setting]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
     print(f"== {which} ==", flush=True)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -240,10 +252,12 @@ def main() -> None:
     ap.add_argument("--precision", default="float32", help="tfpilot's train.precision (default float32)")
     ap.add_argument("--only", default=",".join(CONTENDERS), help="comma-separated: tfpilot,seed (in this order)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key of cifar10_fast.yaml for tfpilot's run (repeatable), as `tfpilot train --set`")
     ap.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        result = run_seed(args.seed_epochs) if args.child == "seed" else run_tfpilot(args.precision)
+        result = run_seed(args.seed_epochs) if args.child == "seed" else run_tfpilot(args.precision, args.set)
         print("RESULT " + json.dumps(result), flush=True)
         return
     which = [w for w in args.only.split(",") if w]

@@ -84,6 +84,19 @@ def test_airbench_adapts_trains_and_round_trips_through_model_keras(tmp_path):
         np.testing.assert_array_equal(np.asarray(whitening_layers(loaded)[0].kernel), np.asarray(layer.kernel))
 
 
+@pytest.mark.parametrize("whiten_bias", [True, False])
+def test_whiten_bias_decides_whether_the_whitening_bias_trains(whiten_bias):
+    model = create_model("airbench", InputSpec.image(16, 16, 3), 4, widths=[8], whiten_bias=whiten_bias)
+    (layer,) = whitening_layers(model)
+    x = np.random.default_rng(0).integers(0, 255, (32, 16, 16, 3), dtype=np.uint8)
+    adapt_whitening(model, x)
+    bias = np.asarray(layer.bias).copy()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.train_on_batch(x, np.arange(32) % 4)
+    assert [w.name for w in layer.trainable_weights] == (["bias"] if whiten_bias else [])
+    assert np.array_equal(np.asarray(layer.bias), bias) is not whiten_bias  # trained, or kept as adapted
+
+
 def test_airbench_needs_a_conv_group():
     with pytest.raises(ValueError, match="at least one conv group"):
         create_model("airbench", InputSpec.image(32, 32, 3), 10, widths=[])

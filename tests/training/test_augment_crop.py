@@ -30,6 +30,18 @@ def test_random_crop_is_a_whole_pixel_window_of_the_reflect_padded_image():
     assert len(set(shifts)) > 5  # offsets vary across the batch (all 25 are possible)
 
 
+def test_a_horizontal_flip_with_the_crop_mirrors_about_half_the_windows():
+    x = np.random.default_rng(2).integers(0, 255, (200, 8, 8, 3), dtype=np.uint8)
+    aug = build_augmenter(AugmentConfig(crop_padding=2, flip="horizontal"), channels=3, seed=0)
+    assert aug.crop_flip and aug.pixel_layers == []  # folded into the crop's column gather
+    out = np.asarray(aug(x, np.zeros(200))[0])
+    padded = np.pad(x, [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect")
+    plain = [_shift_of(o, p, 8, 2) is not None for o, p in zip(out, padded)]
+    mirrored = [_shift_of(o[:, ::-1], p, 8, 2) is not None for o, p in zip(out, padded)]
+    assert all(a or b for a, b in zip(plain, mirrored))  # each one window, mirrored or not
+    assert 70 < sum(m and not p for m, p in zip(mirrored, plain)) < 130
+
+
 def test_crop_padding_is_honoured_by_the_augmenter():
     x = np.random.default_rng(1).integers(0, 255, (32, 8, 8, 1), dtype=np.uint8)
     y = np.arange(32) % 2

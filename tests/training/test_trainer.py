@@ -117,6 +117,17 @@ def test_schedules_are_sane(name):
         assert lrs[-1] < 0.1
 
 
+@pytest.mark.parametrize("name", ["warmup_cosine", "one_cycle"])
+def test_warmup_epochs_zero_means_no_warmup_and_unset_the_schedules_default(name):
+    from tfpilot.config import ScheduleConfig
+
+    lr = lambda s: float(s(0))  # noqa: E731
+    assert lr(create_schedule(ScheduleConfig(name=name, warmup_epochs=0), 0.1, 10, 5)) == pytest.approx(0.1, rel=1e-3)
+    assert lr(create_schedule(ScheduleConfig(name=name), 0.1, 10, 5)) < 0.05  # its default warm-up
+    warm = create_schedule(ScheduleConfig(name=name, warmup_epochs=2), 0.1, 10, 5)
+    assert float(warm(10)) < 0.1 * 0.6 and float(warm(20)) == pytest.approx(0.1, rel=1e-3)
+
+
 def test_bad_config_fails_before_any_work(tmp_path):
     with pytest.raises(ConfigError):
         load_config(tiny_config(tmp_path / "nope", tmp_path / "r"), overrides=["train.batch_size=-1"])

@@ -185,7 +185,9 @@ class OptimizerConfig(Section):
 
 class ScheduleConfig(Section):
     name: str = "constant"
-    warmup_epochs: float = Field(0.0, ge=0)
+    warmup_epochs: float | None = Field(
+        None, ge=0, description="Linear warm-up epochs; 0: none; unset: the schedule's default "
+                                "(warmup_cosine 5% of training, one_cycle 25%, others none).")
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="Final LR as a fraction of the peak.")
     decay_rate: float = Field(0.96, gt=0, le=1, description="exponential: factor per epoch.")
     step_epochs: int = Field(10, gt=0, description="step: epochs between drops.")

@@ -39,10 +39,10 @@ def image_patches(images: np.ndarray, patch_size: int) -> np.ndarray:
         >>> image_patches(np.zeros((2, 4, 4, 3)), 2).shape
         (18, 12)
     """
-    windows = np.lib.stride_tricks.sliding_window_view(images, (patch_size, patch_size), axis=(1, 2))
-    # (N, H', W', C, p, p) -> (N, H', W', p, p, C)
-    windows = np.moveaxis(windows, 3, -1)
-    return windows.reshape(-1, patch_size * patch_size * images.shape[-1])
+    h, w = images.shape[1] - patch_size + 1, images.shape[2] - patch_size + 1
+    # the p * p shifted views side by side: contiguous channel runs, copied once
+    shifted = [images[:, i:i + h, j:j + w, :] for i in range(patch_size) for j in range(patch_size)]
+    return np.concatenate(shifted, axis=-1).reshape(-1, patch_size * patch_size * images.shape[-1])
 
 
 @serializable
@@ -91,13 +91,16 @@ class PatchWhitening(layers.Layer):
             images: float images (N, H, W, C) as this layer receives them (after the model's
                 preprocessing); a few thousand training images are plenty.
         """
-        images = np.asarray(images, dtype="float64")
+        images = np.asarray(images, dtype="float32")
         if not self.built:
             self.build(images.shape)
+        # one float32 copy of the patches (5,000 CIFAR images: 4.8M x 12), centred in place on
+        # a float64 mean; the Gram matrix of centred values is accurate in float32 and is one
+        # BLAS call (float64 copies and a second centred array took 3.7 s of the clock here)
         patches = image_patches(images, self.patch_size)
-        mean = patches.mean(axis=0)
-        centred = patches - mean
-        cov = centred.T @ centred / max(len(centred) - 1, 1)
+        mean = patches.mean(axis=0, dtype="float64")
+        patches -= mean.astype("float32")
+        cov = (patches.T @ patches).astype("float64") / max(len(patches) - 1, 1)
         eigenvalues, eigenvectors = np.linalg.eigh(cov)
         filters = eigenvectors / np.sqrt(np.maximum(eigenvalues, 0.0) + self.epsilon)  # columns
         filters = np.concatenate([filters, -filters], axis=1)  # (dim, 2 * dim)

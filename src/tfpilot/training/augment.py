@@ -24,11 +24,15 @@ class Augmenter:
     Args:
         pixel_layers: Keras random layers applied in order (on float pixels in [0, 255]).
         mix_layers: MixUp/CutMix layers (need one-hot labels; produce soft labels).
+        crop_padding: the random crop's shift (:func:`random_crop`; 0: no crop).
+        crop_flip: the crop also mirrors half the images left-right.
+        seed: the crop's op seed.
     """
 
     pixel_layers: list[Any] = field(default_factory=list)
     mix_layers: list[Any] = field(default_factory=list)
     crop_padding: int = 0
+    crop_flip: bool = False
     seed: int = 42
 
     @property
@@ -39,7 +43,7 @@ class Augmenter:
         import tensorflow as tf
 
         if self.crop_padding:
-            images = random_crop(images, self.crop_padding, self.seed)
+            images = random_crop(images, self.crop_padding, self.seed, flip=self.crop_flip)
         if not self.pixel_layers and not self.mix_layers:
             return images, labels
         x = tf.cast(images, tf.float32)
@@ -54,7 +58,7 @@ class Augmenter:
         return x, labels
 
 
-def random_crop(images: Any, padding: int, seed: int | None = None) -> Any:
+def random_crop(images: Any, padding: int, seed: int | None = None, flip: bool = False) -> Any:
     """Reflect-pad a batch by ``padding`` pixels and crop each image at a random offset back to
     its size: every image shifted by up to ``padding`` pixels each way, in whole pixels (any
     dtype; uint8 stays uint8).
@@ -63,6 +67,8 @@ def random_crop(images: Any, padding: int, seed: int | None = None) -> Any:
         images: a batch (N, H, W, C); H and W must exceed ``padding`` (reflection).
         padding: the largest shift, in pixels.
         seed: the op seed of the offsets.
+        flip: also mirror each image left-right with probability 1/2, in the same column
+            gather (``data.augment.flip: horizontal`` with a crop: no float round trip).
 
     Example:
         >>> import numpy as np
@@ -79,6 +85,9 @@ def random_crop(images: Any, padding: int, seed: int | None = None) -> Any:
     offsets = tf.random.uniform([2, n], 0, 2 * p + 1, dtype=tf.int32, seed=seed)
     rows = offsets[0][:, None] + tf.range(h)[None, :]
     cols = offsets[1][:, None] + tf.range(w)[None, :]
+    if flip:
+        mirrored = tf.random.uniform([n], 0, 2, dtype=tf.int32, seed=None if seed is None else seed + 1) > 0
+        cols = tf.where(mirrored[:, None], tf.reverse(cols, axis=[1]), cols)
     out = tf.gather(padded, rows, axis=1, batch_dims=1)
     out = tf.gather(out, cols, axis=2, batch_dims=1)
     return tf.ensure_shape(out, images.shape)
@@ -97,7 +106,8 @@ def build_augmenter(cfg: AugmentConfig, channels: int, seed: int = 42) -> Augmen
     if not cfg.enabled:
         return None
     px: list[Any] = []
-    if cfg.flip != "none":
+    crop_flip = cfg.flip == "horizontal" and cfg.crop_padding > 0  # folded into the crop's gather
+    if cfg.flip != "none" and not crop_flip:
         px.append(keras.layers.RandomFlip(cfg.flip, seed=seed))
     if cfg.rotation:
         px.append(keras.layers.RandomRotation(cfg.rotation, fill_mode="constant", seed=seed + 1))
@@ -118,4 +128,4 @@ def build_augmenter(cfg: AugmentConfig, channels: int, seed: int = 42) -> Augmen
         mix.append(keras.layers.MixUp(alpha=cfg.mixup, seed=seed + 7))
     if cfg.cutmix:
         mix.append(keras.layers.CutMix(factor=cfg.cutmix, seed=seed + 8))
-    return Augmenter(px, mix, crop_padding=cfg.crop_padding, seed=seed + 9)
+    return Augmenter(px, mix, crop_padding=cfg.crop_padding, crop_flip=crop_flip, seed=seed + 9)

@@ -47,10 +47,10 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step: Any) -> Any:
         step = ops.cast(step, "float32")
-        warm = max(1.0, self.pct_start * self.total_steps)
+        warm = self.pct_start * self.total_steps  # 0: no warm-up, it starts at the peak
         rest = max(1.0, self.total_steps - warm - 1.0)
         start, end = self.max_lr / self.div_factor, self.max_lr / self.final_div_factor
-        up = start + (self.max_lr - start) * ops.minimum(step / warm, 1.0)
+        up = start + (self.max_lr - start) * ops.minimum(step / max(warm, 1.0), 1.0)
         t = ops.clip((step - warm) / rest, 0.0, 1.0)
         down = end + (self.max_lr - end) * 0.5 * (1.0 + ops.cos(math.pi * t))
         return ops.where(step < warm, up, down)
@@ -70,7 +70,7 @@ def constant(cfg: ScheduleConfig, lr: float, steps_per_epoch: int, epochs: int) 
 def cosine(cfg: ScheduleConfig, lr: float, steps_per_epoch: int, epochs: int) -> Any:
     """Cosine decay to ``min_lr_ratio * lr``, after an optional linear warm-up."""
     total = steps_per_epoch * epochs
-    warmup = int(cfg.warmup_epochs * steps_per_epoch)
+    warmup = int((cfg.warmup_epochs or 0.0) * steps_per_epoch)
     if warmup:
         return keras.optimizers.schedules.CosineDecay(
             lr / 100.0, max(total - warmup, 1), alpha=cfg.min_lr_ratio, warmup_target=lr, warmup_steps=warmup
@@ -81,16 +81,17 @@ def cosine(cfg: ScheduleConfig, lr: float, steps_per_epoch: int, epochs: int) ->
 @SCHEDULES.register("warmup_cosine")
 def warmup_cosine(cfg: ScheduleConfig, lr: float, steps_per_epoch: int, epochs: int) -> Any:
     """Linear warm-up (``warmup_epochs``, default 5% of training) then cosine decay."""
-    if not cfg.warmup_epochs:
+    if cfg.warmup_epochs is None:
         cfg = cfg.model_copy(update={"warmup_epochs": max(epochs * 0.05, 1.0 / steps_per_epoch)})
     return cosine(cfg, lr, steps_per_epoch, epochs)
 
 
 @SCHEDULES.register("one_cycle")
 def one_cycle(cfg: ScheduleConfig, lr: float, steps_per_epoch: int, epochs: int) -> Any:
-    """One-cycle policy peaking at ``lr`` (warm-up: ``warmup_epochs`` or 25% of training)."""
+    """One-cycle policy peaking at ``lr`` (warm-up: ``warmup_epochs``, default 25% of training;
+    0: it starts at the peak)."""
     total = steps_per_epoch * epochs
-    pct = min(cfg.warmup_epochs / epochs, 0.9) if cfg.warmup_epochs else 0.25
+    pct = 0.25 if cfg.warmup_epochs is None else min(cfg.warmup_epochs / epochs, 0.9)
     return OneCycle(lr, total, pct_start=pct)
 
 
