@@ -83,7 +83,7 @@ def make_timer(x_test, y_test):
     import numpy as np
 
     sys.path.insert(0, str(ROOT / "src"))
-    from tfpilot.training.inference_weights import swap_ema_weights
+    from tfpilot.training.inference_weights import ema_optimizer, swap_ema_weights
 
     class TimeToAccuracy(keras.callbacks.Callback):
         extra_seconds = 0.0  # work before fit that belongs on the clock (tfpilot's whitening adapt)
@@ -95,12 +95,13 @@ def make_timer(x_test, y_test):
         def _accuracy(self):
             # the weights a run keeps: with train.optimizer.ema, tfpilot validates and saves the EMA
             # weights, and puts the raw ones back for training before a user callback runs
-            swapped = swap_ema_weights(self.model.optimizer) if getattr(self.model.optimizer, "use_ema", False) else False
+            optimizer = ema_optimizer(self.model)
+            swapped = optimizer is not None and swap_ema_weights(optimizer)
             try:
                 probs = self.model.predict(x_test, batch_size=1000, verbose=0)
             finally:
                 if swapped:
-                    swap_ema_weights(self.model.optimizer)
+                    swap_ema_weights(optimizer)
             return float(np.mean(np.argmax(probs, axis=1) == y_test))
 
         def on_epoch_end(self, epoch, logs=None):
