@@ -13,15 +13,21 @@ The servers (one at a time, each a subprocess; uvicorn, one process):
   batch timeout 5 ms, access log on); loaded over REST and, as **tfpilot-grpc**, over TF
   Serving's gRPC ``Predict`` with ``tensorflow_serving.apis`` (same images, uint8 tensors);
 * **floor** (``--servers ... floor``) -- the two protocols' own cost, with no model: uvicorn and
-  a ``grpc.aio`` server on one event loop (as tfpilot serves them), each reading the request and
-  answering a fixed, valid prediction; loaded as **floor** and **floor-grpc** by the same clients.
+  gRPC's threaded server beside its event loop (as tfpilot serves them), each reading the request
+  and answering a fixed, valid prediction; loaded as **floor** and **floor-grpc** by the same clients.
   What its gRPC p50 exceeds its REST p50 by is what the Python gRPC stack costs per call beyond
   HTTP/1.1, which a server's gRPC path has to save elsewhere to answer sooner than its REST path.
 
 All answer TF Serving's ``POST /v1/models/mnist:predict`` with ``{"instances": [28x28x1 pixels]}``
 bodies built from real MNIST test images. The load generator is this process: asyncio
 clients (aiohttp for REST, ``grpc.aio`` for gRPC; ``--grpc-client sync``: the blocking stub, one
-thread per worker) with ``C`` closed-loop workers.
+thread per worker) with ``C`` closed-loop workers. With ``--load-generator h2load`` it is
+nghttp2's ``h2load`` instead, a load generator in C (Debian's ``nghttp2-client``), for both
+protocols -- REST as ``C`` HTTP/1.1 keep-alive connections, gRPC as ``C`` streams on one HTTP/2
+connection (as one channel carries them), every request the same first test image -- so the
+servers are compared without two Python client libraries' own costs in the figures. h2load
+checks HTTP statuses only, so each body is checked once by a Python client first, and for
+tfpilot the server's own count of gRPC calls answered OK must grow by every request sent.
 
 **Hot swap** (``--swap``): ``tfpilot serve --model_name mnist --model_base_path BASE``, as the
 ``tensorflow/serving`` image runs it, with BASE/1 the run's SavedModel export (a TF Serving
@@ -47,6 +53,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import resource
 import shutil
 import signal
 import socket
@@ -136,9 +144,11 @@ def serve_app(kind: str, run_dir: Path, port: int) -> None:
 
 
 def serve_floor(port: int, grpc_port: int) -> None:
-    """The protocols alone: REST (uvicorn, a bare ASGI app) and gRPC (``grpc.aio``, TF Serving's
-    ``PredictionService``) on one event loop, each reading the request and answering a fixed
-    prediction of 10 probabilities -- no model, no JSON parsing, no batching."""
+    """The protocols alone: REST (uvicorn, a bare ASGI app) and gRPC (gRPC's threaded server, TF
+    Serving's ``PredictionService``, 64 threads as tfpilot's default), each reading the request
+    and answering a fixed prediction of 10 probabilities -- no model, no JSON parsing, no batching."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import grpc
     import uvicorn
     from tensorflow.core.framework import tensor_pb2, types_pb2
@@ -164,18 +174,21 @@ def serve_floor(port: int, grpc_port: int) -> None:
         await send({"type": "http.response.body", "body": body})
 
     class Echo(prediction_service_pb2_grpc.PredictionServiceServicer):
-        async def Predict(self, request: Any, context: Any) -> Any:  # noqa: N802 -- gRPC's name
+        def Predict(self, request: Any, context: Any) -> Any:  # noqa: N802 -- gRPC's name
             response = predict_pb2.PredictResponse()
             response.outputs["output_0"].CopyFrom(probabilities)
             return response
 
     async def main() -> None:
-        server = grpc.aio.server(options=[("grpc.optimization_target", "latency")])  # as tfpilot's
+        server = grpc.server(ThreadPoolExecutor(64), options=[("grpc.optimization_target", "latency")])  # as tfpilot's
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Echo(), server)
         server.add_insecure_port(f"{HOST}:{grpc_port}")
-        await server.start()
-        await uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="warning",
-                                            access_log=False)).serve()
+        server.start()
+        try:
+            await uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_level="warning",
+                                                access_log=False)).serve()
+        finally:
+            server.stop(0)
 
     try:
         import uvloop  # uvicorn's default loop where installed, as under tfpilot serve
@@ -411,6 +424,79 @@ async def grpc_load(target: str, input_name: str, images: Any, requests: int, co
     return summarize(latencies, errors, elapsed, concurrency, requests)
 
 
+def h2load_load(url: str, body: bytes, headers: list[str], requests: int, concurrency: int,
+                time_limit: float, http1: bool) -> dict[str, Any]:
+    """``requests`` POSTs of ``body`` from nghttp2's ``h2load``, ``concurrency`` at a time, closed loop:
+    HTTP/1.1 connections (``http1``) or streams on one HTTP/2 connection. Latencies from its
+    ``--log-file`` (one line per request: start, status, microseconds)."""
+    exe = shutil.which("h2load")
+    if exe is None:
+        sys.exit("--load-generator h2load needs nghttp2's h2load: apt-get install nghttp2-client")
+    with tempfile.TemporaryDirectory(prefix="h2load-") as tmp:
+        data, log = Path(tmp, "body"), Path(tmp, "requests.log")
+        data.write_bytes(body)
+        shape = ["--h1", "-c", str(concurrency), "-m", "1"] if http1 else ["-c", "1", "-m", str(concurrency)]
+        cmd = [exe, "-n", str(requests), *shape, "-d", str(data), "--log-file", str(log),
+               *(x for h in headers for x in ("-H", h)), url]
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=time_limit + 60, check=False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            raise RuntimeError(f"h2load failed ({done.returncode}): {done.stderr.strip() or done.stdout[-500:]}")
+        finished = re.search(r"finished in ([\d.]+)(ms|s),", done.stdout)
+        if finished is None:
+            raise RuntimeError(f"h2load printed no 'finished in': {done.stdout[-500:]}")
+        elapsed = float(finished[1]) / (1000 if finished[2] == "ms" else 1)
+        latencies: list[float] = []
+        errors: dict[str, int] = {}
+        for line in log.read_text().splitlines():
+            _, status, micros = line.split("\t")
+            if status == "200":
+                latencies.append(int(micros) / 1e6)
+            else:
+                errors[f"HTTP {status}"] = errors.get(f"HTTP {status}", 0) + 1
+    missing = requests - len(latencies) - sum(errors.values())
+    if missing:
+        errors["no answer"] = missing
+    row = summarize(latencies, errors, elapsed, concurrency, requests)
+    row["client_cpu_s"] = round(after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime, 2)
+    return row
+
+
+def grpc_ok_count(server: Server) -> float | None:
+    """gRPC ``Predict`` calls tfpilot answered OK so far, from its /metrics (None for the others)."""
+    import urllib.request
+
+    if not server.name.startswith("tfpilot"):
+        return None
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    found = re.search(r'^tfpilot_http_requests_total\{method="GRPC",route="/tensorflow.serving.PredictionService/'
+                      r'Predict",status="OK"\} (\S+)$', text, re.M)
+    return float(found[1]) if found else 0.0
+
+
+def check_once(target: Target) -> None:
+    """One request of the body h2load sends, through a Python client, whose answer must be valid."""
+    import urllib.request
+
+    if target.protocol == "grpc":
+        import grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        with grpc.insecure_channel(f"{HOST}:{target.server.grpc_port}") as channel:
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+                predict_requests(target.input, target.images[:1])[0], timeout=60)
+        ok = len(response.outputs["output_0"].tensor_content) == 40
+    else:
+        request = urllib.request.Request(f"{target.server.url}/v1/models/{MODEL_NAME}:predict", target.bodies[0],
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as r:
+            ok = r.status == 200 and valid_prediction(r.read())
+    if not ok:
+        raise RuntimeError(f"{target.name} did not answer the h2load body with a valid prediction")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -419,7 +505,6 @@ def cpu_seconds(pid: int) -> float:
 
 def batch_stats(server: Server) -> tuple[float, float]:
     """``(model calls, instances)`` so far, from tfpilot's /metrics (zeros for the others)."""
-    import re
     import urllib.request
 
     if server.name != "tfpilot":
@@ -442,13 +527,18 @@ class Target:
     """One server and protocol under load (tfpilot is loaded over REST and over gRPC)."""
 
     def __init__(self, server: Server, protocol: str, images: Any, bodies: list[bytes],
-                 grpc_client: str = "aio") -> None:
+                 grpc_client: str = "aio", generator: str = "python") -> None:
         self.server, self.protocol, self.images, self.bodies = server, protocol, images, bodies
         self.grpc_client = grpc_client
+        self.generator = generator
         self.name = server.name + ("-grpc" if protocol == "grpc" else "")
         self.input = input_name(server) if protocol == "grpc" else ""
+        if generator == "h2load":
+            check_once(self)
 
     def load(self, requests: int, concurrency: int, time_limit: float) -> dict[str, Any]:
+        if self.generator == "h2load":
+            return self.h2load(requests, concurrency, time_limit)
         if self.protocol == "grpc":
             target = f"{HOST}:{self.server.grpc_port}"
             if self.grpc_client == "sync":
@@ -456,6 +546,25 @@ class Target:
             return asyncio.run(grpc_load(target, self.input, self.images, requests, concurrency, time_limit))
         url = f"{self.server.url}/v1/models/{MODEL_NAME}:predict"
         return asyncio.run(rest_load(url, self.bodies, requests, concurrency, time_limit))
+
+    def h2load(self, requests: int, concurrency: int, time_limit: float) -> dict[str, Any]:
+        """The same level from h2load; for tfpilot's gRPC, every call must be counted OK by the server."""
+        if self.protocol == "rest":
+            url = f"{self.server.url}/v1/models/{MODEL_NAME}:predict"
+            return h2load_load(url, self.bodies[0], ["content-type: application/json"], requests, concurrency,
+                               time_limit, http1=True)
+        message = predict_requests(self.input, self.images[:1])[0].SerializeToString()
+        framed = b"\0" + len(message).to_bytes(4, "big") + message  # gRPC's length-prefixed message
+        url = f"http://{HOST}:{self.server.grpc_port}/tensorflow.serving.PredictionService/Predict"
+        ok_before = grpc_ok_count(self.server)
+        row = h2load_load(url, framed, ["content-type: application/grpc", "te: trailers"], requests, concurrency,
+                          time_limit, http1=False)
+        ok_after = grpc_ok_count(self.server)
+        if ok_before is not None and ok_after is not None and ok_after - ok_before < row["ok"]:
+            bad = int(row["ok"] - (ok_after - ok_before))  # HTTP 200 but a gRPC status other than OK
+            row["errors"] += bad
+            row["error_kinds"]["grpc status not OK"] = bad
+        return row
 
     def measure(self, requests: int, concurrency: int, time_limit: float) -> dict[str, Any]:
         """One level, with the server's and this client's CPU time and (tfpilot) the mean batch."""
@@ -465,7 +574,7 @@ class Target:
         calls, instances = (x1 - x0 for x0, x1 in zip((calls, instances), batch_stats(self.server)))
         row["mean_batch"] = round(instances / calls, 2) if calls else None
         row["server_cpu_s"] = round(cpu_seconds(self.server.proc.pid) - server_cpu, 2)
-        row["client_cpu_s"] = round(time.process_time() - client_cpu, 2)
+        row.setdefault("client_cpu_s", round(time.process_time() - client_cpu, 2))  # h2load's own when it ran
         row["load_avg_1m"] = round(os.getloadavg()[0], 2)
         row["server"] = self.name
         return row
@@ -577,7 +686,6 @@ def run_swap(args: argparse.Namespace, images: Any, bodies: list[bytes], tmp: Pa
         result = asyncio.run(swap_under_load(server, base, staging, bodies, args))
     finally:
         server.stop()
-    import re
 
     found = re.search(r"(\d+) objects collected after the unload in (\d+) ms", server.log_path.read_text())
     result["gc_after_unload_ms"] = int(found[2]) if found else None
@@ -667,6 +775,9 @@ def main() -> None:
     parser.add_argument("--grpc-client", choices=("aio", "sync"), default="aio",
                         help="gRPC load: grpc.aio stubs, or the blocking stub in one thread per worker (as "
                              "TF Serving's example clients call it)")
+    parser.add_argument("--load-generator", choices=("python", "h2load"), default="python",
+                        help="python: aiohttp and grpc clients in this process; h2load: nghttp2's h2load (C) "
+                             "for both protocols")
     parser.add_argument("--swap", action="store_true", help="also run the hot-swap scenario")
     parser.add_argument("--swap-tail", type=float, default=3.0, help="seconds of load after version 1 is unloaded")
     parser.add_argument("--swap-after", type=float, default=3.0, help="seconds of load before version 2 appears")
@@ -695,8 +806,8 @@ def main() -> None:
             for name in args.servers:  # all up at once (an idle server costs nothing)
                 servers.append(start_server(name, args, Path(tmp)))
                 servers[-1].wait_ready()
-            targets = [Target(s, "rest", images, bodies) for s in servers]
-            targets += [Target(s, "grpc", images, bodies, args.grpc_client) for s in servers
+            targets = [Target(s, "rest", images, bodies, generator=args.load_generator) for s in servers]
+            targets += [Target(s, "grpc", images, bodies, args.grpc_client, args.load_generator) for s in servers
                         if s.name in ("tfpilot", "floor") and not args.no_grpc]
             if targets:
                 rows, every = run_rounds(targets, args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tfpilot.data.paths import relative_paths
@@ -19,6 +19,7 @@ def _reference(path: str, root: str) -> str:
 
 @given(st.lists(COMPONENT, min_size=1, max_size=6), st.sampled_from(["/data", "/data/", "/data/set", "/"]),
        st.booleans(), st.booleans())
+@example(["", "a"], "/", True, False)  # "//a": abspath keeps the leading "//", relpath does not
 def test_relative_paths_match_abspath_relpath(parts, root, under_root, trailing_slash):
     base = root if under_root else "/elsewhere"
     path = base.rstrip("/") + "/" + "/".join(parts) + ("/" if trailing_slash else "")

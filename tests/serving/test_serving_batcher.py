@@ -252,3 +252,82 @@ def test_stop_waits_for_the_call_in_progress() -> None:
         return await request
 
     np.testing.assert_array_equal(asyncio.run(main()), np.ones((1, 2)) * 10)
+
+
+# -- call(): requests from threads of their own (the gRPC server's) ------------------------------
+class Gated(Recorder):
+    """A :class:`Recorder` whose calls wait for ``gate`` and count how many run at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.running = self.most = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        self.started.set()
+        self.gate.wait(10)
+        try:
+            return super().__call__(batch)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_call_on_an_idle_batcher_runs_the_model_in_the_calling_thread() -> None:
+    model = Recorder()
+
+    async def main() -> np.ndarray:
+        batcher = await MicroBatcher(model, max_batch=8, name="m").start()
+        out = await asyncio.to_thread(batcher.call, np.full((2, 2), 3))
+        await batcher.stop()
+        return out
+
+    np.testing.assert_array_equal(asyncio.run(main()), np.full((2, 2), 30))
+    assert len(model.threads) == 1 and not next(iter(model.threads)).startswith("tfpilot-m")  # no worker thread
+
+
+def test_calls_while_the_model_is_busy_queue_and_share_the_next_call() -> None:
+    model = Gated()
+
+    async def main() -> list[np.ndarray]:
+        batcher = await MicroBatcher(model, max_batch=8, timeout_ms=0).start()
+        first = asyncio.create_task(asyncio.to_thread(batcher.call, np.full((1, 2), 1)))
+        await asyncio.to_thread(model.started.wait, 10)  # the first runs in its thread and holds the model
+        others = [asyncio.create_task(asyncio.to_thread(batcher.call, np.full((1, 2), i))) for i in (2, 3)]
+        others.append(asyncio.create_task(batcher.submit(np.full((1, 2), 4))))  # and one from the event loop
+        while batcher.depth < 3:
+            await asyncio.sleep(0.01)
+        assert model.sizes == [] and model.running == 1  # they wait: one call at a time (threads=1)
+        model.gate.set()
+        outs = await asyncio.gather(first, *others)
+        await batcher.stop()
+        return outs
+
+    outs = asyncio.run(main())
+    for i, out in zip((1, 2, 3, 4), outs):
+        np.testing.assert_array_equal(out, np.full((1, 2), i * 10))  # each gets its own rows
+    assert model.sizes == [1, 3] and model.most == 1  # the three waiting shared one call, after the first
+
+
+def test_call_refuses_when_the_queue_is_full_and_when_stopped() -> None:
+    model = Gated()
+
+    async def main() -> MicroBatcher:
+        batcher = await MicroBatcher(model, max_batch=8, max_queue=2).start()
+        first = asyncio.create_task(asyncio.to_thread(batcher.call, np.ones((1, 2))))
+        await asyncio.to_thread(model.started.wait, 10)
+        with pytest.raises(QueueFull, match="limit 2"):
+            await asyncio.to_thread(batcher.call, np.ones((3, 2)))  # 3 instances cannot wait behind it
+        model.gate.set()
+        await first
+        await batcher.stop()
+        return batcher
+
+    batcher = asyncio.run(main())
+    with pytest.raises(RuntimeError, match="not started"):
+        batcher.call(np.ones((1, 2)))

@@ -134,6 +134,10 @@ def test_tf_serving_flags_and_the_port_rule(tmp_path: Path, captured) -> None:
                                                    ("grpc.max_concurrent_streams", 64)]
     r = serve_tf("--model_base_path", str(base), "--grpc_channel_arguments", "nonsense")
     assert r.exit_code == 2 and "is not name=value" in r.text
+    assert captured[-1].grpc_max_threads == 64  # the default
+    assert serve_tf("--model_base_path", str(base), "--grpc_max_threads", "8").exit_code == 0
+    assert captured[-1].grpc_max_threads == 8
+    assert serve_tf("--model_base_path", str(base), "--grpc_max_threads", "0").exit_code == 2
 
 
 def test_batching_flags_and_files(tmp_path: Path, captured) -> None:

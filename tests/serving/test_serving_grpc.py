@@ -69,6 +69,45 @@ def test_predict_tf2_both_signatures_match_the_signature(stubs, direct) -> None:
     assert list(prediction.Predict(filtered, timeout=TIMEOUT).outputs) == ["length"]
 
 
+def batch_stats(tf_client, model: str) -> tuple[float, float]:
+    """``(model calls, instances)`` of ``model`` so far, from the server's metrics."""
+    import re
+
+    text = tf_client.get("/metrics").text
+    found = dict(re.findall(r'^tfpilot_batch_size_(count|sum)\{model="%s"\} (\S+)$' % model, text, re.M))
+    return float(found.get("count", 0)), float(found.get("sum", 0))
+
+
+def test_concurrent_grpc_and_rest_requests_are_batched_and_each_gets_its_own_rows(stubs, direct, tf_client) -> None:
+    """gRPC calls run in threads of their own; under load they join the batcher's calls with REST's."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import tensorflow as tf
+
+    prediction, _ = stubs
+    xs = [np.array([[i, -i / 2]], np.float32) for i in range(40)]
+    start = threading.Barrier(len(xs))
+    calls0, instances0 = batch_stats(tf_client, "two")
+
+    def send(i: int) -> np.ndarray:
+        start.wait(TIMEOUT)
+        if i % 4 == 3:  # one in four over REST
+            r = tf_client.post("/v1/models/two:predict", json={"instances": xs[i].tolist()})
+            assert r.status_code == 200, r.text
+            return np.array(r.json()["predictions"], np.float32)
+        response = prediction.Predict(predict_request("two", x=xs[i]), timeout=TIMEOUT)
+        return tf.make_ndarray(response.outputs["y"])
+
+    with ThreadPoolExecutor(len(xs)) as pool:
+        answers = list(pool.map(send, range(len(xs))))
+    for x, answer in zip(xs, answers):
+        want = direct["two"].signatures["serving_default"](x=tf.constant(x))["y"].numpy()
+        np.testing.assert_allclose(answer.reshape(want.shape), want, rtol=1e-6)
+    calls, instances = (b - a for a, b in zip((calls0, instances0), batch_stats(tf_client, "two")))
+    assert instances == len(xs) and calls < len(xs), (calls, instances)  # some calls answered several requests
+
+
 def test_predict_tf1_graph(stubs, direct) -> None:
     import tensorflow as tf
 

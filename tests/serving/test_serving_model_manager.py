@@ -115,6 +115,43 @@ def test_a_lease_holds_a_version_until_its_request_ends(versions: Path, tmp_path
     asyncio.run(main())
 
 
+def test_a_lease_from_a_thread_during_a_switch_resolves_again_to_the_new_version(versions: Path,
+                                                                                   tmp_path: Path) -> None:
+    """gRPC's threads look a version up, then lease it: if the event loop started unloading it in
+    between, the lease is refused and the request resolves again (it does not fail)."""
+    from tfpilot.serving.core import ServerCore
+
+    base = tmp_path / "m"
+    shutil.copytree(versions / "1", base / "1")
+
+    async def main() -> tuple[int, float]:
+        m = manager(base)
+        await m.poll()
+        core = ServerCore(ServeSettings(model_configs=[m.config], freeze_gc=False))
+        core.managers["m"] = m
+        old = m.resolve()
+        with old.lease():  # keeps version 1 in UNLOADING while version 2 comes in
+            shutil.copytree(versions / "2", base / "2")
+            poll = asyncio.create_task(m.poll())
+            while m.available() != [2]:
+                await asyncio.sleep(0.01)
+            assert old.state == "UNLOADING"
+            stale, fresh = iter([old]), core.resolve
+            core.resolve = lambda *args: next(stale, None) or fresh(*args)  # the first lookup: from before
+
+            def in_a_thread() -> tuple[int, float]:
+                with core.lease("m") as servable:
+                    out = servable.run_blocking("serving_default", {"x": np.array([[1.0, 0.0]], np.float32)})
+                    return servable.version, float(out["y"][0, 0])
+
+            answer = await asyncio.to_thread(in_a_thread)
+        await poll
+        await m.stop()
+        return answer
+
+    assert asyncio.run(main()) == (2, 2.0)  # version 2 answered: y = x @ (2 W)
+
+
 def test_a_broken_version_is_retried_when_its_folder_changes(versions: Path, tmp_path: Path) -> None:
     base = tmp_path / "m"
     shutil.copytree(versions / "1", base / "1")

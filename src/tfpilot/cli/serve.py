@@ -36,7 +36,7 @@ BOOL_FLAGS = ("enable_batching", "enable_model_warmup")
 TF_SERVING_OPTIONS = ("model_name", "model_base_path", "model_config_file", "model_config_file_poll_wait_seconds",
                       "rest_api_port", "enable_batching", "batching_parameters_file",
                       "file_system_poll_wait_seconds", "enable_model_warmup", "monitoring_config_file", "intra_op",
-                      "inter_op", "grpc_channel_arguments")
+                      "inter_op", "grpc_channel_arguments", "grpc_max_threads")
 TF_GRPC_PORT, TF_REST_PORT = 8500, 8501
 
 
@@ -142,6 +142,8 @@ def serve_command(
                          help="gRPC port (default: none; with TF Serving's flags 8500).", show_default=False)] = None,
     grpc_channel_arguments: Annotated[str, typer.Option("--grpc_channel_arguments", help="TF Serving: gRPC "
                                       "server options, name=value,... (e.g. grpc.optimization_target=latency).")] = "",
+    grpc_max_threads: Annotated[int, typer.Option("--grpc_max_threads", min=1, max=4096, help="TF Serving: gRPC "
+                                "calls handled at once (each in a thread of its own); more wait.")] = 64,
     backend: Annotated[Optional[list[str]], typer.Option("--backend", help=BACKEND_HELP)] = None,
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Most instances per model call.")] = 32,
     batch_timeout_ms: Annotated[float, typer.Option("--batch-timeout-ms", min=0,
@@ -215,7 +217,7 @@ def serve_command(
         model_config_file_poll_wait_seconds=model_config_file_poll_wait_seconds,
         file_system_poll_wait_seconds=file_system_poll_wait_seconds,
         host=host, port=rest_port, rest=rest_on, grpc_port=grpc, api_key=api_key, workers=workers,
-        grpc_channel_arguments=parse_channel_arguments(grpc_channel_arguments),
+        grpc_channel_arguments=parse_channel_arguments(grpc_channel_arguments), grpc_max_threads=grpc_max_threads,
         max_body_bytes=max(1024, int(max_body_mb * 2**20)), max_instances=max_instances, access_log=access_log,
         threads=threads, enable_model_warmup=enable_model_warmup,
         **({"prometheus_path": prometheus} if prometheus else {}),

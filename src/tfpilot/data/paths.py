@@ -87,8 +87,8 @@ def relative_paths(paths: Iterable[str | Path], root: str | Path) -> list[str]:
                 and "//" not in p[cut - 1:] and not p.endswith("/"):
             out.append(p[cut:])
             continue
-        a = os.path.abspath(p)
-        rel = a[cut:] if a.startswith(prefix) and len(a) > cut else os.path.relpath(a, root)
+        a = os.path.abspath(p)  # (which keeps a leading "//": POSIX leaves its meaning open)
+        rel = a[cut:] if a.startswith(prefix) and len(a) > cut and a[cut] != os.sep else os.path.relpath(a, root)
         out.append(rel if posix else Path(rel).as_posix())
     return out
 

@@ -61,11 +61,11 @@ async def serving_lifespan(core: ServerCore, settings: ServeSettings, metrics: S
     loading = asyncio.get_running_loop().create_task(core.wait_initial_loads(), name="initial-loads")
     grpc_server = None
     if settings.grpc_port is not None:
-        from tfpilot.serving.grpc_server import start_grpc_server
+        from tfpilot.serving.grpc_server import start_grpc_server, stop_grpc_server
 
         grpc_server, _ = await start_grpc_server(core, settings.host, settings.grpc_port, settings.api_key, metrics,
                                                  settings.access_log, max(settings.max_body_bytes, 4 * 2**20),
-                                                 settings.grpc_channel_arguments)
+                                                 settings.grpc_channel_arguments, settings.grpc_max_threads)
     watcher = config_watcher(core, settings)
     try:
         yield
@@ -76,7 +76,7 @@ async def serving_lifespan(core: ServerCore, settings: ServeSettings, metrics: S
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if grpc_server is not None:
-            await grpc_server.stop(settings.graceful_timeout_s)
+            await stop_grpc_server(grpc_server, settings.graceful_timeout_s)
         await core.stop()
 
 

@@ -8,6 +8,11 @@ gathered. The model call runs in a worker thread, never on the event loop; while
 the next requests queue up and form the next batch. An idle server therefore never waits:
 a lone request goes straight to the model.
 
+Requests handled in threads of their own (the gRPC server's) call :meth:`MicroBatcher.call`:
+a lone one -- no other such thread waiting, no call running or forming, nothing queued -- runs
+the model right there, in its own thread (no hand-off to the event loop and a worker thread
+and back); otherwise it joins the queue like any other request and shares the next call.
+
 A batch is one array (N, ...) or a dict of named arrays that all have N rows; the outputs
 are split back the same way. A model whose outputs do not follow the batch (their first
 dimension is not N) still works: such a batch fails to split and its requests are retried
@@ -29,8 +34,10 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -87,7 +94,7 @@ def _slice_batch(batch: Any, start: int, stop: int) -> Any:
 @dataclass
 class _Job:
     batch: Any  # np.ndarray, or dict[str, np.ndarray], of n instances
-    future: asyncio.Future
+    future: asyncio.Future | concurrent.futures.Future  # the latter for a request from another thread
     n: int
     key: Any = None
     splittable: bool = True
@@ -136,13 +143,18 @@ class MicroBatcher:
         self.threads = threads
         self._waiting: deque[_Job] = deque()
         self._wakeup: asyncio.Event | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._slot_freed: asyncio.Event | None = None
         self._running: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._arriving = 0
+        # _depth and _busy are shared with the threads that call(): changed under _lock
+        self._lock = threading.Lock()
         self._depth = 0
-        self._busy = 0  # batches being run
+        self._busy = 0  # calls running or being formed (at most ``threads``)
+        self._wants_slot = False  # the collector waits for a slot
+        self._callers = 0  # threads inside call()
         self._calls = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -150,9 +162,10 @@ class MicroBatcher:
         """Start the collector task (call from the running event loop)."""
         if self._task is None:
             self._wakeup = asyncio.Event()
-            self._slots = asyncio.Semaphore(self.threads)
+            self._slot_freed = asyncio.Event()
+            self._loop = asyncio.get_running_loop()
             self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix=f"tfpilot-{self.name}")
-            self._task = asyncio.get_running_loop().create_task(self._collect(), name=f"batcher-{self.name}")
+            self._task = self._loop.create_task(self._collect(), name=f"batcher-{self.name}")
         return self
 
     async def stop(self) -> None:
@@ -203,23 +216,111 @@ class MicroBatcher:
             splittable: False for a request that must run whole and alone (it is never
                 merged with others nor cut into ``max_batch`` chunks).
         """
+        job = self._job(batch, key, splittable, asyncio.get_running_loop().create_future())
+        self._enqueue(job)
+        return await job.future
+
+    def call(self, batch: Any, key: Any = None, splittable: bool = True) -> Any:
+        """:meth:`submit` from a thread that is not the event loop's, blocking until the outputs are there.
+
+        A lone request -- no other thread in :meth:`call`, no call running or forming, nothing
+        queued -- runs the model in this thread at once; otherwise the request is queued and
+        shares the next call (so under load the threads' requests batch together).
+
+        Args:
+            batch, key, splittable: as for :meth:`submit`.
+        """
+        job = self._job(batch, key, splittable, concurrent.futures.Future())
+        with self._lock:
+            self._callers += 1
+            here = self._callers == 1 and self._busy < self.threads and not self._depth
+            if here:
+                self._busy += 1
+        try:
+            if here:
+                try:
+                    return self._call([job])
+                finally:
+                    self._free_slot()
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._enqueue_or_fail, job)
+            return job.future.result()
+        finally:
+            with self._lock:
+                self._callers -= 1
+
+    def _job(self, batch: Any, key: Any, splittable: bool, future: Any) -> _Job:
         if self._task is None or self._wakeup is None:
             raise RuntimeError("the batcher is not started")
         n = batch_size(batch)
         if n == 0 and splittable:
             raise ValueError("an empty batch")
-        if self._depth + n > self.max_queue:
-            raise QueueFull(f"{self._depth} instances are already waiting (limit {self.max_queue})")
-        job = _Job(batch, asyncio.get_running_loop().create_future(), n, key, splittable)
+        return _Job(batch, future, n, key, splittable)
+
+    def _enqueue(self, job: _Job) -> None:
+        """Queue ``job`` (on the event loop), or raise :class:`QueueFull`."""
+        assert self._wakeup is not None
+        with self._lock:
+            if self._depth + job.n > self.max_queue:
+                raise QueueFull(f"{self._depth} instances are already waiting (limit {self.max_queue})")
+            self._depth += job.n
+            depth = self._depth
         self._waiting.append(job)
         self._wakeup.set()
-        self._set_depth(self._depth + n)
-        return await job.future
+        self._report_depth(depth)
 
-    def _set_depth(self, depth: int) -> None:
-        self._depth = depth
+    def _enqueue_or_fail(self, job: _Job) -> None:
+        """:meth:`_enqueue` for a :meth:`call` thread (on the event loop): a refusal goes to its future."""
+        if self._task is None or self._task.done():
+            job.future.set_exception(RuntimeError("the batcher is stopped"))
+            return
+        try:
+            self._enqueue(job)
+        except QueueFull as exc:
+            job.future.set_exception(exc)
+
+    def _take_depth(self, n: int) -> None:
+        with self._lock:
+            self._depth -= n
+            depth = self._depth
+        self._report_depth(depth)
+
+    def _report_depth(self, depth: int) -> None:
         if self.on_depth is not None:
             self.on_depth(depth)
+
+    # -- the call slots (``threads`` of them, shared with call()'s threads) ---------------------
+    async def _claim_slot(self) -> None:
+        """Wait (on the event loop) until fewer than ``threads`` calls run, and take a slot."""
+        assert self._slot_freed is not None
+        while True:
+            with self._lock:
+                if self._busy < self.threads:
+                    self._busy += 1
+                    self._wants_slot = False
+                    return
+                self._wants_slot = True
+                self._slot_freed.clear()
+            await self._slot_freed.wait()
+
+    def _free_slot(self) -> None:
+        """Give a slot back, from the event loop or from a :meth:`call` thread."""
+        with self._lock:
+            self._busy -= 1
+            wake = self._wants_slot
+        if not wake:
+            return
+        assert self._loop is not None and self._slot_freed is not None
+        if self._on_loop():
+            self._slot_freed.set()
+        else:
+            self._loop.call_soon_threadsafe(self._slot_freed.set)
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # no loop runs in this thread
+            return False
 
     # -- collecting ---------------------------------------------------------------------------
     def _take_same(self, first: _Job, n: int) -> tuple[list[_Job], int, bool]:
@@ -248,11 +349,11 @@ class MicroBatcher:
         return self._waiting.popleft()
 
     async def _collect(self) -> None:
-        assert self._wakeup is not None and self._slots is not None
+        assert self._wakeup is not None
         loop = asyncio.get_running_loop()
         while True:
-            await self._slots.acquire()
             first = await self._next_job()
+            await self._claim_slot()
             jobs, n = [first], first.n
             if first.splittable:
                 deadline = loop.time() + self.timeout_s
@@ -269,7 +370,7 @@ class MicroBatcher:
                         more, n, _ = self._take_same(first, n)
                         jobs += more
                         break
-            self._set_depth(self._depth - n)
+            self._take_depth(n)
             live = [j for j in jobs if not j.future.done()]
             if self.threads == 1:  # one call at a time: run it here (a task would cost a loop turn)
                 await self._run_then_release(live)
@@ -279,13 +380,10 @@ class MicroBatcher:
             task.add_done_callback(self._running.discard)
 
     async def _run_then_release(self, jobs: list[_Job]) -> None:
-        assert self._slots is not None
-        self._busy += 1
         try:
             await self._run(jobs)
         finally:
-            self._busy -= 1
-            self._slots.release()
+            self._free_slot()
 
     async def _run(self, jobs: list[_Job]) -> None:
         if not jobs:

@@ -24,15 +24,16 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from tfpilot.registry import did_you_mean
-from tfpilot.serving.errors import NotFound
+from tfpilot.serving.errors import NotFound, Unavailable
 from tfpilot.serving.metrics import ServingMetrics
 from tfpilot.serving.model_config import ConfigError, read_model_config_file
 from tfpilot.serving.servable import PredictorServable, Servable
@@ -196,6 +197,24 @@ class ServerCore:
     def resolve(self, name: str, version: int | None = None, label: str | None = None) -> Any:
         """The :class:`~tfpilot.serving.versions.VersionRecord` answering a request."""
         return self.manager(name).resolve(version, label)
+
+    @contextlib.contextmanager
+    def lease(self, name: str, version: int | None = None, label: str | None = None) -> Iterator[Servable]:
+        """Resolve and hold the servable answering a request, from any thread.
+
+        A thread can resolve a version the event loop then starts to unload (a version switch):
+        its lease is refused, and the request resolves again, to the version that replaced it.
+        """
+        for _ in range(3):
+            record = self.resolve(name, version, label)
+            if record.acquire():
+                break
+        else:
+            raise Unavailable(f"version {record.version} of model {name!r} is {record.state.lower()}; retry")
+        try:
+            yield record.servable
+        finally:
+            record.release()
 
     @property
     def ready(self) -> bool:

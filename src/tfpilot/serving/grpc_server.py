@@ -1,8 +1,11 @@
 """TF Serving's gRPC API: ``PredictionService`` and ``ModelService``, with ``tensorflow_serving.apis``' protos.
 
-The services run on a ``grpc.aio`` server in the same event loop as the REST app, so a gRPC
+The services run on gRPC's threaded server beside the REST app's event loop, and a gRPC
 request goes through the same :class:`~tfpilot.serving.core.ServerCore` lookup, version lease
-and micro-batcher as a REST one -- the two protocols share model calls.
+and micro-batcher as a REST one -- the two protocols share model calls. ``Predict`` runs in the
+call's own thread: when the model is idle it is called right there (no hand-off to the event
+loop and back, which on a small model is a large part of a call's time); when it is busy, the
+request joins the batch that forms for the next call. The other methods run on the event loop.
 
 * ``PredictionService``: ``Predict``, ``Classify``, ``Regress``, ``MultiInference``,
   ``GetModelMetadata``;
@@ -25,10 +28,12 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
 
@@ -77,15 +82,16 @@ class _Guard:
         if not hmac.compare_digest(str(given).encode("utf-8", "surrogateescape"), self.want):
             raise Unauthorized("wrong API key")
 
-    async def run(self, method: str, context: Any, call: Callable[[], Awaitable[Any]]) -> Any:
+    def run(self, method: str, context: Any, call: Callable[[], Any]) -> Any:
+        """``call()``'s answer; a :class:`ServingError` aborts the call with its status code."""
         t0 = time.perf_counter()
         code = "OK"
         try:
             self.check_key(context)
-            return await call()
+            return call()
         except ServingError as exc:
             code = exc.code
-            await context.abort(grpc.StatusCode[exc.code], str(exc.detail))
+            context.abort(grpc.StatusCode[exc.code], str(exc.detail))
         except Exception:
             code = "INTERNAL"
             raise
@@ -101,85 +107,102 @@ class _Guard:
                 }).decode())
 
 
+class _OnLoop:
+    """Runs a coroutine on the server's event loop from a gRPC thread and waits for its answer."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def __call__(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """``tensorflow.serving.PredictionService``.
 
     Args:
         core: the server's models.
         guard: API key, metrics and access log.
+        on_loop: runs a coroutine on the server's event loop.
     """
 
     SERVICE = "/tensorflow.serving.PredictionService/"
 
-    def __init__(self, core: ServerCore, guard: _Guard) -> None:
+    def __init__(self, core: ServerCore, guard: _Guard, on_loop: _OnLoop) -> None:
         self.core = core
         self.guard = guard
+        self.on_loop = on_loop
 
-    async def _on_model(self, name: str, request: Any, context: Any,
-                        fn: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+    def Predict(self, request: Any, context: Any) -> Any:  # noqa: N802 -- gRPC method names
+        def call() -> Any:  # in this thread: an idle model is called right here
+            version, label = spec_version(request.model_spec)
+            with self.core.lease(request.model_spec.name, version, label) as servable:
+                return protocol.predict_blocking(servable, request)
+
+        return self.guard.run(self.SERVICE + "Predict", context, call)
+
+    def Classify(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return self._on_model("Classify", request, context, protocol.classify)
+
+    def Regress(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return self._on_model("Regress", request, context, protocol.regress)
+
+    def _on_model(self, name: str, request: Any, context: Any,
+                  fn: Callable[[Any, Any], Coroutine[Any, Any, Any]]) -> Any:
         async def call() -> Any:
             version, label = spec_version(request.model_spec)
-            record = self.core.resolve(request.model_spec.name, version, label)
-            with record.lease() as servable:
+            with self.core.resolve(request.model_spec.name, version, label).lease() as servable:
                 return await fn(servable, request)
 
-        return await self.guard.run(self.SERVICE + name, context, call)
+        return self.guard.run(self.SERVICE + name, context, lambda: self.on_loop(call()))
 
-    async def Predict(self, request: Any, context: Any) -> Any:  # noqa: N802 -- gRPC method names
-        return await self._on_model("Predict", request, context, protocol.predict)
-
-    async def Classify(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return await self._on_model("Classify", request, context, protocol.classify)
-
-    async def Regress(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return await self._on_model("Regress", request, context, protocol.regress)
-
-    async def MultiInference(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def MultiInference(self, request: Any, context: Any) -> Any:  # noqa: N802
         async def call() -> Any:
             protocol.check_multi_inference(request)
             spec = request.tasks[0].model_spec
             version, label = spec_version(spec)
-            record = self.core.resolve(spec.name, version, label)
-            with record.lease() as servable:
+            with self.core.resolve(spec.name, version, label).lease() as servable:
                 return await protocol.multi_inference(servable, request)
 
-        return await self.guard.run(self.SERVICE + "MultiInference", context, call)
+        return self.guard.run(self.SERVICE + "MultiInference", context, lambda: self.on_loop(call()))
 
-    async def GetModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def GetModelMetadata(self, request: Any, context: Any) -> Any:  # noqa: N802
         async def call() -> Any:
             version, label = spec_version(request.model_spec)
             servable = self.core.resolve(request.model_spec.name, version, label).servable
             return protocol.metadata(servable, list(request.metadata_field))
 
-        return await self.guard.run(self.SERVICE + "GetModelMetadata", context, call)
+        return self.guard.run(self.SERVICE + "GetModelMetadata", context, lambda: self.on_loop(call()))
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    """``tensorflow.serving.ModelService``.
+    """``tensorflow.serving.ModelService`` (on the event loop, where the versions change).
 
     Args:
         core: the server's models.
         guard: API key, metrics and access log.
+        on_loop: runs a coroutine on the server's event loop.
         reload_wait_s: longest ``HandleReloadConfigRequest`` waits for new models' first load.
     """
 
     SERVICE = "/tensorflow.serving.ModelService/"
 
-    def __init__(self, core: ServerCore, guard: _Guard, reload_wait_s: float = 300.0) -> None:
+    def __init__(self, core: ServerCore, guard: _Guard, on_loop: _OnLoop, reload_wait_s: float = 300.0) -> None:
         self.core = core
         self.guard = guard
+        self.on_loop = on_loop
         self.reload_wait_s = reload_wait_s
 
-    async def GetModelStatus(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def GetModelStatus(self, request: Any, context: Any) -> Any:  # noqa: N802
         async def call() -> Any:
             if not request.HasField("model_spec"):
                 raise BadRequest("Missing ModelSpec")
             version, label = spec_version(request.model_spec)
             return self.core.manager(request.model_spec.name).status_proto(version, label)
 
-        return await self.guard.run(self.SERVICE + "GetModelStatus", context, call)
+        return self.guard.run(self.SERVICE + "GetModelStatus", context, lambda: self.on_loop(call()))
 
-    async def HandleReloadConfigRequest(self, request: Any, context: Any) -> Any:  # noqa: N802
+    def HandleReloadConfigRequest(self, request: Any, context: Any) -> Any:  # noqa: N802
         async def call() -> Any:
             try:
                 configs = from_proto(request.config, "the ReloadConfigRequest")
@@ -191,7 +214,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             response.status.error_code = 0
             return response
 
-        return await self.guard.run(self.SERVICE + "HandleReloadConfigRequest", context, call)
+        return self.guard.run(self.SERVICE + "HandleReloadConfigRequest", context, lambda: self.on_loop(call()))
 
 
 #: gRPC server options set unless ``--grpc_channel_arguments`` gives another value: no limit on
@@ -223,8 +246,11 @@ def parse_channel_arguments(text: str) -> list[tuple[str, int | str]]:
 async def start_grpc_server(core: ServerCore, host: str, port: int, api_key: str | None = None,
                             metrics: ServingMetrics | None = None, access: bool = True,
                             max_message_bytes: int = 64 * 2**20,
-                            channel_arguments: Sequence[tuple[str, int | str]] = ()) -> tuple[Any, int]:
-    """Start both services on ``host:port`` in the running event loop; ``(server, bound port)``.
+                            channel_arguments: Sequence[tuple[str, int | str]] = (),
+                            max_threads: int = 64) -> tuple[Any, int]:
+    """Start both services on ``host:port`` beside the running event loop; ``(server, bound port)``.
+
+    Stop it with :func:`stop_grpc_server`.
 
     Args:
         core: the server's models.
@@ -235,18 +261,30 @@ async def start_grpc_server(core: ServerCore, host: str, port: int, api_key: str
         max_message_bytes: the largest request message.
         channel_arguments: more gRPC server options (TF Serving's ``--grpc_channel_arguments``);
             they override :data:`DEFAULT_CHANNEL_ARGUMENTS`.
+        max_threads: calls handled at once (TF Serving's ``--grpc_max_threads``); more wait.
     """
     options = dict(DEFAULT_CHANNEL_ARGUMENTS)
     options["grpc.max_receive_message_length"] = max_message_bytes
     options.update(dict(channel_arguments))  # the user's arguments win
-    server = grpc.aio.server(options=list(options.items()))
+    server = grpc.server(ThreadPoolExecutor(max_threads, thread_name_prefix="tfpilot-grpc"),
+                         options=list(options.items()))
     guard = _Guard(api_key, metrics, access)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core, guard), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, guard), server)
+    on_loop = _OnLoop(asyncio.get_running_loop())
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core, guard, on_loop),
+                                                                        server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, guard, on_loop), server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     bound = server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"cannot listen for gRPC on {address} (is the port in use?)")
-    await server.start()
+    server.start()
     log.info("gRPC (TF Serving's PredictionService and ModelService) on %s:%d", host, bound)
     return server, bound
+
+
+async def stop_grpc_server(server: Any, grace_s: float) -> None:
+    """Refuse new calls, let those under way finish for up to ``grace_s`` seconds, then stop.
+
+    The event loop keeps running meanwhile: the calls still under way may need it.
+    """
+    await asyncio.to_thread(server.stop(grace_s).wait)

@@ -40,15 +40,28 @@ class Classification:
 async def predict(servable: Servable, signature_name: str | None, inputs: Mapping[str, np.ndarray],
                   output_filter: Sequence[str] = ()) -> tuple[Signature, dict[str, np.ndarray]]:
     """The signature's outputs for ``inputs`` (only those in ``output_filter`` when given)."""
+    sig = _predict_signature(servable, signature_name, output_filter)
+    return sig, _filtered(await servable.run(sig.name, inputs), output_filter)
+
+
+def predict_blocking(servable: Servable, signature_name: str | None, inputs: Mapping[str, np.ndarray],
+                     output_filter: Sequence[str] = ()) -> tuple[Signature, dict[str, np.ndarray]]:
+    """:func:`predict` from a thread of its own (the gRPC server's; see ``Servable.run_blocking``)."""
+    sig = _predict_signature(servable, signature_name, output_filter)
+    return sig, _filtered(servable.run_blocking(sig.name, inputs), output_filter)
+
+
+def _predict_signature(servable: Servable, signature_name: str | None, output_filter: Sequence[str]) -> Signature:
     sig = servable.signature(signature_name)
     for name in output_filter:
         if name not in sig.outputs:
             raise BadRequest(f"output tensor alias not found in signature: {name}. Outputs expected to be in "
                              f"the set {{{','.join(sig.outputs)}}}.")
-    out = await servable.run(sig.name, inputs)
-    if output_filter:
-        out = {k: out[k] for k in output_filter}
-    return sig, out
+    return sig
+
+
+def _filtered(out: dict[str, np.ndarray], output_filter: Sequence[str]) -> dict[str, np.ndarray]:
+    return {k: out[k] for k in output_filter} if output_filter else out
 
 
 def _method_signature(servable: Servable, signature_name: str | None, method: str, verb: str) -> Signature:

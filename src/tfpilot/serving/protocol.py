@@ -21,7 +21,7 @@ from tfpilot.serving import inference
 from tfpilot.serving.errors import BadRequest
 from tfpilot.serving.examples import serialized_from_input
 from tfpilot.serving.servable import Servable
-from tfpilot.serving.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
+from tfpilot.serving.signatures import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD, Signature
 from tfpilot.serving.tensors import array_from_proto, array_to_proto
 
 SIGNATURE_DEF_FIELD = "signature_def"
@@ -36,11 +36,25 @@ def fill_model_spec(spec: Any, servable: Servable, signature_name: str) -> None:
 
 async def predict(servable: Servable, request: Any) -> Any:
     """``PredictRequest`` -> ``PredictResponse``."""
+    answer = await inference.predict(servable, request.model_spec.signature_name, _predict_inputs(request),
+                                     list(request.output_filter))
+    return _predict_response(servable, *answer)
+
+
+def predict_blocking(servable: Servable, request: Any) -> Any:
+    """:func:`predict` from a thread of its own (the gRPC server's): an idle model runs in that thread."""
+    answer = inference.predict_blocking(servable, request.model_spec.signature_name, _predict_inputs(request),
+                                        list(request.output_filter))
+    return _predict_response(servable, *answer)
+
+
+def _predict_inputs(request: Any) -> dict[str, Any]:
+    return {name: array_from_proto(tensor) for name, tensor in request.inputs.items()}
+
+
+def _predict_response(servable: Servable, sig: Signature, outputs: dict[str, Any]) -> Any:
     from tensorflow_serving.apis import predict_pb2
 
-    inputs = {name: array_from_proto(tensor) for name, tensor in request.inputs.items()}
-    sig, outputs = await inference.predict(servable, request.model_spec.signature_name, inputs,
-                                           list(request.output_filter))
     response = predict_pb2.PredictResponse()
     fill_model_spec(response.model_spec, servable, sig.name)
     for name, value in outputs.items():

@@ -197,6 +197,24 @@ class Servable:
 
     async def run(self, signature_name: str | None, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outputs (by alias) of one signature for ``inputs``, through the micro-batcher."""
+        batch, key, splittable = self._batch_job(signature_name, inputs)
+        return self._outputs(await self._submit(batch, key, splittable))
+
+    def run_blocking(self, signature_name: str | None, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """:meth:`run` from a thread of its own (the gRPC server's), blocking until the outputs are there.
+
+        An idle model runs in the calling thread; a busy one batches the request with the others
+        (:meth:`MicroBatcher.call <tfpilot.serving.batcher.MicroBatcher.call>`).
+        """
+        batch, key, splittable = self._batch_job(signature_name, inputs)
+        try:
+            out = self.batcher.call(batch, key, splittable)
+        except QueueFull as exc:
+            raise self._overloaded(exc) from None
+        return self._outputs(out)
+
+    def _batch_job(self, signature_name: str | None, inputs: Mapping[str, np.ndarray]) -> tuple[Any, Any, bool]:
+        """``(batch, key, splittable)`` for the batcher: the checked inputs of one signature."""
         sig = self.signature(signature_name)
         checked = self.check_inputs(sig, inputs)
         rows = {np.shape(v)[0] if np.ndim(v) else -1 for v in checked.values()}
@@ -207,13 +225,20 @@ class Servable:
                 raise BadRequest(f"too many instances: {n} in one request (limit {self.options.max_instances}, "
                                  "--max-instances); split the request")
         key = (sig.name, tuple((k, v.dtype.str, v.shape[1:]) for k, v in sorted(checked.items())))
-        return await self._submit(checked, key, batchable)
+        return checked, key, batchable
+
+    def _outputs(self, out: Any) -> dict[str, np.ndarray]:
+        """The batcher's outputs as :meth:`run` answers them (by alias)."""
+        return out
 
     async def _submit(self, batch: Any, key: Any = None, splittable: bool = True) -> Any:
         try:
             return await self.batcher.submit(batch, key, splittable)
         except QueueFull as exc:
-            raise Unavailable(f"model {self.name!r} is overloaded: {exc}; retry shortly") from None
+            raise self._overloaded(exc) from None
+
+    def _overloaded(self, exc: QueueFull) -> Unavailable:
+        return Unavailable(f"model {self.name!r} is overloaded: {exc}; retry shortly")
 
     # -- the model call (worker thread) ---------------------------------------------------------
     def _call(self, batch: Any, key: Any = None) -> Any:
@@ -332,8 +357,8 @@ class PredictorServable(Servable):
     async def probabilities(self, batch: np.ndarray) -> np.ndarray:
         return await self._submit(batch)
 
-    async def run(self, signature_name: str | None, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The one signature; shares model calls with REST's raw-instance requests."""
+    def _batch_job(self, signature_name: str | None, inputs: Mapping[str, np.ndarray]) -> tuple[Any, Any, bool]:
+        """The one signature; its batches are shared with REST's raw-instance requests (no key)."""
         sig = self.signature(signature_name)
         checked = self.check_inputs(sig, inputs)
         batch = checked[self.input_name]
@@ -343,7 +368,10 @@ class PredictorServable(Servable):
         if len(batch) == 0:
             raise BadRequest(f"input {self.input_name!r} is empty: send at least one instance")
         self.decoder.check_count(len(batch))
-        return {PROBABILITIES: await self._submit(batch)}
+        return batch, None, True
+
+    def _outputs(self, out: Any) -> dict[str, np.ndarray]:
+        return {PROBABILITIES: out}
 
     def _call_raw(self, batch: Any) -> np.ndarray:
         return self.runner(batch)

@@ -111,6 +111,7 @@ class ServeSettings(BaseModel):
             for no REST server (TF Serving's ``--rest_api_port 0``).
         grpc_port: where the gRPC services listen (None: no gRPC).
         grpc_channel_arguments: more gRPC server options, e.g. ``("grpc.optimization_target", "latency")``.
+        grpc_max_threads: gRPC calls handled at once (TF Serving's ``--grpc_max_threads``); more wait.
         max_batch: most instances in one model call.
         batch_timeout_ms: longest a batch waits for requests that have already arrived.
         allowed_batch_sizes: batch sizes to pad to (TF Serving's; default: tfpilot's buckets).
@@ -145,6 +146,7 @@ class ServeSettings(BaseModel):
     rest: bool = True
     grpc_port: int | None = Field(None, ge=0, le=65535)
     grpc_channel_arguments: list[tuple[str, int | str]] = Field(default_factory=list)
+    grpc_max_threads: int = Field(64, ge=1, le=4096)
     max_batch: int = Field(32, ge=1, le=4096)
     batch_timeout_ms: float = Field(5.0, ge=0, le=10_000)
     allowed_batch_sizes: tuple[int, ...] = ()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -103,21 +104,36 @@ class VersionRecord:
     fingerprint: tuple[Any, ...] | None = None
     leases: int = 0
     since: float = field(default_factory=time.monotonic)
+    # leases are taken on the event loop and in the gRPC server's threads: state and count change under it
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @contextlib.contextmanager
     def lease(self) -> Iterator[Servable]:
         """Hold the version for one request: it is not stopped until every lease is returned."""
-        if self.servable is None or self.state != AVAILABLE:
+        if not self.acquire():
             raise Unavailable(f"version {self.version} is {self.state.lower()}; retry")
-        self.leases += 1
         try:
             yield self.servable
         finally:
+            self.release()
+
+    def acquire(self) -> bool:
+        """Take a lease if the version serves (from any thread); False if it does not."""
+        with self._lock:
+            if self.servable is None or self.state != AVAILABLE:
+                return False
+            self.leases += 1
+            return True
+
+    def release(self) -> None:
+        """Return a lease taken with :meth:`acquire`."""
+        with self._lock:
             self.leases -= 1
 
     def set_state(self, state: str, code: str = "OK", message: str = "") -> None:
-        self.state, self.error_code, self.error_message = state, code, message
-        self.since = time.monotonic()
+        with self._lock:
+            self.state, self.error_code, self.error_message = state, code, message
+            self.since = time.monotonic()
 
 
 @dataclass(frozen=True)
