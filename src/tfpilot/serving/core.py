@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from tfpilot.registry import did_you_mean
-from tfpilot.serving.errors import NotFound, Unavailable
+from tfpilot.serving.errors import NotFound
 from tfpilot.serving.metrics import ServingMetrics
 from tfpilot.serving.model_config import ConfigError, read_model_config_file
 from tfpilot.serving.servable import PredictorServable, Servable
@@ -210,7 +210,7 @@ class ServerCore:
             if record.acquire():
                 break
         else:
-            raise Unavailable(f"version {record.version} of model {name!r} is {record.state.lower()}; retry")
+            raise record.refusal()
         try:
             yield record.servable
         finally:

@@ -151,7 +151,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                   fn: Callable[[Any, Any], Coroutine[Any, Any, Any]]) -> Any:
         async def call() -> Any:
             version, label = spec_version(request.model_spec)
-            with self.core.resolve(request.model_spec.name, version, label).lease() as servable:
+            with self.core.lease(request.model_spec.name, version, label) as servable:
                 return await fn(servable, request)
 
         return self.guard.run(self.SERVICE + name, context, lambda: self.on_loop(call()))
@@ -161,7 +161,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             protocol.check_multi_inference(request)
             spec = request.tasks[0].model_spec
             version, label = spec_version(spec)
-            with self.core.resolve(spec.name, version, label).lease() as servable:
+            with self.core.lease(spec.name, version, label) as servable:
                 return await protocol.multi_inference(servable, request)
 
         return self.guard.run(self.SERVICE + "MultiInference", context, lambda: self.on_loop(call()))

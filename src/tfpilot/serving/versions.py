@@ -111,7 +111,7 @@ class VersionRecord:
     def lease(self) -> Iterator[Servable]:
         """Hold the version for one request: it is not stopped until every lease is returned."""
         if not self.acquire():
-            raise Unavailable(f"version {self.version} is {self.state.lower()}; retry")
+            raise self.refusal()
         try:
             yield self.servable
         finally:
@@ -124,6 +124,10 @@ class VersionRecord:
                 return False
             self.leases += 1
             return True
+
+    def refusal(self) -> Unavailable:
+        """The error of a lease this version refuses (it does not serve now)."""
+        return Unavailable(f"version {self.version} is {self.state.lower()}; retry")
 
     def release(self) -> None:
         """Return a lease taken with :meth:`acquire`."""
