@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -208,3 +209,29 @@ def test_a_failing_worker_fails_the_launch(tmp_path):
                timeout=180)
     assert res.returncode == 2
     assert "[worker 0] error:" in res.stdout or "[worker 1] error:" in res.stdout
+
+
+def test_free_ports_are_bindable_and_outside_the_ephemeral_range():
+    from tfpilot.training.distribute import ephemeral_port_range
+
+    low, high = ephemeral_port_range()
+    ports = free_ports(4)
+    assert len(set(ports)) == 4
+    assert all(not low <= p <= high for p in ports), (ports, low, high)
+    for p in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", p))
+
+
+def test_a_worker_whose_port_is_taken_says_which_address(tmp_path):
+    ports = free_ports(2)
+    workers = [f"127.0.0.1:{p}" for p in ports]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports[0]))
+        taken.listen()
+        res = _run(["train", "--dataset", "digits", "--model", "mlp", "--set", "train.distribute=multi_worker",
+                    "--set", "train.worker_timeout_s=60", "--run-dir", str(tmp_path / "r")], timeout=120,
+                   TF_CONFIG=tf_config(workers, 0))
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert f"error: worker 0 could not listen on {workers[0]}, its address in TF_CONFIG: the port is taken" in res.stderr
+    assert not (tmp_path / "r").exists()

@@ -22,9 +22,11 @@ import hashlib
 import json
 import logging
 import os
+import random
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -89,15 +91,38 @@ def tf_config(workers: list[str], index: int) -> str:
     return json.dumps({"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": index}})
 
 
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct TCP ports that are free on ``host`` now."""
-    sockets = []
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range of ephemeral ports (``ip_local_port_range``): the ports it gives a
+    socket bound to port 0 and every outgoing connection (Linux' default 32768-60999)."""
     try:
-        for _ in range(n):
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """``n`` distinct TCP ports that are free on ``host`` now, chosen outside the kernel's
+    ephemeral range: the workers bind them only seconds later, and in between any other
+    process's port-0 server or outgoing connection may be handed a free ephemeral port (a
+    taken port stops a worker with TensorFlow's "Could not start gRPC server")."""
+    low, high = ephemeral_port_range()
+    candidates = list(range(20000, low)) if low > 20000 + 4 * n else list(range(high + 1, 65536))
+    random.SystemRandom().shuffle(candidates)
+    sockets: list[socket.socket] = []
+    try:
+        for port in candidates:
             s = socket.socket()
-            s.bind((host, 0))
+            try:
+                s.bind((host, port))
+            except OSError:  # in use, or in TIME_WAIT
+                s.close()
+                continue
             sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
+            if len(sockets) == n:
+                return [s.getsockname()[1] for s in sockets]
+        raise RuntimeError(f"found only {len(sockets)} free TCP ports on {host} outside the ephemeral range "
+                           f"{low}-{high}; {n} workers need {n}")
     finally:
         for s in sockets:
             s.close()
@@ -169,7 +194,17 @@ def create_strategy(name: str, connect_timeout_s: float = 120.0) -> tuple[Any, C
     watch_peers(cluster, connect_timeout_s)
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=tf.distribute.experimental.CommunicationImplementation.RING)
-    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options), cluster
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options), cluster
+    except tf.errors.UnknownError as err:
+        if "Could not start gRPC server" not in str(err):
+            raise
+        address = cluster.workers[cluster.index]
+        raise ValueError(
+            f"worker {cluster.index} could not listen on {address}, its address in TF_CONFIG: the port is taken "
+            f"by another process, or the host is not this machine's. Give this worker a free port in TF_CONFIG "
+            f"(`tfpilot launch` picks free ports each time it starts)"
+        ) from err
 
 
 def fingerprint(resolved_config: str) -> int:
