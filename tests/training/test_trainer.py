@@ -110,7 +110,8 @@ def test_model_head_stays_float32_under_mixed_precision(trained):
 def test_schedules_are_sane(name):
     from tfpilot.config import ScheduleConfig
 
-    s = create_schedule(ScheduleConfig(name=name, warmup_epochs=1 if name == "cosine" else 0, step_epochs=2), 0.1, 10, 5)
+    extra = {"step_epochs": 2} if name == "step" else {}
+    s = create_schedule(ScheduleConfig(name=name, warmup_epochs=1 if name == "cosine" else 0, **extra), 0.1, 10, 5)
     lrs = [float(s(i)) if callable(s) else s for i in range(50)]
     assert max(lrs) == pytest.approx(0.1, rel=1e-3) and min(lrs) >= 0  # every schedule peaks at the base LR
     if name != "constant":
@@ -126,6 +127,58 @@ def test_warmup_epochs_zero_means_no_warmup_and_unset_the_schedules_default(name
     assert lr(create_schedule(ScheduleConfig(name=name), 0.1, 10, 5)) < 0.05  # its default warm-up
     warm = create_schedule(ScheduleConfig(name=name, warmup_epochs=2), 0.1, 10, 5)
     assert float(warm(10)) < 0.1 * 0.6 and float(warm(20)) == pytest.approx(0.1, rel=1e-3)
+
+
+@pytest.mark.parametrize("name", ["constant", "exponential", "step", "cosine_restarts"])
+def test_warmup_epochs_warms_up_every_schedule_then_leaves_it_unchanged(name):
+    from tfpilot.config import ScheduleConfig
+
+    cold = create_schedule(ScheduleConfig(name=name), 0.1, 10, 5)
+    warm = create_schedule(ScheduleConfig(name=name, warmup_epochs=1.5), 0.1, 10, 5)
+    at = lambda s, i: float(s(i)) if callable(s) else s  # noqa: E731
+    assert at(warm, 0) == pytest.approx(0.01 * at(cold, 0), rel=1e-4)
+    ramp = [at(warm, i) / at(cold, i) for i in range(16)]
+    assert ramp == sorted(ramp) and ramp[7] == pytest.approx(0.01 + 0.99 * 7 / 15, rel=1e-4)
+    assert [at(warm, i) for i in range(15, 50)] == pytest.approx([at(cold, i) for i in range(15, 50)], rel=1e-6)
+
+
+def test_a_warmed_up_schedule_survives_a_keras_save_and_load(tmp_path):
+    import keras
+
+    from tfpilot.config import ScheduleConfig
+    from tfpilot.runs.run import load_model
+    from tfpilot.training.schedules import LinearWarmup
+
+    sched = create_schedule(ScheduleConfig(name="step", warmup_epochs=1, step_epochs=2), 0.1, 10, 5)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(sched), loss="mse")
+    model.fit(np.ones((8, 2)), np.ones((8, 1)), epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    optimizer = load_model(tmp_path / "m.keras").optimizer
+    assert float(optimizer.learning_rate) == pytest.approx(float(sched(1)), rel=1e-6)  # one step: in the warm-up
+    restored = optimizer._learning_rate  # the schedule itself (learning_rate is its value now)
+    assert isinstance(restored, LinearWarmup)
+    steps = (0, 5, 10, 25)
+    assert [float(restored(i)) for i in steps] == pytest.approx([float(sched(i)) for i in steps], rel=1e-6)
+
+
+@pytest.mark.parametrize(("key", "value", "name", "readers"), [
+    ("decay_rate", 0.9, "cosine", "exponential"),
+    ("step_epochs", 3, "exponential", "step"),
+    ("cycle_mult", 1.5, "one_cycle", "cosine_restarts"),
+    ("min_lr_ratio", 0.1, "one_cycle", "cosine, cosine_restarts, warmup_cosine"),
+])
+def test_a_schedule_key_the_schedule_does_not_read_is_an_error(key, value, name, readers):
+    with pytest.raises(ConfigError, match=rf"train.schedule.{key} is not read by schedule '{name}'; "
+                                          rf"it is read by {readers}\. Remove the key"):
+        load_config(None, overrides=[f"train.schedule={{name: {name}, {key}: {value}}}"])
+    load_config(None, overrides=[f"train.schedule={{name: {readers.split(', ')[0]}, {key}: {value}}}"])
+
+
+def test_reduce_lr_on_plateau_refuses_a_warm_up():
+    with pytest.raises(ConfigError, match="cannot change the learning rate of a warm-up schedule"):
+        load_config(None, overrides=["train.schedule.warmup_epochs=1",
+                                     "train.callbacks.reduce_lr_on_plateau.enabled=true"])
 
 
 def test_bad_config_fails_before_any_work(tmp_path):

@@ -186,9 +186,10 @@ class OptimizerConfig(Section):
 class ScheduleConfig(Section):
     name: str = "constant"
     warmup_epochs: float | None = Field(
-        None, ge=0, description="Linear warm-up epochs; 0: none; unset: the schedule's default "
-                                "(warmup_cosine 5% of training, one_cycle 25%, others none).")
-    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="Final LR as a fraction of the peak.")
+        None, ge=0, description="Linear warm-up epochs (every schedule); 0: none; unset: the schedule's "
+                                "default (warmup_cosine 5% of training, one_cycle 25%, others none).")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine, warmup_cosine, cosine_restarts: the "
+                                "lowest LR as a fraction of the peak.")
     decay_rate: float = Field(0.96, gt=0, le=1, description="exponential: factor per epoch.")
     step_epochs: int = Field(10, gt=0, description="step: epochs between drops.")
     step_factor: float = Field(0.5, gt=0, le=1, description="step: factor per drop.")
@@ -201,6 +202,23 @@ class ScheduleConfig(Section):
     def _known(cls, v: str) -> str:
         SCHEDULES.entry(v)
         return v
+
+    @model_validator(mode="after")
+    def _keys_the_schedule_reads(self) -> ScheduleConfig:
+        """A key set away from its default that the chosen schedule does not read is an error
+        (a schedule registered without ``keys=`` is not checked)."""
+        reads = SCHEDULES.entry(self.name).extra.get("keys")
+        if reads is None:
+            return self
+        for key, spec in type(self).model_fields.items():
+            if key == "name" or key in reads or getattr(self, key) == spec.default:
+                continue
+            users = [e.name for e in SCHEDULES.entries() if key in e.extra.get("keys", ())]
+            raise ValueError(
+                f"train.schedule.{key} is not read by schedule {self.name!r}; it is read by "
+                f"{', '.join(users) or '(no schedule)'}. Remove the key or choose one of those schedules"
+            )
+        return self
 
 
 class EarlyStoppingConfig(Section):
@@ -386,10 +404,18 @@ class TrainConfig(Section):
 
     @model_validator(mode="after")
     def _plateau_needs_constant_lr(self) -> TrainConfig:
-        if self.callbacks.reduce_lr_on_plateau.enabled and self.schedule.name != "constant":
+        if not self.callbacks.reduce_lr_on_plateau.enabled:
+            return self
+        if self.schedule.name != "constant":
             raise ValueError(
                 f"train.callbacks.reduce_lr_on_plateau cannot change the learning rate while "
                 f"train.schedule.name is {self.schedule.name!r}: use schedule 'constant' or "
+                "disable reduce_lr_on_plateau"
+            )
+        if self.schedule.warmup_epochs:
+            raise ValueError(
+                "train.callbacks.reduce_lr_on_plateau cannot change the learning rate of a warm-up schedule "
+                f"(train.schedule.warmup_epochs={self.schedule.warmup_epochs}): drop warmup_epochs or "
                 "disable reduce_lr_on_plateau"
             )
         return self
