@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ import httpx
 import numpy as np
 import pytest
 
+from tfpilot.training.distribute import free_ports
+
 CLASSES = ("circle", "square", "triangle")
 TEXT_CLASSES = ("neg", "pos")
 POSITIVE = "A wonderful, superb film: the best I loved!"
@@ -24,9 +25,8 @@ NEGATIVE = "The worst and most boring plot, awful and dull."
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port outside the ephemeral range, which other tests' connections draw from."""
+    return free_ports(1)[0]
 
 
 class ServerProcess:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,16 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tfpilot.training.distribute import free_ports
 
 
 @pytest.fixture(scope="module")
 def server(table_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_ports(1)[0]
     logs = tmp_path_factory.mktemp("table-serve")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "tfpilot.cli.main", "serve", str(table_run), "--name", "shop",
