@@ -70,6 +70,10 @@ def test_a_mutated_body_is_read_as_the_general_path_reads_it_or_left_to_it(case,
     b'{"instances": [[[[1], [256]]]]}',  # over 255
     b'{"instances": [[[[1], [2]], [[3]]]]}',  # ragged
     b'{"instances": [[[[1], [2]]]3]}',  # a number after a bracket
+    b'{"instances": [[[1[], [2]]]]}',  # a number outside its list: same skeleton, same flat numbers
+    b'{"instances": [[[1 [], [2]]]]}',  # ... with whitespace before the bracket
+    b'{"instances": [[[[1], []]2]]}',  # ... after its list's bracket
+    b'{"instances": [[[[1], [] ]\n2]]}',  # ... with whitespace after the bracket
     b'{"instances": [[[[1 2], [3]]]]}',  # two numbers, no comma
     b'{"instances": []}',  # no instances
     b'{"inputs": [[[[1], [2]]]]}',  # columnar form

@@ -5,7 +5,10 @@ then ``np.asarray`` of ~H*W one-element lists per image) costs a few hundred mic
 per 28x28 image on the serving event loop -- more than the model call at batch size 16.
 :class:`PixelBody` reads such a body without building the nested lists: it checks that the
 body's *structure* (its brackets and commas, whitespace ignored) is exactly that of a regular
-``(n, H, W[, C])`` array of integers, then parses the numbers as one flat list.
+``(n, H, W[, C])`` array of integers and that every number stands inside an innermost list (no
+digit just before a ``[`` or just after a ``]``), then parses the numbers as one flat JSON list.
+Each check is a C-speed ``bytes`` operation (``translate``, ``in``), so the path costs about what
+``orjson.loads`` of the flat list does.
 
 Anything else -- other keys, negative numbers, floats, values over 255, ragged or misshapen
 lists, malformed JSON -- returns ``None`` and the caller takes the general path, which gives the
@@ -23,16 +26,16 @@ Example:
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import orjson
 
 _WHITESPACE = b" \t\n\r"
 _DIGITS = b"0123456789"
 _PREFIX = b'{"instances":'
-#: A number touching a bracket on the wrong side, or two numbers with only whitespace between them.
-_MISPLACED_NUMBER = re.compile(rb"\d\s*\[|\]\s*\d|\d\s+\d")
+#: Every digit becomes "0" (a ``bytes.translate`` table), so a misplaced number is a two-byte search.
+_DIGITS_TO_ZERO = bytes.maketrans(_DIGITS, b"0" * len(_DIGITS))
+#: Brackets become spaces, so no two numbers can run into one when the brackets go.
+_BRACKETS_TO_SPACES = bytes.maketrans(b"[]", b"  ")
 #: Skeletons are cached for batches of up to this many instances.
 _MAX_CACHED = 64
 
@@ -43,6 +46,18 @@ def _skeleton(shape: tuple[int, ...]) -> bytes:
         return b""
     inner = _skeleton(shape[1:])
     return b"[" + b",".join([inner] * shape[0]) + b"]"
+
+
+def _misplaced_number(array: bytes) -> bool:
+    """Whether a number touches a bracket on the wrong side (whitespace between them ignored):
+    ``5[`` or ``]5``, where the skeleton alone cannot tell ``[[5]]`` from ``5[[]]``.
+
+    Example:
+        >>> _misplaced_number(b"[[5], [6]]"), _misplaced_number(b"[5 [], [6]]"), _misplaced_number(b"[[], [6]] 7")
+        (False, True, True)
+    """
+    shape = array.translate(_DIGITS_TO_ZERO, _WHITESPACE)
+    return b"0[" in shape or b"]0" in shape
 
 
 class PixelBody:
@@ -73,7 +88,7 @@ class PixelBody:
         array = body[start:end + 1]
         skeleton = array.translate(None, _DIGITS + _WHITESPACE)
         form = self._form(skeleton)
-        if form is None or _MISPLACED_NUMBER.search(array):
+        if form is None or _misplaced_number(array):
             return None
         n, which = form
         try:
