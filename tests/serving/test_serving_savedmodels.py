@@ -123,6 +123,8 @@ def test_tfpilot_export_answers_as_tf_serving_plus_its_extras(tf_client: httpx.C
     ("/v1/models/hpt:regress", {"signature_name": "regress_x_to_y", "examples": [{"x": None}]}, 400, "unexpected JSON"),
     ("/v1/models/hpt:regress", {"signature_name": "regress_x_to_y", "examples": []}, 400, "empty array"),
     ("/v1/models/hpt:regress", {"signature_name": "regress_x_to_y", "examples": [{"y": 1.0}]}, 400, "Feature: x"),
+    ("/v1/models/hpt:regress", {"signature_name": "regress_x_to_y", "examples": [{"x": 3}]}, 400,
+     "feature 'x' was sent as integers (an int64_list) and the model reads floats: write them with a fraction"),
 ])
 def test_bad_requests_get_tf_serving_statuses(tf_client: httpx.Client, path, body, status, fragment) -> None:
     assert_error(tf_client.post(path, json=body), status, fragment)

@@ -19,12 +19,22 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tfpilot.serving.errors import BadRequest
 from tfpilot.serving.tensors import b64_decode
 
 _INT64 = (-(2**63), 2**63 - 1)
+#: tf.io.parse_example's refusal of a feature of another kind than the model parses.
+_KIND_MISMATCH = re.compile(r"Key: (?P<key>[^,]+), Index: \d+\.\s+Data types don't match\. "
+                            r"Data type: (?P<sent>int64|float|string) but expected type: (?P<want>int64|float|string)")
+#: What each kind of feature is, as a JSON value, and how to write one.
+_KINDS = {
+    "int64": ("integers (an int64_list)", "integers", "write whole numbers (3, not 3.0)"),
+    "float": ("numbers with a fraction (a float_list)", "floats", "write them with a fraction (3.0, not 3)"),
+    "string": ("strings (a bytes_list)", "strings", 'write them as strings ("3") or {"b64": ...}'),
+}
 
 
 def _kind(x: Any, name: str) -> str:
@@ -105,3 +115,22 @@ def serialized_from_input(input_proto: Any) -> list[bytes]:
     if not out:
         raise BadRequest("Input is empty: the example list has no examples")
     return out
+
+
+def feature_type_hint(message: str) -> str:
+    """How to mend a ``tf.Example`` feature of another kind than the model parses ('' for other errors).
+
+    A JSON integer (``3``) becomes an ``int64_list`` feature, as in TF Serving, and the model's
+    ``parse_example`` refuses it where it reads floats: the answer is to send ``3.0``.
+
+    Example:
+        >>> feature_type_hint("Key: x, Index: 1.  Data types don't match. Data type: int64 but expected type: float")
+        "; feature 'x' was sent as integers (an int64_list) and the model reads floats: write them with a fraction (3.0, not 3)"
+        >>> feature_type_hint("something else")
+        ''
+    """
+    found = _KIND_MISMATCH.search(message)
+    if found is None:
+        return ""
+    sent, (_, wanted, how) = _KINDS[found["sent"]][0], _KINDS[found["want"]]
+    return f"; feature '{found['key']}' was sent as {sent} and the model reads {wanted}: {how}"

@@ -33,6 +33,7 @@ import numpy as np
 
 from tfpilot.serving.decode import InstanceDecoder
 from tfpilot.serving.errors import BadRequest
+from tfpilot.serving.examples import feature_type_hint
 from tfpilot.serving.metrics import ServingMetrics
 from tfpilot.serving.servable import BatchOptions, Servable
 from tfpilot.serving.signatures import DEFAULT_SIGNATURE, ModelLoadError, Signature, read_signature_defs
@@ -181,5 +182,6 @@ class SavedModelServable(Servable):
         try:
             out = fn(**tensors)
         except tf.errors.InvalidArgumentError as exc:
-            raise BadRequest(f"the model rejected the input: {tf_message(exc.message)}") from None
+            message = tf_message(exc.message)
+            raise BadRequest(f"the model rejected the input: {message}{feature_type_hint(message)}") from None
         return {k: v.numpy() for k, v in out.items()}
