@@ -128,23 +128,9 @@ def export(
     result = ExportResult(out)
     for name in names:
         folder = out / name
-        _clear(folder)
-        folder.mkdir(parents=True)
-        started = time.perf_counter()
-        try:
-            bundle = EXPORTERS.get(name)(source, folder)
-        except ValueError as exc:  # a converter refused the model: say so, go on with the others
-            shutil.rmtree(folder, ignore_errors=True)
-            log.warning("%s: %s", name, exc)
-            result.failed[name] = str(exc)
+        artifact = write_artifact(name, folder, lambda into, name=name: EXPORTERS.get(name)(source, into), result)
+        if artifact is None:
             continue
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        seconds = time.perf_counter() - started
-        path = folder if bundle.file in (".", "") else folder / bundle.file
-        artifact = Artifact(name, path, artifact_size(path), seconds, bundle)
-        log.info("exported %s to %s (%.1f KB, %.1f s)", name, artifact.path, artifact.size_bytes / 1024, seconds)
         if name in GATED_FORMATS:
             check = _gate(source, artifact, max_drop)
             if check is not None:
@@ -160,6 +146,42 @@ def export(
     if result.rejected:
         raise GateError(" ".join(result.rejected.values()) + _written(result), result)
     return result
+
+
+def write_artifact(name: str, folder: Path, build: Callable[[Path], Bundle], result: ExportResult) -> Artifact | None:
+    """Write format ``name`` into ``folder`` (an earlier export there is replaced) with ``build(folder)``.
+
+    A converter that refuses the model (``ValueError``) leaves no folder behind: its reason goes
+    to ``result.failed`` and None is returned, so the caller goes on with the other formats. Any
+    other error removes the folder and is raised.
+
+    Args:
+        name: the format's name.
+        folder: where it goes.
+        build: writes the artifact into the folder it is given and returns its :class:`Bundle`.
+        result: where a refusal is recorded.
+
+    Example:
+        >>> artifact = write_artifact("onnx", out / "onnx", lambda into: to_onnx(model, into), result)  # doctest: +SKIP
+    """
+    _clear(folder)
+    folder.mkdir(parents=True)
+    started = time.perf_counter()
+    try:
+        bundle = build(folder)
+    except ValueError as exc:  # a converter refused the model: say so, go on with the others
+        shutil.rmtree(folder, ignore_errors=True)
+        log.warning("%s: %s", name, exc)
+        result.failed[name] = str(exc)
+        return None
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - started
+    path = folder if bundle.file in (".", "") else folder / bundle.file
+    artifact = Artifact(name, path, artifact_size(path), seconds, bundle)
+    log.info("exported %s to %s (%.1f KB, %.1f s)", name, artifact.path, artifact.size_bytes / 1024, seconds)
+    return artifact
 
 
 def _clear(folder: Path) -> None:

@@ -31,18 +31,12 @@ Example:
 
 from __future__ import annotations
 
-import logging
-import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tfpilot.export.bundle import BUNDLE_FILE, METADATA_KEY, Bundle, describe_preprocessing
-from tfpilot.export.formats import artifact_size
 from tfpilot.spec import TableSpec
-
-log = logging.getLogger(__name__)
 
 TABLE_FORMATS = ("keras", "saved_model", "tflite", "tflite-fp16", "tflite-dynamic")
 #: Formats refused for table models, with the reason.
@@ -312,7 +306,7 @@ def export_table(run_dir: str | Path, formats: str | Sequence[str] = "all", out_
     Raises:
         ExportError: when some formats could not be written (the result holds the rest).
     """
-    from tfpilot.export.exporter import Artifact, ExportError, ExportResult, _clear, _written
+    from tfpilot.export.exporter import ExportError, ExportResult, _written, write_artifact
     from tfpilot.export.source import float32_model, inference_model
     from tfpilot.runs import Run
 
@@ -330,28 +324,17 @@ def export_table(run_dir: str | Path, formats: str | Sequence[str] = "all", out_
         if name in UNSUPPORTED:
             result.failed[name] = UNSUPPORTED[name]
             continue
-        folder = out / name
-        _clear(folder)
-        folder.mkdir(parents=True)
-        started = time.perf_counter()
-        try:
+
+        def build(folder: Path, name: str = name) -> Bundle:
             if name == "keras":
-                bundle = _keras(trained, spec, folder, run.path.resolve())
-            elif name == "saved_model":
-                bundle = _saved_model(numeric, spec, folder, run.path.resolve())
-            else:
-                bundle = _tflite(name, trained, spec, folder, run.path.resolve())
-        except ValueError as exc:  # a converter refused the model: say so, go on with the others
-            shutil.rmtree(folder, ignore_errors=True)
-            log.warning("%s: %s", name, exc)
-            result.failed[name] = str(exc)
-            continue
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
-        path = folder if bundle.file in (".", "") else folder / bundle.file
-        result.artifacts.append(Artifact(name, path, artifact_size(path), time.perf_counter() - started, bundle))
-        log.info("exported %s to %s", name, path)
+                return _keras(trained, spec, folder, run.path.resolve())
+            if name == "saved_model":
+                return _saved_model(numeric, spec, folder, run.path.resolve())
+            return _tflite(name, trained, spec, folder, run.path.resolve())
+
+        artifact = write_artifact(name, out / name, build, result)
+        if artifact is not None:
+            result.artifacts.append(artifact)
     if result.failed:
         raise ExportError(" ".join(f"{k}: {v}" for k, v in result.failed.items()) + _written(result), result)
     return result
