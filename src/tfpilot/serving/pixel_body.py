@@ -34,7 +34,8 @@ _DIGITS = b"0123456789"
 _PREFIX = b'{"instances":'
 #: Every digit becomes "0" (a ``bytes.translate`` table), so a misplaced number is a two-byte search.
 _DIGITS_TO_ZERO = bytes.maketrans(_DIGITS, b"0" * len(_DIGITS))
-#: Brackets become spaces, so no two numbers can run into one when the brackets go.
+#: Brackets become spaces when the numbers are read as one flat list: two numbers that a bracket
+#: alone parted read as two with no comma between, which the JSON parser refuses, never as one.
 _BRACKETS_TO_SPACES = bytes.maketrans(b"[]", b"  ")
 #: Skeletons are cached for batches of up to this many instances.
 _MAX_CACHED = 64
@@ -90,9 +91,9 @@ class PixelBody:
         form = self._form(skeleton)
         if form is None or _misplaced_number(array):
             return None
-        n, which = form
+        n, _ = form
         try:
-            flat = np.array(orjson.loads(b"[" + array.translate(None, b"[]") + b"]"), dtype=np.int64)
+            flat = np.array(orjson.loads(b"[" + array.translate(_BRACKETS_TO_SPACES) + b"]"), dtype=np.int64)
         except (orjson.JSONDecodeError, OverflowError, TypeError, ValueError):
             return None
         if flat.size != n * int(np.prod(self.shape)) or (flat.size and int(flat.max()) > 255):
