@@ -4,9 +4,10 @@ The app answers at once; models load and warm up in the background (one
 :class:`~tfpilot.serving.versions.ModelManager` per model, polling its base path), and
 ``/readyz`` turns 200 when every model has a version available. Before any model loads, the
 objects alive (the libraries') are frozen out of Python's garbage collector, whose full
-collections would otherwise walk them and stall requests. The gRPC services, when asked for, run on
-gRPC's threaded server beside the event loop and share the models and their batchers. On shutdown uvicorn stops accepting connections and waits for
-in-flight requests; then gRPC stops (finishing its calls) and the batchers finish their queues.
+collections would otherwise walk them and stall requests. The gRPC services, when asked for,
+run on gRPC's threaded server beside the event loop and share the models and their batchers. On
+shutdown uvicorn stops accepting connections and waits for in-flight requests; then gRPC stops
+(finishing its calls) and the batchers finish their queues.
 
 Example:
     >>> from tfpilot.serving import ServeSettings, create_app

@@ -29,12 +29,13 @@ _INT64 = (-(2**63), 2**63 - 1)
 #: tf.io.parse_example's refusal of a feature of another kind than the model parses.
 _KIND_MISMATCH = re.compile(r"Key: (?P<key>[^,]+), Index: \d+\.\s+Data types don't match\. "
                             r"Data type: (?P<sent>int64|float|string) but expected type: (?P<want>int64|float|string)")
-#: What each kind of feature is, as a JSON value, and how to write one.
-_KINDS = {
-    "int64": ("integers (an int64_list)", "integers", "write whole numbers (3, not 3.0)"),
-    "float": ("numbers with a fraction (a float_list)", "floats", "write them with a fraction (3.0, not 3)"),
-    "string": ("strings (a bytes_list)", "strings", 'write them as strings ("3") or {"b64": ...}'),
-}
+#: How a feature of each kind was sent (as a JSON value) ...
+_SENT_AS = {"int64": "integers (an int64_list)", "float": "numbers with a fraction (a float_list)",
+            "string": "strings (a bytes_list)"}
+#: ... and what the model reads instead, with how to write it.
+_READS = {"int64": "integers: write whole numbers (3, not 3.0)",
+          "float": "floats: write them with a fraction (3.0, not 3)",
+          "string": 'strings: write them as strings ("3") or {"b64": ...}'}
 
 
 def _kind(x: Any, name: str) -> str:
@@ -124,13 +125,14 @@ def feature_type_hint(message: str) -> str:
     ``parse_example`` refuses it where it reads floats: the answer is to send ``3.0``.
 
     Example:
-        >>> feature_type_hint("Key: x, Index: 1.  Data types don't match. Data type: int64 but expected type: float")
-        "; feature 'x' was sent as integers (an int64_list) and the model reads floats: write them with a fraction (3.0, not 3)"
+        >>> print(feature_type_hint("Key: x, Index: 1.  Data types don't match. "
+        ...                         "Data type: int64 but expected type: float"))
+        ; feature 'x' was sent as integers (an int64_list) and the model reads floats: write them with a fraction (3.0, not 3)
         >>> feature_type_hint("something else")
         ''
     """
     found = _KIND_MISMATCH.search(message)
     if found is None:
         return ""
-    sent, (_, wanted, how) = _KINDS[found["sent"]][0], _KINDS[found["want"]]
-    return f"; feature '{found['key']}' was sent as {sent} and the model reads {wanted}: {how}"
+    sent, reads = _SENT_AS[found["sent"]], _READS[found["want"]]
+    return f"; feature '{found['key']}' was sent as {sent} and the model reads {reads}"
