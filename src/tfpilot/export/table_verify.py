@@ -114,7 +114,7 @@ def verify_table(run_dir: str | Path, split: str = "test", min_agreement: float 
     from tfpilot.data.table import prepare_table
     from tfpilot.data.table_pipeline import predict_heads
     from tfpilot.export.backends import resolve
-    from tfpilot.export.table_runtime import table_runner
+    from tfpilot.export.runtime import table_runner
     from tfpilot.runs import Run
     from tfpilot.spec import TableSpec
 

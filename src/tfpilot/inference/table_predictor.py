@@ -31,7 +31,7 @@ Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 def keras_runner(model: Any) -> Runner:
     """A Keras table model as ``dict of numpy columns -> dict of numpy outputs``."""
-    from tfpilot.export.table_runtime import keras_table_runner
+    from tfpilot.export.runtime import keras_table_runner
 
     return keras_table_runner(model)
 
@@ -94,7 +94,7 @@ class TablePredictor:
     @classmethod
     def from_artifact(cls, found: Any, **kwargs: Any) -> TablePredictor:
         """An exported artifact (``tfpilot.export.backends.resolve``'s result) of a table model."""
-        from tfpilot.export.table_runtime import table_runner
+        from tfpilot.export.runtime import table_runner
 
         return cls(table_runner(found.backend, found.path, found.bundle), found.bundle.input_spec, **kwargs)
 
