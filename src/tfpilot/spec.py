@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from typing import Any, Literal
 
 
@@ -177,6 +178,40 @@ def _find(features: tuple[FeatureSpec, ...], name: str, role: str) -> FeatureSpe
 
     names = [f.name for f in features]
     raise KeyError(f"no {role} {name!r}.{did_you_mean(name, names)} The {role}s: {', '.join(names)}.")
+
+
+#: The names a classifier's one input and one head have in its :class:`TableSpec` view: the
+#: input as its SavedModel signature names it, the head as the category target of a table.
+CLASSIFIER_INPUT_KEYS = {"image": "images", "text": "text"}
+CLASSIFIER_HEAD = "label"
+
+
+def classifier_spec(spec: InputSpec, class_names: Sequence[str]) -> TableSpec:
+    """A classifier as the one-input, one-head case of a table model.
+
+    Args:
+        spec: the classifier's raw input.
+        class_names: its classes, in output order.
+
+    Example:
+        >>> view = classifier_spec(InputSpec.image(28, 28, 1), ["0", "1"])
+        >>> view.input_keys, view.output_keys, view.outputs[0].kind, view.inputs[0].shape
+        (['images'], ['label'], 'category', (28, 28, 1))
+    """
+    key = CLASSIFIER_INPUT_KEYS[spec.kind]
+    return TableSpec((FeatureSpec(key, spec.kind, key, spec.shape),),
+                     (FeatureSpec(CLASSIFIER_HEAD, "category", CLASSIFIER_HEAD, (), tuple(str(c) for c in class_names)),))
+
+
+def as_table_spec(spec: InputSpec | TableSpec, class_names: Sequence[str] = ()) -> TableSpec:
+    """Any model's named inputs and heads: a table spec as it is, a classifier's through
+    :func:`classifier_spec`.
+
+    Example:
+        >>> as_table_spec(InputSpec.text(), ["neg", "pos"]).inputs[0].kind
+        'text'
+    """
+    return spec if isinstance(spec, TableSpec) else classifier_spec(spec, class_names)
 
 
 def spec_from_dict(d: dict[str, Any]) -> InputSpec | TableSpec:
