@@ -25,8 +25,8 @@ def evaluate_command(
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     tta: Annotated[Optional[str], typer.Option(
-        "--tta", help="Test-time augmentation: flip (average with the mirrored image); reported beside the plain "
-        "figures.")] = None,
+        "--tta", help="Test-time augmentation: flip (average with the mirrored image inputs); reported beside the "
+        "plain figures.")] = None,
 ) -> None:
     """Accuracy, loss, top-k, per-class report, macro-F1, balanced accuracy, confusion matrix.
 
@@ -41,14 +41,17 @@ def evaluate_command(
         console.print_json(json.dumps(result))
         return
     source = result["evaluated_on"]
+    title = f"{dataset or 'run dataset'} / {split}"
     if "heads" in result:  # a table model: metrics per head
         from tfpilot.cli.table_output import print_heads
 
-        print_heads(f"{dataset or 'run dataset'} / {split}", result)
+        print_heads(title, result)
+        if "tta" in result:
+            print_heads(f"{title}, with test-time augmentation ({result['tta']['mode']})", result["tta"])
         if "saved_to" in source:
             say(f"saved to {source['saved_to']}")
         return
-    print_table(metrics_table(f"{dataset or 'run dataset'} / {split}", headline(result)))
+    print_table(metrics_table(title, headline(result)))
     say(f"evaluated on: {describe_source(source)}")
     if "tta" in result:
         t = result["tta"]
