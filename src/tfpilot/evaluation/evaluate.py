@@ -100,8 +100,8 @@ def evaluate(
             unknown or the model has no image input.
     """
     run = Run(run_dir)
-    check_tta(tta, run_spec(run)[0])
     cfg = load_config(run.config_file)
+    check_tta(tta, run_spec(run)[0])
     model = run.load_model()
     preds = predict_split(run, split, model=model, batch_size=batch_size, dataset=dataset, data_dir=data_dir)
     result = split_metrics(preds, cfg.train.top_k)
