@@ -203,12 +203,12 @@ def load_rows(run: Run, split: str, dataset: str | None = None, data_dir: str | 
     from tfpilot.data import load_run_data
 
     spec, classifier = run_spec(run)
-    splits: Collection[str] | None = None if split == "all" else [split]
-    if data is None:
-        data = load_run_data(run, dataset, data_dir, splits=splits) if classifier else table_run_data(run, dataset,
-                                                                                                      data_dir)
+    if data is None and classifier:
+        data = load_run_data(run, dataset, data_dir, splits=None if split == "all" else [split])
+    elif data is None:
+        data = table_run_data(run, dataset, data_dir)
     recorded = bool(getattr(data, "recorded", dataset is None)) and split != "all"
-    where = f"the run {run.path}'s recorded data" if recorded else f"dataset {dataset!r}"
+    where = f"dataset {dataset!r}" if dataset else f"the data of {run.path}"
     return data, _pick(data, split, spec, classifier, where), recorded
 
 

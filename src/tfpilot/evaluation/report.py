@@ -157,13 +157,12 @@ def tta_lines(run: Run, split: str, metrics: dict[str, Any]) -> list[tuple[str, 
 
 def training_section(run: Run, preds: SplitPredictions, plots: _Plots) -> str:
     from tfpilot.evaluation.plots import training_curves
-    from tfpilot.evaluation.regression_report import head_curves
 
     history = run.history
     if not history:
         return H.section("training", TITLES["training"], H.note("No per-epoch history was recorded (history.csv)."))
-    curves = training_curves(history) if preds.classifier else head_curves(history, preds.spec.output_keys)
-    body = plots.embed(curves, "training_curves", "training curves")
+    heads = () if preds.classifier else preds.spec.output_keys
+    body = plots.embed(training_curves(history, heads), "training_curves", "training curves")
     last = history[-1]
     rows = [[k, f"{last[k]:.4g}"] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
                                           "epoch_seconds") if k in last]
@@ -280,7 +279,7 @@ def calibration_part(preds: SplitPredictions, n_bins: int, plots: _Plots) -> str
 
 def _caption(preds: SplitPredictions, i: int) -> str:
     if preds.head.kind == "number":
-        t, p = float(preds.y_true[i]), float(preds.outputs[preds.head.key][i])
+        t, p = float(preds.y_true[i]), float(np.reshape(preds.outputs[preds.head.key], -1)[i])
         return (f'<div class="cap">true <b>{H.fmt(t)}</b> &middot; predicted <b>{H.fmt(p)}</b> &middot; '
                 f"|error| {H.fmt(abs(p - t))}</div>")
     names = preds.class_names
@@ -378,11 +377,9 @@ def misclassified_part(preds: SplitPredictions, model: Any, plots: _Plots, k: in
     index = wrong[np.argsort(-preds.losses[wrong], kind="stable")][:k]
     total = f"{len(preds.y_true):,} {H.esc(preds.split)} examples"
     if not len(index):
-        body = f"<p>None of the {total} is misclassified.</p>"
-    else:
-        body = (f"<p>{len(wrong):,} of {total} are misclassified; the {len(index)} with the highest loss:</p>"
-                + gallery(preds, index, model, plots, "misclassified"))
-    return body
+        return f"<p>None of the {total} is misclassified.</p>"
+    return (f"<p>{len(wrong):,} of {total} are misclassified; the {len(index)} with the highest loss:</p>"
+            + gallery(preds, index, model, plots, "misclassified"))
 
 
 def correct_part(preds: SplitPredictions, model: Any, plots: _Plots, k: int, seed: int) -> str:
@@ -398,9 +395,9 @@ def correct_part(preds: SplitPredictions, model: Any, plots: _Plots, k: int, see
 
 def number_parts(preds: SplitPredictions, metrics: dict[str, Any], plots: _Plots, k: int) -> list[tuple[str, str]]:
     """A number head's parts: predicted vs true and the residuals, then its ``k`` largest errors."""
-    from tfpilot.evaluation.regression_report import predicted_vs_true, residual_histogram
+    from tfpilot.evaluation.plots import predicted_vs_true, residual_histogram
 
-    y, out, name = preds.y_true, preds.outputs[preds.head.key], preds.head.name
+    y, out, name = preds.y_true, np.reshape(preds.outputs[preds.head.key], -1), preds.head.name
     body = (plots.embed(predicted_vs_true(y, out, name, metrics.get("baseline")), "scatter", "predicted vs true")
             + plots.embed(residual_histogram(y, out, name), "residuals", "residuals"))
     body += H.key_values([(m, metrics[m]) for m in ("mae", "rmse", "r2", "mape", "max_error", "baseline",
