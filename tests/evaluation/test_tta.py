@@ -64,11 +64,16 @@ def test_table_tta_averages_every_head_over_the_mirrored_image_input(image_table
     out = CliRunner().invoke(app, ["evaluate", str(run.path), "--tta", "flip"], env={"COLUMNS": "200"})
     assert out.exit_code == 0, out.output
     assert "with test-time augmentation (flip)" in out.output
+    from tfpilot.evaluation.report import report
+
+    html = report(run.path, out=run.path / "tta-report.html").read_text()
+    assert f"accuracy with TTA (flip) of kind</th><td>{tta['heads']['kind']['accuracy']:.4f} (plain " in html
 
 
 def test_tta_needs_an_image_input_and_a_known_mode():
     spec = TableSpec((FeatureSpec("title", "text"), FeatureSpec("size", "number")), (FeatureSpec("y", "number"),))
-    with pytest.raises(ValueError, match=r"mirrors image inputs; the model's inputs are title \(text\), size \(number\)"):
+    inputs = r"the model's inputs are title \(text\), size \(number\)"
+    with pytest.raises(ValueError, match=rf"--tta flip mirrors image inputs; {inputs}: evaluate it without --tta"):
         check_tta("flip", spec)
     with pytest.raises(ValueError, match="unknown test-time augmentation 'rotate'"):
         check_tta("rotate", spec)
