@@ -21,7 +21,7 @@ from tfpilot.cli.common import (
 def evaluate_command(
     run: Annotated[Path, typer.Argument(help="Run directory.")],
     dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Another dataset with the same classes.")] = None,
-    split: Annotated[str, typer.Option("--split", help="test, val or train.")] = "test",
+    split: Annotated[str, typer.Option("--split", help="test, val, train or all.")] = "test",
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     tta: Annotated[Optional[str], typer.Option(

@@ -32,6 +32,9 @@ def _warnings(run: Run, preds: SplitPredictions) -> tuple[list[str], dict[str, i
     """Warnings about what the evaluation set is, and how many examples overlap train/val."""
     from tfpilot.data import recorded_manifest, training_overlap
 
+    if preds.split == "all":
+        return ["evaluating on every split (--split all): the rows may include the ones the model was trained on, "
+                "so the figures may overstate how it does on new data"], {}
     if preds.recorded:
         if preds.split == "train":
             return ["evaluating on the run's training split: these are the examples the model was trained on, "
