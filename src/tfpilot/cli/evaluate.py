@@ -42,25 +42,25 @@ def evaluate_command(
         return
     source = result["evaluated_on"]
     title = f"{dataset or 'run dataset'} / {split}"
-    if "heads" in result:  # a table model: metrics per head
+    if "heads" in result:  # a table model: a row per head
         from tfpilot.cli.table_output import print_heads
 
         print_heads(title, result)
-        if "tta" in result:
-            print_heads(f"{title}, with test-time augmentation ({result['tta']['mode']})", result["tta"])
-        if "saved_to" in source:
-            say(f"saved to {source['saved_to']}")
-        return
-    print_table(metrics_table(title, headline(result)))
+    else:
+        print_table(metrics_table(title, headline(result)))
     say(f"evaluated on: {describe_source(source)}")
-    if "tta" in result:
-        t = result["tta"]
+    t = result.get("tta")
+    if t and "heads" in t:
+        print_heads(f"{title}, with test-time augmentation ({t['mode']})", t)
+    elif t:
         say(f"with test-time augmentation ({t['mode']}): accuracy {t['accuracy']:.4f} (plain {result['accuracy']:.4f}), "
             f"loss {t['loss']:.4f}")
-    print_table(per_class_table(result["per_class"]))
-    say("confusion matrix (rows: true, columns: predicted):")
-    for row in result["confusion_matrix"]:
-        say("  " + " ".join(f"{v:6d}" for v in row))  # a matrix row cut in two would misalign
+    for name, head in result.get("heads", {"": result}).items():  # a classifier is its one head
+        if "per_class" in head:
+            print_table(per_class_table(head["per_class"]))
+            say(f"confusion matrix{f' of {name}' if name else ''} (rows: true, columns: predicted):")
+            for row in head["confusion_matrix"]:
+                say("  " + " ".join(f"{v:6d}" for v in row))  # a matrix row cut in two would misalign
     if "saved_to" in source:
         say(f"saved to {source['saved_to']} (metrics.json keeps the training-time figures)")
 
