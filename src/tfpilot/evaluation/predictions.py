@@ -174,7 +174,8 @@ def _pick(data: Any, split: str, spec: TableSpec, classifier: bool, where: str) 
     """The rows of ``split`` (every split's for "all"), or a ValueError naming the splits there are."""
     parts = [p for name, p in data.splits.items() if split in (name, "all") and len(p)]
     if not parts:
-        have = sorted(k for k, v in (getattr(data, "manifest", None) or {}).get("splits", data.splits).items() if len(v))
+        recorded = (getattr(data, "manifest", None) or {}).get("splits", data.splits)
+        have = sorted(k for k, v in recorded.items() if len(v))
         raise ValueError(f"{where} has no {split!r} examples; it has {have} (or use --split all)")
     rows = [_as_rows(p, spec, classifier) for p in parts]
     if len(rows) == 1:
