@@ -17,22 +17,6 @@ from tfpilot.runs import Run
 from tfpilot.spec import FeatureSpec, TableSpec
 
 
-@pytest.fixture(scope="module")
-def image_table_run(tmp_path_factory: pytest.TempPathFactory):
-    """A tiny trained table model: photo (image) + title (text) + size (number) -> kind (category) + price."""
-    import tfpilot
-    from tfpilot.testing.table import make_table
-
-    root = tmp_path_factory.mktemp("tta-table")
-    cfg = {"data": {"dataset": str(make_table(root, rows=60, size=12))},
-           "features": {"inputs": ["photo", "title", "size"], "outputs": ["kind", "price"]},
-           "model": {"name": "multitask", "params": {"hidden_units": [16], "dropout": 0.0}},
-           "train": {"epochs": 2, "batch_size": 16, "precision": "float32",
-                     "callbacks": {"tensorboard": False, "progress": "none", "early_stopping": {"enabled": False}}},
-           "output": {"run_dir": str(root / "run")}}
-    return tfpilot.train(cfg, report=False).path
-
-
 def _by_hand(run: Run, preds, flip: bool) -> dict[str, np.ndarray]:
     """The model called directly on every test row, its photo mirrored left-right when ``flip``."""
     import tensorflow as tf
