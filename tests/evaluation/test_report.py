@@ -137,8 +137,8 @@ def test_a_table_category_head_gets_the_classifier_parts_and_a_number_head_the_r
 
     html = report(image_table_run).read_text(encoding="utf-8")
     kind = html[html.index('<section id="head-kind">'):html.index('<section id="head-price">')]
-    for part in ("Confusion matrix", "Most confused pairs", "Per-class metrics", "Calibration", "Misclassified examples",
-                 "Correct predictions"):
+    for part in ("Confusion matrix", "Most confused pairs", "Per-class metrics", "Calibration",
+                 "Misclassified examples", "Correct predictions"):
         assert f"<h3>{part}</h3>" in kind
     assert "macro avg" in kind and "Expected calibration error" in kind and "baseline accuracy" in kind
     price = html[html.index('<section id="head-price">'):html.index('<section id="data">')]
