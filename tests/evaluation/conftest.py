@@ -1,5 +1,5 @@
-"""Fixtures of the evaluation-report tests: one tiny trained CNN run (and its report), shared
-by the whole session so the model trains once."""
+"""Fixtures of the evaluation-report tests: one tiny trained CNN run (and its report) and one tiny
+table model with an image column, shared by the whole session so each model trains once."""
 
 from __future__ import annotations
 
@@ -30,3 +30,19 @@ def report_html(report_run: Path) -> Path:
     from tfpilot.evaluation.report import report
 
     return report(report_run)
+
+
+@pytest.fixture(scope="session")
+def image_table_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained table model: photo (image) + title (text) + size (number) -> kind (category) + price."""
+    import tfpilot
+    from tfpilot.testing.table import make_table
+
+    root = tmp_path_factory.mktemp("image-table")
+    cfg = {"data": {"dataset": str(make_table(root, rows=60, size=12))},
+           "features": {"inputs": ["photo", "title", "size"], "outputs": ["kind", "price"]},
+           "model": {"name": "multitask", "params": {"hidden_units": [16], "dropout": 0.0}},
+           "train": {"epochs": 2, "batch_size": 16, "precision": "float32",
+                     "callbacks": {"tensorboard": False, "progress": "none", "early_stopping": {"enabled": False}}},
+           "output": {"run_dir": str(root / "run")}}
+    return tfpilot.train(cfg, report=False).path

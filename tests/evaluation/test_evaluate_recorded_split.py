@@ -72,7 +72,7 @@ def test_report_and_export_data_use_the_recorded_split(trained, tmp_path):
     _add_files(data)
     recorded = _recorded(run)
     preds = predict_split(run, "test")  # what `tfpilot report` shows
-    assert [str(p) for p in preds.examples.ids] == [str(data / rel) for rel in recorded["splits"]["test"]]
+    assert [str(p) for p in preds.rows.ids] == [str(data / rel) for rel in recorded["splits"]["test"]]
     np.testing.assert_array_equal(preds.y_true, recorded["labels"]["test"])
     x, y = load_split(run, "test")  # export's gate and verify data
     assert x.shape == (len(recorded["splits"]["test"]), 8, 8, 3)

@@ -130,3 +130,21 @@ def test_a_failing_report_never_loses_the_trained_run(tmp_path: Path, caplog):
     with caplog.at_level("WARNING", logger="tfpilot.evaluation.report"):
         assert report_after_training(trainer) is None
     assert f"retry with `tfpilot report {tmp_path}`" in caplog.text
+
+
+def test_a_table_category_head_gets_the_classifier_parts_and_a_number_head_the_regression_ones(image_table_run):
+    from tfpilot.evaluation.report import report
+
+    html = report(image_table_run).read_text(encoding="utf-8")
+    kind = html[html.index('<section id="head-kind">'):html.index('<section id="head-price">')]
+    for part in ("Confusion matrix", "Most confused pairs", "Per-class metrics", "Calibration",
+                 "Misclassified examples", "Correct predictions"):
+        assert f"<h3>{part}</h3>" in kind
+    assert "macro avg" in kind and "Expected calibration error" in kind and "baseline accuracy" in kind
+    price = html[html.index('<section id="head-price">'):html.index('<section id="data">')]
+    assert "<h3>Predicted vs true</h3>" in price and "Largest errors" in price and "|error|" in price
+    assert "title: " in price and "row " in price  # the rows' other inputs and their row numbers
+    assert "<h3>Schema</h3>" in html
+    plots = {p.name for p in (image_table_run / "plots").glob("*.png")}
+    assert {"kind_confusion.png", "kind_reliability.png", "price_scatter.png", "price_residuals.png",
+            "training_curves.png"} <= plots

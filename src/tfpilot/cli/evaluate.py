@@ -21,12 +21,12 @@ from tfpilot.cli.common import (
 def evaluate_command(
     run: Annotated[Path, typer.Argument(help="Run directory.")],
     dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Another dataset with the same classes.")] = None,
-    split: Annotated[str, typer.Option("--split", help="test, val or train.")] = "test",
+    split: Annotated[str, typer.Option("--split", help="test, val, train or all.")] = "test",
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     tta: Annotated[Optional[str], typer.Option(
-        "--tta", help="Test-time augmentation: flip (average with the mirrored image); reported beside the plain "
-        "figures.")] = None,
+        "--tta", help="Test-time augmentation: flip (average with the mirrored image inputs); reported beside the "
+        "plain figures.")] = None,
 ) -> None:
     """Accuracy, loss, top-k, per-class report, macro-F1, balanced accuracy, confusion matrix.
 
@@ -41,23 +41,26 @@ def evaluate_command(
         console.print_json(json.dumps(result))
         return
     source = result["evaluated_on"]
-    if "heads" in result:  # a table model: metrics per head
+    title = f"{dataset or 'run dataset'} / {split}"
+    if "heads" in result:  # a table model: a row per head
         from tfpilot.cli.table_output import print_heads
 
-        print_heads(f"{dataset or 'run dataset'} / {split}", result)
-        if "saved_to" in source:
-            say(f"saved to {source['saved_to']}")
-        return
-    print_table(metrics_table(f"{dataset or 'run dataset'} / {split}", headline(result)))
+        print_heads(title, result)
+    else:
+        print_table(metrics_table(title, headline(result)))
     say(f"evaluated on: {describe_source(source)}")
-    if "tta" in result:
-        t = result["tta"]
+    t = result.get("tta")
+    if t and "heads" in t:
+        print_heads(f"{title}, with test-time augmentation ({t['mode']})", t)
+    elif t:
         say(f"with test-time augmentation ({t['mode']}): accuracy {t['accuracy']:.4f} (plain {result['accuracy']:.4f}), "
             f"loss {t['loss']:.4f}")
-    print_table(per_class_table(result["per_class"]))
-    say("confusion matrix (rows: true, columns: predicted):")
-    for row in result["confusion_matrix"]:
-        say("  " + " ".join(f"{v:6d}" for v in row))  # a matrix row cut in two would misalign
+    for name, head in result.get("heads", {"": result}).items():  # a classifier is its one head
+        if "per_class" in head:
+            print_table(per_class_table(head["per_class"]))
+            say(f"confusion matrix{f' of {name}' if name else ''} (rows: true, columns: predicted):")
+            for row in head["confusion_matrix"]:
+                say("  " + " ".join(f"{v:6d}" for v in row))  # a matrix row cut in two would misalign
     if "saved_to" in source:
         say(f"saved to {source['saved_to']} (metrics.json keeps the training-time figures)")
 

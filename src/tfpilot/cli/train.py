@@ -57,20 +57,18 @@ def train_command(
         say("worker finished: the chief (worker 0) writes the run directory and its report")
         return
     metrics = run.metrics
-    if "heads" in metrics.get("test", {}):  # a table model: metrics per head
+    test = metrics.get("test", {})
+    if "heads" in test:  # a table model: metrics per head
         from tfpilot.cli.table_output import print_heads
 
-        print_heads("test", metrics["test"])
-        say("run directory: ", (str(run.path), "bold"), f"  (train {metrics['train_seconds']:.1f}s, "
-            f"{metrics['precision']}; schema: {run.file('schema.yaml')})")
-        if not no_report and run.file(REPORT).is_file():
-            say("report: ", (str(run.file(REPORT)), "bold"))
-        return
-    if "test" in metrics:
-        print_table(metrics_table("test", headline(metrics["test"])))
+        print_heads("test", test)
+    elif test:
+        print_table(metrics_table("test", headline(test)))
     say("run directory: ", (str(run.path), "bold"))
-    if "test" in metrics:
-        say("test accuracy: ", (f"{metrics['test']['accuracy']:.4f}", "bold"),
-            f"  (train {metrics['train_seconds']:.1f}s, {metrics['precision']})")
+    timing = f"  (train {metrics['train_seconds']:.1f}s, {metrics['precision']})"
+    if "accuracy" in test:
+        say("test accuracy: ", (f"{test['accuracy']:.4f}", "bold"), timing)
+    elif test:
+        say(f"schema: {run.file('schema.yaml')}{timing}")
     if not no_report and run.file(REPORT).is_file():
         say("report: ", (str(run.file(REPORT)), "bold"))

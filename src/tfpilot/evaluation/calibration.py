@@ -55,14 +55,6 @@ class ReliabilityBins:
         filled = self.counts > 0
         return float(np.max(np.abs(self.accuracy[filled] - self.confidence[filled]))) if filled.any() else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
-        def clean(a: np.ndarray) -> list[float | None]:
-            return [None if np.isnan(v) else float(v) for v in a]
-
-        return {"edges": self.edges.tolist(), "counts": self.counts.tolist(),
-                "confidence": clean(self.confidence), "accuracy": clean(self.accuracy),
-                "ece": self.ece, "mce": self.mce}
-
 
 def _confidence_and_correct(y_true: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y_true = np.asarray(y_true, dtype=np.int64)

@@ -31,12 +31,14 @@ def _style(ax: Any, title: str, xlabel: str = "", ylabel: str = "") -> None:
         ax.spines[side].set_visible(False)
 
 
-def training_curves(history: Sequence[dict[str, float]]) -> Any:
-    """Loss, accuracy (train and validation) and the learning rate, per epoch.
+def training_curves(history: Sequence[dict[str, float]], heads: Sequence[str] = ()) -> Any:
+    """Loss and accuracy (or, with ``heads``, the total loss and each head's), train and
+    validation, and the learning rate, per epoch.
 
     Args:
-        history: one dict per epoch (``history.csv`` rows): loss, accuracy, val_loss,
-            val_accuracy, learning_rate; missing keys are left out.
+        history: one dict per epoch (``history.csv`` rows): loss, accuracy (``<head>_loss``),
+            their ``val_`` twins, learning_rate; missing keys are left out.
+        heads: the output keys of a table model.
 
     Example:
         >>> fig = training_curves([{"loss": 0.9, "accuracy": 0.6}, {"loss": 0.5, "accuracy": 0.8}])
@@ -45,18 +47,19 @@ def training_curves(history: Sequence[dict[str, float]]) -> Any:
     """
     if not history:
         raise ValueError("no training history: the run has no history.csv rows")
+    keys = ["loss", *(f"{h}_loss" for h in heads)] if heads else ["loss", "accuracy"]
     epochs = np.array([row.get("epoch", i) for i, row in enumerate(history)], dtype=float) + 1
-    fig = new_figure(12, 3.4)
-    axes = fig.subplots(1, 3)
-    for ax, key, title in ((axes[0], "loss", "Loss"), (axes[1], "accuracy", "Accuracy")):
+    fig = new_figure(min(4.0 * (len(keys) + 1), 16), 3.4)
+    axes = fig.subplots(1, len(keys) + 1)
+    for ax, key in zip(axes, keys):
         for prefix, colour, label in (("", TRAIN, "train"), ("val_", VAL, "validation")):
             values = [row.get(prefix + key, np.nan) for row in history]
             if not np.all(np.isnan(values)):
                 ax.plot(epochs, values, marker="o", ms=4, color=colour, label=label)
-        _style(ax, title, "epoch")
+        _style(ax, key.replace("_", " ").capitalize(), "epoch")
         ax.legend(frameon=False)
     lr = [row.get("learning_rate", np.nan) for row in history]
-    ax = axes[2]
+    ax = axes[-1]
     if not np.all(np.isnan(lr)):
         ax.plot(epochs, lr, marker="o", ms=4, color=ACCENT)
         if np.nanmin(lr) > 0 and np.nanmax(lr) / np.nanmin(lr) > 20:
@@ -211,3 +214,36 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], columns: int
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(title, fontsize=7)
     return fig
+
+
+def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, name: str, baseline: float | None = None) -> Any:
+    """A number head's predictions against the true values, with the diagonal (perfect) and the baseline.
+
+    Example:
+        >>> len(predicted_vs_true(np.array([1.0, 2.0, 3.0]), np.array([1.1, 1.9, 3.4]), "price").axes)
+        1
+    """
+    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
+    ax = new_figure(5.2, 4.6).subplots()
+    ax.scatter(y_true, y_pred, s=10, alpha=0.6, color=TRAIN, edgecolors="none", label="rows")
+    lo = float(min(y_true.min(), y_pred.min())) if len(y_true) else 0.0
+    hi = float(max(y_true.max(), y_pred.max())) if len(y_true) else 1.0
+    ax.plot([lo, hi], [lo, hi], color=ACCENT, lw=1.5, label="predicted = true")
+    if baseline is not None:
+        ax.axhline(baseline, color=VAL, lw=1, ls="--", label=f"baseline (train mean {baseline:.4g})")
+    _style(ax, f"{name}: predicted vs true", f"true {name}", f"predicted {name}")
+    ax.legend(frameon=False, fontsize=8)
+    return ax.figure
+
+
+def residual_histogram(y_true: np.ndarray, y_pred: np.ndarray, name: str, bins: int = 30) -> Any:
+    """The histogram of a number head's residuals (predicted - true), with their mean."""
+    resid = np.asarray(y_pred, float) - np.asarray(y_true, float)
+    ax = new_figure(5.2, 4.6).subplots()
+    ax.hist(resid, bins=bins, color=TRAIN, alpha=0.8)
+    ax.axvline(0.0, color=ACCENT, lw=1.5)
+    if len(resid):
+        ax.axvline(float(resid.mean()), color=VAL, lw=1, ls="--", label=f"mean {resid.mean():.3g}")
+        ax.legend(frameon=False, fontsize=8)
+    _style(ax, f"{name}: residuals", f"residual (predicted - true {name})", "rows")
+    return ax.figure

@@ -1,11 +1,14 @@
 """The evaluation report: one self-contained HTML page per run (``RUN/report.html``) plus
-the plots as ``RUN/plots/*.png``.
+the plots as ``RUN/plots/*.png``, with the same parts for every head.
 
-Sections: summary, training curves, confusion matrix, per-class metrics, calibration
-(with ROC / precision-recall for two classes), the misclassified gallery (Grad-CAM for
-images, word importance for text), a sample of correct predictions with the data report,
-and the environment. Images are embedded as base64 PNG and the CSS is inline: the page
-opens offline and fetches nothing.
+A category head gets a confusion matrix, per-class metrics, calibration (with ROC /
+precision-recall for two classes), its misclassified examples and a sample of correct ones
+(a classifier's with Grad-CAM for images, word importance for text; a table's with every
+input of the row); a number head gets predicted vs true, the residuals and its largest
+errors. A classifier (one head) has them as sections of their own; a table model has a
+section per head. Around them: summary, training curves, the data report and the
+environment. Images are embedded as base64 PNG and the CSS is inline: the page opens offline
+and fetches nothing.
 
 Example:
     >>> import tfpilot
@@ -26,14 +29,14 @@ import numpy as np
 
 from tfpilot.config import load_config
 from tfpilot.evaluation import report_html as H
-from tfpilot.evaluation.predictions import SplitPredictions, predict_split
+from tfpilot.evaluation.predictions import SplitPredictions, predict_split, split_metrics
 from tfpilot.runs import REPORT, Run
 
 log = logging.getLogger(__name__)
 
 PLOTS = "plots"
 
-#: (anchor, title) of every section, in order; the browser test checks them all.
+#: (anchor, title) of every section of a classifier's report, in order; the browser test checks them all.
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("summary", "Summary"),
     ("training", "Training curves"),
@@ -49,16 +52,18 @@ TITLES = dict(SECTIONS)
 
 
 class _Plots:
-    """Saves figures under ``RUN/plots`` and returns them as embedded ``<img>`` tags."""
+    """Saves figures under ``RUN/plots`` (named ``<prefix><name>.png``: a table head's carry its
+    key) and returns them as embedded ``<img>`` tags."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, prefix: str = "") -> None:
         self.folder = folder
+        self.prefix = prefix
 
     def save(self, fig: Any, name: str) -> bytes:
-        """Write ``plots/<name>.png``; returns the PNG bytes."""
+        """Write ``plots/<prefix><name>.png``; returns the PNG bytes."""
         from tfpilot.evaluation.plots import to_png
 
-        return to_png(fig, self.folder / f"{name}.png")
+        return to_png(fig, self.folder / f"{self.prefix}{name}.png")
 
     def embed(self, fig: Any, name: str, alt: str) -> str:
         """Write ``plots/<name>.png`` and return it as an embedded ``<img>``."""
@@ -93,16 +98,28 @@ def _hardware(env: dict[str, Any]) -> str:
     return H.esc(f"{gpus} + {cpu}" if gpus else cpu)
 
 
-def summary_section(run: Run, preds: SplitPredictions, metrics: dict[str, Any], ece: float,
-                    env: dict[str, Any]) -> str:
+def _heads_table(metrics: dict[str, Any]) -> str:
+    """One row per head: its kind and headline figures (beside its baseline's)."""
+    from tfpilot.metrics.heads import headline
+
+    return H.table(["head", "kind", "figures"],
+                   [[name, m["kind"], "  ".join(f"{k} {H.fmt(v)}" for k, v in headline(m).items())]
+                    for name, m in metrics["heads"].items()])
+
+
+def summary_section(run: Run, preds: SplitPredictions, metrics: dict[str, Any], env: dict[str, Any],
+                    n_bins: int = 15) -> str:
+    from tfpilot.evaluation.calibration import expected_calibration_error
+
     cfg = load_config(run.config_file)
     saved = _read(run, "metrics")
     sizes = (_read(run, "data_report").get("split_sizes") or {})
     train_s = saved.get("train_seconds")
+    names = preds.class_names
     pairs = [
         ("dataset", H.esc(cfg.data.dataset)),
-        ("classes", H.esc(f"{len(preds.class_names)}: {', '.join(preds.class_names[:20])}"
-                          + (" ..." if len(preds.class_names) > 20 else ""))),
+        ("classes", H.esc(f"{len(names)}: {', '.join(names[:20])}" + (" ..." if len(names) > 20 else "")))
+        if preds.classifier else ("inputs", H.esc(", ".join(f"{c.name} ({c.kind})" for c in preds.spec.inputs))),
         ("split sizes", H.esc(_sizes(sizes) or "not recorded")),
         ("model", H.esc(cfg.model.name + (f" {cfg.model.params}" if cfg.model.params else ""))),
         ("parameters", saved.get("params", "not recorded")),
@@ -113,34 +130,39 @@ def summary_section(run: Run, preds: SplitPredictions, metrics: dict[str, Any], 
         ("seed", env.get("seed", cfg.train.seed)),
         ("run directory", H.esc(run.path.resolve())),
     ]
-    if "val" in saved:
+    if "accuracy" in saved.get("val", {}):
         pairs.insert(6, ("validation accuracy", H.esc(f"{saved['val']['accuracy']:.4f}")))
-    tta = tta_line(run, preds.split, metrics["accuracy"])
-    if tta is not None:
-        pairs.insert(0, tta)
+    pairs[:0] = tta_lines(run, preds.split, metrics)
     if (saved.get("mode_gap") or {}).get("large"):
         pairs.insert(1, ("warning: train/inference gap", H.esc(_gap_line(saved["mode_gap"]) + "; see Training curves")))
-    head = f"<p>Metrics on the <b>{H.esc(preds.split)}</b> split ({len(preds.y_true):,} examples).</p>"
-    return H.section("summary", TITLES["summary"], head + _tiles(metrics, ece) + H.key_values(pairs))
+    head = f"<p>Metrics on the <b>{H.esc(preds.split)}</b> split ({len(preds.rows):,} examples).</p>"
+    figures = (_tiles(metrics, expected_calibration_error(preds.y_true, preds.probs, n_bins)) if preds.classifier
+               else _heads_table(metrics))
+    return H.section("summary", TITLES["summary"], head + figures + H.key_values(pairs))
 
 
-def tta_line(run: Run, split: str, plain_accuracy: float) -> tuple[str, str] | None:
-    """The summary row of a test-time-augmented evaluation of ``split`` (``tfpilot evaluate
-    --tta``, saved in ``RUN/evaluations/<split>.json``), beside the plain accuracy; None without one."""
+def tta_lines(run: Run, split: str, metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """The summary rows of a test-time-augmented evaluation of ``split`` (``tfpilot evaluate
+    --tta``, saved in ``RUN/evaluations/<split>.json``), beside the plain accuracy of each
+    category head; none without one."""
     tta = (run.evaluations.get(split) or {}).get("tta")
     if not tta:
-        return None
-    return (f"accuracy with TTA ({tta['mode']})",
-            H.esc(f"{tta['accuracy']:.4f} (plain {plain_accuracy:.4f}; from tfpilot evaluate --tta {tta['mode']})"))
+        return []
+    mode = tta["mode"]
+    plain, augmented = (metrics["heads"], tta["heads"]) if "heads" in tta else ({"": metrics}, {"": tta})
+    return [(f"accuracy with TTA ({mode})" + (f" of {name}" if name else ""),
+             H.esc(f"{m['accuracy']:.4f} (plain {plain[name]['accuracy']:.4f}; from tfpilot evaluate --tta {mode})"))
+            for name, m in augmented.items() if "accuracy" in m and name in plain]
 
 
-def training_section(run: Run, plots: _Plots) -> str:
+def training_section(run: Run, preds: SplitPredictions, plots: _Plots) -> str:
     from tfpilot.evaluation.plots import training_curves
 
     history = run.history
     if not history:
         return H.section("training", TITLES["training"], H.note("No per-epoch history was recorded (history.csv)."))
-    body = plots.embed(training_curves(history), "training_curves", "training curves")
+    heads = () if preds.classifier else preds.spec.output_keys
+    body = plots.embed(training_curves(history, heads), "training_curves", "training curves")
     last = history[-1]
     rows = [[k, f"{last[k]:.4g}"] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
                                           "epoch_seconds") if k in last]
@@ -193,19 +215,22 @@ def confused_pairs(cm: np.ndarray, class_names: Sequence[str], k: int = 8) -> li
     return out
 
 
-def confusion_section(metrics: dict[str, Any], class_names: Sequence[str], plots: _Plots) -> str:
+def confusion_part(metrics: dict[str, Any], class_names: Sequence[str], plots: _Plots) -> str:
+    """A category head's confusion matrix and its most confused pairs."""
     from tfpilot.evaluation.plots import confusion_matrices
 
     cm = np.asarray(metrics["confusion_matrix"])
-    body = plots.embed(confusion_matrices(cm, class_names), "confusion_matrix", "confusion matrix")
+    name = "confusion" if plots.prefix else "confusion_matrix"
+    body = plots.embed(confusion_matrices(cm, class_names), name, "confusion matrix")
     pairs = confused_pairs(cm, class_names)
     body += "<h3>Most confused pairs</h3>"
     body += H.table(["true", "predicted as", "count", "share of true class"],
                     [[t, p, n, f"{s:.1%}"] for t, p, n, s in pairs]) if pairs else H.note("No confusions.")
-    return H.section("confusion", TITLES["confusion"], body)
+    return body
 
 
-def per_class_section(metrics: dict[str, Any]) -> str:
+def per_class_part(metrics: dict[str, Any]) -> str:
+    """A category head's per-class precision / recall / F1 with the averages (and its baseline)."""
     rows = [[name, m["precision"], m["recall"], m["f1"], m["support"]] for name, m in metrics["per_class"].items()]
     table = H.table(["class", "precision", "recall", "F1", "support"], rows)
     n = metrics["num_examples"]
@@ -216,15 +241,20 @@ def per_class_section(metrics: dict[str, Any]) -> str:
         for label, p in (("macro avg", "macro"), ("weighted avg", "weighted"))
     )
     table = table.replace("</tbody>", avg + "</tbody>")
-    extra = H.key_values([("accuracy", metrics["accuracy"]), ("balanced accuracy", metrics["balanced_accuracy"]),
-                          (f"top-{metrics['top_k']} accuracy", metrics["top_k_accuracy"])])
-    return H.section("per-class", TITLES["per-class"], table + extra)
+    pairs = [("accuracy", metrics["accuracy"]), ("balanced accuracy", metrics["balanced_accuracy"]),
+             (f"top-{metrics['top_k']} accuracy", metrics["top_k_accuracy"])]
+    if "baseline_accuracy" in metrics:
+        pairs.append(("baseline accuracy (most frequent training class)", metrics["baseline_accuracy"]))
+    extra = H.key_values(pairs)
+    return table + extra
 
 
-def calibration_section(preds: SplitPredictions, bins: Any, plots: _Plots) -> str:
-    from tfpilot.evaluation.calibration import binary_curves
+def calibration_part(preds: SplitPredictions, n_bins: int, plots: _Plots) -> str:
+    """A category head's reliability diagram and bins, with ROC / precision-recall for two classes."""
+    from tfpilot.evaluation.calibration import binary_curves, reliability_bins
     from tfpilot.evaluation.plots import binary_curves_figure, reliability_diagram
 
+    bins = reliability_bins(preds.y_true, preds.probs, n_bins)
     text = (f"<p>Expected calibration error <b>{bins.ece:.4f}</b> (maximum {bins.mce:.4f}) over "
             f"{len(bins.counts)} confidence bins: the example-weighted gap between how confident the model "
             "is and how often it is right.</p>")
@@ -244,10 +274,14 @@ def calibration_section(preds: SplitPredictions, bins: Any, plots: _Plots) -> st
                 binary_curves_figure(curves, positive), "roc_pr", "ROC and precision-recall curves")
             body += H.key_values([("ROC AUC", curves["roc"]["auc"]),
                                   ("average precision (PR AUC)", curves["pr"]["average_precision"])])
-    return H.section("calibration", TITLES["calibration"], body)
+    return body
 
 
 def _caption(preds: SplitPredictions, i: int) -> str:
+    if preds.head.kind == "number":
+        t, p = float(preds.y_true[i]), float(np.reshape(preds.outputs[preds.head.key], -1)[i])
+        return (f'<div class="cap">true <b>{H.fmt(t)}</b> &middot; predicted <b>{H.fmt(p)}</b> &middot; '
+                f"|error| {H.fmt(abs(p - t))}</div>")
     names = preds.class_names
     t, p = int(preds.y_true[i]), int(preds.y_pred[i])
     css = "good" if t == p else "bad"
@@ -311,38 +345,94 @@ def text_gallery(preds: SplitPredictions, index: np.ndarray, model: Any, max_wor
     return legend + '<div class="gallery text">' + "".join(cards) + "</div>"
 
 
+def row_gallery(preds: SplitPredictions, index: np.ndarray, max_text: int = 160) -> str:
+    """Cards of table rows: their image inputs as thumbnails, the other inputs as text, and the head's figures."""
+    values = {c.key: preds.inputs(index, c.key) for c in preds.spec.inputs}
+    cards = []
+    for n, (i, ident) in enumerate(zip(index, preds.ids(index))):
+        pics = "".join(H.img(H.array_png(values[c.key][n]), c.name) for c in preds.spec.inputs if c.kind == "image")
+        cells = [(c.name, values[c.key][n]) for c in preds.spec.inputs if c.kind != "image"]
+        text = "<br>".join(f"{H.esc(k)}: " + (H.esc(str(v)[:max_text]) if isinstance(v, str) else
+                                               "missing" if np.isnan(v) else H.fmt(float(v))) for k, v in cells)
+        cards.append(f'<div class="card"><div class="pics">{pics}</div>{_caption(preds, int(i))}'
+                     f'<div class="cap">{text}</div>{_id_html(ident)}</div>')
+    return '<div class="gallery">' + "".join(cards) + "</div>"
+
+
 def gallery(preds: SplitPredictions, index: np.ndarray, model: Any, plots: _Plots, name: str) -> str:
-    """Cards for the examples at ``index``: images with Grad-CAM, or texts with word importance."""
+    """Cards for the examples at ``index``: a classifier's images with Grad-CAM or texts with word
+    importance; a table model's rows with every input."""
     if len(index) == 0:
         return ""
-    if preds.input_spec.kind == "text":
+    if not preds.classifier:
+        return row_gallery(preds, index)
+    if preds.spec.inputs[0].kind == "text":
         return text_gallery(preds, index, model)
     return image_gallery(preds, index, model, plots, name)
 
 
-def misclassified_section(preds: SplitPredictions, model: Any, plots: _Plots, k: int) -> str:
+def misclassified_part(preds: SplitPredictions, model: Any, plots: _Plots, k: int) -> str:
+    """The ``k`` misclassified examples of a category head with the highest loss."""
     wrong = np.flatnonzero(preds.y_pred != preds.y_true)
     index = wrong[np.argsort(-preds.losses[wrong], kind="stable")][:k]
     total = f"{len(preds.y_true):,} {H.esc(preds.split)} examples"
     if not len(index):
-        body = f"<p>None of the {total} is misclassified.</p>"
-    else:
-        body = (f"<p>{len(wrong):,} of {total} are misclassified; the {len(index)} with the highest loss:</p>"
-                + gallery(preds, index, model, plots, "misclassified"))
-    return H.section("misclassified", TITLES["misclassified"], body)
+        return f"<p>None of the {total} is misclassified.</p>"
+    return (f"<p>{len(wrong):,} of {total} are misclassified; the {len(index)} with the highest loss:</p>"
+            + gallery(preds, index, model, plots, "misclassified"))
 
 
-def correct_section(preds: SplitPredictions, model: Any, plots: _Plots, k: int, seed: int) -> str:
+def correct_part(preds: SplitPredictions, model: Any, plots: _Plots, k: int, seed: int) -> str:
+    """A seeded random sample of ``k`` examples a category head gets right."""
     right = np.flatnonzero(preds.y_pred == preds.y_true)
     rng = np.random.default_rng(seed)
     index = np.sort(rng.choice(right, size=min(k, len(right)), replace=False)) if len(right) else right
     head = f"<p>A random sample of {len(index)} correctly classified examples:</p>"
     body = (gallery(preds, index, model, plots, "correct") if len(index)
             else H.note("No example is classified correctly."))
-    return H.section("correct", TITLES["correct"], head + body)
+    return head + body
 
 
-def data_section(run: Run, plots: _Plots) -> str:
+def number_parts(preds: SplitPredictions, metrics: dict[str, Any], plots: _Plots, k: int) -> list[tuple[str, str]]:
+    """A number head's parts: predicted vs true and the residuals, then its ``k`` largest errors."""
+    from tfpilot.evaluation.plots import predicted_vs_true, residual_histogram
+
+    y, out, name = preds.y_true, np.reshape(preds.outputs[preds.head.key], -1), preds.head.name
+    body = (plots.embed(predicted_vs_true(y, out, name, metrics.get("baseline")), "scatter", "predicted vs true")
+            + plots.embed(residual_histogram(y, out, name), "residuals", "residuals"))
+    body += H.key_values([(m, metrics[m]) for m in ("mae", "rmse", "r2", "mape", "max_error", "baseline",
+                                                    "baseline_mae", "baseline_rmse") if m in metrics])
+    index = np.argsort(-np.abs(out - y), kind="stable")[:k]
+    return [("Predicted vs true", body), (f"Largest errors ({len(index)} rows)", row_gallery(preds, index))]
+
+
+def head_sections(preds: SplitPredictions, metrics: dict[str, Any], model: Any, plots: _Plots,
+                  shown: tuple[int, int, int, int]) -> list[tuple[str, str, str]]:
+    """``(anchor, title, body)`` of every head's parts: a classifier's as sections of their own,
+    a table model's as one section per head.
+
+    Args:
+        shown: (misclassified, correct, calibration bins, seed) of :func:`report`.
+    """
+    wrong, right, n_bins, seed = shown
+
+    def parts(p: SplitPredictions, m: dict[str, Any], pl: _Plots) -> list[tuple[str, str]]:
+        if p.head.kind == "number":
+            return number_parts(p, m, pl, wrong)
+        return [(TITLES["confusion"], confusion_part(m, p.class_names, pl)), (TITLES["per-class"], per_class_part(m)),
+                (TITLES["calibration"], calibration_part(p, n_bins, pl)),
+                (TITLES["misclassified"], misclassified_part(p, model, pl, wrong)),
+                (TITLES["correct"], correct_part(p, model, pl, right, seed))]
+
+    if preds.classifier:
+        return [(a, t, body) for (a, t), (_, body) in zip(SECTIONS[2:7], parts(preds, metrics, plots))]
+    return [(f"head-{h.key}", f"{h.name} ({h.kind})",
+             "".join(f"<h3>{H.esc(t)}</h3>{b}" for t, b in
+                     parts(preds.at(h.key), metrics["heads"][h.name], _Plots(plots.folder, f"{h.key}_"))))
+            for h in preds.spec.outputs]
+
+
+def data_section(run: Run, preds: SplitPredictions, plots: _Plots) -> str:
     from tfpilot.evaluation.plots import class_balance
 
     report = _read(run, "data_report")
@@ -363,6 +453,9 @@ def data_section(run: Run, plots: _Plots) -> str:
             body += H.note(f"... and {len(skipped) - 50:,} more (see data_report.json).")
     if report.get("notes"):
         body += "<h3>Notes</h3><ul>" + "".join(f"<li>{H.esc(n)}</li>" for n in report["notes"]) + "</ul>"
+    if getattr(preds.data, "schema", None):  # a table: the resolved column types
+        body += "<h3>Schema</h3>" + H.table(["role", "column", "type", "why"],
+                                            [[c.role, c.name, c.kind, c.how] for c in preds.data.schema])
     return H.section("data", TITLES["data"], body)
 
 
@@ -430,46 +523,30 @@ def report(
         >>> report("runs/cifar_cnn-cifar10-20260101-120000")  # doctest: +SKIP
         PosixPath('runs/cifar_cnn-cifar10-20260101-120000/report.html')
     """
-    from tfpilot.evaluation.calibration import reliability_bins
-    from tfpilot.metrics import classification_metrics
-
     run = run if isinstance(run, Run) else Run(run)
     if not run.finished or not run.file("labels.json").is_file():
         raise FileNotFoundError(f"{run.path} is not a finished tfpilot run (it needs model.keras, labels.json and "
                                 "metrics.json): train it first with `tfpilot train`")
-    from tfpilot.data.table_io import is_table_run
-
-    if is_table_run(run.path):  # a table model: a section per head (evaluation/table_report.py)
-        from tfpilot.evaluation.table_report import table_report
-
-        return table_report(run, split, model=model, data=data, rows=misclassified, out=out)
     if split is None:
         saved = _read(run, "metrics")
         split = "test" if "test" in saved or "val" not in saved else "val"
     model = model if model is not None else run.load_model()
     preds = predict_split(run, split, model=model, data=data)
     cfg = load_config(run.config_file)
-    metrics = classification_metrics(preds.y_true, preds.probs, preds.class_names, k=cfg.train.top_k)
-    bins = reliability_bins(preds.y_true, preds.probs, n_bins)
+    metrics = split_metrics(preds, cfg.train.top_k)
     env = _read(run, "env")
     plots = _Plots(run.path / PLOTS)
-    sections = [
-        summary_section(run, preds, metrics, bins.ece, env),
-        training_section(run, plots),
-        confusion_section(metrics, preds.class_names, plots),
-        per_class_section(metrics),
-        calibration_section(preds, bins, plots),
-        misclassified_section(preds, model, plots, misclassified),
-        correct_section(preds, model, plots, correct, seed),
-        data_section(run, plots),
-        environment_section(run, env),
-    ]
+    heads = head_sections(preds, metrics, model, plots, (misclassified, correct, n_bins, seed))
+    sections = [summary_section(run, preds, metrics, env, n_bins), training_section(run, preds, plots),
+                *[H.section(*part) for part in heads], data_section(run, preds, plots), environment_section(run, env)]
     title = f"{cfg.model.name} on {Path(cfg.data.dataset).name or cfg.data.dataset}"
-    subtitle = (f"{preds.split} accuracy {metrics['accuracy']:.4f} · {len(preds.y_true):,} examples · "
+    figure = f"{preds.split} accuracy {metrics['accuracy']:.4f} · " if preds.classifier else f"{preds.split}: "
+    subtitle = (f"{figure}{len(preds.rows):,} examples · "
                 f"run {run.path.name} · report written {datetime.now():%Y-%m-%d %H:%M}")
     path = Path(out) if out is not None else run.file(REPORT)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(H.page(f"tfpilot report: {title}", subtitle, SECTIONS, sections), encoding="utf-8")
+    nav = [*SECTIONS[:2], *[(anchor, title) for anchor, title, _ in heads], *SECTIONS[7:]]
+    path.write_text(H.page(f"tfpilot report: {title}", subtitle, nav, sections), encoding="utf-8")
     log.debug("report written to %s", path)
     return path
 
