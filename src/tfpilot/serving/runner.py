@@ -113,9 +113,10 @@ def _keras_model(predictor: Any) -> Any:
 
 
 def example_instance(input_spec: Any, dtype: str | None = None) -> Any:
-    """One neutral instance of the input: a black image or a short text."""
-    if input_spec.kind == "text":
-        return np.array("warm up", dtype=object)
+    """One neutral instance of an input (an ``InputSpec`` or ``FeatureSpec``): a black image, a
+    short text, a known category or a zero."""
+    if input_spec.dtype == "string":
+        return np.array(next(iter(getattr(input_spec, "classes", ())), "warm up"), dtype=object)
     return np.zeros(input_spec.shape, dtype=dtype or input_spec.dtype)
 
 
