@@ -279,7 +279,7 @@ class Predictor:
         return self.prepare_columns({feature.key: items}, base)[feature.key]
 
     def prepare_columns(self, columns: Mapping[str, Sequence[Any]], base_dir: Path | None = None,
-                        where: Callable[[int, str], str] = lambda i, name: f"item {i}") -> dict[str, np.ndarray]:
+                        where: Callable[[int, str], str] = lambda i, _: f"item {i}") -> dict[str, np.ndarray]:
         """Each input's values (by key) as the array the model takes; ``where(i, name)`` names a bad value.
 
         Example:

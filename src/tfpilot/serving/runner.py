@@ -132,9 +132,6 @@ def make_runner(predictor: Any, max_batch: int = 32, allowed_batch_sizes: tuple[
     spec = predictor.input_spec
     model = _keras_model(predictor)
     if model is None:
-        if spec.kind == "text":
-            return Runner(lambda batch: predictor.predict_proba([str(t) for t in batch]),
-                          example_instance(spec), "predictor", max_batch=max_batch)
         return Runner(predictor.predict_proba, example_instance(spec), "predictor", max_batch=max_batch)
     import tensorflow as tf
 

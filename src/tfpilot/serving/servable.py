@@ -34,12 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.inference.predictor import InputError, load
 from tfpilot.registry import did_you_mean
 from tfpilot.serving.batcher import MicroBatcher, QueueFull, batch_size
 from tfpilot.serving.decode import InstanceDecoder
 from tfpilot.serving.errors import BadRequest, Unavailable
 from tfpilot.serving.metrics import ServingMetrics
-from tfpilot.inference.predictor import InputError
 from tfpilot.serving.runner import example_instance
 from tfpilot.serving.signatures import (
     DEFAULT_SIGNATURE,
@@ -262,13 +262,6 @@ class Servable:
             self.metrics.queue_depth.labels(self.name).set(depth)
 
 
-def load_predictor(path: str | Path, backend: str | None = None) -> Any:
-    """``tfpilot.inference.load(path, backend=backend)``: a run directory or an exported artifact."""
-    from tfpilot.inference import load
-
-    return load(path, backend=backend)
-
-
 def backend_name(predictor: Any, requested: str | None, path: Path) -> str:
     """The backend a loaded predictor runs on: the requested one, else keras or the detected artifact kind."""
     if requested:
@@ -317,7 +310,7 @@ class PredictorServable(Servable):
 
     def load(self) -> None:
         t0 = time.perf_counter()
-        predictor = load_predictor(self.path, self.requested_backend)
+        predictor = load(self.path, backend=self.requested_backend)
         self.backend = backend_name(predictor, self.requested_backend, self.path)
         if predictor.is_classifier:
             self._load_classifier(predictor)
