@@ -125,3 +125,39 @@ def test_the_web_page_has_a_form_field_per_input(server, table_csv, tmp_path):
     assert lines[0].startswith(f"kind: {expected['kind_label']} (")
     assert lines[1].startswith("price: ")
     assert float(lines[1].split(": ")[1]) == pytest.approx(expected["price"], rel=1e-3)
+
+
+def test_encoded_files_and_pixels_answer_alike_and_a_path_is_never_read(table_run, table_csv):
+    """The one servable over named inputs: ``serving_default`` (encoded files) and ``serving_pixels``
+    (uint8 pixels) give the same heads; a string sent as an image is not opened as a server-side path."""
+    import asyncio
+
+    import tfpilot
+    from tfpilot.serving.errors import BadRequest
+    from tfpilot.serving.servable import BatchOptions, PredictorServable
+
+    servable = PredictorServable("shop", 1, table_run, BatchOptions())
+    servable.load()
+    assert sorted(servable.signatures) == ["serving_default", "serving_pixels"]
+    assert not servable.legacy_rest and not servable.is_tfpilot and servable.extras()["task"] == "table"
+    rows = pd.read_csv(table_csv).head(3)
+    titles = np.array(list(rows.title), dtype=object)
+    files = np.array([(table_csv.parent / p).read_bytes() for p in rows.photo], dtype=object)
+    pixels = tfpilot.load(table_run).prepare(rows, base_dir=table_csv.parent)["photo"]
+    path = np.array([str(table_csv.parent / rows.photo[0])], dtype=object)
+
+    async def answers():
+        await servable.start()
+        try:
+            encoded = await servable.run("serving_default", {"photo": files, "title": titles})
+            raw = await servable.run("serving_pixels", {"photo": pixels, "title": titles})
+            with pytest.raises(BadRequest, match="instance 0, input 'photo': not a decodable image"):
+                await servable.run("serving_default", {"photo": path, "title": titles[:1]})
+            return encoded, raw
+        finally:
+            await servable.stop()
+
+    encoded, raw = asyncio.run(answers())
+    np.testing.assert_allclose(encoded["kind"], raw["kind"], atol=1e-6)
+    np.testing.assert_allclose(encoded["price"], raw["price"], rtol=1e-5)
+    assert list(encoded["kind_label"]) == list(raw["kind_label"])

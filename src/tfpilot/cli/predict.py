@@ -6,11 +6,11 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from tfpilot.cli.common import console, print_table, setup_logging, user_errors
+from tfpilot.cli.common import console, print_table, say, setup_logging, user_errors
 
 
 def expand_inputs(items: list[Path]) -> list[Path]:
@@ -63,18 +63,15 @@ def predict_command(
         "--out", "-o", help="Table models: write the predictions to this file (CSV, or JSON with --format json).")] = None,
 ) -> None:
     """Predict the class of each input (table models: every head's prediction for each row of a table)."""
-    from tfpilot.data.table_io import is_table_run
     from tfpilot.inference import load
 
     setup_logging()
     if fmt not in ("table", "json", "csv"):
         raise ValueError(f"--format must be table, json or csv, not {fmt!r}")
-    if is_table_run(run):  # rows in (CSV/TSV/JSONL/Parquet), one column per head out
-        from tfpilot.cli.table_output import predict_rows
-
-        predict_rows(run, inputs or [], fmt, top_k, out)
-        return
     predictor = load(run)
+    if not predictor.is_classifier:  # rows in (CSV/TSV/JSONL/Parquet), one column per head out
+        predict_rows(predictor, inputs or [], fmt, top_k, out)
+        return
     if predictor.input_spec.kind == "text":
         texts, names = text_inputs(text or [], inputs or [], column)
         results = predictor.predict(texts, top_k=top_k)
@@ -106,3 +103,48 @@ def predict_command(
             table.add_row(r["input"], f"{r['label']} ({r['score']:.3f})",
                           ", ".join(f"{t['label']} {t['score']:.3f}" for t in r["top_k"]))
         print_table(table)
+
+
+def predict_rows(predictor: Any, inputs: list[Path], fmt: str, top_k: int, out: Path | None) -> None:
+    """``tfpilot predict RUN rows.csv``: every head's prediction per row (table, json or csv)."""
+    from tfpilot.data.table_io import read_table
+    from tfpilot.inference.predictor import flat_prediction
+
+    if not inputs:
+        raise ValueError("give a table of rows to predict: tfpilot predict RUN rows.csv (CSV, TSV, JSONL or Parquet)")
+    rows: list[dict[str, Any]] = []
+    for path in inputs:
+        frame, base = read_table(path)
+        rows += [{"input": f"{path}:{i + 1}", **p}
+                 for i, p in enumerate(predictor.predict(frame, top_k=top_k, base_dir=base))]
+        if predictor.oov_:
+            say(f"{path}: values unseen in training (out-of-vocabulary): "
+                + ", ".join(f"{k} {v}" for k, v in predictor.oov_.items()), err=True)
+    flat = [flat_prediction(r) for r in rows]
+    if fmt == "table" and out is None:
+        from rich.table import Table
+
+        from tfpilot.cli.table_output import fmt as cell
+
+        table = Table(show_header=True)
+        for col in flat[0]:
+            table.add_column(col)
+        for r in flat:
+            table.add_row(*[cell(v) for v in r.values()])
+        print_table(table)
+        return
+    if fmt == "json":
+        text = json.dumps(rows)
+    else:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(flat[0]))
+        w.writeheader()
+        w.writerows(flat)
+        text = buf.getvalue().rstrip("\n")
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+        say(f"wrote {len(rows)} rows to {out}")
+    elif fmt == "json":
+        console.print_json(text)
+    else:
+        typer.echo(text)

@@ -65,10 +65,6 @@ def servable_factory(settings: ServeSettings, metrics: ServingMetrics | None) ->
     options = settings.batch_options()
 
     def make(config: ModelConfig, version: int, path: Path) -> Servable:
-        from tfpilot.serving.table_servable import TableServable, is_table_model
-
-        if config.single and is_table_model(path):  # a tfpilot table model: named inputs, a head each
-            return TableServable(config.name, version, path, options, metrics, backend=config.backend)
         generic = is_saved_model_dir(path) and (
             not config.single or (config.backend is None and not has_tfpilot_bundle(path)))
         if generic:

@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from tfpilot.serving.errors import BadRequest
 from tfpilot.serving.lookup import off_loop
 from tfpilot.serving.schemas import ERRORS, ModelList, PredictFileResponse
-from tfpilot.serving.servable import top_k_results
+from tfpilot.inference.predictor import top_k_result
 from tfpilot.serving.signatures import client_signatures
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -85,7 +85,7 @@ def friendly_router() -> APIRouter:
                     raise BadRequest("no files uploaded: send multipart/form-data with one or more 'files' parts")
                 batch, sources = await off_loop(servable.decoder.decode_files, uploads, lines, heavy=True)
             probs = await servable.probabilities(batch)
-            results = top_k_results(probs, servable.class_names, top_k)
+            results = [top_k_result(p, servable.class_names, top_k) for p in probs]
         predictions = [{"file": src, **r} for src, r in zip(sources, results, strict=True)]
         return JSONResponse({"model": name, "predictions": predictions})
 

@@ -113,9 +113,10 @@ def _keras_model(predictor: Any) -> Any:
 
 
 def example_instance(input_spec: Any, dtype: str | None = None) -> Any:
-    """One neutral instance of the input: a black image or a short text."""
-    if input_spec.kind == "text":
-        return np.array("warm up", dtype=object)
+    """One neutral instance of an input (an ``InputSpec`` or ``FeatureSpec``): a black image, a
+    short text, a known category or a zero."""
+    if input_spec.dtype == "string":
+        return np.array(next(iter(getattr(input_spec, "classes", ())), "warm up"), dtype=object)
     return np.zeros(input_spec.shape, dtype=dtype or input_spec.dtype)
 
 
@@ -131,9 +132,6 @@ def make_runner(predictor: Any, max_batch: int = 32, allowed_batch_sizes: tuple[
     spec = predictor.input_spec
     model = _keras_model(predictor)
     if model is None:
-        if spec.kind == "text":
-            return Runner(lambda batch: predictor.predict_proba([str(t) for t in batch]),
-                          example_instance(spec), "predictor", max_batch=max_batch)
         return Runner(predictor.predict_proba, example_instance(spec), "predictor", max_batch=max_batch)
     import tensorflow as tf
 

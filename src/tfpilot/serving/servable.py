@@ -6,9 +6,11 @@ signature and sends them through the servable's micro-batcher, so requests of al
 protocols share model calls. Two kinds exist:
 
 * :class:`PredictorServable` -- a tfpilot run directory or artifact (Keras, SavedModel,
-  TFLite, ONNX) behind ``tfpilot.inference.load``: one signature ``serving_default``
-  (raw images or texts in, class probabilities ``output_0`` out) plus tfpilot's extras
-  (class names, ``{"b64": ...}`` image decoding, the upload route and the web page);
+  TFLite, ONNX) behind ``tfpilot.inference.load``: a classifier's one signature
+  ``serving_default`` (raw images or texts in, class probabilities ``output_0`` out) plus
+  tfpilot's extras (class names, ``{"b64": ...}`` image decoding, the upload route and the
+  web page); a model of named inputs and heads with a signature input per input and an
+  output per head (and ``serving_pixels`` for uint8 images);
 * :class:`~tfpilot.serving.saved_model.SavedModelServable` -- any SavedModel, TF1 or TF2,
   with all its signatures (see that module).
 
@@ -32,20 +34,22 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.inference.predictor import InputError, load
 from tfpilot.registry import did_you_mean
 from tfpilot.serving.batcher import MicroBatcher, QueueFull, batch_size
 from tfpilot.serving.decode import InstanceDecoder
 from tfpilot.serving.errors import BadRequest, Unavailable
 from tfpilot.serving.metrics import ServingMetrics
+from tfpilot.serving.runner import example_instance
 from tfpilot.serving.signatures import (
     DEFAULT_SIGNATURE,
-    PREDICT_METHOD,
+    PIXELS_SIGNATURE,
     Signature,
-    TensorInfo,
     client_signatures,
     signature_def_map,
+    table_signatures,
+    tfpilot_signature,
 )
-from tfpilot.serving.tensors import DTYPES
 
 log = logging.getLogger("tfpilot.serving")
 
@@ -85,17 +89,6 @@ def pad_size(n: int, allowed: tuple[int, ...]) -> int:
         (4, 9, 3)
     """
     return next((s for s in allowed if s >= n), n)
-
-
-def top_k_results(probs: np.ndarray, class_names: list[str], top_k: int) -> list[dict[str, Any]]:
-    """``[{"label", "score", "top_k": [{"label", "score"}, ...]}]`` per row of ``probs``."""
-    k = max(1, min(top_k, probs.shape[1]))
-    out = []
-    for row in probs:
-        order = np.argsort(-row, kind="stable")[:k]
-        top = [{"label": class_names[i], "score": float(row[i])} for i in order]
-        out.append({"label": top[0]["label"], "score": top[0]["score"], "top_k": top})
-    return out
 
 
 class Servable:
@@ -269,13 +262,6 @@ class Servable:
             self.metrics.queue_depth.labels(self.name).set(depth)
 
 
-def load_predictor(path: str | Path, backend: str | None = None) -> Any:
-    """``tfpilot.inference.load(path, backend=backend)``: a run directory or an exported artifact."""
-    from tfpilot.inference import load
-
-    return load(path, backend=backend)
-
-
 def backend_name(predictor: Any, requested: str | None, path: Path) -> str:
     """The backend a loaded predictor runs on: the requested one, else keras or the detected artifact kind."""
     if requested:
@@ -295,13 +281,17 @@ def backend_name(predictor: Any, requested: str | None, path: Path) -> str:
 class PredictorServable(Servable):
     """A tfpilot run directory or artifact, served through its :class:`~tfpilot.inference.Predictor`.
 
+    A classifier has one signature, ``serving_default`` (raw images or texts in, class
+    probabilities ``output_0`` out), and tfpilot's extras; its batches are shared with REST's
+    raw-instance requests. A model of named inputs and heads has
+    :func:`~tfpilot.serving.signatures.table_signatures`, each head answered by name.
+
     Args:
         name, version, path, options, metrics: as for :class:`Servable`.
         backend: keras, saved_model, tflite or onnx (None: detected from the path).
     """
 
     kind = "tfpilot"
-    legacy_rest = True
 
     def __init__(self, name: str, version: int, path: str | Path, options: BatchOptions,
                  metrics: ServingMetrics | None = None, backend: str | None = None) -> None:
@@ -313,38 +303,46 @@ class PredictorServable(Servable):
         self._decoder: InstanceDecoder | None = None
         self.input_name = "input"
 
+    @property
+    def legacy_rest(self) -> bool:  # type: ignore[override]
+        """A classifier answers REST in tfpilot's shapes; other models as TF Serving answers a SavedModel."""
+        return self.predictor is not None and self.predictor.is_classifier
+
     def load(self) -> None:
+        t0 = time.perf_counter()
+        predictor = load(self.path, backend=self.requested_backend)
+        self.backend = backend_name(predictor, self.requested_backend, self.path)
+        if predictor.is_classifier:
+            self._load_classifier(predictor)
+        else:
+            self.signatures = MappingProxyType(table_signatures(predictor.spec))
+            self.predictor = predictor
+            warm = {c.key: [example_instance(c)[()]] for c in predictor.spec.inputs}
+            predictor.runner(predictor.prepare_columns(warm))
+        self.load_seconds = time.perf_counter() - t0
+        log.info("model %s ready (%s, %s) in %.1fs", self.name, self.path, self.backend, self.load_seconds)
+
+    def _load_classifier(self, predictor: Any) -> None:
         from tfpilot.serving.runner import make_runner
 
-        t0 = time.perf_counter()
-        predictor = load_predictor(self.path, self.requested_backend)
         runner = make_runner(predictor, self.options.max_batch, self.options.allowed_batch_sizes)
         runner.warm_up()
-        model = getattr(predictor, "model", None)
-        inputs = getattr(model, "inputs", None)
+        inputs = getattr(predictor.model, "inputs", None)
         if inputs and len(inputs) == 1 and getattr(inputs[0], "name", None):
             self.input_name = str(inputs[0].name)
         self.predictor, self.runner = predictor, runner
-        self.backend = backend_name(predictor, self.requested_backend, self.path)
         self._decoder = InstanceDecoder(predictor.input_spec, max_instances=self.options.max_instances)
         spec = predictor.input_spec
-        dtype = DTYPES[_TF_DTYPES.get(spec.dtype, "DT_STRING")]
-        sig = Signature(DEFAULT_SIGNATURE, PREDICT_METHOD,
-                        MappingProxyType({self.input_name: TensorInfo(
-                            self.input_name, dtype, (None, *spec.shape), f"serving_default_{self.input_name}:0")}),
-                        MappingProxyType({PROBABILITIES: TensorInfo(
-                            PROBABILITIES, DTYPES["DT_FLOAT"], (None, len(predictor.class_names)),
-                            "StatefulPartitionedCall:0")}))
-        self.signatures = MappingProxyType({DEFAULT_SIGNATURE: sig})
-        self.load_seconds = time.perf_counter() - t0
-        log.info("model %s ready (%s, %s runner) in %.1fs", self.name, self.path, runner.kind, self.load_seconds)
+        self.signatures = MappingProxyType({DEFAULT_SIGNATURE: tfpilot_signature(
+            DEFAULT_SIGNATURE, {self.input_name: (_TF_DTYPES.get(spec.dtype, "DT_STRING"), (None, *spec.shape))},
+            {PROBABILITIES: ("DT_FLOAT", (None, len(predictor.class_names)))})})
 
     def unload(self) -> None:
         self.predictor = self.runner = self._decoder = None
 
     @property
     def class_names(self) -> list[str]:
-        return list(self.predictor.class_names) if self.predictor is not None else []
+        return list(self.predictor.class_names) if self.legacy_rest else []
 
     @property
     def input_spec(self) -> Any:
@@ -358,10 +356,11 @@ class PredictorServable(Servable):
         return await self._submit(batch)
 
     def _batch_job(self, signature_name: str | None, inputs: Mapping[str, np.ndarray]) -> tuple[Any, Any, bool]:
-        """The one signature; its batches are shared with REST's raw-instance requests (no key)."""
+        """A classifier's one signature: its batches are shared with REST's raw-instance requests (no key)."""
+        if not self.legacy_rest:
+            return super()._batch_job(signature_name, inputs)
         sig = self.signature(signature_name)
-        checked = self.check_inputs(sig, inputs)
-        batch = checked[self.input_name]
+        batch = self.check_inputs(sig, inputs)[self.input_name]
         if self.input_spec.kind == "text":
             batch = np.array([x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x) for x in batch],
                              dtype=object)
@@ -371,11 +370,36 @@ class PredictorServable(Servable):
         return batch, None, True
 
     def _outputs(self, out: Any) -> dict[str, np.ndarray]:
-        return {PROBABILITIES: out}
+        return {PROBABILITIES: out} if self.legacy_rest else out
 
     def _call_raw(self, batch: Any) -> np.ndarray:
         return self.runner(batch)
 
+    def _run_signature(self, name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every head by key, and ``<key>_label`` (the top class) of class heads."""
+        spec = self.predictor.spec
+        columns: dict[str, Any] = dict(inputs)
+        for c in spec.inputs:
+            if c.kind == "image" and name != PIXELS_SIGNATURE:  # encoded files, never paths on this machine
+                columns[c.key] = [bytes(v) if isinstance(v, bytes) else b"" for v in inputs[c.key]]
+        try:
+            raw = self.predictor.runner(self.predictor.prepare_columns(columns, where=_instance_input))
+        except InputError as exc:
+            raise BadRequest(str(exc)) from None
+        out: dict[str, np.ndarray] = {}
+        for o in spec.outputs:
+            out[o.key] = v = np.asarray(raw[o.key], np.float32)
+            if o.classes:
+                top = v.argmax(axis=1) if o.kind == "category" else (v > 0.5).astype(int)
+                out[f"{o.key}_label"] = np.array([o.classes[i] for i in top], dtype=object)
+        return out
+
     def extras(self) -> dict[str, Any]:
+        if not self.legacy_rest:
+            return {"input_spec": self.input_spec.to_dict(), "task": "table", "backend": self.backend}
         return {"input_spec": self.input_spec.to_dict(), "class_names": self.class_names,
                 "backend": self.backend, "runner": self.runner.kind}
+
+
+def _instance_input(i: int, name: str) -> str:
+    return f"instance {i}, input {name!r}"

@@ -26,9 +26,11 @@ from typing import Any
 import numpy as np
 
 from tfpilot.serving.errors import BadRequest
-from tfpilot.serving.tensors import DType, dtype_of_array, dtype_of_enum
+from tfpilot.serving.tensors import DTYPES, DType, dtype_of_array, dtype_of_enum
 
 DEFAULT_SIGNATURE = "serving_default"
+#: A model with image inputs also takes them as uint8 pixels (``serving_default``: encoded files).
+PIXELS_SIGNATURE = "serving_pixels"
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
@@ -192,3 +194,46 @@ def proto_json(message: Any, snake_case: bool = True) -> dict[str, Any]:
 def client_signatures(signatures: Mapping[str, Signature]) -> list[str]:
     """The names a client may call (TF2's ``__saved_model_init_op`` left out), sorted."""
     return sorted(n for n in signatures if not n.startswith(_INTERNAL_PREFIX))
+
+
+def tfpilot_signature(name: str, inputs: Mapping[str, tuple[str, Shape]],
+                      outputs: Mapping[str, tuple[str, Shape]]) -> Signature:
+    """A predict signature named as a tfpilot export names its tensors.
+
+    Args:
+        name: the signature's name.
+        inputs, outputs: alias -> (dtype enum name, shape).
+
+    Example:
+        >>> sig = tfpilot_signature("serving_default", {"x": ("DT_FLOAT", (None,))}, {"y": ("DT_FLOAT", (None,))})
+        >>> sig.inputs["x"].name, sig.outputs["y"].name
+        ('serving_default_x:0', 'StatefulPartitionedCall:0')
+    """
+    ins = {k: TensorInfo(k, DTYPES[d], s, f"{name}_{k}:0") for k, (d, s) in inputs.items()}
+    outs = {k: TensorInfo(k, DTYPES[d], s, f"StatefulPartitionedCall:{i}")
+            for i, (k, (d, s)) in enumerate(outputs.items())}
+    return Signature(name, PREDICT_METHOD, MappingProxyType(ins), MappingProxyType(outs))
+
+
+def table_signatures(spec: Any) -> dict[str, Signature]:
+    """The signatures of a model of named inputs and heads (a :class:`~tfpilot.spec.TableSpec`).
+
+    ``serving_default`` takes images as encoded files (DT_STRING), texts and categories as
+    strings, numbers as DT_FLOAT; ``serving_pixels`` (models with image inputs) takes the
+    images as uint8 pixels. Out: each head by its key (category: probabilities (N, C);
+    binary: P(classes[1]); number: the value) and ``<key>_label`` (the top class) for class heads.
+    """
+    outputs: dict[str, tuple[str, Shape]] = {}
+    for o in spec.outputs:
+        outputs[o.key] = ("DT_FLOAT", (None, len(o.classes)) if o.kind == "category" else (None,))
+        if o.classes:
+            outputs[f"{o.key}_label"] = ("DT_STRING", (None,))
+    images = any(c.kind == "image" for c in spec.inputs)
+    return {name: tfpilot_signature(name, {c.key: _table_input(c, name) for c in spec.inputs}, outputs)
+            for name in ((DEFAULT_SIGNATURE, PIXELS_SIGNATURE) if images else (DEFAULT_SIGNATURE,))}
+
+
+def _table_input(c: Any, signature: str) -> tuple[str, Shape]:
+    if c.kind == "image" and signature == PIXELS_SIGNATURE:
+        return "DT_UINT8", (None, *c.shape)
+    return ("DT_FLOAT" if c.kind == "number" else "DT_STRING"), (None,)
