@@ -357,7 +357,6 @@ class Trainer:
         self.strategy_, self.cluster_ = create_strategy(t.distribute, t.worker_timeout_s)
         if self.strategy_ is None:
             return
-        self._task.check_distribute()
         if self.cluster_ is not None:
             check_same_config(self.strategy_, fingerprint(dump_config(self.config)), self.cluster_)
         replicas = self.strategy_.num_replicas_in_sync
