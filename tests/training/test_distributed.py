@@ -85,6 +85,54 @@ def test_accuracy_matches_a_single_process_run_with_the_same_global_batch(launch
     assert abs(multi - single) <= 0.01, (multi, single)
 
 
+#: A 2-input (text + number), 2-head (category + number) table model; the number head's loss weighs 0.5.
+TABLE_CONFIG = """
+features:
+  inputs: [title, size]
+  outputs: [{name: kind}, {name: price, loss: huber, loss_weight: 0.5}]
+model: {name: multitask, params: {hidden_units: [32], dropout: 0.0}}
+train:
+  epochs: 8
+  batch_size: 24
+  precision: float32
+  deterministic: true
+  seed: 3
+  optimizer: {learning_rate: 0.01}
+  callbacks: {progress: none, tensorboard: false, early_stopping: {enabled: false}}
+"""
+
+
+@pytest.fixture(scope="module")
+def launched_table(tmp_path_factory):
+    """A table model trained by 2 workers through `tfpilot launch`, and in one process."""
+    from tfpilot.testing.table import make_table
+
+    root = tmp_path_factory.mktemp("dist-table")
+    table = make_table(root, rows=240, images=False)
+    config = root / "table.yaml"
+    config.write_text(TABLE_CONFIG)
+    common = [str(config), "--dataset", str(table), "--no-report"]
+    multi = _run(["launch", "--workers", "2", "--threads", "1", *common, "--run-dir", str(root / "multi")])
+    assert multi.returncode == 0, multi.stdout[-3000:] + multi.stderr[-3000:]
+    single = _run(["train", *common, "--run-dir", str(root / "single")])
+    assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
+    return root, multi.stdout
+
+
+def test_a_two_input_two_head_table_model_matches_a_single_process_run(launched_table):
+    root, output = launched_table
+    digests = _digests(output)
+    assert sorted(digests) == [0, 1] and digests[0] == digests[1], output[-3000:]
+    multi, single = (json.loads((root / name / "metrics.json").read_text()) for name in ("multi", "single"))
+    assert multi["distributed"]["workers"] == 2 and "distributed" not in single
+    heads, alone = multi["test"]["heads"], single["test"]["heads"]
+    assert heads["kind"]["accuracy"] > 0.8
+    assert abs(heads["kind"]["accuracy"] - alone["kind"]["accuracy"]) <= 0.01, (heads, alone)
+    price = heads["price"]
+    assert price["mae"] < 0.5 * price["baseline_mae"]  # the number head learned too
+    assert abs(price["mae"] - alone["price"]["mae"]) <= 0.1 * price["baseline_mae"], (heads, alone)
+
+
 def _children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
