@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tfpilot.training.distribute import Cluster, free_ports, tf_config
 
@@ -175,30 +176,49 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import tfpilot
-run = tfpilot.train({
+tree = json.loads(sys.argv[3])
+tree["train"]["distribute"], tree["output"] = sys.argv[1], {"run_dir": sys.argv[2]}
+print(json.dumps(tfpilot.train(tree, report=False).metrics))
+"""
+#: A classifier (the MNIST-like digits) for the mirrored runs.
+DIGITS = {
     "data": {"dataset": "digits"},
     "model": {"name": "mlp", "params": {"hidden_units": [32]}},
-    "train": {"epochs": 4, "batch_size": 64, "precision": "float32", "seed": 5, "distribute": sys.argv[1],
-              "optimizer": {"learning_rate": 0.01},
+    "train": {"epochs": 4, "batch_size": 64, "precision": "float32", "seed": 5, "optimizer": {"learning_rate": 0.01},
               "callbacks": {"progress": "none", "tensorboard": False}},
-    "output": {"run_dir": sys.argv[2]},
-}, report=False)
-print(json.dumps(run.metrics))
-"""
+}
 
 
-def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
+def _mirrored_and_not(tmp_path, tree: dict) -> dict[str, dict]:
+    """The metrics of ``tree`` trained mirrored over two logical CPUs, and on one device."""
     out = {}
     for mode in ("mirrored", "none"):
-        res = subprocess.run([sys.executable, "-c", MIRRORED, mode, str(tmp_path / mode)], capture_output=True,
-                             text=True, env=_env(), timeout=300)
+        res = subprocess.run([sys.executable, "-c", MIRRORED, mode, str(tmp_path / mode), json.dumps(tree)],
+                             capture_output=True, text=True, env=_env(), timeout=300)
         assert res.returncode == 0, res.stderr[-3000:]
         out[mode] = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["mirrored"]["distributed"]["replicas"] == 2
     assert "distributed" not in out["none"]
+    return out
+
+
+def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
+    out = _mirrored_and_not(tmp_path, DIGITS)
     assert out["mirrored"]["test"]["accuracy"] > 0.8
     assert abs(out["mirrored"]["test"]["accuracy"] - out["none"]["test"]["accuracy"]) <= 0.02
     assert abs(out["mirrored"]["test"]["loss"] - out["none"]["test"]["loss"]) <= 0.05
+
+
+def test_a_table_model_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
+    from tfpilot.testing.table import make_table
+
+    tree = yaml.safe_load(TABLE_CONFIG)
+    tree["data"] = {"dataset": str(make_table(tmp_path, rows=240, images=False))}
+    out = _mirrored_and_not(tmp_path, tree)
+    heads, alone = out["mirrored"]["test"]["heads"], out["none"]["test"]["heads"]
+    assert heads["kind"]["accuracy"] > 0.8
+    assert abs(heads["kind"]["accuracy"] - alone["kind"]["accuracy"]) <= 0.02, (heads, alone)
+    assert abs(heads["price"]["mae"] - alone["price"]["mae"]) <= 0.1 * heads["price"]["baseline_mae"], (heads, alone)
 
 
 def test_a_worker_whose_peer_never_starts_names_the_address(tmp_path):
