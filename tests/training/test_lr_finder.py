@@ -136,3 +136,8 @@ def test_a_table_model_trains_at_the_rate_its_range_test_suggests(tmp_path):
     assert run.metrics["learning_rate_found"] == found["suggestion"]
     assert float(run.history[0]["learning_rate"]) == pytest.approx(found["suggestion"], rel=1e-3)
     assert (run.path / PLOT).is_file()
+    out = tmp_path / "cli"
+    cli = CliRunner().invoke(app, ["lr-find", "--dataset", str(table), "--target", "kind", "--target", "price",
+                                   "--steps", "10", "--out", str(out)])
+    assert cli.exit_code == 0, cli.output
+    assert "suggested learning rate (steepest):" in cli.output and (out / RESULT).is_file()
