@@ -44,15 +44,20 @@ def _digests(output: str) -> dict[int, str]:
     return {int(worker): digest for worker, digest in found}
 
 
+def _launch_and_train(root: Path, args: list[str]) -> tuple[Path, str]:
+    """``root/multi`` trained by 2 workers and ``root/single`` by one process, from the same
+    arguments (so the same global batch); returns ``root`` and the launch's output."""
+    multi = _run(["launch", "--workers", "2", "--threads", "1", *args, "--run-dir", str(root / "multi")])
+    assert multi.returncode == 0, multi.stdout[-3000:] + multi.stderr[-3000:]
+    single = _run(["train", *args, "--run-dir", str(root / "single")])
+    assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
+    return root, multi.stdout
+
+
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory, shared_datasets):
     """One 2-worker run and one single-process run of the same config and global batch."""
-    root = tmp_path_factory.mktemp("dist")
-    multi = _run(["launch", "--workers", "2", "--threads", "1", *COMMON, "--run-dir", str(root / "multi")])
-    assert multi.returncode == 0, multi.stdout[-3000:] + multi.stderr[-3000:]
-    single = _run(["train", *COMMON, "--run-dir", str(root / "single")])
-    assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
-    return root, multi.stdout
+    return _launch_and_train(tmp_path_factory.mktemp("dist"), COMMON)
 
 
 def test_two_workers_finish_with_identical_weights(launched):
@@ -112,12 +117,7 @@ def launched_table(tmp_path_factory):
     table = make_table(root, rows=240, images=False)
     config = root / "table.yaml"
     config.write_text(TABLE_CONFIG)
-    common = [str(config), "--dataset", str(table), "--no-report"]
-    multi = _run(["launch", "--workers", "2", "--threads", "1", *common, "--run-dir", str(root / "multi")])
-    assert multi.returncode == 0, multi.stdout[-3000:] + multi.stderr[-3000:]
-    single = _run(["train", *common, "--run-dir", str(root / "single")])
-    assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
-    return root, multi.stdout
+    return _launch_and_train(root, [str(config), "--dataset", str(table), "--no-report"])
 
 
 def test_a_two_input_two_head_table_model_matches_a_single_process_run(launched_table):
