@@ -75,14 +75,12 @@ def make_test_step(model: Any, loss_tracker: Any, strategy: Any) -> Any:
     """
     import tensorflow as tf
 
-    def update(x: Any, y: Any, sample_weight: Any) -> None:
-        y_pred = model(x, training=False)
-        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
-        loss_tracker.update_state(_unscaled(loss, strategy), sample_weight=_rows(y_pred))
-        model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
     def replica_step(x: Any, y: Any, sample_weight: Any = None) -> None:
-        tf.cond(_rows(x) > 0, lambda: update(x, y, sample_weight) or tf.constant(True), lambda: tf.constant(False))
+        if _rows(x) > 0:  # a tf.cond (autograph)
+            y_pred = model(x, training=False)
+            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+            loss_tracker.update_state(_unscaled(loss, strategy), sample_weight=_rows(y_pred))
+            model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     run = _per_batch(replica_step, strategy)
 

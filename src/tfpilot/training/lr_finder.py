@@ -179,14 +179,6 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float, list[s
     return float(lrs[steep]), min_loss_lr, notes
 
 
-def _loss(cfg: Any, model: Any) -> dict[str, Any]:
-    """The Trainer's loss for this config and its weights (:func:`~tfpilot.training.setup.loss_and_metrics`):
-    a table model's loss is summed over its heads, each with its ``loss_weight``."""
-    from tfpilot.training.setup import loss_and_metrics, loss_weights
-
-    return {"loss": loss_and_metrics(cfg, model, int(model.outputs[0].shape[-1]))[0], "loss_weights": loss_weights(cfg)}
-
-
 def plot_lr_find(result: LRFinderResult, path: str | Path) -> Path:
     """Save the loss-vs-learning-rate curve (log x-axis, suggestion marked) as a PNG.
 
@@ -259,6 +251,7 @@ def find_lr(
     """
     from tfpilot.config import Config, load_config
     from tfpilot.training.optimizers import create_optimizer
+    from tfpilot.training.setup import loss_and_metrics, loss_weights
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -275,9 +268,11 @@ def find_lr(
         raise ValueError("with your own model and dataset, give num_steps too")
 
     lrs = np.geomspace(start_lr, end_lr, int(steps))
-    losses = {"loss": loss} if loss is not None else _loss(cfg, model)
-    model.compile(optimizer=create_optimizer(cfg.train.optimizer, float(start_lr)), **losses, jit_compile=False,
-                  steps_per_execution=1)
+    weights = None
+    if loss is None:  # the Trainer's: a table model's loss is summed over its heads, each with its loss_weight
+        loss, weights = loss_and_metrics(cfg, model, int(model.outputs[0].shape[-1]))[0], loss_weights(cfg)
+    model.compile(optimizer=create_optimizer(cfg.train.optimizer, float(start_lr)), loss=loss, loss_weights=weights,
+                  jit_compile=False, steps_per_execution=1)
     test = LRRangeTest(lrs, beta=beta, diverge=diverge)
     model.fit(dataset, epochs=1, steps_per_epoch=int(steps), callbacks=[test], verbose=0, shuffle=False)
 
