@@ -106,21 +106,12 @@ def unfreeze(model: Any, layers: int | None = None, from_layer: str | None = Non
     """
     if layers is not None and from_layer is not None:
         raise ValueError("unfreeze: give either layers (the top N) or from_layer (a layer name), not both")
-    backbones = find_backbones(model)
-    starts = {owner: _first_open(owner, backbone, layers, from_layer) for owner, backbone in backbones.items()}
-    opened = []
-    for owner, backbone in backbones.items():
-        backbone.trainable = True  # sets every sublayer trainable; now freeze what stays frozen
-        for i, layer in enumerate(_children(backbone)):
-            train = i >= starts[owner] and not isinstance(layer, keras.layers.BatchNormalization)
-            layer.trainable = train
-            if train and layer.trainable_weights:
-                opened.append(layer.name)
-    return opened
+    return [name for owner, backbone in find_backbones(model).items()
+            for name in _open_top(owner, backbone, layers, from_layer)]
 
 
-def _first_open(owner: str, backbone: keras.Model, layers: int | None, from_layer: str | None) -> int:
-    """The index of the first layer of ``backbone`` (inside ``owner``) that :func:`unfreeze` opens."""
+def _open_top(owner: str, backbone: keras.Model, layers: int | None, from_layer: str | None) -> list[str]:
+    """:func:`unfreeze` for one backbone (inside the model ``owner``)."""
     children = _children(backbone)
     if backbone.trainable and any(c.trainable for c in children if isinstance(c, keras.layers.BatchNormalization)):
         raise ValueError(
@@ -129,21 +120,25 @@ def _first_open(owner: str, backbone: keras.Model, layers: int | None, from_laye
             "weights (weights: imagenet or a weights file)."
         )
     names = [layer.name for layer in children]
-    if from_layer is not None:
-        if from_layer not in names:
-            raise ValueError(
-                f"the backbone of {owner!r} ({backbone.name}, {len(names)} layers) has no layer {from_layer!r}."
-                f"{did_you_mean(from_layer, names)} Its last layers: {', '.join(names[-8:])}."
-            )
-        return names.index(from_layer)
-    if layers is None:
-        return 0
-    if isinstance(layers, bool) or int(layers) != layers or not 0 <= int(layers) <= len(children):
+    if from_layer is not None and from_layer not in names:
         raise ValueError(
-            f"unfreeze: layers must be an integer from 0 to {len(children)} (the backbone's layer count), "
+            f"the backbone of {owner!r} ({backbone.name}, {len(names)} layers) has no layer {from_layer!r}."
+            f"{did_you_mean(from_layer, names)} Its last layers: {', '.join(names[-8:])}."
+        )
+    if layers is not None and (isinstance(layers, bool) or int(layers) != layers or not 0 <= layers <= len(names)):
+        raise ValueError(
+            f"unfreeze: layers must be an integer from 0 to {len(names)} (the backbone's layer count), "
             f"got {layers!r}; leave it unset to unfreeze the whole backbone"
         )
-    return len(children) - int(layers)
+    top = len(names) if layers is None else int(layers)
+    start = names.index(from_layer) if from_layer is not None else len(names) - top
+    backbone.trainable = True  # sets every sublayer trainable; now freeze what stays frozen
+    opened = []
+    for i, layer in enumerate(children):
+        layer.trainable = i >= start and not isinstance(layer, keras.layers.BatchNormalization)
+        if layer.trainable and layer.trainable_weights:
+            opened.append(layer.name)
+    return opened
 
 
 def freeze(model: Any) -> None:
