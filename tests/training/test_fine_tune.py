@@ -86,7 +86,8 @@ def test_stage_two_unfreezes_the_top_of_every_transfer_encoder_of_a_table_model(
                      "outputs": ["kind", "price"]},
         "model": {"name": "multitask", "params": {"hidden_units": [16]}},
         "train": {"epochs": 1, "batch_size": 8, "precision": "float32",
-                  "fine_tune": {"enabled": True, "epochs": 1, "from_layer": "block_16_project", "unfreeze_layers": None},
+                  "fine_tune": {"enabled": True, "epochs": 1, "from_layer": "block_16_project",
+                                "unfreeze_layers": None},
                   "callbacks": {"tensorboard": False, "progress": "none"}},
         "output": {"run_dir": str(root / "table-run")},
     })
@@ -116,6 +117,7 @@ def test_fine_tuning_a_table_model_without_a_transfer_encoder_names_its_inputs()
     tree = {"features": {"inputs": ["photo", "size"], "outputs": ["kind"]}, "train": {"fine_tune": {"enabled": True}}}
     with pytest.raises(ConfigError, match=r"no input of the table model \(photo, size\) has a transfer-learning enc"):
         load_config(tree)
-    tree["features"]["inputs"][0] = {"name": "photo", "encoder": {"model": "mobilenet_v2", "params": {"weights": "none"}}}
+    scratch = {"model": "mobilenet_v2", "params": {"weights": "none"}}
+    tree["features"]["inputs"][0] = {"name": "photo", "encoder": scratch}
     with pytest.raises(ConfigError, match=r"features.inputs\[photo\].encoder.params.weights=none"):
         load_config(tree)
