@@ -475,10 +475,9 @@ class Config(Section):
         transfer = [(where, params) for where, name, params in self._zoo_models()
                     if "weights" in inspect.signature(MODELS.get(name)).parameters]
         if not transfer:
-            names = ", ".join(i.name for i in self.features.inputs or []) if self.features else ""
-            has_none = (f"{self.model.name!r} has none" if self.features is None else
-                        f"no input of the table model ({names or 'every column'}) has a transfer-learning encoder: "
-                        "set features.inputs[].encoder.model of an image input to one")
+            has_none = (f"{self.model.name!r} has none" if self.features is None else "no input of the table model "
+                        f"({', '.join(i.name for i in self.features.inputs or []) or 'every column'}) has a transfer-"
+                        "learning encoder: set features.inputs[].encoder.model of an image input to one")
             raise ValueError(f"train.fine_tune needs a transfer-learning model with a pretrained backbone; {has_none} "
                              "(see `tfpilot models`: mobilenet_v2, efficientnet_b0, ...)")
         for where, params in transfer:

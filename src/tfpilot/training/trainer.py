@@ -278,8 +278,7 @@ class Trainer:
         ft = self.config.train.fine_tune
         names = unfreeze(model, layers=None if ft.from_layer else ft.unfreeze_layers, from_layer=ft.from_layer)
         self.unfrozen_ = names
-        log.info("fine-tuning: unfroze %d backbone layers (%s ... %s)", len(names), names[0] if names else "",
-                 names[-1] if names else "")
+        log.info("fine-tuning: unfroze %d backbone layers: %s", len(names), ", ".join(names))
         self._compile(model, self._steps(data), data.num_classes, precision, stage=2)
 
     def _one_hot(self, data: Any) -> int | None:
