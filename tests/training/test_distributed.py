@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tfpilot.training.distribute import Cluster, free_ports, tf_config
 
@@ -43,15 +44,20 @@ def _digests(output: str) -> dict[int, str]:
     return {int(worker): digest for worker, digest in found}
 
 
+def _launch_and_train(root: Path, args: list[str]) -> tuple[Path, str]:
+    """``root/multi`` trained by 2 workers and ``root/single`` by one process, from the same
+    arguments (so the same global batch); returns ``root`` and the launch's output."""
+    multi = _run(["launch", "--workers", "2", "--threads", "1", *args, "--run-dir", str(root / "multi")])
+    assert multi.returncode == 0, multi.stdout[-3000:] + multi.stderr[-3000:]
+    single = _run(["train", *args, "--run-dir", str(root / "single")])
+    assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
+    return root, multi.stdout
+
+
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory, shared_datasets):
     """One 2-worker run and one single-process run of the same config and global batch."""
-    root = tmp_path_factory.mktemp("dist")
-    multi = _run(["launch", "--workers", "2", "--threads", "1", *COMMON, "--run-dir", str(root / "multi")])
-    assert multi.returncode == 0, multi.stdout[-3000:] + multi.stderr[-3000:]
-    single = _run(["train", *COMMON, "--run-dir", str(root / "single")])
-    assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
-    return root, multi.stdout
+    return _launch_and_train(tmp_path_factory.mktemp("dist"), COMMON)
 
 
 def test_two_workers_finish_with_identical_weights(launched):
@@ -83,6 +89,49 @@ def test_accuracy_matches_a_single_process_run_with_the_same_global_batch(launch
     single = json.loads((root / "single" / "metrics.json").read_text())["test"]["accuracy"]
     assert multi > 0.8
     assert abs(multi - single) <= 0.01, (multi, single)
+
+
+#: A 2-input (text + number), 2-head (category + number) table model; the number head's loss weighs 0.5.
+TABLE_CONFIG = """
+features:
+  inputs: [title, size]
+  outputs: [{name: kind}, {name: price, loss: huber, loss_weight: 0.5}]
+model: {name: multitask, params: {hidden_units: [32], dropout: 0.0}}
+train:
+  epochs: 8
+  batch_size: 24
+  precision: float32
+  deterministic: true
+  seed: 3
+  optimizer: {learning_rate: 0.01}
+  callbacks: {progress: none, tensorboard: false, early_stopping: {enabled: false}}
+"""
+
+
+@pytest.fixture(scope="module")
+def launched_table(tmp_path_factory):
+    """A table model trained by 2 workers through `tfpilot launch`, and in one process."""
+    from tfpilot.testing.table import make_table
+
+    root = tmp_path_factory.mktemp("dist-table")
+    table = make_table(root, rows=240, images=False)
+    config = root / "table.yaml"
+    config.write_text(TABLE_CONFIG)
+    return _launch_and_train(root, [str(config), "--dataset", str(table), "--no-report"])
+
+
+def test_a_two_input_two_head_table_model_matches_a_single_process_run(launched_table):
+    root, output = launched_table
+    digests = _digests(output)
+    assert sorted(digests) == [0, 1] and digests[0] == digests[1], output[-3000:]
+    multi, single = (json.loads((root / name / "metrics.json").read_text()) for name in ("multi", "single"))
+    assert multi["distributed"]["workers"] == 2 and "distributed" not in single
+    heads, alone = multi["test"]["heads"], single["test"]["heads"]
+    assert heads["kind"]["accuracy"] > 0.8
+    assert abs(heads["kind"]["accuracy"] - alone["kind"]["accuracy"]) <= 0.01, (heads, alone)
+    price = heads["price"]
+    assert price["mae"] < 0.5 * price["baseline_mae"]  # the number head learned too
+    assert abs(price["mae"] - alone["price"]["mae"]) <= 0.1 * price["baseline_mae"], (heads, alone)
 
 
 def _children(pid: int) -> list[int]:
@@ -127,30 +176,49 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import tfpilot
-run = tfpilot.train({
+tree = json.loads(sys.argv[3])
+tree["train"]["distribute"], tree["output"] = sys.argv[1], {"run_dir": sys.argv[2]}
+print(json.dumps(tfpilot.train(tree, report=False).metrics))
+"""
+#: A classifier (the MNIST-like digits) for the mirrored runs.
+DIGITS = {
     "data": {"dataset": "digits"},
     "model": {"name": "mlp", "params": {"hidden_units": [32]}},
-    "train": {"epochs": 4, "batch_size": 64, "precision": "float32", "seed": 5, "distribute": sys.argv[1],
-              "optimizer": {"learning_rate": 0.01},
+    "train": {"epochs": 4, "batch_size": 64, "precision": "float32", "seed": 5, "optimizer": {"learning_rate": 0.01},
               "callbacks": {"progress": "none", "tensorboard": False}},
-    "output": {"run_dir": sys.argv[2]},
-}, report=False)
-print(json.dumps(run.metrics))
-"""
+}
 
 
-def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
+def _mirrored_and_not(tmp_path, tree: dict) -> dict[str, dict]:
+    """The metrics of ``tree`` trained mirrored over two logical CPUs, and on one device."""
     out = {}
     for mode in ("mirrored", "none"):
-        res = subprocess.run([sys.executable, "-c", MIRRORED, mode, str(tmp_path / mode)], capture_output=True,
-                             text=True, env=_env(), timeout=300)
+        res = subprocess.run([sys.executable, "-c", MIRRORED, mode, str(tmp_path / mode), json.dumps(tree)],
+                             capture_output=True, text=True, env=_env(), timeout=300)
         assert res.returncode == 0, res.stderr[-3000:]
         out[mode] = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["mirrored"]["distributed"]["replicas"] == 2
     assert "distributed" not in out["none"]
+    return out
+
+
+def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
+    out = _mirrored_and_not(tmp_path, DIGITS)
     assert out["mirrored"]["test"]["accuracy"] > 0.8
     assert abs(out["mirrored"]["test"]["accuracy"] - out["none"]["test"]["accuracy"]) <= 0.02
     assert abs(out["mirrored"]["test"]["loss"] - out["none"]["test"]["loss"]) <= 0.05
+
+
+def test_a_table_model_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
+    from tfpilot.testing.table import make_table
+
+    tree = yaml.safe_load(TABLE_CONFIG)
+    tree["data"] = {"dataset": str(make_table(tmp_path, rows=240, images=False))}
+    out = _mirrored_and_not(tmp_path, tree)
+    heads, alone = out["mirrored"]["test"]["heads"], out["none"]["test"]["heads"]
+    assert heads["kind"]["accuracy"] > 0.8
+    assert abs(heads["kind"]["accuracy"] - alone["kind"]["accuracy"]) <= 0.02, (heads, alone)
+    assert abs(heads["price"]["mae"] - alone["price"]["mae"]) <= 0.1 * heads["price"]["baseline_mae"], (heads, alone)
 
 
 def test_a_worker_whose_peer_never_starts_names_the_address(tmp_path):

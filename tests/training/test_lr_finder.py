@@ -114,3 +114,30 @@ def test_cli_lr_find_prints_the_suggestion(folder, tmp_path):
     assert (out / PLOT).is_file() and (out / RESULT).is_file()
     bad = CliRunner().invoke(app, ["lr-find", "--dataset", str(folder), "--model", "mlp", "--method", "valley"])
     assert bad.exit_code == 2 and "method must be one of" in bad.output
+
+
+def test_a_table_model_trains_at_the_rate_its_range_test_suggests(tmp_path):
+    """learning_rate: auto on a 2-input, 2-head table model: the sweep's loss is the heads' weighted sum."""
+    import tfpilot
+    from tfpilot.testing.table import make_table
+
+    table = make_table(tmp_path, rows=60, images=False)
+    run = tfpilot.train({
+        "data": {"dataset": str(table)},
+        "features": {"inputs": ["title", "size"], "outputs": ["kind", {"name": "price", "loss_weight": 0.5}]},
+        "model": {"name": "multitask", "params": {"hidden_units": [16]}},
+        "train": {"epochs": 1, "batch_size": 8, "precision": "float32", "optimizer": {"learning_rate": "auto"},
+                  "callbacks": {"tensorboard": False, "progress": "none"}},
+        "output": {"run_dir": str(tmp_path / "run")},
+    }, report=False)
+    found = json.loads((run.path / RESULT).read_text())
+    assert found["planned_steps"] == 30 and all(np.isfinite(found["losses"][:3]))
+    assert np.isfinite(found["suggestion"]) and found["lrs"][0] <= found["suggestion"] <= found["lrs"][-1]
+    assert run.metrics["learning_rate_found"] == found["suggestion"]
+    assert float(run.history[0]["learning_rate"]) == pytest.approx(found["suggestion"], rel=1e-3)
+    assert (run.path / PLOT).is_file()
+    out = tmp_path / "cli"
+    cli = CliRunner().invoke(app, ["lr-find", "--dataset", str(table), "--target", "kind", "--target", "price",
+                                   "--steps", "10", "--out", str(out)])
+    assert cli.exit_code == 0, cli.output
+    assert "suggested learning rate (steepest):" in cli.output and (out / RESULT).is_file()

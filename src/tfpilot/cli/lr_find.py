@@ -28,6 +28,8 @@ def lr_find_command(
     start_lr: Annotated[float, typer.Option("--start-lr")] = 1e-7,
     end_lr: Annotated[float, typer.Option("--end-lr")] = 10.0,
     method: Annotated[str, typer.Option("--method", help="steepest or min_div_10.")] = "steepest",
+    target: Annotated[Optional[list[str]], typer.Option(
+        "--target", help="A table column to predict (repeatable): a table model, as in `tfpilot train`.")] = None,
 ) -> None:
     """Sweep the learning rate from 1e-7 to 10 over a short training run and suggest one
     (where the loss falls fastest); saves the loss-vs-LR plot."""
@@ -37,6 +39,10 @@ def lr_find_command(
     setup_logging()
     cfg = load_config(config, overrides=set_ or [], dataset=dataset, model=model, batch_size=batch_size,
                       data_dir=data_dir)
+    if target:
+        from tfpilot.config.table_flags import with_columns
+
+        cfg = with_columns(cfg, target, [], model_given=model is not None)
     if out is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = cfg.output.runs_root / f"lr_find-{cfg.model.name}-{Path(cfg.data.dataset).name or 'data'}-{stamp}"

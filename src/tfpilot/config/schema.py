@@ -461,20 +461,30 @@ class Config(Section):
         t = self.train
         return t.label_mode == "one_hot" or t.label_smoothing > 0 or self.data.augment.mixes_labels
 
+    def _zoo_models(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(config key, zoo model, params)``: the model, or each table input's zoo encoder."""
+        if self.features is None:
+            return [("model", self.model.name, self.model.params)]
+        return [(f"features.inputs[{i.name}].encoder", i.encoder.model, i.encoder.params)
+                for i in self.features.inputs or [] if i.encoder.model]
+
     @model_validator(mode="after")
     def _fine_tuning_needs_a_pretrained_backbone(self) -> Config:
         if not self.train.fine_tune.enabled:
             return self
-        takes_weights = "weights" in inspect.signature(MODELS.get(self.model.name)).parameters
-        if not takes_weights:
-            raise ValueError(
-                f"train.fine_tune needs a transfer-learning model with a pretrained backbone; "
-                f"{self.model.name!r} has none (see `tfpilot models`: mobilenet_v2, efficientnet_b0, ...)"
-            )
-        if str(self.model.params.get("weights", "imagenet")).lower() in ("none", "null"):
-            raise ValueError(
-                "train.fine_tune with model.params.weights=none: a backbone without pretrained weights trains "
-                "whole from the start, so there is nothing to fine-tune. Use weights: imagenet or a weights file, "
-                "or disable train.fine_tune"
-            )
+        transfer = [(where, params) for where, name, params in self._zoo_models()
+                    if "weights" in inspect.signature(MODELS.get(name)).parameters]
+        if not transfer:
+            has_none = (f"{self.model.name!r} has none" if self.features is None else "no input of the table model "
+                        f"({', '.join(i.name for i in self.features.inputs or []) or 'every column'}) has a transfer-"
+                        "learning encoder: set features.inputs[].encoder.model of an image input to one")
+            raise ValueError(f"train.fine_tune needs a transfer-learning model with a pretrained backbone; {has_none} "
+                             "(see `tfpilot models`: mobilenet_v2, efficientnet_b0, ...)")
+        for where, params in transfer:
+            if str(params.get("weights", "imagenet")).lower() in ("none", "null"):
+                raise ValueError(
+                    f"train.fine_tune with {where}.params.weights=none: a backbone without pretrained weights trains "
+                    "whole from the start, so there is nothing to fine-tune. Use weights: imagenet or a weights file, "
+                    "or disable train.fine_tune"
+                )
         return self

@@ -32,12 +32,6 @@ def _refusals(cfg: Any) -> list[tuple[str, bool, str]]:
         ("train.label_smoothing", t.label_smoothing > 0, per_head),
         ("train.label_mode", t.label_mode == "one_hot", "category heads take integer labels"),
         ("train.class_weight", t.class_weight != "none", "class weights need a single class label per row"),
-        ("train.fine_tune", t.fine_tune.enabled, "encoders train whole with the heads"),
-        ("train.distribute", getattr(t, "distribute", "none") != "none",
-         "distributed training runs single-input pipelines only"),
-        ("train.loop", t.loop != "fit", "table models train through model.fit"),
-        ("train.optimizer.learning_rate", t.optimizer.learning_rate == "auto",
-         "the LR range test runs on classifiers; give a number"),
     ]
 
 

@@ -108,13 +108,14 @@ class TableData:
             batch_size: rows per batch.
             training: shuffle (reshuffled every epoch) when True.
             seed, shuffle_buffer: the shuffle's seed and buffer size.
-            one_hot, shard: single-input options; a table refuses them (ValueError).
+            one_hot: a single-input option; a table refuses it (ValueError).
+            shard: ``(num_shards, index)``: keep every num_shards-th row (a worker's share).
         """
         from tfpilot.data.table_pipeline import table_pipeline
 
-        _refuse_single_input_options(one_hot=one_hot, shard=shard)
+        _refuse_single_input_options(one_hot=one_hot)
         return table_pipeline(self.splits[split], self.spec, batch_size, training=training, seed=seed,
-                              shuffle_buffer=shuffle_buffer)
+                              shuffle_buffer=shuffle_buffer, shard=shard)
 
     def train_stream(self, batch_size: int, epochs: tuple[int, int], *, seed: int = 42, shuffle_buffer: int = 60_000,
                      steps_per_epoch: int | None = None, balanced: bool = False, one_hot: int | None = None,
@@ -127,13 +128,14 @@ class TableData:
             epochs: ``(start, end)`` epoch numbers (0-based, end exclusive).
             seed, shuffle_buffer: the base shuffle seed and the buffer size.
             steps_per_epoch: batches per epoch, if not one pass over the rows.
-            balanced, one_hot, shard: single-input options; a table refuses them (ValueError).
+            balanced, one_hot: single-input options; a table refuses them (ValueError).
+            shard: ``(num_workers, index)``: this worker's share of every epoch.
             maps: dataset transforms applied to the batched stream before prefetching.
         """
         from tfpilot.data.table_pipeline import table_train_pipeline
 
-        _refuse_single_input_options(balanced=balanced, one_hot=one_hot, shard=shard)
-        return table_train_pipeline(self.splits["train"], self.spec, batch_size, epochs, seed=seed,
+        _refuse_single_input_options(balanced=balanced, one_hot=one_hot)
+        return table_train_pipeline(self.splits["train"], self.spec, batch_size, epochs, seed=seed, shard=shard,
                                     shuffle_buffer=shuffle_buffer, steps_per_epoch=steps_per_epoch, maps=maps)
 
     def sample(self, examples: int, batch_size: int, seed: int) -> Any:
@@ -213,7 +215,7 @@ class TableData:
 
 def _refuse_single_input_options(**options: Any) -> None:
     """Raise ValueError naming the single-input pipeline options set (a table config refuses
-    them: one-hot labels, balanced sampling, distributed sharding)."""
+    them: one-hot labels, balanced sampling)."""
     used = [name for name, value in options.items() if value]
     if used:
         raise ValueError(f"table pipelines do not take {', '.join(used)}: those options apply to "

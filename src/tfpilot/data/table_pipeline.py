@@ -64,7 +64,8 @@ def _finish(ds: Any) -> Any:
 
 
 def table_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, *, training: bool, seed: int = 42,
-                   shuffle_buffer: int = 60_000, with_targets: bool = True) -> Any:
+                   shuffle_buffer: int = 60_000, with_targets: bool = True,
+                   shard: tuple[int, int] | None = None) -> Any:
     """Batches of ``(inputs, targets)`` (or inputs only) of one table split.
 
     Args:
@@ -74,6 +75,7 @@ def table_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, *, train
         training: shuffle (reshuffled every epoch) when True.
         seed, shuffle_buffer: the shuffle's seed and buffer size.
         with_targets: also yield the targets.
+        shard: ``(num_shards, index)``: keep every num_shards-th row from ``index`` on, before decoding.
     """
     import tensorflow as tf
 
@@ -81,6 +83,8 @@ def table_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, *, train
     decode = _decoder(split, spec)
     if training:
         ds = ds.shuffle(min(shuffle_buffer, max(len(split), 1)), seed=seed, reshuffle_each_iteration=True)
+    if shard is not None:
+        ds = ds.shard(*shard)
     if decode is not None:
         ds = ds.map(decode if with_targets else (lambda x: decode(x)[0]), num_parallel_calls=tf.data.AUTOTUNE)
     return _finish(ds.batch(batch_size))
@@ -88,7 +92,7 @@ def table_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, *, train
 
 def table_train_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, epochs: tuple[int, int], *,
                          seed: int = 42, shuffle_buffer: int = 60_000, steps_per_epoch: int | None = None,
-                         maps: Sequence[Callable[[Any], Any]] = ()) -> Any:
+                         maps: Sequence[Callable[[Any], Any]] = (), shard: tuple[int, int] | None = None) -> Any:
     """The training stream of epochs ``[start, end)``, each shuffled with a seed from ``(seed, epoch)``.
 
     Args:
@@ -99,6 +103,8 @@ def table_train_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, ep
         seed, shuffle_buffer: the base shuffle seed and the buffer size.
         steps_per_epoch: batches per epoch, if not one pass over the rows.
         maps: dataset transforms applied to the batched stream, in order, before prefetching.
+        shard: ``(num_workers, index)``: this worker's share of every epoch (the same seeded order on
+            every worker, each keeps every num_workers-th row of it, before decoding).
 
     Example:
         >>> import numpy as np
@@ -116,6 +122,8 @@ def table_train_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, ep
 
     def batches(e: Any) -> Any:
         ds = base.shuffle(buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + e, reshuffle_each_iteration=False)
+        if shard is not None:
+            ds = ds.shard(*shard)
         if decode is not None:
             ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if steps_per_epoch:

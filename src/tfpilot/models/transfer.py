@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -304,23 +305,13 @@ def save_backbone_weights(model: Any, path: str | Path) -> Path:
 
 
 def _builder(name: str, doc: str) -> Callable[..., keras.Model]:
-    """A thin builder for ``name`` with explicit keywords (so configs are checked)."""
+    """A builder for ``name`` with :func:`mobilenet_v2`'s keywords but ``alpha`` (so configs are checked)."""
 
-    def builder(
-        input_spec: InputSpec,
-        num_classes: int,
-        weights: str | None = "imagenet",
-        image_size: int | list[int] | None = None,
-        dropout: float = 0.2,
-        dense_units: int = 0,
-        pooling: str = "avg",
-        freeze_backbone: bool | None = None,
-        bn_momentum: float | None = None,
-    ) -> keras.Model:
-        return transfer_model(name, input_spec, num_classes, weights=weights, image_size=image_size,
-                              dropout=dropout, dense_units=dense_units, pooling=pooling,
-                              freeze_backbone=freeze_backbone, bn_momentum=bn_momentum)
+    def builder(input_spec: InputSpec, num_classes: int, **kwargs: Any) -> keras.Model:
+        return transfer_model(name, input_spec, num_classes, **kwargs)
 
+    sig = inspect.signature(mobilenet_v2)
+    builder.__signature__ = sig.replace(parameters=[p for p in sig.parameters.values() if p.name != "alpha"])
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = doc
     return builder

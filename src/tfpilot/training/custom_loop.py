@@ -17,6 +17,13 @@ def _unscaled(loss: Any, strategy: Any) -> Any:
     return loss * strategy.num_replicas_in_sync if strategy is not None else loss
 
 
+def _rows(y_pred: Any) -> Any:
+    """The batch's examples: the leading size of the (first head's) predictions."""
+    import tensorflow as tf
+
+    return tf.shape(tf.nest.flatten(y_pred)[0])[0]
+
+
 def _per_batch(step: Any, strategy: Any) -> Any:
     """``step(*batch)`` on one replica, or on every replica of ``strategy`` via ``strategy.run``."""
     if strategy is None:
@@ -45,7 +52,7 @@ def make_train_step(model: Any, loss_tracker: Any, strategy: Any = None) -> Any:
             scaled = model.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, model.trainable_variables)
         model.optimizer.apply(grads, model.trainable_variables)
-        loss_tracker.update_state(_unscaled(loss, strategy), sample_weight=tf.shape(y_pred)[0])
+        loss_tracker.update_state(_unscaled(loss, strategy), sample_weight=_rows(y_pred))
         model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     run = _per_batch(replica_step, strategy)
@@ -62,15 +69,18 @@ def make_test_step(model: Any, loss_tracker: Any, strategy: Any) -> Any:
     """A ``tf.function`` updating the loss and metrics on one validation batch (every replica).
 
     Used under a strategy, where ``model.evaluate`` cannot run (Keras 3 reduces its scalar
-    logs with ``axis=0`` under MultiWorkerMirroredStrategy: keras-team/keras#20585).
+    logs with ``axis=0`` under MultiWorkerMirroredStrategy: keras-team/keras#20585). A replica
+    left without rows at the end of the split (an empty batch) skips the step: some input
+    layers (a text column's n-gram counts) cannot run on zero rows.
     """
     import tensorflow as tf
 
     def replica_step(x: Any, y: Any, sample_weight: Any = None) -> None:
-        y_pred = model(x, training=False)
-        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
-        loss_tracker.update_state(_unscaled(loss, strategy), sample_weight=tf.shape(y_pred)[0])
-        model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if _rows(x) > 0:  # a tf.cond (autograph)
+            y_pred = model(x, training=False)
+            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+            loss_tracker.update_state(_unscaled(loss, strategy), sample_weight=_rows(y_pred))
+            model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     run = _per_batch(replica_step, strategy)
 

@@ -179,13 +179,6 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float, list[s
     return float(lrs[steep]), min_loss_lr, notes
 
 
-def _loss(cfg: Any, model: Any) -> Any:
-    """The Trainer's loss for this config (see :func:`tfpilot.training.trainer.loss_and_metrics`)."""
-    from tfpilot.training.setup import loss_and_metrics
-
-    return loss_and_metrics(cfg, model, int(model.outputs[0].shape[-1]))[0]
-
-
 def plot_lr_find(result: LRFinderResult, path: str | Path) -> Path:
     """Save the loss-vs-learning-rate curve (log x-axis, suggestion marked) as a PNG.
 
@@ -258,6 +251,7 @@ def find_lr(
     """
     from tfpilot.config import Config, load_config
     from tfpilot.training.optimizers import create_optimizer
+    from tfpilot.training.setup import loss_and_metrics, loss_weights
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -266,16 +260,18 @@ def find_lr(
     if num_steps is not None and num_steps < 5:
         raise ValueError(f"num_steps must be at least 5 for a usable curve, got {num_steps}")
     cfg = config if isinstance(config, Config) else load_config(config)
-    t = cfg.train
     steps = num_steps
     if model is None or dataset is None:
-        model, dataset, steps_per_epoch = _model_and_stream(cfg, model, dataset)
+        cfg, model, dataset, steps_per_epoch = _model_and_stream(cfg, model, dataset)
         steps = steps or max(min(100, steps_per_epoch), 30)
     elif steps is None:
         raise ValueError("with your own model and dataset, give num_steps too")
 
     lrs = np.geomspace(start_lr, end_lr, int(steps))
-    model.compile(optimizer=create_optimizer(t.optimizer, float(start_lr)), loss=loss or _loss(cfg, model),
+    weights = None
+    if loss is None:  # the Trainer's: a table model's loss is summed over its heads, each with its loss_weight
+        loss, weights = loss_and_metrics(cfg, model, int(model.outputs[0].shape[-1]))[0], loss_weights(cfg)
+    model.compile(optimizer=create_optimizer(cfg.train.optimizer, float(start_lr)), loss=loss, loss_weights=weights,
                   jit_compile=False, steps_per_execution=1)
     test = LRRangeTest(lrs, beta=beta, diverge=diverge)
     model.fit(dataset, epochs=1, steps_per_epoch=int(steps), callbacks=[test], verbose=0, shuffle=False)
@@ -298,24 +294,21 @@ def find_lr(
     return result
 
 
-def _model_and_stream(cfg: Any, model: Any, dataset: Any) -> tuple[Any, Any, int]:
-    """The Trainer's pieces for ``cfg``: a fresh model and a repeating, shuffled train stream."""
-    from tfpilot.data import make_pipeline, prepare_data
+def _model_and_stream(cfg: Any, model: Any, dataset: Any) -> tuple[Any, Any, Any, int]:
+    """The Trainer's pieces for ``cfg``: its config as the task resolved it (a table: its
+    features), a fresh model and a repeating, shuffled train stream (dict batches for a table)."""
     from tfpilot.training.precision import choose_precision
-    from tfpilot.training.setup import build_model, seed_everything
+    from tfpilot.training.setup import build_model, seed_everything, task_for
 
     t = cfg.train
     seed_everything(t.seed, False)
-    data = prepare_data(cfg.data)
-    train = data.splits["train"]
-    steps_per_epoch = t.steps_per_epoch or max(math.ceil(len(train) / t.batch_size), 1)
+    cfg, data = task_for(cfg).prepare(cfg)
+    steps_per_epoch = t.steps_per_epoch or max(math.ceil(len(data.splits["train"]) / t.batch_size), 1)
     if model is None:
         model = build_model(cfg, data, choose_precision(t.precision))
     if dataset is None:
-        spec = data.input_spec
-        decode = spec.decode_target()
         one_hot = cfg.one_hot_labels and model.outputs[0].shape[-1] > 1
-        dataset = make_pipeline(train, t.batch_size, training=True, seed=t.seed, shuffle_buffer=cfg.data.shuffle_buffer,
-                                one_hot=data.num_classes if one_hot else None,
-                                **decode).repeat()
-    return model, dataset, steps_per_epoch
+        dataset = data.pipeline("train", t.batch_size, training=True, seed=t.seed,
+                                shuffle_buffer=cfg.data.shuffle_buffer,
+                                one_hot=data.num_classes if one_hot else None).repeat()
+    return cfg, model, dataset, steps_per_epoch

@@ -170,33 +170,3 @@ class PreciseBatchNorm:
                 bn.moving_mean.assign((mean / seen).astype(bn.moving_mean.dtype))
                 bn.moving_variance.assign((var / seen).astype(bn.moving_variance.dtype))
         return seen
-
-
-def training_sample(split: Any, examples: int, batch_size: int, seed: int, *,
-                    image_size: tuple[int, int] | None = None, channels: int | None = None,
-                    cache_bytes: int = 256 * 2**20) -> Any:
-    """A fixed sample of the training split as batches: the same examples, in the same order,
-    every time it is iterated (un-augmented; shuffled once, so batches mix the classes).
-
-    Args:
-        split: the training :class:`~tfpilot.data.source.Split`.
-        examples: at most this many examples (all of a smaller split).
-        batch_size: the training batch size (batch statistics depend on it).
-        seed: the sample's seed (the run's ``train.seed``).
-        image_size, channels: decode target for file splits.
-        cache_bytes: decoded file images are cached in memory up to this size.
-
-    Returns:
-        A ``tf.data.Dataset`` of ``(x, y)`` batches with sparse labels.
-
-    Example:
-        >>> import numpy as np
-        >>> from tfpilot.data.source import Split
-        >>> split = Split(y=np.arange(10) % 2, x=np.zeros((10, 4, 4, 1), np.uint8))
-        >>> [int(x.shape[0]) for x, _ in training_sample(split, 6, 4, seed=0)]
-        [4, 2]
-    """
-    from tfpilot.data.pipeline import make_sample_pipeline
-
-    return make_sample_pipeline(split, examples, batch_size, seed, image_size=image_size, channels=channels,
-                                cache_bytes=cache_bytes)

@@ -38,8 +38,6 @@ class Task(Protocol):
 
     def loss_weights(self, config: Config) -> dict[str, float] | None: ...
 
-    def check_distribute(self) -> None: ...
-
     def measures_mode_gap(self, model: Any) -> bool: ...
 
 
@@ -121,9 +119,6 @@ class ClassifierTask:
             config: the run config.
         """
         return None
-
-    def check_distribute(self) -> None:
-        """Classifiers train under every ``train.distribute`` strategy."""
 
     def measures_mode_gap(self, model: Any) -> bool:
         """The mode-gap check compares the accuracy of one classifier head.

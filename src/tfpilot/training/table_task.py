@@ -95,10 +95,6 @@ class TableTask:
 
         return {column_key(o.name): float(o.loss_weight) for o in config.features.outputs}
 
-    def check_distribute(self) -> None:
-        """Refuse ``train.distribute``: table pipelines are not sharded over replicas."""
-        raise ValueError("train.distribute is not supported for table models yet: use train.distribute=none")
-
     def measures_mode_gap(self, model: Any) -> bool:
         """No mode-gap check: it compares the accuracy of one classifier head.
 

@@ -278,8 +278,7 @@ class Trainer:
         ft = self.config.train.fine_tune
         names = unfreeze(model, layers=None if ft.from_layer else ft.unfreeze_layers, from_layer=ft.from_layer)
         self.unfrozen_ = names
-        log.info("fine-tuning: unfroze %d backbone layers (%s ... %s)", len(names), names[0] if names else "",
-                 names[-1] if names else "")
+        log.info("fine-tuning: unfroze %d backbone layers: %s", len(names), ", ".join(names))
         self._compile(model, self._steps(data), data.num_classes, precision, stage=2)
 
     def _one_hot(self, data: Any) -> int | None:
@@ -357,7 +356,6 @@ class Trainer:
         self.strategy_, self.cluster_ = create_strategy(t.distribute, t.worker_timeout_s)
         if self.strategy_ is None:
             return
-        self._task.check_distribute()
         if self.cluster_ is not None:
             check_same_config(self.strategy_, fingerprint(dump_config(self.config)), self.cluster_)
         replicas = self.strategy_.num_replicas_in_sync
