@@ -11,6 +11,7 @@ from tfpilot.data.registry import (
     list_datasets,
     load_dataset,
     prepare_data,
+    prepare_run_data,
     register_dataset,
 )
 from tfpilot.data.report import DataReport
@@ -31,6 +32,7 @@ __all__ = [
     "load_run_data",
     "make_pipeline",
     "prepare_data",
+    "prepare_run_data",
     "recorded_manifest",
     "register_dataset",
     "training_overlap",

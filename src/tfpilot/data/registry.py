@@ -29,7 +29,7 @@ from tfpilot.data.report import DataReport
 from tfpilot.data.source import RawDataset
 from tfpilot.data.splits import hash_split, limit_stratified, stratified_split
 from tfpilot.registry import Registry, RegistryError
-from tfpilot.spec import InputSpec
+from tfpilot.spec import CLASSIFIER_HEAD, InputSpec, TableSpec, classifier_spec
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,35 @@ class PreparedData:
     @property
     def report(self) -> DataReport:
         return self.dataset.report
+
+    # -- the named view shared with tfpilot.data.table.TableData -----------------------------
+    @property
+    def spec(self) -> TableSpec:
+        """The classifier as a table: one input (``images`` or ``text``), one category head ``label``."""
+        return classifier_spec(self.input_spec, self.class_names)
+
+    features = None  # a classifier has no features section
+
+    def targets(self, split: str) -> dict[str, np.ndarray]:
+        """Head key -> the class ids of ``split`` (one head: ``label``)."""
+        return {CLASSIFIER_HEAD: self.splits[split].y}
+
+    def model_args(self) -> dict[str, Any]:
+        """The zoo model builder's arguments besides ``model.params``: the input and the classes."""
+        return {"input_spec": self.input_spec, "num_classes": self.num_classes}
+
+    def adapt(self, model: Any) -> None:
+        """Adapt the in-model preprocessing (text vocabularies, patch whitening) on the training
+        split only.
+
+        Args:
+            model: the built classifier.
+        """
+        from tfpilot.models.airbench import adapt_whitening
+        from tfpilot.models.text_layers import adapt_preprocessing
+
+        adapt_preprocessing(model, self.splits["train"])
+        adapt_whitening(model, self.splits["train"].x)
 
     # -- the interface the trainer uses (shared with tfpilot.data.table.TableData) -----------
     def pipeline(self, split: str, batch_size: int, *, training: bool, seed: int = 42, shuffle_buffer: int = 60_000,
@@ -219,6 +248,23 @@ class PreparedData:
             directory: the run directory.
         """
         return []
+
+
+def prepare_run_data(config: Any, manifest: Mapping[str, Any] | None = None) -> Any:
+    """The data of a run config: its table (a ``features`` section; its resolved schema is logged)
+    or its classifier dataset, split afresh or exactly as ``manifest`` (a run's ``split.json``) records.
+
+    Args:
+        config: the run :class:`~tfpilot.config.Config`.
+        manifest: a resumed run's recorded split; None for a new run.
+    """
+    if config.features is not None:
+        from tfpilot.data.table import prepare_table
+
+        table = prepare_table(config, manifest=manifest)
+        log.info("%s", table.schema_text())
+        return table
+    return prepare_data(config.data, manifest=manifest)
 
 
 def prepare_data(

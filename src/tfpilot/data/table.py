@@ -63,10 +63,10 @@ class ColumnInfo:
 class TableData:
     """A table ready for training: its spec, resolved features, splits and report.
 
-    It has the interface the trainer uses of :class:`~tfpilot.data.PreparedData` (``splits``,
-    ``input_spec``, ``manifest``, ``report``, ``class_names``, ``num_classes``, ``pipeline``,
-    ``train_stream``, ``sample``, ``evaluate``, ``labels_record``, ``save_extra_files``), with
-    ``(dict of columns, dict of targets)`` batches and per-head metrics.
+    It has the interface the trainer uses of :class:`~tfpilot.data.PreparedData` (``spec``,
+    ``features``, ``splits``, ``targets``, ``manifest``, ``report``, ``model_args``, ``adapt``,
+    ``pipeline``, ``train_stream``, ``sample``, ``evaluate``, ``labels_record``,
+    ``save_extra_files``), with ``(dict of columns, dict of targets)`` batches and per-head metrics.
     """
 
     spec: TableSpec
@@ -77,6 +77,8 @@ class TableData:
     schema: list[ColumnInfo]
     source: str
     base: Path
+
+    class_head_name: str | None = None  # train.class_head
 
     @property
     def input_spec(self) -> TableSpec:
@@ -90,13 +92,27 @@ class TableData:
     def num_classes(self) -> int:
         return 0
 
-    @property
-    def normalize(self) -> dict[str, bool]:
-        return {column_key(o.name): o.normalize for o in self.features.outputs}
+    def targets(self, split: str) -> dict[str, np.ndarray]:
+        """Output key -> the encoded targets of ``split``."""
+        return self.splits[split].targets
 
-    def encoders(self) -> dict[str, dict[str, Any]]:
-        """Column key -> its encoder settings (``features.inputs[].encoder``)."""
-        return {column_key(f.name): f.encoder.model_dump() for f in self.features.inputs or []}
+    def model_args(self) -> dict[str, Any]:
+        """The model builder's arguments besides ``model.params``: the spec, and each column's
+        encoder settings (``features.inputs[].encoder``) by key."""
+        encoders = {column_key(f.name): f.encoder.model_dump() for f in self.features.inputs or []}
+        return {"input_spec": self.spec, "num_classes": 0, "encoders": encoders}
+
+    def adapt(self, model: Any) -> None:
+        """Learn vocabularies, normalisation and target statistics from the training split only.
+
+        Args:
+            model: the built table model.
+        """
+        from tfpilot.models.multitask import adapt_table_model
+
+        train = self.splits["train"]
+        normalize = {column_key(o.name): o.normalize for o in self.features.outputs}
+        adapt_table_model(model, self.spec, train.inputs, train.targets, normalize)
 
     # -- the interface the trainer uses (shared with PreparedData) ----------------------------
     def pipeline(self, split: str, batch_size: int, *, training: bool, seed: int = 42, shuffle_buffer: int = 60_000,
@@ -127,14 +143,17 @@ class TableData:
             epochs: ``(start, end)`` epoch numbers (0-based, end exclusive).
             seed, shuffle_buffer: the base shuffle seed and the buffer size.
             steps_per_epoch: batches per epoch, if not one pass over the rows.
-            balanced, one_hot, shard: single-input options; a table refuses them (ValueError).
+            balanced: draw every class of the class head (:func:`class_head`) equally often.
+            one_hot, shard: single-input options; a table refuses them (ValueError).
             maps: dataset transforms applied to the batched stream before prefetching.
         """
         from tfpilot.data.table_pipeline import table_train_pipeline
 
-        _refuse_single_input_options(balanced=balanced, one_hot=one_hot, shard=shard)
+        _refuse_single_input_options(one_hot=one_hot, shard=shard)
+        by = class_head(self.spec, self.class_head_name, "data.balanced_sampling").key if balanced else None
         return table_train_pipeline(self.splits["train"], self.spec, batch_size, epochs, seed=seed,
-                                    shuffle_buffer=shuffle_buffer, steps_per_epoch=steps_per_epoch, maps=maps)
+                                    shuffle_buffer=shuffle_buffer, steps_per_epoch=steps_per_epoch,
+                                    balanced_by=by, maps=maps)
 
     def sample(self, examples: int, batch_size: int, seed: int) -> Any:
         """A fixed, seeded sample of at most ``examples`` training rows (in table order) as batches.
@@ -213,11 +232,44 @@ class TableData:
 
 def _refuse_single_input_options(**options: Any) -> None:
     """Raise ValueError naming the single-input pipeline options set (a table config refuses
-    them: one-hot labels, balanced sampling, distributed sharding)."""
+    them: one-hot labels made by the pipeline, distributed sharding)."""
     used = [name for name, value in options.items() if value]
     if used:
         raise ValueError(f"table pipelines do not take {', '.join(used)}: those options apply to "
                          "single-input classifiers only")
+
+
+def class_head(spec: TableSpec, name: str | None, option: str) -> FeatureSpec:
+    """The class head (category or binary) that ``option`` acts on: the one called ``name``
+    (``train.class_head``), else the only one.
+
+    Args:
+        spec: the model's spec (a classifier's: one category head).
+        name: ``train.class_head``, or None.
+        option: the config key asking (named in the errors).
+
+    Raises:
+        ValueError: no class head, several and none named, or ``name`` is a number head.
+
+    Example:
+        >>> spec = TableSpec((FeatureSpec("x", "number"),), (FeatureSpec("y", "category", classes=("a", "b")),))
+        >>> class_head(spec, None, "train.class_weight").key
+        'y'
+    """
+    heads = [o for o in spec.outputs if o.kind in ("category", "binary")]
+    if name is not None:
+        head = spec.output(name)
+        if head not in heads:
+            raise ValueError(f"{option}: train.class_head {name!r} is a {head.kind} head; name a category or "
+                             "binary head")
+        return head
+    if len(heads) == 1:
+        return heads[0]
+    names = ", ".join(repr(o.name) for o in heads or spec.outputs)
+    if not heads:
+        raise ValueError(f"{option} needs a category or binary head, and the outputs {names} are numbers: "
+                         f"remove {option} or add a category output")
+    raise ValueError(f"{option}: the table has several class heads ({names}): name one with train.class_head")
 
 
 # -- schema ------------------------------------------------------------------------------------
@@ -348,14 +400,19 @@ def _targets(frame: Any, outputs: list[Any], report: DataReport) -> tuple[Any, d
     return frame, targets, classes
 
 
-def prepare_table(cfg: Any, table: LoadedTable | None = None) -> TableData:
+def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str, Any] | None = None) -> TableData:
     """Read, resolve, encode and split the table of a config with a ``features`` section.
 
     Args:
-        cfg: the run :class:`~tfpilot.config.Config` (``data`` and ``features`` are used).
+        cfg: the run :class:`~tfpilot.config.Config` (``data``, ``features`` and
+            ``train.class_head`` are used).
         table: the table already read (default: read ``cfg.data.dataset``).
+        manifest: a run's recorded split (``split.json``): the table's split must be the same.
+
+    Raises:
+        ValueError: the table's rows or split differ from ``manifest``'s.
     """
-    d = cfg.data
+    d, recorded = cfg.data, manifest
     table = table or load_table(d.dataset, d)
     frame, base = table.frame, table.base
     features, schema = resolve_features(frame, cfg.features, base)
@@ -436,5 +493,7 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None) -> TableData:
     report.warn_skipped()
     manifest = {"dataset": d.dataset, "seed": d.split_seed, "held_out_of_train": fractions,
                 "splits": {k: v.ids.tolist() for k, v in splits.items()}}
-    return TableData(spec, features, splits, report, manifest, schema, table.source, base)
+    if recorded is not None and recorded["splits"] != manifest["splits"]:
+        raise ValueError(f"the data of {d.dataset} changed since the run started (its split.json differs)")
+    return TableData(spec, features, splits, report, manifest, schema, table.source, base, cfg.train.class_head)
 

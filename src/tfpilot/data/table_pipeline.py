@@ -88,8 +88,9 @@ def table_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, *, train
 
 def table_train_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, epochs: tuple[int, int], *,
                          seed: int = 42, shuffle_buffer: int = 60_000, steps_per_epoch: int | None = None,
-                         maps: Sequence[Callable[[Any], Any]] = ()) -> Any:
-    """The training stream of epochs ``[start, end)``, each shuffled with a seed from ``(seed, epoch)``.
+                         balanced_by: str | None = None, maps: Sequence[Callable[[Any], Any]] = ()) -> Any:
+    """The training stream of epochs ``[start, end)``, each shuffled with a seed from ``(seed, epoch)``
+    (:func:`~tfpilot.data.pipeline.epoch_stream`).
 
     Args:
         split: the training split.
@@ -98,6 +99,7 @@ def table_train_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, ep
         epochs: ``(start, end)`` epoch numbers (0-based, end exclusive).
         seed, shuffle_buffer: the base shuffle seed and the buffer size.
         steps_per_epoch: batches per epoch, if not one pass over the rows.
+        balanced_by: a class head's key: every class of that target is drawn equally often.
         maps: dataset transforms applied to the batched stream, in order, before prefetching.
 
     Example:
@@ -110,19 +112,14 @@ def table_train_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, ep
     """
     import tensorflow as tf
 
-    base = tf.data.Dataset.from_tensor_slices(_tensors(split, spec))
-    buffer = min(shuffle_buffer, max(len(split), 1))
-    decode = _decoder(split, spec)
+    from tfpilot.data.pipeline import epoch_stream
 
-    def batches(e: Any) -> Any:
-        ds = base.shuffle(buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + e, reshuffle_each_iteration=False)
-        if decode is not None:
-            ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        if steps_per_epoch:
-            return ds.repeat().batch(batch_size).take(steps_per_epoch)
-        return ds.batch(batch_size)
+    def source(index: np.ndarray | None) -> Any:
+        return tf.data.Dataset.from_tensor_slices(_tensors(split if index is None else split.take(index), spec))
 
-    ds = tf.data.Dataset.range(epochs[0], epochs[1]).flat_map(batches)
+    labels = split.targets[balanced_by].astype(np.int64) if balanced_by else None
+    ds = epoch_stream(source, labels, len(split), batch_size, epochs, seed=seed, shuffle_buffer=shuffle_buffer,
+                      decode=_decoder(split, spec), steps_per_epoch=steps_per_epoch)
     for transform in maps:
         ds = transform(ds)
     return _finish(ds)
