@@ -1,4 +1,5 @@
-"""The features section: declared inputs/outputs, options without a meaning for a table, did-you-mean on losses and encoders."""
+"""The features section: declared inputs/outputs, options without a meaning for a table, did-you-mean on
+losses and encoders."""
 
 from __future__ import annotations
 

@@ -41,7 +41,8 @@ def skewed_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         w.writerow(["size", "colour", "kind", "price"])
         for i in range(60):
             kind = "ant" if i % 5 else ("bee", "cat")[i % 2]
-            w.writerow([round(float(rng.uniform(0, 3)), 2), ["red", "blue"][i % 2], kind, round(float(rng.normal(10, 2)), 2)])
+            size, price = round(float(rng.uniform(0, 3)), 2), round(float(rng.normal(10, 2)), 2)
+            w.writerow([size, ["red", "blue"][i % 2], kind, price])
     return path
 
 

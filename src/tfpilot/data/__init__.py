@@ -11,7 +11,6 @@ from tfpilot.data.registry import (
     list_datasets,
     load_dataset,
     prepare_data,
-    prepare_run_data,
     register_dataset,
 )
 from tfpilot.data.report import DataReport
@@ -32,7 +31,6 @@ __all__ = [
     "load_run_data",
     "make_pipeline",
     "prepare_data",
-    "prepare_run_data",
     "recorded_manifest",
     "register_dataset",
     "training_overlap",

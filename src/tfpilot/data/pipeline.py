@@ -84,18 +84,40 @@ def make_pipeline(
         shard: ``(num_shards, index)``: keep every num_shards-th example from ``index`` on,
             before decoding (a worker of a multi-worker run reads only its own files).
     """
+    return batches(lambda index: _source(split, index), _decoder(split, image_size, channels), len(split),
+                   batch_size, training=training, seed=seed, shuffle_buffer=shuffle_buffer, one_hot=one_hot,
+                   cache=cache, drop_remainder=drop_remainder, shard=shard)
+
+
+def batches(source: Callable[[np.ndarray | None], Any], decode: Any, n: int, batch_size: int, *, training: bool,
+            seed: int = 42, shuffle_buffer: int = 60_000, one_hot: int | None = None, cache: bool = True,
+            drop_remainder: bool = False, shard: tuple[int, int] | None = None) -> Any:
+    """The batches of any split, a classifier's or a table's (see :func:`make_pipeline`).
+
+    Args:
+        source: index array (None: every example) -> the dataset of those examples.
+        decode: the per-example map that decodes files (None: examples are in memory).
+        n: examples in the split.
+        batch_size, training, seed, shuffle_buffer, one_hot, cache, drop_remainder, shard: as
+            in :func:`make_pipeline`.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> ds = batches(lambda i: tf.data.Dataset.range(5), None, 5, 2, training=False)
+        >>> [len(b) for b in ds]
+        [2, 2, 1]
+    """
     import tensorflow as tf
 
-    ds = _source(split)
+    ds = source(None)
     if shard is not None:
         ds = ds.shard(*shard)
-    decode = _decoder(split, image_size, channels)
     if decode is not None:
         ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
         if cache:
             ds = ds.cache()
     if training:
-        ds = ds.shuffle(min(shuffle_buffer, max(len(split), 1)), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(min(shuffle_buffer, max(n, 1)), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if one_hot:
         ds = ds.map(lambda x, y: (x, tf.one_hot(y, one_hot)), num_parallel_calls=tf.data.AUTOTUNE)

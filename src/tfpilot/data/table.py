@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import numpy as np
 
 from tfpilot.config.features import FeaturesConfig
 from tfpilot.data import columns as C
+from tfpilot.data.registry import RunData, prepare_data
 from tfpilot.data.report import DataReport
 from tfpilot.data.splits import limit_stratified, stratified_split
 from tfpilot.data.table_io import LoadedTable, load_table
@@ -60,13 +60,11 @@ class ColumnInfo:
 
 
 @dataclass
-class TableData:
+class TableData(RunData):
     """A table ready for training: its spec, resolved features, splits and report.
 
-    It has the interface the trainer uses of :class:`~tfpilot.data.PreparedData` (``spec``,
-    ``features``, ``splits``, ``targets``, ``manifest``, ``report``, ``model_args``, ``adapt``,
-    ``pipeline``, ``train_stream``, ``sample``, ``evaluate``, ``labels_record``,
-    ``save_extra_files``), with ``(dict of columns, dict of targets)`` batches and per-head metrics.
+    A :class:`~tfpilot.data.registry.RunData` like a classifier's data, with ``(dict of columns,
+    dict of targets)`` batches and per-head metrics.
     """
 
     spec: TableSpec
@@ -114,46 +112,32 @@ class TableData:
         normalize = {column_key(o.name): o.normalize for o in self.features.outputs}
         adapt_table_model(model, self.spec, train.inputs, train.targets, normalize)
 
-    # -- the interface the trainer uses (shared with PreparedData) ----------------------------
-    def pipeline(self, split: str, batch_size: int, *, training: bool, seed: int = 42, shuffle_buffer: int = 60_000,
-                 one_hot: int | None = None, shard: tuple[int, int] | None = None) -> Any:
-        """Batches of ``(inputs, targets)`` dicts of one split.
+    # -- what RunData's pipelines read ----------------------------------------------------------
+    cache = False  # image columns held as paths are decoded batch by batch, not kept
 
-        Args:
-            split: "train", "val" or "test".
-            batch_size: rows per batch.
-            training: shuffle (reshuffled every epoch) when True.
-            seed, shuffle_buffer: the shuffle's seed and buffer size.
-            one_hot, shard: single-input options; a table refuses them (ValueError).
-        """
-        from tfpilot.data.table_pipeline import table_pipeline
-
+    def _check_options(self, one_hot: int | None, shard: tuple[int, int] | None) -> None:
         _refuse_single_input_options(one_hot=one_hot, shard=shard)
-        return table_pipeline(self.splits[split], self.spec, batch_size, training=training, seed=seed,
-                              shuffle_buffer=shuffle_buffer)
 
-    def train_stream(self, batch_size: int, epochs: tuple[int, int], *, seed: int = 42, shuffle_buffer: int = 60_000,
-                     steps_per_epoch: int | None = None, balanced: bool = False, one_hot: int | None = None,
-                     shard: tuple[int, int] | None = None, maps: Sequence[Callable[[Any], Any]] = ()) -> Any:
-        """The training batches of epochs ``[start, end)``, each epoch shuffled with a seed from
-        ``(seed, epoch)`` (:func:`~tfpilot.data.table_pipeline.table_train_pipeline`).
+    def _source(self, split: str, index: np.ndarray | None) -> Any:
+        from tfpilot.data.table_pipeline import table_source
 
-        Args:
-            batch_size: rows per batch.
-            epochs: ``(start, end)`` epoch numbers (0-based, end exclusive).
-            seed, shuffle_buffer: the base shuffle seed and the buffer size.
-            steps_per_epoch: batches per epoch, if not one pass over the rows.
-            balanced: draw every class of the class head (:func:`class_head`) equally often.
-            one_hot, shard: single-input options; a table refuses them (ValueError).
-            maps: dataset transforms applied to the batched stream before prefetching.
-        """
-        from tfpilot.data.table_pipeline import table_train_pipeline
+        part = self.splits[split]
+        return table_source(part if index is None else part.take(index), self.spec)
 
-        _refuse_single_input_options(one_hot=one_hot, shard=shard)
-        by = class_head(self.spec, self.class_head_name, "data.balanced_sampling").key if balanced else None
-        return table_train_pipeline(self.splits["train"], self.spec, batch_size, epochs, seed=seed,
-                                    shuffle_buffer=shuffle_buffer, steps_per_epoch=steps_per_epoch,
-                                    balanced_by=by, maps=maps)
+    def _decoder(self, split: str) -> Any:
+        from tfpilot.data.table_pipeline import _decoder
+
+        return _decoder(self.splits[split], self.spec)
+
+    def _metrics(self, model: Any, split: str, batch_size: int, top_k: int) -> dict[str, Any]:
+        """Per-head metrics of ``split``, each beside its trivial baseline (training mean / majority)."""
+        from tfpilot.data.table_pipeline import predict_heads
+        from tfpilot.metrics.heads import baselines, head_metrics
+
+        part = self.splits[split]
+        outputs = predict_heads(model, part, self.spec, batch_size)
+        return head_metrics(self.spec, part.targets, outputs, baselines(self.spec, self.splits["train"].targets),
+                            top_k=top_k)
 
     def sample(self, examples: int, batch_size: int, seed: int) -> Any:
         """A fixed, seeded sample of at most ``examples`` training rows (in table order) as batches.
@@ -168,29 +152,6 @@ class TableData:
         split = self.splits["train"]
         index = np.sort(np.random.default_rng(seed).permutation(len(split))[:examples])
         return table_pipeline(split.take(index), self.spec, batch_size, training=False)
-
-    def evaluate(self, model: Any, *, batch_size: int, top_k: int) -> dict[str, Any]:
-        """Per-head metrics on val and test, each beside its trivial baseline (training mean / majority).
-
-        Args:
-            model: the trained table model.
-            batch_size: rows per prediction batch.
-            top_k: k of the category heads' top-k accuracy.
-
-        Returns:
-            split name -> its head metrics (splits that are absent or empty are left out).
-        """
-        from tfpilot.data.table_pipeline import predict_heads
-        from tfpilot.metrics.heads import baselines, head_metrics
-
-        base = baselines(self.spec, self.splits["train"].targets)
-        out = {}
-        for split in ("val", "test"):
-            if split in self.splits and len(self.splits[split]):
-                part = self.splits[split]
-                outputs = predict_heads(model, part, self.spec, batch_size)
-                out[split] = head_metrics(self.spec, part.targets, outputs, base, top_k=top_k)
-        return out
 
     def labels_record(self, dataset: str, model: str) -> dict[str, Any]:
         """The run's ``labels.json``: the task, the table spec, the dataset and the model.
@@ -237,39 +198,6 @@ def _refuse_single_input_options(**options: Any) -> None:
     if used:
         raise ValueError(f"table pipelines do not take {', '.join(used)}: those options apply to "
                          "single-input classifiers only")
-
-
-def class_head(spec: TableSpec, name: str | None, option: str) -> FeatureSpec:
-    """The class head (category or binary) that ``option`` acts on: the one called ``name``
-    (``train.class_head``), else the only one.
-
-    Args:
-        spec: the model's spec (a classifier's: one category head).
-        name: ``train.class_head``, or None.
-        option: the config key asking (named in the errors).
-
-    Raises:
-        ValueError: no class head, several and none named, or ``name`` is a number head.
-
-    Example:
-        >>> spec = TableSpec((FeatureSpec("x", "number"),), (FeatureSpec("y", "category", classes=("a", "b")),))
-        >>> class_head(spec, None, "train.class_weight").key
-        'y'
-    """
-    heads = [o for o in spec.outputs if o.kind in ("category", "binary")]
-    if name is not None:
-        head = spec.output(name)
-        if head not in heads:
-            raise ValueError(f"{option}: train.class_head {name!r} is a {head.kind} head; name a category or "
-                             "binary head")
-        return head
-    if len(heads) == 1:
-        return heads[0]
-    names = ", ".join(repr(o.name) for o in heads or spec.outputs)
-    if not heads:
-        raise ValueError(f"{option} needs a category or binary head, and the outputs {names} are numbers: "
-                         f"remove {option} or add a category output")
-    raise ValueError(f"{option}: the table has several class heads ({names}): name one with train.class_head")
 
 
 # -- schema ------------------------------------------------------------------------------------
@@ -497,3 +425,17 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str
         raise ValueError(f"the data of {d.dataset} changed since the run started (its split.json differs)")
     return TableData(spec, features, splits, report, manifest, schema, table.source, base, cfg.train.class_head)
 
+
+def prepare_run_data(config: Any, manifest: dict[str, Any] | None = None) -> RunData:
+    """The data of a run config: its table (a ``features`` section; its resolved schema is logged)
+    or its classifier dataset, split afresh or exactly as ``manifest`` (a run's ``split.json``) records.
+
+    Args:
+        config: the run :class:`~tfpilot.config.Config`.
+        manifest: a resumed run's recorded split; None for a new run.
+    """
+    if config.features is not None:
+        table = prepare_table(config, manifest=manifest)
+        log.info("%s", table.schema_text())
+        return table
+    return prepare_data(config.data, manifest=manifest)

@@ -57,7 +57,7 @@ def sample_weight_map(train: Any, data: Any) -> Callable[[Any], Any] | None:
     Raises:
         ValueError: no class head to weigh by, or a class name the head does not have.
     """
-    from tfpilot.data.table import class_head
+    from tfpilot.data.registry import class_head
 
     if train.class_weight == "none":
         return None

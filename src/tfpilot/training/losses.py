@@ -182,7 +182,7 @@ def loss_and_metrics(config: Any, model: Any, num_classes: int) -> tuple[Any, An
 def _one_hot_heads(train: Any, spec: Any) -> set[str]:
     """Keys of the category heads whose loss takes one-hot (smoothed) labels: every category
     head, or ``train.class_head``; none unless ``label_mode: one_hot`` or ``label_smoothing``."""
-    from tfpilot.data.table import class_head
+    from tfpilot.data.registry import class_head
 
     if train.label_mode != "one_hot" and not train.label_smoothing:
         return set()

@@ -48,7 +48,7 @@ class Task:
             RecordedSplitError: a recorded example is missing, changed or relabelled.
             ValueError: a table's rows or split changed since ``source`` started.
         """
-        from tfpilot.data import prepare_run_data
+        from tfpilot.data.table import prepare_run_data
 
         manifest = None if source is None else json.loads(source.file(SPLIT).read_text())
         data = prepare_run_data(config, manifest)
