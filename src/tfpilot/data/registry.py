@@ -220,25 +220,12 @@ class PreparedData(RunData):
     recorded: bool = False
     features = None  # a classifier has no features section
 
-    @property
-    def splits(self):
-        return self.dataset.splits
-
-    @property
-    def num_classes(self) -> int:
-        return self.dataset.num_classes
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.dataset.class_names
-
-    @property
-    def input_spec(self):
-        return self.dataset.input_spec
-
-    @property
-    def report(self) -> DataReport:
-        return self.dataset.report
+    # what the loaded dataset holds
+    splits = property(lambda self: self.dataset.splits)
+    num_classes = property(lambda self: self.dataset.num_classes)
+    class_names = property(lambda self: self.dataset.class_names)
+    input_spec = property(lambda self: self.dataset.input_spec)
+    report = property(lambda self: self.dataset.report)
 
     @property
     def spec(self) -> TableSpec:

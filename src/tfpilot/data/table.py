@@ -78,17 +78,9 @@ class TableData(RunData):
 
     class_head_name: str | None = None  # train.class_head
 
-    @property
-    def input_spec(self) -> TableSpec:
-        return self.spec
-
-    @property
-    def class_names(self) -> list[str]:
-        return []
-
-    @property
-    def num_classes(self) -> int:
-        return 0
+    input_spec = property(lambda self: self.spec)
+    class_names = ()  # classes are per head (spec.outputs[].classes), not of the run
+    num_classes = 0
 
     def targets(self, split: str) -> dict[str, np.ndarray]:
         """Output key -> the encoded targets of ``split``."""
@@ -302,7 +294,6 @@ def _image_inputs(frame: Any, name: str, base: Path, cfg: Any, report: DataRepor
 
 def _targets(frame: Any, outputs: list[Any], report: DataReport) -> tuple[Any, dict[str, np.ndarray],
                                                                            dict[str, list[str]]]:
-    ids = frame.index.to_numpy()
     classes: dict[str, list[str]] = {}
     for o in outputs:
         missing = frame[o.name].isna().to_numpy() | (frame[o.name].astype(str).str.strip() == "").to_numpy()
