@@ -167,13 +167,6 @@ class FeaturesConfig(_Section):
                              "cannot be given what it predicts)")
         return self
 
-    def check_head(self, name: str | None) -> None:
-        """Raise ValueError when ``name`` (``train.class_head``) is not an output, with a did-you-mean."""
-        outs = [o.name for o in self.outputs]
-        if name is not None and name not in outs:
-            raise ValueError(f"train.class_head: no output {name!r}.{did_you_mean(name, outs)} "
-                             f"The outputs: {', '.join(outs)}.")
-
     def check_columns(self, columns: list[str]) -> None:
         """Raise KeyError for a feature naming a column the table does not have."""
         for role, feats in (("outputs", self.outputs), ("inputs", self.inputs or [])):

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tfpilot.config.features import FeaturesConfig
-from tfpilot.registry import MODELS, OPTIMIZERS, SCHEDULES, check_params
+from tfpilot.registry import MODELS, OPTIMIZERS, SCHEDULES, check_params, did_you_mean
 
 
 class Section(BaseModel):
@@ -475,7 +475,10 @@ class Config(Section):
         if d.augment.mixes_labels:
             raise ValueError("data.augment.mixup/cutmix mix two rows' labels, but a table row's other columns "
                              "cannot be mixed: set them to 0 (the other augmentations apply to every image column)")
-        self.features.check_head(self.train.class_head)
+        outs, head = [o.name for o in self.features.outputs], self.train.class_head
+        if head is not None and head not in outs:
+            raise ValueError(f"train.class_head: no output {head!r}.{did_you_mean(head, outs)} The outputs: "
+                             f"{', '.join(outs)}.")
         return self
 
     @property

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tfpilot.config.schema import DataConfig
+from tfpilot.data import pipeline as pipelines
 from tfpilot.data.images import convert_images
 from tfpilot.data.manifest import apply_manifest, build_manifest, split_keys
 from tfpilot.data.report import DataReport
@@ -112,18 +113,13 @@ class RunData:
 
         Args:
             split: "train", "val" or "test".
-            batch_size: examples per batch.
-            training: shuffle (seeded, reshuffled every epoch) when True.
-            seed, shuffle_buffer: the shuffle's seed and buffer size.
-            one_hot: if set, labels become one-hot vectors of this many classes.
-            shard: ``(num_shards, index)``: this worker's share of the split.
+            batch_size, training, seed, shuffle_buffer, one_hot, shard: as in
+                :func:`~tfpilot.data.pipeline.make_pipeline`.
         """
-        from tfpilot.data.pipeline import batches
-
         self._check_options(one_hot, shard)
-        return batches(lambda index: self._source(split, index), self._decoder(split), len(self.splits[split]),
-                       batch_size, training=training, seed=seed, shuffle_buffer=shuffle_buffer, one_hot=one_hot,
-                       cache=self.cache, shard=shard)
+        return pipelines.batches(lambda index: self._source(split, index), self._decoder(split),
+                                 len(self.splits[split]), batch_size, training=training, seed=seed,
+                                 shuffle_buffer=shuffle_buffer, one_hot=one_hot, cache=self.cache, shard=shard)
 
     def train_stream(self, batch_size: int, epochs: tuple[int, int], *, seed: int = 42, shuffle_buffer: int = 60_000,
                      steps_per_epoch: int | None = None, balanced: bool = False, one_hot: int | None = None,
@@ -144,18 +140,16 @@ class RunData:
         """
         import tensorflow as tf
 
-        from tfpilot.data.pipeline import _finish, epoch_stream
-
         self._check_options(one_hot, shard)
         labels = self.targets("train")[self.class_head("data.balanced_sampling").key] if balanced else None
-        ds = epoch_stream(lambda index: self._source("train", index), labels, len(self.splits["train"]), batch_size,
-                          epochs, seed=seed, shuffle_buffer=shuffle_buffer, decode=self._decoder("train"),
-                          steps_per_epoch=steps_per_epoch, shard=shard)
+        ds = pipelines.epoch_stream(lambda index: self._source("train", index), labels, len(self.splits["train"]),
+                                    batch_size, epochs, seed=seed, shuffle_buffer=shuffle_buffer,
+                                    decode=self._decoder("train"), steps_per_epoch=steps_per_epoch, shard=shard)
         if one_hot:
             ds = ds.map(lambda x, y: (x, tf.one_hot(y, one_hot)), num_parallel_calls=tf.data.AUTOTUNE)
         for transform in maps:
             ds = transform(ds)
-        return _finish(ds)
+        return pipelines._finish(ds)
 
     def evaluate(self, model: Any, *, batch_size: int, top_k: int) -> dict[str, Any]:
         """The metrics of ``model`` on val and test (a classifier's; a table's per head).
@@ -254,14 +248,10 @@ class PreparedData(RunData):
         adapt_whitening(model, self.splits["train"].x)
 
     def _source(self, split: str, index: np.ndarray | None) -> Any:
-        from tfpilot.data.pipeline import _source
-
-        return _source(self.splits[split], index)
+        return pipelines._source(self.splits[split], index)
 
     def _decoder(self, split: str) -> Any:
-        from tfpilot.data.pipeline import _decoder
-
-        return _decoder(self.splits[split], **self.input_spec.decode_target())
+        return pipelines._decoder(self.splits[split], **self.input_spec.decode_target())
 
     def _metrics(self, model: Any, split: str, batch_size: int, top_k: int) -> dict[str, Any]:
         from tfpilot.metrics import classification_metrics, predict_probabilities
@@ -278,9 +268,7 @@ class PreparedData(RunData):
             batch_size: examples per batch.
             seed: the sample's seed.
         """
-        from tfpilot.data.pipeline import make_sample_pipeline
-
-        return make_sample_pipeline(self.splits["train"], examples, batch_size, seed,
+        return pipelines.make_sample_pipeline(self.splits["train"], examples, batch_size, seed,
                                     **self.input_spec.decode_target())
 
     def labels_record(self, dataset: str, model: str) -> dict[str, Any]:

@@ -111,10 +111,12 @@ class TableData(RunData):
         _refuse_single_input_options(one_hot=one_hot, shard=shard)
 
     def _source(self, split: str, index: np.ndarray | None) -> Any:
-        from tfpilot.data.table_pipeline import table_source
+        import tensorflow as tf
+
+        from tfpilot.data.table_pipeline import _tensors
 
         part = self.splits[split]
-        return table_source(part if index is None else part.take(index), self.spec)
+        return tf.data.Dataset.from_tensor_slices(_tensors(part if index is None else part.take(index), self.spec))
 
     def _decoder(self, split: str) -> Any:
         from tfpilot.data.table_pipeline import _decoder

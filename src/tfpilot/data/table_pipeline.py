@@ -54,13 +54,6 @@ def _decoder(split: TableSplit, spec: TableSpec) -> Any:
     return decode
 
 
-def table_source(split: TableSplit, spec: TableSpec, with_targets: bool = True) -> Any:
-    """The rows of a split as a dataset of ``(inputs, targets)`` dicts (or inputs only)."""
-    import tensorflow as tf
-
-    return tf.data.Dataset.from_tensor_slices(_tensors(split, spec, with_targets))
-
-
 def table_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, *, training: bool, seed: int = 42,
                    shuffle_buffer: int = 60_000, with_targets: bool = True) -> Any:
     """Batches of ``(inputs, targets)`` (or inputs only) of one table split
@@ -74,9 +67,12 @@ def table_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, *, train
         seed, shuffle_buffer: the shuffle's seed and buffer size.
         with_targets: also yield the targets.
     """
+    import tensorflow as tf
+
     from tfpilot.data.pipeline import batches
 
-    return batches(lambda index: table_source(split, spec, with_targets), _decoder(split, spec), len(split),
+    rows = tf.data.Dataset.from_tensor_slices(_tensors(split, spec, with_targets))
+    return batches(lambda index: rows, _decoder(split, spec), len(split),
                    batch_size, training=training, seed=seed, shuffle_buffer=shuffle_buffer, cache=False)
 
 

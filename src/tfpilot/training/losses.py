@@ -166,14 +166,12 @@ def loss_and_metrics(config: Any, model: Any, num_classes: int) -> tuple[Any, An
     from tfpilot.spec import FeatureSpec, TableSpec
 
     spec = TableSpec((), tuple(FeatureSpec(o.name, o.type) for o in config.features.outputs))
-    one_hot = _one_hot_heads(config.train, spec)
-    smoothing = config.train.label_smoothing
-    losses, metrics = {}, {}
+    one_hot, losses, metrics = _one_hot_heads(config.train, spec), {}, {}
     for head, out in zip(spec.outputs, config.features.outputs):
-        key, kind = head.key, head.kind
+        key, kind, smooth = head.key, head.kind, head.key in one_hot
         mean, std = model.get_layer(key).statistics if kind == "number" and out.normalize else (0.0, 1.0)
         losses[key] = HeadLoss(out.loss_name(kind), out.loss_params, kind, mean, std, name=f"{key}_loss",
-                               one_hot=key in one_hot, label_smoothing=smoothing if key in one_hot else 0.0)
+                               one_hot=smooth, label_smoothing=config.train.label_smoothing if smooth else 0.0)
         metrics[key] = _head_metrics(kind, int(model.get_layer(key).units) if kind == "category" else 1,
                                      config.train.top_k)
     return losses, metrics
