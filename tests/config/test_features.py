@@ -1,4 +1,5 @@
-"""The features section: declared inputs/outputs, refused options, did-you-mean on losses and encoders."""
+"""The features section: declared inputs/outputs, options without a meaning for a table, did-you-mean on
+losses and encoders."""
 
 from __future__ import annotations
 
@@ -16,15 +17,27 @@ def test_a_features_section_trains_the_multitask_model_by_default():
 
 
 @pytest.mark.parametrize("override, message", [
-    ({"train": {"label_smoothing": 0.1}}, "train.label_smoothing: table models"),
-    ({"data": {"augment": {"flip": "horizontal"}}}, "data.augment: table models"),
-    ({"train": {"class_weight": "auto"}}, "train.class_weight: table models"),
+    ({"data": {"text_column": "title"}}, "data.text_column chooses the column of a text table; with a features "
+                                         "section name the text column in features.inputs"),
+    ({"data": {"label_column": 1}}, "name the target in features.outputs"),
+    ({"data": {"augment": {"mixup": 0.2}}}, "mixup/cutmix mix two rows' labels"),
+    ({"train": {"class_head": "prise"}}, "train.class_head: no output 'prise'. Did you mean 'price'"),
     ({"model": {"name": "mnist_cnn"}}, "features section trains a table model; model 'mnist_cnn'"),
 ])
-def test_classifier_only_options_are_refused(override, message):
-    tree = {"features": {"outputs": ["y"]}, **override}
+def test_options_without_a_meaning_for_a_table_say_what_to_set_instead(override, message):
+    tree = {"features": {"outputs": ["y", "price"]}, **override}
     with pytest.raises(ConfigError, match=message):
         load_config(tree)
+
+
+def test_class_options_are_accepted_for_a_table_and_class_head_only_for_one():
+    cfg = load_config({"features": {"outputs": ["kind", "price"]},
+                       "data": {"augment": {"flip": "horizontal"}, "balanced_sampling": True},
+                       "train": {"label_smoothing": 0.1, "label_mode": "one_hot", "class_weight": "auto",
+                                 "class_head": "kind"}})
+    assert cfg.train.class_head == "kind" and cfg.data.augment.enabled
+    with pytest.raises(ConfigError, match="train.class_head names a head of a table model"):
+        load_config({"train": {"class_head": "kind"}})
 
 
 def test_losses_encoders_and_types_are_checked():

@@ -105,3 +105,20 @@ def test_limit_by_key_is_exact_and_class_balanced():
     more = limit_stratified(np.append(y, 0), 30, seed=0, keys=[*keys, "c0/new.png"])
     assert np.bincount(np.append(y, 0)[more]).tolist() == [10, 10, 10]
     assert more[(more >= 40) & (more < 120)].tolist() == keep[keep >= 40].tolist()  # other classes: unchanged
+
+
+def test_classifier_data_has_the_named_view_of_a_table():
+    from tfpilot.config import DataConfig
+    from tfpilot.data import prepare_data
+    from tfpilot.data.registry import RunData
+
+    data = prepare_data(DataConfig(dataset="digits", train_limit=100))
+    assert isinstance(data, RunData) and data.features is None
+    assert (data.spec.input_keys, data.spec.output_keys) == (["images"], ["label"])
+    assert list(data.spec.outputs[0].classes) == data.class_names
+    assert data.targets("train")["label"] is data.splits["train"].y
+    assert data.model_args() == {"input_spec": data.input_spec, "num_classes": 10}
+    # balanced over the one head's classes, as the named view gives them
+    stream = data.train_stream(50, (0, 4), seed=1, balanced=True)
+    labels = np.concatenate([y.numpy() for _, y in stream])
+    assert np.bincount(labels, minlength=10).min() > 0.5 * len(labels) / 10

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tfpilot.config.features import FeaturesConfig
-from tfpilot.registry import MODELS, OPTIMIZERS, SCHEDULES, check_params
+from tfpilot.registry import MODELS, OPTIMIZERS, SCHEDULES, check_params, did_you_mean
 
 
 class Section(BaseModel):
@@ -367,6 +367,9 @@ class TrainConfig(Section):
     class_weight: Literal["none", "auto"] | dict[str, float] = Field(
         "none", description="auto: inverse class frequency; or {class name: weight}."
     )
+    class_head: str | None = Field(
+        None, description="Table models: the category head that balanced sampling, class weights, label smoothing "
+        "and one-hot labels act on (default: the only one; label smoothing: every category head).")
     regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
     fine_tune: FineTuneConfig = Field(default_factory=FineTuneConfig)
     loop: Literal["fit", "custom"] = Field(
@@ -448,10 +451,34 @@ class Config(Section):
         return data
 
     @model_validator(mode="after")
-    def _table_options(self) -> Config:
-        from tfpilot.config.table_checks import check_table_config
-
-        check_table_config(self)
+    def _model_fits_the_config(self) -> Config:
+        """A table model needs a features section, a zoo classifier must not have one; the
+        text-table column guesses and MixUp/CutMix have no meaning with ``features``."""
+        tags = MODELS.entry(self.model.name).tags
+        if self.features is None:
+            if "table" in tags:
+                raise ValueError(f"model {self.model.name!r} is a table model: give a features section with the "
+                                 "output columns (tfpilot train --dataset TABLE --target COLUMN)")
+            if self.train.class_head is not None:
+                raise ValueError("train.class_head names a head of a table model: a classifier has one; remove it")
+            return self
+        if "table" not in tags:
+            raise ValueError(f"a features section trains a table model; model {self.model.name!r} is a "
+                             f"{'/'.join(tags) or 'image'} classifier. Use model.name: "
+                             f"{' or '.join(MODELS.list(tag='table'))} (image and text models go in "
+                             "features.inputs[].encoder.model)")
+        d = self.data
+        for key, value, fix in (("text_column", d.text_column, "name the text column in features.inputs"),
+                                ("label_column", d.label_column, "name the target in features.outputs (--target)")):
+            if value is not None:
+                raise ValueError(f"data.{key} chooses the column of a text table; with a features section {fix}")
+        if d.augment.mixes_labels:
+            raise ValueError("data.augment.mixup/cutmix mix two rows' labels, but a table row's other columns "
+                             "cannot be mixed: set them to 0 (the other augmentations apply to every image column)")
+        outs, head = [o.name for o in self.features.outputs], self.train.class_head
+        if head is not None and head not in outs:
+            raise ValueError(f"train.class_head: no output {head!r}.{did_you_mean(head, outs)} The outputs: "
+                             f"{', '.join(outs)}.")
         return self
 
     @property

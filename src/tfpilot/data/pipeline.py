@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -83,18 +84,40 @@ def make_pipeline(
         shard: ``(num_shards, index)``: keep every num_shards-th example from ``index`` on,
             before decoding (a worker of a multi-worker run reads only its own files).
     """
+    return batches(lambda index: _source(split, index), _decoder(split, image_size, channels), len(split),
+                   batch_size, training=training, seed=seed, shuffle_buffer=shuffle_buffer, one_hot=one_hot,
+                   cache=cache, drop_remainder=drop_remainder, shard=shard)
+
+
+def batches(source: Callable[[np.ndarray | None], Any], decode: Any, n: int, batch_size: int, *, training: bool,
+            seed: int = 42, shuffle_buffer: int = 60_000, one_hot: int | None = None, cache: bool = True,
+            drop_remainder: bool = False, shard: tuple[int, int] | None = None) -> Any:
+    """The batches of any split, a classifier's or a table's (see :func:`make_pipeline`).
+
+    Args:
+        source: index array (None: every example) -> the dataset of those examples.
+        decode: the per-example map that decodes files (None: examples are in memory).
+        n: examples in the split.
+        batch_size, training, seed, shuffle_buffer, one_hot, cache, drop_remainder, shard: as
+            in :func:`make_pipeline`.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> ds = batches(lambda i: tf.data.Dataset.range(5), None, 5, 2, training=False)
+        >>> [len(b) for b in ds]
+        [2, 2, 1]
+    """
     import tensorflow as tf
 
-    ds = _source(split)
+    ds = source(None)
     if shard is not None:
         ds = ds.shard(*shard)
-    decode = _decoder(split, image_size, channels)
     if decode is not None:
         ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
         if cache:
             ds = ds.cache()
     if training:
-        ds = ds.shuffle(min(shuffle_buffer, max(len(split), 1)), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(min(shuffle_buffer, max(n, 1)), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if one_hot:
         ds = ds.map(lambda x, y: (x, tf.one_hot(y, one_hot)), num_parallel_calls=tf.data.AUTOTUNE)
@@ -142,15 +165,40 @@ def make_train_pipeline(
         >>> sum(1 for _ in ds)  # 3 epochs x 2 batches
         6
     """
+    return _finish(epoch_stream(lambda index: _source(split, index), split.y if balanced else None, len(split),
+                                batch_size, epochs, seed=seed, shuffle_buffer=shuffle_buffer,
+                                decode=_decoder(split, image_size, channels), steps_per_epoch=steps_per_epoch,
+                                shard=shard))
+
+
+def epoch_stream(source: Callable[[np.ndarray | None], Any], labels: np.ndarray | None, n: int, batch_size: int,
+                 epochs: tuple[int, int], *, seed: int = 42, shuffle_buffer: int = 60_000, decode: Any = None,
+                 steps_per_epoch: int | None = None, shard: tuple[int, int] | None = None) -> Any:
+    """The batches of epochs ``[start, end)`` of any split (a classifier's or a table's), each
+    epoch shuffled with a seed from ``(seed, epoch)`` (see :func:`make_train_pipeline`).
+
+    Args:
+        source: index array (None: every example) -> the dataset of those examples.
+        labels: class ids to balance by (every class drawn equally often, ``n`` examples an
+            epoch); None: each example once an epoch.
+        n: examples in the split.
+        batch_size, epochs, seed, shuffle_buffer, steps_per_epoch, shard: as in
+            :func:`make_train_pipeline`.
+        decode: the per-example map that decodes files (None: examples are in memory).
+
+    Example:
+        >>> import numpy as np, tensorflow as tf
+        >>> ds = epoch_stream(lambda i: tf.data.Dataset.from_tensor_slices(np.arange(6) if i is None else i),
+        ...                   None, 6, 4, (0, 2))
+        >>> [len(batch) for batch in ds]  # 2 epochs of 6 examples
+        [4, 2, 4, 2]
+    """
     import tensorflow as tf
 
-    n = len(split)
     buffer = min(shuffle_buffer, max(n, 1))
-    decode = _decoder(split, image_size, channels)
-
-    if balanced:
-        classes = np.unique(split.y)
-        per_class = [_source(split, np.flatnonzero(split.y == k)) for k in classes]
+    if labels is not None:
+        classes = np.unique(labels)
+        per_class = [source(np.flatnonzero(labels == k)) for k in classes]
 
         def one_epoch(e: Any) -> Any:
             s = tf.cast(seed, tf.int64) * 1_000_003 + e
@@ -159,7 +207,7 @@ def make_train_pipeline(
             return tf.data.Dataset.sample_from_datasets(
                 streams, weights=[1.0 / len(classes)] * len(classes), seed=s).take(n)
     else:
-        base = _source(split)
+        base = source(None)
 
         def one_epoch(e: Any) -> Any:
             return base.shuffle(buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + e, reshuffle_each_iteration=False)
@@ -174,7 +222,7 @@ def make_train_pipeline(
             return ds.repeat().batch(batch_size).take(steps_per_epoch)
         return ds.batch(batch_size)
 
-    return _finish(tf.data.Dataset.range(epochs[0], epochs[1]).flat_map(batches))
+    return tf.data.Dataset.range(epochs[0], epochs[1]).flat_map(batches)
 
 
 def make_sample_pipeline(split: Split, examples: int, batch_size: int, seed: int, *,

@@ -23,13 +23,14 @@ from typing import Any
 import numpy as np
 
 from tfpilot.config.schema import DataConfig
+from tfpilot.data import pipeline as pipelines
 from tfpilot.data.images import convert_images
 from tfpilot.data.manifest import apply_manifest, build_manifest, split_keys
 from tfpilot.data.report import DataReport
 from tfpilot.data.source import RawDataset
 from tfpilot.data.splits import hash_split, limit_stratified, stratified_split
 from tfpilot.registry import Registry, RegistryError
-from tfpilot.spec import InputSpec
+from tfpilot.spec import CLASSIFIER_HEAD, FeatureSpec, InputSpec, TableSpec, classifier_spec
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,122 @@ def load_dataset(cfg: DataConfig) -> RawDataset:
     return ds
 
 
+class RunData:
+    """The data of a run over named inputs and heads, and the pipelines the trainer reads it
+    through: a classifier's :class:`PreparedData` (one input, one category head ``label``) and a
+    table's :class:`~tfpilot.data.table.TableData` alike.
+
+    A subclass gives ``splits``, ``spec``, ``features``, ``manifest``, ``report``, ``class_names``,
+    ``num_classes``, :meth:`targets`, :meth:`model_args`, :meth:`adapt`, ``_source`` (split name,
+    index -> the dataset of those examples), ``_decoder`` (split name -> the map decoding its
+    files, or None), ``_metrics``, ``sample``, ``labels_record`` and ``save_extra_files``.
+    """
+
+    class_head_name: str | None = None  # train.class_head
+    cache = True  # decoded files of a split are cached in memory by :meth:`pipeline`
+
+    def class_head(self, option: str) -> FeatureSpec:
+        """The class head ``option`` acts on (:func:`class_head`)."""
+        return class_head(self.spec, self.class_head_name, option)
+
+    def _check_options(self, one_hot: int | None, shard: tuple[int, int] | None) -> None:
+        """Raise ValueError for a pipeline option this data cannot take (none here)."""
+
+    def pipeline(self, split: str, batch_size: int, *, training: bool, seed: int = 42, shuffle_buffer: int = 60_000,
+                 one_hot: int | None = None, shard: tuple[int, int] | None = None) -> Any:
+        """Batches of ``(inputs, targets)`` of one split (:func:`~tfpilot.data.pipeline.batches`).
+
+        Args:
+            split: "train", "val" or "test".
+            batch_size, training, seed, shuffle_buffer, one_hot, shard: as in
+                :func:`~tfpilot.data.pipeline.make_pipeline`.
+        """
+        self._check_options(one_hot, shard)
+        return pipelines.batches(lambda index: self._source(split, index), self._decoder(split),
+                                 len(self.splits[split]), batch_size, training=training, seed=seed,
+                                 shuffle_buffer=shuffle_buffer, one_hot=one_hot, cache=self.cache, shard=shard)
+
+    def train_stream(self, batch_size: int, epochs: tuple[int, int], *, seed: int = 42, shuffle_buffer: int = 60_000,
+                     steps_per_epoch: int | None = None, balanced: bool = False, one_hot: int | None = None,
+                     shard: tuple[int, int] | None = None, maps: Sequence[Callable[[Any], Any]] = ()) -> Any:
+        """The training batches of epochs ``[start, end)``, each epoch shuffled with a seed from
+        ``(seed, epoch)`` (:func:`~tfpilot.data.pipeline.epoch_stream`).
+
+        Args:
+            batch_size: examples per batch.
+            epochs: ``(start, end)`` epoch numbers (0-based, end exclusive).
+            seed, shuffle_buffer: the base shuffle seed and the buffer size.
+            steps_per_epoch: batches per epoch, if not one pass over the data.
+            balanced: draw every class of the class head (:meth:`class_head`) equally often.
+            one_hot: if set, labels become one-hot vectors of this many classes.
+            shard: ``(num_workers, index)``: this worker's share of every epoch.
+            maps: dataset transforms (augmentation, sample weights) applied to the batched
+                stream, in order, before prefetching.
+        """
+        import tensorflow as tf
+
+        self._check_options(one_hot, shard)
+        labels = self.targets("train")[self.class_head("data.balanced_sampling").key] if balanced else None
+        ds = pipelines.epoch_stream(lambda index: self._source("train", index), labels, len(self.splits["train"]),
+                                    batch_size, epochs, seed=seed, shuffle_buffer=shuffle_buffer,
+                                    decode=self._decoder("train"), steps_per_epoch=steps_per_epoch, shard=shard)
+        if one_hot:
+            ds = ds.map(lambda x, y: (x, tf.one_hot(y, one_hot)), num_parallel_calls=tf.data.AUTOTUNE)
+        for transform in maps:
+            ds = transform(ds)
+        return pipelines._finish(ds)
+
+    def evaluate(self, model: Any, *, batch_size: int, top_k: int) -> dict[str, Any]:
+        """The metrics of ``model`` on val and test (a classifier's; a table's per head).
+
+        Args:
+            model: the trained model.
+            batch_size: examples per prediction batch.
+            top_k: k of the top-k accuracy.
+
+        Returns:
+            split name -> its metrics (splits that are absent or empty are left out).
+        """
+        return {split: self._metrics(model, split, batch_size, top_k) for split in ("val", "test")
+                if len(self.splits.get(split, ()))}
+
+
+def class_head(spec: TableSpec, name: str | None, option: str) -> FeatureSpec:
+    """The class head (category or binary) that ``option`` acts on: the one called ``name``
+    (``train.class_head``), else the only one.
+
+    Args:
+        spec: the model's spec (a classifier's: one category head).
+        name: ``train.class_head``, or None.
+        option: the config key asking (named in the errors).
+
+    Raises:
+        ValueError: no class head, several and none named, or ``name`` is a number head.
+
+    Example:
+        >>> spec = TableSpec((FeatureSpec("x", "number"),), (FeatureSpec("y", "category", classes=("a", "b")),))
+        >>> class_head(spec, None, "train.class_weight").key
+        'y'
+    """
+    heads = [o for o in spec.outputs if o.kind in ("category", "binary")]
+    if name is not None:
+        head = spec.output(name)
+        if head not in heads:
+            raise ValueError(f"{option}: train.class_head {name!r} is a {head.kind} head; name a category or "
+                             "binary head")
+        return head
+    if len(heads) == 1:
+        return heads[0]
+    names = ", ".join(repr(o.name) for o in heads or spec.outputs)
+    if not heads:
+        raise ValueError(f"{option} needs a category or binary head, and the outputs {names} are numbers: "
+                         f"remove {option} or add a category output")
+    raise ValueError(f"{option}: the table has several class heads ({names}): name one with train.class_head")
+
+
 @dataclass
-class PreparedData:
-    """A dataset with its final train/val/test splits, ready for pipelines.
+class PreparedData(RunData):
+    """A classifier's dataset with its final train/val/test splits, ready for pipelines.
 
     Attributes:
         dataset: the loaded dataset, its ``splits`` final.
@@ -98,75 +212,52 @@ class PreparedData:
     dataset: RawDataset
     manifest: dict[str, Any]
     recorded: bool = False
+    features = None  # a classifier has no features section
+
+    # what the loaded dataset holds
+    splits = property(lambda self: self.dataset.splits)
+    num_classes = property(lambda self: self.dataset.num_classes)
+    class_names = property(lambda self: self.dataset.class_names)
+    input_spec = property(lambda self: self.dataset.input_spec)
+    report = property(lambda self: self.dataset.report)
 
     @property
-    def splits(self):
-        return self.dataset.splits
+    def spec(self) -> TableSpec:
+        """The classifier as a table: one input (``images`` or ``text``), one category head ``label``."""
+        return classifier_spec(self.input_spec, self.class_names)
 
-    @property
-    def num_classes(self) -> int:
-        return self.dataset.num_classes
+    def targets(self, split: str) -> dict[str, np.ndarray]:
+        """Head key -> the class ids of ``split`` (one head: ``label``)."""
+        return {CLASSIFIER_HEAD: self.splits[split].y}
 
-    @property
-    def class_names(self) -> list[str]:
-        return self.dataset.class_names
+    def model_args(self) -> dict[str, Any]:
+        """The zoo model builder's arguments besides ``model.params``: the input and the classes."""
+        return {"input_spec": self.input_spec, "num_classes": self.num_classes}
 
-    @property
-    def input_spec(self):
-        return self.dataset.input_spec
-
-    @property
-    def report(self) -> DataReport:
-        return self.dataset.report
-
-    # -- the interface the trainer uses (shared with tfpilot.data.table.TableData) -----------
-    def pipeline(self, split: str, batch_size: int, *, training: bool, seed: int = 42, shuffle_buffer: int = 60_000,
-                 one_hot: int | None = None, shard: tuple[int, int] | None = None) -> Any:
-        """Batches of ``(input, label)`` of one split (:func:`~tfpilot.data.pipeline.make_pipeline`).
+    def adapt(self, model: Any) -> None:
+        """Adapt the in-model preprocessing (text vocabularies, patch whitening) on the training
+        split only.
 
         Args:
-            split: "train", "val" or "test".
-            batch_size: examples per batch.
-            training: shuffle (seeded, reshuffled every epoch) when True.
-            seed, shuffle_buffer: the shuffle's seed and buffer size.
-            one_hot: if set, labels become one-hot vectors of this many classes.
-            shard: ``(num_shards, index)``: this worker's share of the split.
+            model: the built classifier.
         """
-        from tfpilot.data.pipeline import make_pipeline
+        from tfpilot.models.airbench import adapt_whitening
+        from tfpilot.models.text_layers import adapt_preprocessing
 
-        return make_pipeline(self.splits[split], batch_size, training=training, seed=seed,
-                             shuffle_buffer=shuffle_buffer, one_hot=one_hot, shard=shard,
-                             **self.input_spec.decode_target())
+        adapt_preprocessing(model, self.splits["train"])
+        adapt_whitening(model, self.splits["train"].x)
 
-    def train_stream(self, batch_size: int, epochs: tuple[int, int], *, seed: int = 42, shuffle_buffer: int = 60_000,
-                     steps_per_epoch: int | None = None, balanced: bool = False, one_hot: int | None = None,
-                     shard: tuple[int, int] | None = None, maps: Sequence[Callable[[Any], Any]] = ()) -> Any:
-        """The training batches of epochs ``[start, end)``, each epoch shuffled with a seed from
-        ``(seed, epoch)`` (:func:`~tfpilot.data.pipeline.make_train_pipeline`).
+    def _source(self, split: str, index: np.ndarray | None) -> Any:
+        return pipelines._source(self.splits[split], index)
 
-        Args:
-            batch_size: examples per batch.
-            epochs: ``(start, end)`` epoch numbers (0-based, end exclusive).
-            seed, shuffle_buffer: the base shuffle seed and the buffer size.
-            steps_per_epoch: batches per epoch, if not one pass over the data.
-            balanced: draw every class with equal probability.
-            one_hot: if set, labels become one-hot vectors of this many classes.
-            shard: ``(num_workers, index)``: this worker's share of every epoch.
-            maps: dataset transforms (augmentation, sample weights) applied to the batched
-                stream, in order, before prefetching.
-        """
-        import tensorflow as tf
+    def _decoder(self, split: str) -> Any:
+        return pipelines._decoder(self.splits[split], **self.input_spec.decode_target())
 
-        from tfpilot.data.pipeline import make_train_pipeline
+    def _metrics(self, model: Any, split: str, batch_size: int, top_k: int) -> dict[str, Any]:
+        from tfpilot.metrics import classification_metrics, predict_probabilities
 
-        ds = make_train_pipeline(self.splits["train"], batch_size, epochs, seed=seed, shuffle_buffer=shuffle_buffer,
-                                 balanced=balanced, steps_per_epoch=steps_per_epoch, shard=shard,
-                                 **self.input_spec.decode_target())
-        if one_hot:
-            ds = ds.map(lambda x, y: (x, tf.one_hot(y, one_hot)), num_parallel_calls=tf.data.AUTOTUNE)
-        for transform in maps:
-            ds = transform(ds)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        y, probs = predict_probabilities(model, self.pipeline(split, batch_size, training=False))
+        return classification_metrics(y, probs, self.class_names, k=top_k)
 
     def sample(self, examples: int, batch_size: int, seed: int) -> Any:
         """A fixed, seeded sample of the train split as batches
@@ -177,30 +268,8 @@ class PreparedData:
             batch_size: examples per batch.
             seed: the sample's seed.
         """
-        from tfpilot.data.pipeline import make_sample_pipeline
-
-        return make_sample_pipeline(self.splits["train"], examples, batch_size, seed,
+        return pipelines.make_sample_pipeline(self.splits["train"], examples, batch_size, seed,
                                     **self.input_spec.decode_target())
-
-    def evaluate(self, model: Any, *, batch_size: int, top_k: int) -> dict[str, Any]:
-        """Classification metrics of ``model`` on val and test (:mod:`tfpilot.metrics`).
-
-        Args:
-            model: the trained classifier.
-            batch_size: examples per prediction batch.
-            top_k: k of the top-k accuracy.
-
-        Returns:
-            split name -> its metrics (splits that are absent or empty are left out).
-        """
-        from tfpilot.metrics import classification_metrics, predict_probabilities
-
-        out = {}
-        for split in ("val", "test"):
-            if split in self.splits and len(self.splits[split]):
-                y, probs = predict_probabilities(model, self.pipeline(split, batch_size, training=False))
-                out[split] = classification_metrics(y, probs, self.class_names, k=top_k)
-        return out
 
     def labels_record(self, dataset: str, model: str) -> dict[str, Any]:
         """The run's ``labels.json``: class names, the input spec, the dataset and the model.

@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import numpy as np
 
 from tfpilot.config.features import FeaturesConfig
 from tfpilot.data import columns as C
+from tfpilot.data.registry import RunData, prepare_data
 from tfpilot.data.report import DataReport
 from tfpilot.data.splits import limit_stratified, stratified_split
 from tfpilot.data.table_io import LoadedTable, load_table
@@ -60,13 +60,11 @@ class ColumnInfo:
 
 
 @dataclass
-class TableData:
+class TableData(RunData):
     """A table ready for training: its spec, resolved features, splits and report.
 
-    It has the interface the trainer uses of :class:`~tfpilot.data.PreparedData` (``splits``,
-    ``input_spec``, ``manifest``, ``report``, ``class_names``, ``num_classes``, ``pipeline``,
-    ``train_stream``, ``sample``, ``evaluate``, ``labels_record``, ``save_extra_files``), with
-    ``(dict of columns, dict of targets)`` batches and per-head metrics.
+    A :class:`~tfpilot.data.registry.RunData` like a classifier's data, with ``(dict of columns,
+    dict of targets)`` batches and per-head metrics.
     """
 
     spec: TableSpec
@@ -78,65 +76,64 @@ class TableData:
     source: str
     base: Path
 
-    @property
-    def input_spec(self) -> TableSpec:
-        return self.spec
+    class_head_name: str | None = None  # train.class_head
 
-    @property
-    def class_names(self) -> list[str]:
-        return []
+    input_spec = property(lambda self: self.spec)
+    class_names = ()  # classes are per head (spec.outputs[].classes), not of the run
+    num_classes = 0
 
-    @property
-    def num_classes(self) -> int:
-        return 0
+    def targets(self, split: str) -> dict[str, np.ndarray]:
+        """Output key -> the encoded targets of ``split``."""
+        return self.splits[split].targets
 
-    @property
-    def normalize(self) -> dict[str, bool]:
-        return {column_key(o.name): o.normalize for o in self.features.outputs}
+    def model_args(self) -> dict[str, Any]:
+        """The model builder's arguments besides ``model.params``: the spec, and each column's
+        encoder settings (``features.inputs[].encoder``) by key."""
+        encoders = {column_key(f.name): f.encoder.model_dump() for f in self.features.inputs or []}
+        return {"input_spec": self.spec, "num_classes": 0, "encoders": encoders}
 
-    def encoders(self) -> dict[str, dict[str, Any]]:
-        """Column key -> its encoder settings (``features.inputs[].encoder``)."""
-        return {column_key(f.name): f.encoder.model_dump() for f in self.features.inputs or []}
-
-    # -- the interface the trainer uses (shared with PreparedData) ----------------------------
-    def pipeline(self, split: str, batch_size: int, *, training: bool, seed: int = 42, shuffle_buffer: int = 60_000,
-                 one_hot: int | None = None, shard: tuple[int, int] | None = None) -> Any:
-        """Batches of ``(inputs, targets)`` dicts of one split.
+    def adapt(self, model: Any) -> None:
+        """Learn vocabularies, normalisation and target statistics from the training split only.
 
         Args:
-            split: "train", "val" or "test".
-            batch_size: rows per batch.
-            training: shuffle (reshuffled every epoch) when True.
-            seed, shuffle_buffer: the shuffle's seed and buffer size.
-            one_hot: a single-input option; a table refuses it (ValueError).
-            shard: ``(num_shards, index)``: keep every num_shards-th row (a worker's share).
+            model: the built table model.
         """
-        from tfpilot.data.table_pipeline import table_pipeline
+        from tfpilot.models.multitask import adapt_table_model
 
-        _refuse_single_input_options(one_hot=one_hot)
-        return table_pipeline(self.splits[split], self.spec, batch_size, training=training, seed=seed,
-                              shuffle_buffer=shuffle_buffer, shard=shard)
+        train = self.splits["train"]
+        normalize = {column_key(o.name): o.normalize for o in self.features.outputs}
+        adapt_table_model(model, self.spec, train.inputs, train.targets, normalize)
 
-    def train_stream(self, batch_size: int, epochs: tuple[int, int], *, seed: int = 42, shuffle_buffer: int = 60_000,
-                     steps_per_epoch: int | None = None, balanced: bool = False, one_hot: int | None = None,
-                     shard: tuple[int, int] | None = None, maps: Sequence[Callable[[Any], Any]] = ()) -> Any:
-        """The training batches of epochs ``[start, end)``, each epoch shuffled with a seed from
-        ``(seed, epoch)`` (:func:`~tfpilot.data.table_pipeline.table_train_pipeline`).
+    # -- what RunData's pipelines read ----------------------------------------------------------
+    cache = False  # image columns held as paths are decoded batch by batch, not kept
 
-        Args:
-            batch_size: rows per batch.
-            epochs: ``(start, end)`` epoch numbers (0-based, end exclusive).
-            seed, shuffle_buffer: the base shuffle seed and the buffer size.
-            steps_per_epoch: batches per epoch, if not one pass over the rows.
-            balanced, one_hot: single-input options; a table refuses them (ValueError).
-            shard: ``(num_workers, index)``: this worker's share of every epoch.
-            maps: dataset transforms applied to the batched stream before prefetching.
-        """
-        from tfpilot.data.table_pipeline import table_train_pipeline
+    def _check_options(self, one_hot: int | None, shard: tuple[int, int] | None) -> None:
+        if one_hot:
+            raise ValueError("table pipelines do not make one-hot labels: a category head one-hots its own "
+                             "(train.label_mode: one_hot)")
 
-        _refuse_single_input_options(balanced=balanced, one_hot=one_hot)
-        return table_train_pipeline(self.splits["train"], self.spec, batch_size, epochs, seed=seed, shard=shard,
-                                    shuffle_buffer=shuffle_buffer, steps_per_epoch=steps_per_epoch, maps=maps)
+    def _source(self, split: str, index: np.ndarray | None) -> Any:
+        import tensorflow as tf
+
+        from tfpilot.data.table_pipeline import _tensors
+
+        part = self.splits[split]
+        return tf.data.Dataset.from_tensor_slices(_tensors(part if index is None else part.take(index), self.spec))
+
+    def _decoder(self, split: str) -> Any:
+        from tfpilot.data.table_pipeline import _decoder
+
+        return _decoder(self.splits[split], self.spec)
+
+    def _metrics(self, model: Any, split: str, batch_size: int, top_k: int) -> dict[str, Any]:
+        """Per-head metrics of ``split``, each beside its trivial baseline (training mean / majority)."""
+        from tfpilot.data.table_pipeline import predict_heads
+        from tfpilot.metrics.heads import baselines, head_metrics
+
+        part = self.splits[split]
+        outputs = predict_heads(model, part, self.spec, batch_size)
+        return head_metrics(self.spec, part.targets, outputs, baselines(self.spec, self.splits["train"].targets),
+                            top_k=top_k)
 
     def sample(self, examples: int, batch_size: int, seed: int) -> Any:
         """A fixed, seeded sample of at most ``examples`` training rows (in table order) as batches.
@@ -151,29 +148,6 @@ class TableData:
         split = self.splits["train"]
         index = np.sort(np.random.default_rng(seed).permutation(len(split))[:examples])
         return table_pipeline(split.take(index), self.spec, batch_size, training=False)
-
-    def evaluate(self, model: Any, *, batch_size: int, top_k: int) -> dict[str, Any]:
-        """Per-head metrics on val and test, each beside its trivial baseline (training mean / majority).
-
-        Args:
-            model: the trained table model.
-            batch_size: rows per prediction batch.
-            top_k: k of the category heads' top-k accuracy.
-
-        Returns:
-            split name -> its head metrics (splits that are absent or empty are left out).
-        """
-        from tfpilot.data.table_pipeline import predict_heads
-        from tfpilot.metrics.heads import baselines, head_metrics
-
-        base = baselines(self.spec, self.splits["train"].targets)
-        out = {}
-        for split in ("val", "test"):
-            if split in self.splits and len(self.splits[split]):
-                part = self.splits[split]
-                outputs = predict_heads(model, part, self.spec, batch_size)
-                out[split] = head_metrics(self.spec, part.targets, outputs, base, top_k=top_k)
-        return out
 
     def labels_record(self, dataset: str, model: str) -> dict[str, Any]:
         """The run's ``labels.json``: the task, the table spec, the dataset and the model.
@@ -211,15 +185,6 @@ class TableData:
         body = yaml.safe_dump({"features": features}, sort_keys=False)
         path.write_text("\n".join(head) + "\n" + body, encoding="utf-8")
         return path
-
-
-def _refuse_single_input_options(**options: Any) -> None:
-    """Raise ValueError naming the single-input pipeline options set (a table config refuses
-    them: one-hot labels, balanced sampling)."""
-    used = [name for name, value in options.items() if value]
-    if used:
-        raise ValueError(f"table pipelines do not take {', '.join(used)}: those options apply to "
-                         "single-input classifiers only")
 
 
 # -- schema ------------------------------------------------------------------------------------
@@ -324,7 +289,6 @@ def _image_inputs(frame: Any, name: str, base: Path, cfg: Any, report: DataRepor
 
 def _targets(frame: Any, outputs: list[Any], report: DataReport) -> tuple[Any, dict[str, np.ndarray],
                                                                            dict[str, list[str]]]:
-    ids = frame.index.to_numpy()
     classes: dict[str, list[str]] = {}
     for o in outputs:
         missing = frame[o.name].isna().to_numpy() | (frame[o.name].astype(str).str.strip() == "").to_numpy()
@@ -350,14 +314,19 @@ def _targets(frame: Any, outputs: list[Any], report: DataReport) -> tuple[Any, d
     return frame, targets, classes
 
 
-def prepare_table(cfg: Any, table: LoadedTable | None = None) -> TableData:
+def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str, Any] | None = None) -> TableData:
     """Read, resolve, encode and split the table of a config with a ``features`` section.
 
     Args:
-        cfg: the run :class:`~tfpilot.config.Config` (``data`` and ``features`` are used).
+        cfg: the run :class:`~tfpilot.config.Config` (``data``, ``features`` and
+            ``train.class_head`` are used).
         table: the table already read (default: read ``cfg.data.dataset``).
+        manifest: a run's recorded split (``split.json``): the table's split must be the same.
+
+    Raises:
+        ValueError: the table's rows or split differ from ``manifest``'s.
     """
-    d = cfg.data
+    d, recorded = cfg.data, manifest
     table = table or load_table(d.dataset, d)
     frame, base = table.frame, table.base
     features, schema = resolve_features(frame, cfg.features, base)
@@ -438,5 +407,21 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None) -> TableData:
     report.warn_skipped()
     manifest = {"dataset": d.dataset, "seed": d.split_seed, "held_out_of_train": fractions,
                 "splits": {k: v.ids.tolist() for k, v in splits.items()}}
-    return TableData(spec, features, splits, report, manifest, schema, table.source, base)
+    if recorded is not None and recorded["splits"] != manifest["splits"]:
+        raise ValueError(f"the data of {d.dataset} changed since the run started (its split.json differs)")
+    return TableData(spec, features, splits, report, manifest, schema, table.source, base, cfg.train.class_head)
 
+
+def prepare_run_data(config: Any, manifest: dict[str, Any] | None = None) -> RunData:
+    """The data of a run config: its table (a ``features`` section; its resolved schema is logged)
+    or its classifier dataset, split afresh or exactly as ``manifest`` (a run's ``split.json``) records.
+
+    Args:
+        config: the run :class:`~tfpilot.config.Config`.
+        manifest: a resumed run's recorded split; None for a new run.
+    """
+    if config.features is not None:
+        table = prepare_table(config, manifest=manifest)
+        log.info("%s", table.schema_text())
+        return table
+    return prepare_data(config.data, manifest=manifest)

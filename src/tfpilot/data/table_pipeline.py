@@ -2,9 +2,9 @@
 running a model over them.
 
 Image columns held as file paths are decoded here (in parallel, like the image
-pipelines); decoded ones go in as uint8 arrays. The training stream shuffles every
-epoch with a seed derived from ``(seed, epoch)``, so a resumed run sees the batches the
-uninterrupted run saw.
+pipelines); decoded ones go in as uint8 arrays. The batching, shuffling and the training
+stream are :mod:`tfpilot.data.pipeline`'s, shared with classifiers
+(:class:`~tfpilot.data.registry.RunData`).
 
 Example:
     >>> import numpy as np
@@ -19,7 +19,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,23 +49,15 @@ def _decoder(split: TableSplit, spec: TableSpec) -> Any:
         for c in to_decode:
             h, w, ch = c.shape
             x[c.key] = decode_and_resize(tf.io.read_file(x[c.key]), ch, (h, w))
-        return (x, *y)
+        return (x, *y) if y else x
 
     return decode
 
 
-def _finish(ds: Any) -> Any:
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.deterministic = True
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-
 def table_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, *, training: bool, seed: int = 42,
-                   shuffle_buffer: int = 60_000, with_targets: bool = True,
-                   shard: tuple[int, int] | None = None) -> Any:
-    """Batches of ``(inputs, targets)`` (or inputs only) of one table split.
+                   shuffle_buffer: int = 60_000, with_targets: bool = True) -> Any:
+    """Batches of ``(inputs, targets)`` (or inputs only) of one table split
+    (:func:`~tfpilot.data.pipeline.batches`).
 
     Args:
         split: the split.
@@ -75,65 +66,14 @@ def table_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, *, train
         training: shuffle (reshuffled every epoch) when True.
         seed, shuffle_buffer: the shuffle's seed and buffer size.
         with_targets: also yield the targets.
-        shard: ``(num_shards, index)``: keep every num_shards-th row from ``index`` on, before decoding.
     """
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices(_tensors(split, spec, with_targets))
-    decode = _decoder(split, spec)
-    if training:
-        ds = ds.shuffle(min(shuffle_buffer, max(len(split), 1)), seed=seed, reshuffle_each_iteration=True)
-    if shard is not None:
-        ds = ds.shard(*shard)
-    if decode is not None:
-        ds = ds.map(decode if with_targets else (lambda x: decode(x)[0]), num_parallel_calls=tf.data.AUTOTUNE)
-    return _finish(ds.batch(batch_size))
+    from tfpilot.data.pipeline import batches
 
-
-def table_train_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, epochs: tuple[int, int], *,
-                         seed: int = 42, shuffle_buffer: int = 60_000, steps_per_epoch: int | None = None,
-                         maps: Sequence[Callable[[Any], Any]] = (), shard: tuple[int, int] | None = None) -> Any:
-    """The training stream of epochs ``[start, end)``, each shuffled with a seed from ``(seed, epoch)``.
-
-    Args:
-        split: the training split.
-        spec: the model's table spec.
-        batch_size: rows per batch.
-        epochs: ``(start, end)`` epoch numbers (0-based, end exclusive).
-        seed, shuffle_buffer: the base shuffle seed and the buffer size.
-        steps_per_epoch: batches per epoch, if not one pass over the rows.
-        maps: dataset transforms applied to the batched stream, in order, before prefetching.
-        shard: ``(num_workers, index)``: this worker's share of every epoch (the same seeded order on
-            every worker, each keeps every num_workers-th row of it, before decoding).
-
-    Example:
-        >>> import numpy as np
-        >>> from tfpilot.spec import FeatureSpec, TableSpec
-        >>> spec = TableSpec((FeatureSpec("x", "number"),), (FeatureSpec("y", "number"),))
-        >>> split = TableSplit({"x": np.zeros(6, "float32")}, {"y": np.zeros(6, "float32")}, np.arange(6))
-        >>> sum(1 for _ in table_train_pipeline(split, spec, 4, (0, 3)))  # 3 epochs x 2 batches
-        6
-    """
-    import tensorflow as tf
-
-    base = tf.data.Dataset.from_tensor_slices(_tensors(split, spec))
-    buffer = min(shuffle_buffer, max(len(split), 1))
-    decode = _decoder(split, spec)
-
-    def batches(e: Any) -> Any:
-        ds = base.shuffle(buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + e, reshuffle_each_iteration=False)
-        if shard is not None:
-            ds = ds.shard(*shard)
-        if decode is not None:
-            ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        if steps_per_epoch:
-            return ds.repeat().batch(batch_size).take(steps_per_epoch)
-        return ds.batch(batch_size)
-
-    ds = tf.data.Dataset.range(epochs[0], epochs[1]).flat_map(batches)
-    for transform in maps:
-        ds = transform(ds)
-    return _finish(ds)
+    rows = tf.data.Dataset.from_tensor_slices(_tensors(split, spec, with_targets))
+    return batches(lambda index: rows, _decoder(split, spec), len(split),
+                   batch_size, training=training, seed=seed, shuffle_buffer=shuffle_buffer, cache=False)
 
 
 def predict_heads(model: Any, split: TableSplit, spec: TableSpec, batch_size: int = 256) -> dict[str, np.ndarray]:

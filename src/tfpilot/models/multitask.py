@@ -132,7 +132,3 @@ def adapt_table_model(model: Any, spec: TableSpec, columns: Mapping[str, np.ndar
         if c.kind == "number" and normalize.get(c.key, True):
             model.get_layer(c.key).adapt(targets[c.key])
 
-
-def target_statistics(model: Any, spec: TableSpec) -> dict[str, tuple[float, float]]:
-    """Output key -> (mean, std) its number head maps standardised predictions with."""
-    return {c.key: model.get_layer(c.key).statistics for c in spec.outputs if c.kind == "number"}

@@ -64,6 +64,6 @@ def create_model(name: str, input_spec: InputSpec, num_classes: int, **params: A
             f"model {name!r} takes {task} input but the dataset gives {input_spec.kind}: "
             f"choose one of: {', '.join(MODELS.list(tag=input_spec.kind))}"
         )
-    if num_classes < 2:
+    if task != "table" and num_classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, the dataset has {num_classes}")
     return entry.obj(input_spec, num_classes, **params)

@@ -1,5 +1,6 @@
 """Training-time augmentation from Keras' preprocessing layers, applied in the tf.data
-pipeline to training batches only -- never to validation/test data or the saved model.
+pipeline to training batches only -- never to validation/test data or the saved model --
+on every image input of a model (:func:`augment_map`).
 
 Example:
     >>> from tfpilot.config.schema import AugmentConfig
@@ -11,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,13 +95,47 @@ def random_crop(images: Any, padding: int, seed: int | None = None, flip: bool =
     return tf.ensure_shape(out, images.shape)
 
 
-def build_augmenter(cfg: AugmentConfig, channels: int, seed: int = 42) -> Augmenter | None:
+def augment_map(cfg: AugmentConfig, spec: Any, seed: int = 42) -> Callable[[Any], Any] | None:
+    """The training stream's augmentation of every image input of ``spec``, or None (augmentation
+    off, or no image input). A classifier's batches are ``(images, labels)`` (MixUp/CutMix mix
+    its labels too); a table's are ``(dict of columns, dict of targets)``: each image column is
+    augmented with its own random draws, every other column and the targets pass unchanged.
+
+    Args:
+        cfg: the ``data.augment`` section.
+        spec: the model's named inputs (:class:`~tfpilot.spec.TableSpec`; a classifier's from
+            :func:`~tfpilot.spec.classifier_spec`).
+        seed: base seed of the random layers (each further image input: ``seed + 10 * i``).
+
+    Example:
+        >>> from tfpilot.spec import FeatureSpec, TableSpec
+        >>> spec = TableSpec((FeatureSpec("size", "number"),), (FeatureSpec("y", "number"),))
+        >>> augment_map(AugmentConfig(flip="horizontal"), spec) is None  # no image input
+        True
+    """
+    import tensorflow as tf
+
+    images = [f for f in spec.inputs if f.kind == "image"]
+    if not cfg.enabled or not images:
+        return None
+    augmenters = {f.key: build_augmenter(cfg, f.shape[-1], seed + 10 * i, name=f.name) for i, f in enumerate(images)}
+
+    def augment(x: Any, y: Any, *weights: Any) -> tuple[Any, ...]:
+        if not isinstance(x, dict):
+            return (*augmenters[images[0].key](x, y), *weights)
+        return ({k: augmenters[k](v, None)[0] if k in augmenters else v for k, v in x.items()}, y, *weights)
+
+    return lambda ds: ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def build_augmenter(cfg: AugmentConfig, channels: int, seed: int = 42, name: str = "images") -> Augmenter | None:
     """The configured augmentations, or None when none is enabled.
 
     Args:
         cfg: the ``data.augment`` section.
         channels: image channels (RandAugment needs RGB).
         seed: base seed of the random layers.
+        name: the image input augmented (named in errors).
     """
     import keras
 
@@ -121,7 +157,8 @@ def build_augmenter(cfg: AugmentConfig, channels: int, seed: int = 42) -> Augmen
         px.append(keras.layers.RandomBrightness(cfg.brightness, value_range=(0, 255), seed=seed + 5))
     if cfg.randaugment:
         if channels != 3:
-            raise ValueError("data.augment.randaugment needs RGB images; set data.color_mode=rgb or turn it off")
+            raise ValueError(f"data.augment.randaugment needs RGB images; image input {name!r} has {channels} "
+                             "channel(s): set data.color_mode=rgb or turn it off")
         px.append(keras.layers.RandAugment(value_range=(0, 255), seed=seed + 6))
     mix: list[Any] = []
     if cfg.mixup:

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -43,20 +44,49 @@ def class_weights(spec: str | dict[str, float], y: np.ndarray, class_names: list
     return weights
 
 
-def with_sample_weights(ds: Any, weights: list[float]) -> Any:
+def sample_weight_map(train: Any, data: Any) -> Callable[[Any], Any] | None:
+    """The training stream's map adding ``train.class_weight`` as per-example weights, or None
+    ("none"). The weights are those of the class head's classes (a classifier's one head; a
+    table's ``train.class_head``, or its only category/binary head); a table's other heads
+    get weight 1.
+
+    Args:
+        train: the ``train`` section.
+        data: the prepared data (its ``spec``, ``targets`` and ``features``).
+
+    Raises:
+        ValueError: no class head to weigh by, or a class name the head does not have.
+    """
+    from tfpilot.data.registry import class_head
+
+    if train.class_weight == "none":
+        return None
+    head = class_head(data.spec, train.class_head, "train.class_weight")
+    weights = class_weights(train.class_weight, data.targets("train")[head.key], list(head.classes))
+    key = None if data.features is None else head.key
+    return lambda ds: with_sample_weights(ds, weights, key)
+
+
+def with_sample_weights(ds: Any, weights: list[float], head: str | None = None) -> Any:
     """Map a batched ``(x, y)`` dataset to ``(x, y, w)`` with ``w = weights[class]``.
 
-    Works for integer labels and for one-hot / soft labels (weight = sum_k y_k w_k).
+    Works for integer labels and for one-hot / soft labels (weight = sum_k y_k w_k). With
+    ``head``, ``y`` is a dict of targets: ``w`` is a dict too, ``weights[y[head]]`` for that
+    head and 1 for the others.
     """
     import tensorflow as tf
 
     table = tf.constant(weights, tf.float32)
 
-    def add(x: Any, y: Any) -> tuple[Any, Any, Any]:
+    def weigh(y: Any) -> Any:
         if y.shape.rank == 2 and y.shape[-1] == len(weights) and len(weights) > 1:
-            w = tf.reduce_sum(tf.cast(y, tf.float32) * table, axis=-1)
-        else:
-            w = tf.gather(table, tf.cast(tf.reshape(y, [-1]), tf.int32))
-        return x, y, w
+            return tf.reduce_sum(tf.cast(y, tf.float32) * table, axis=-1)
+        return tf.gather(table, tf.cast(tf.reshape(y, [-1]), tf.int32))
+
+    def add(x: Any, y: Any) -> tuple[Any, Any, Any]:
+        if head is None:
+            return x, y, weigh(y)
+        w = weigh(y[head])
+        return x, y, {k: w if k == head else tf.ones_like(w) for k in y}
 
     return ds.map(add, num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,5 +1,5 @@
-"""Losses of table-model heads: a registry (``register_loss``), the built-ins, and the
-per-head loss and metrics ``model.fit`` is compiled with.
+"""Losses of model heads: a registry (``register_loss``), the built-ins, and the per-head
+loss and metrics ``model.fit`` is compiled with (:func:`loss_and_metrics`).
 
 A registered loss is a factory: keyword parameters (``features.outputs[].loss_params``)
 in, a function ``(y_true, y_pred) -> per-example loss`` out. Regression losses get
@@ -54,10 +54,13 @@ def register_loss(name: str | None = None, *, task: str = "regression",
 
 @register_loss("crossentropy", task="classification")
 def crossentropy() -> LossFn:
-    """Cross-entropy: sparse categorical for a softmax head, binary for a sigmoid head."""
+    """Cross-entropy: sparse categorical for a softmax head (categorical for one-hot or soft
+    labels), binary for a sigmoid head."""
     def loss(y_true: Any, y_pred: Any) -> Any:
         if y_pred.shape[-1] == 1:
             return keras.losses.binary_crossentropy(ops.cast(y_true, y_pred.dtype), y_pred)
+        if len(y_true.shape) == 2 and y_true.shape[-1] == y_pred.shape[-1]:
+            return keras.losses.categorical_crossentropy(y_true, y_pred)
         return keras.losses.sparse_categorical_crossentropy(ops.reshape(y_true, (-1,)), y_pred)
     return loss
 
@@ -105,17 +108,25 @@ class HeadLoss(keras.losses.Loss):
         kind: the head's kind: "number", "category" or "binary".
         mean, std: number heads: targets and predictions are standardised with these first
             (0 and 1: the loss sees the column's units).
+        one_hot: category heads: the loss gets one-hot labels (``train.label_mode: one_hot``),
+            smoothed by ``label_smoothing`` (``train.label_smoothing``).
     """
 
     def __init__(self, loss: str, params: dict[str, Any] | None = None, kind: str = "number",
-                 mean: float = 0.0, std: float = 1.0, name: str | None = None, **kwargs: Any) -> None:
+                 mean: float = 0.0, std: float = 1.0, name: str | None = None, one_hot: bool = False,
+                 label_smoothing: float = 0.0, **kwargs: Any) -> None:
         super().__init__(name=name or loss, **kwargs)
         self.loss, self.params, self.kind = loss, dict(params or {}), kind
         self.mean, self.std = float(mean), float(std)
+        self.one_hot, self.label_smoothing = bool(one_hot), float(label_smoothing)
         self.fn = LOSSES.get(loss)(**self.params)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         if self.kind == "category":
+            if self.one_hot:
+                classes = y_pred.shape[-1]
+                y_true = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), classes, dtype=y_pred.dtype)
+                y_true = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / classes
             return self.fn(y_true, y_pred)
         y_pred = ops.reshape(ops.cast(y_pred, "float32"), (-1, 1))
         y_true = ops.reshape(ops.cast(y_true, "float32"), (-1, 1))
@@ -125,7 +136,8 @@ class HeadLoss(keras.losses.Loss):
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "reduction": self.reduction, "loss": self.loss, "params": self.params,
-                "kind": self.kind, "mean": self.mean, "std": self.std}
+                "kind": self.kind, "mean": self.mean, "std": self.std, "one_hot": self.one_hot,
+                "label_smoothing": self.label_smoothing}
 
 
 @serializable
@@ -134,54 +146,87 @@ def absolute_error(y_true: Any, y_pred: Any) -> Any:
     return ops.abs(ops.reshape(ops.cast(y_pred, "float32"), (-1,)) - ops.reshape(ops.cast(y_true, "float32"), (-1,)))
 
 
-def head_kinds(model: Any) -> dict[str, str]:
-    """Output key -> "number" / "binary" / "category", read from a table model's layers."""
-    from tfpilot.models.table_layers import TargetScaling
-
-    kinds = {}
-    for key in model.output_names:
-        layer = model.get_layer(key)
-        if isinstance(layer, TargetScaling):
-            kinds[key] = "number"
-        elif any(lyr.name == f"{key}_logit" for lyr in model.layers):
-            kinds[key] = "binary"
-        else:
-            kinds[key] = "category"
-    return kinds
-
-
-def table_loss_and_metrics(features: Any, model: Any, top_k: int = 5) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """The dict losses and metrics a table model is compiled with (the loss weights come
-    from :func:`tfpilot.training.setup.loss_weights`).
+def loss_and_metrics(config: Any, model: Any, num_classes: int) -> tuple[Any, Any]:
+    """The loss(es) and metrics ``model`` is compiled with: per head, keyed by output key (the
+    loss weights come from :func:`tfpilot.training.setup.loss_weights`); a classifier's one
+    head unwrapped (:func:`classifier_loss_and_metrics`).
 
     Args:
-        features: the resolved ``features`` section (every output has its type).
-        model: a :func:`~tfpilot.models.multitask.multitask` model, adapted (its number heads
-            hold the training targets' mean and std).
-        top_k: k of the category heads' top-k accuracy (when they have more than k classes).
+        config: the run config (a table's ``features`` resolved: every output has its type).
+        model: the built model, adapted (a table's number heads hold the training targets'
+            mean and std).
+        num_classes: a classifier's classes (caps k of its top-k accuracy).
 
-    Returns:
-        ``(losses, metrics)``, each keyed by output key.
+    Raises:
+        ValueError: ``train.label_smoothing`` / ``label_mode: one_hot`` without a category head
+            to apply to (the message names the heads).
     """
-    from tfpilot.spec import column_key
+    if config.features is None:
+        return classifier_loss_and_metrics(config, model, num_classes)
+    from tfpilot.spec import FeatureSpec, TableSpec
 
-    kinds = head_kinds(model)
-    losses, metrics = {}, {}
-    for out in features.outputs:
-        key = column_key(out.name)
-        kind = kinds[key]
-        mean, std = 0.0, 1.0
-        if kind == "number" and out.normalize:
-            mean, std = model.get_layer(key).statistics
-        losses[key] = HeadLoss(out.loss_name(kind), out.loss_params, kind, mean, std, name=f"{key}_loss")
-        if kind == "number":
-            metrics[key] = [keras.metrics.MeanMetricWrapper(absolute_error, name="mae"),
-                            keras.metrics.RootMeanSquaredError(name="rmse")]
-        elif kind == "binary":
-            metrics[key] = [keras.metrics.BinaryAccuracy(name="accuracy")]
-        else:
-            classes = int(model.get_layer(key).units)
-            metrics[key] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-            if classes > top_k:
-                metrics[key].append(keras.metrics.SparseTopKCategoricalAccuracy(top_k, name="top_k_accuracy"))
+    spec = TableSpec((), tuple(FeatureSpec(o.name, o.type) for o in config.features.outputs))
+    one_hot, losses, metrics = _one_hot_heads(config.train, spec), {}, {}
+    for head, out in zip(spec.outputs, config.features.outputs):
+        key, kind, smooth = head.key, head.kind, head.key in one_hot
+        mean, std = model.get_layer(key).statistics if kind == "number" and out.normalize else (0.0, 1.0)
+        losses[key] = HeadLoss(out.loss_name(kind), out.loss_params, kind, mean, std, name=f"{key}_loss",
+                               one_hot=smooth, label_smoothing=config.train.label_smoothing if smooth else 0.0)
+        metrics[key] = _head_metrics(kind, int(model.get_layer(key).units) if kind == "category" else 1,
+                                     config.train.top_k)
     return losses, metrics
+
+
+def _one_hot_heads(train: Any, spec: Any) -> set[str]:
+    """Keys of the category heads whose loss takes one-hot (smoothed) labels: every category
+    head, or ``train.class_head``; none unless ``label_mode: one_hot`` or ``label_smoothing``."""
+    from tfpilot.data.registry import class_head
+
+    if train.label_mode != "one_hot" and not train.label_smoothing:
+        return set()
+    option = "train.label_smoothing" if train.label_smoothing else "train.label_mode=one_hot"
+    heads = [class_head(spec, train.class_head, option)] if train.class_head else spec.outputs
+    keys = {o.key for o in heads if o.kind == "category"}
+    if not keys:
+        names = ", ".join(f"{o.name!r} ({o.kind})" for o in heads)
+        raise ValueError(f"{option} applies to category (softmax) heads, not to {names}: remove it, or "
+                         "declare a two-class target type category")
+    return keys
+
+
+def _head_metrics(kind: str, classes: int, top_k: int) -> list[Any]:
+    """A table head's metrics: MAE and RMSE; accuracy (and top-k accuracy above k classes)."""
+    if kind == "number":
+        return [keras.metrics.MeanMetricWrapper(absolute_error, name="mae"),
+                keras.metrics.RootMeanSquaredError(name="rmse")]
+    if kind == "binary":
+        return [keras.metrics.BinaryAccuracy(name="accuracy")]
+    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    if classes > top_k:
+        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(top_k, name="top_k_accuracy"))
+    return metrics
+
+
+def classifier_loss_and_metrics(config: Any, model: Any, num_classes: int) -> tuple[Any, list[Any]]:
+    """A classifier's one head: binary cross-entropy for one sigmoid unit, categorical for
+    one-hot/soft labels (made by the pipeline), else sparse; accuracy and top-k accuracy.
+
+    Args:
+        config: the run config.
+        model: the built model.
+        num_classes: classes of the data (caps k of the top-k accuracy).
+    """
+    t = config.train
+    k = min(t.top_k, num_classes)
+    if model.outputs[0].shape[-1] == 1:  # a single sigmoid unit (binary head)
+        if config.one_hot_labels:
+            raise ValueError(
+                f"model {config.model.name!r} ends in one sigmoid unit: label_mode one_hot and "
+                "label_smoothing need a softmax head (e.g. model.params.binary_head=false)"
+            )
+        return keras.losses.BinaryCrossentropy(), [keras.metrics.BinaryAccuracy(name="accuracy")]
+    if config.one_hot_labels:
+        return (keras.losses.CategoricalCrossentropy(label_smoothing=t.label_smoothing),
+                ["accuracy", keras.metrics.TopKCategoricalAccuracy(k, name="top_k_accuracy")])
+    return (keras.losses.SparseCategoricalCrossentropy(),
+            ["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k, name="top_k_accuracy")])

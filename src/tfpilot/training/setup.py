@@ -1,10 +1,11 @@
 """What every training run sets up the same way: seeds, the configured model, its loss and
 metrics. Shared by the :class:`~tfpilot.training.Trainer` and the LR range test.
 
-What differs between the kinds of model lives in a *task* object, chosen once by
-:func:`task_for`: :class:`ClassifierTask` (one input, one softmax/sigmoid head) here, and
-:class:`~tfpilot.training.table_task.TableTask` (a table model: a features section) beside
-the table code. A task prepares the data, builds and adapts the model, and names its losses.
+One :class:`Task` trains every model over named inputs and named heads: a classifier is the
+one-input, one-category-head case (:func:`tfpilot.spec.classifier_spec`). What differs
+between a zoo classifier and a table model lives in the data objects
+(:class:`~tfpilot.data.PreparedData`, :class:`~tfpilot.data.table.TableData`: ``model_args``,
+``adapt``, ``spec``, ``targets``) and in the model registry, not here.
 
 Example:
     >>> from tfpilot.config import load_config
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from tfpilot.config import Config
 from tfpilot.runs import SPLIT, Run
@@ -25,28 +26,16 @@ from tfpilot.runs import SPLIT, Run
 log = logging.getLogger(__name__)
 
 
-class Task(Protocol):
-    """What the trainer asks of a kind of model (see :func:`task_for`)."""
+class Task:
+    """What the trainer asks of a run's model: its data, model, losses and batch transforms.
 
-    def prepare(self, config: Config, source: Run | None = None) -> tuple[Config, Any]: ...
-
-    def create_model(self, config: Config, data: Any) -> Any: ...
-
-    def adapt(self, model: Any, data: Any) -> None: ...
-
-    def loss_and_metrics(self, config: Config, model: Any, num_classes: int) -> tuple[Any, Any]: ...
-
-    def loss_weights(self, config: Config) -> dict[str, float] | None: ...
-
-    def measures_mode_gap(self, model: Any) -> bool: ...
-
-
-class ClassifierTask:
-    """A single-input classifier (image or text): :class:`~tfpilot.data.PreparedData`, a zoo
-    model, one loss over class labels."""
+    One task for every model: what differs between a classifier and a table model is in their
+    data objects (:class:`~tfpilot.data.RunData`) and model builders.
+    """
 
     def prepare(self, config: Config, source: Run | None = None) -> tuple[Config, Any]:
-        """The config (unchanged) and its data: split afresh, or exactly as ``source`` recorded.
+        """The config (a table's with its resolved ``features``) and its data: split afresh, or
+        exactly as ``source`` recorded.
 
         Args:
             config: the run config.
@@ -54,15 +43,16 @@ class ClassifierTask:
 
         Raises:
             RecordedSplitError: a recorded example is missing, changed or relabelled.
+            ValueError: a table's rows or split changed since ``source`` started.
         """
-        from tfpilot.data import prepare_data
+        from tfpilot.data.table import prepare_run_data
 
-        if source is None:
-            return config, prepare_data(config.data)
-        return config, prepare_data(config.data, manifest=json.loads(source.file(SPLIT).read_text()))
+        manifest = None if source is None else json.loads(source.file(SPLIT).read_text())
+        data = prepare_run_data(config, manifest)
+        return config.model_copy(update={"features": data.features}), data
 
     def create_model(self, config: Config, data: Any) -> Any:
-        """The registered model of ``model.name`` for the data's input and classes.
+        """The registered model of ``model.name`` for the data's named inputs and heads.
 
         Args:
             config: the run config.
@@ -70,55 +60,57 @@ class ClassifierTask:
         """
         from tfpilot.models import create_model
 
-        return create_model(config.model.name, data.input_spec, data.num_classes, **config.model.params)
+        return create_model(config.model.name, **data.model_args(), **config.model.params)
 
     def adapt(self, model: Any, data: Any) -> None:
-        """Adapt the in-model preprocessing (text vocabularies, patch whitening) on the training
+        """Learn the model's statistics (vocabularies, whitening, normalisation) from the training
         split only.
 
         Args:
             model: the built model.
             data: the prepared data.
         """
-        from tfpilot.models.airbench import adapt_whitening
-        from tfpilot.models.text_layers import adapt_preprocessing
+        data.adapt(model)
 
-        adapt_preprocessing(model, data.splits["train"])
-        adapt_whitening(model, data.splits["train"].x)
-
-    def loss_and_metrics(self, config: Config, model: Any, num_classes: int) -> tuple[Any, list[Any]]:
-        """Binary cross-entropy for one sigmoid unit, categorical for one-hot/soft labels, else
-        sparse; accuracy and top-k accuracy.
+    def loss_and_metrics(self, config: Config, model: Any, num_classes: int) -> tuple[Any, Any]:
+        """A loss and metrics per head (a classifier's one head: unwrapped).
 
         Args:
             config: the run config.
-            model: the built model.
-            num_classes: classes of the data (caps k of the top-k accuracy).
+            model: the built (and adapted) model.
+            num_classes: classes of a classifier (caps k of the top-k accuracy).
         """
-        import keras
+        from tfpilot.training.losses import loss_and_metrics
 
-        t = config.train
-        k = min(t.top_k, num_classes)
-        if model.outputs[0].shape[-1] == 1:  # a single sigmoid unit (binary head)
-            if config.one_hot_labels:
-                raise ValueError(
-                    f"model {config.model.name!r} ends in one sigmoid unit: label_mode one_hot and "
-                    "label_smoothing need a softmax head (e.g. model.params.binary_head=false)"
-                )
-            return keras.losses.BinaryCrossentropy(), [keras.metrics.BinaryAccuracy(name="accuracy")]
-        if config.one_hot_labels:
-            return (keras.losses.CategoricalCrossentropy(label_smoothing=t.label_smoothing),
-                    ["accuracy", keras.metrics.TopKCategoricalAccuracy(k, name="top_k_accuracy")])
-        return (keras.losses.SparseCategoricalCrossentropy(),
-                ["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k, name="top_k_accuracy")])
+        return loss_and_metrics(config, model, num_classes)
 
-    def loss_weights(self, config: Config) -> None:
-        """One loss: no weights.
+    def loss_weights(self, config: Config) -> dict[str, float] | None:
+        """Head key -> ``features.outputs[].loss_weight``; None for a classifier's one loss.
 
         Args:
             config: the run config.
         """
-        return None
+        from tfpilot.spec import column_key
+
+        if config.features is None:
+            return None
+        return {column_key(o.name): float(o.loss_weight) for o in config.features.outputs}
+
+    def batch_maps(self, config: Config, data: Any) -> list[Any]:
+        """The training stream's transforms: augmentation of every image input (``data.augment``)
+        and the class head's weights as sample weights (``train.class_weight``), each only when
+        it applies.
+
+        Args:
+            config: the run config.
+            data: the prepared data.
+        """
+        from tfpilot.training.augment import augment_map
+        from tfpilot.training.imbalance import sample_weight_map
+
+        maps = [augment_map(config.data.augment, data.spec, config.train.seed),
+                sample_weight_map(config.train, data)]
+        return [m for m in maps if m is not None]
 
     def measures_mode_gap(self, model: Any) -> bool:
         """The mode-gap check compares the accuracy of one classifier head.
@@ -126,20 +118,16 @@ class ClassifierTask:
         Args:
             model: the trained model.
         """
-        return len(model.outputs) == 1
+        return len(model.outputs) == 1 and not isinstance(model.output, dict)
 
 
 def task_for(config: Config) -> Task:
-    """The task of ``config``: a table model when it has a features section, else a classifier.
+    """The task of ``config`` (one for every model).
 
     Args:
         config: the run config.
     """
-    if config.features is not None:
-        from tfpilot.training.table_task import TableTask
-
-        return TableTask()
-    return ClassifierTask()
+    return Task()
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:

@@ -294,26 +294,7 @@ class Trainer:
             steps = self._steps(data) * self._local_replicas()
         return data.train_stream(batch, (start, end), seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
                                  balanced=cfg.data.balanced_sampling, steps_per_epoch=steps, shard=self._shard(),
-                                 one_hot=self._one_hot(data), maps=self._batch_maps(data))
-
-    def _batch_maps(self, data: Any) -> list[Any]:
-        """The training stream's transforms: image augmentation (``data.augment``) and class
-        weights as sample weights (``train.class_weight``), each only when it applies."""
-        import tensorflow as tf
-
-        from tfpilot.training.augment import build_augmenter
-        from tfpilot.training.imbalance import class_weights, with_sample_weights
-
-        cfg = self.config
-        spec = data.input_spec
-        maps = []
-        augmenter = build_augmenter(cfg.data.augment, spec.channels, cfg.train.seed) if spec.kind == "image" else None
-        if augmenter is not None:
-            maps.append(lambda ds: ds.map(augmenter, num_parallel_calls=tf.data.AUTOTUNE))
-        if cfg.train.class_weight != "none":
-            weights = class_weights(cfg.train.class_weight, data.splits["train"].y, data.class_names)
-            maps.append(lambda ds: with_sample_weights(ds, weights))
-        return maps
+                                 one_hot=self._one_hot(data), maps=self._task.batch_maps(cfg, data))
 
     def _val_stream(self, data: Any, one_hot: int | None) -> Any:
         """The validation batches seen after each epoch (a distributed run: this worker's share)."""
