@@ -30,12 +30,10 @@ import numpy as np
 from tfpilot.export.backends import Backend, bundle_beside, register_backend
 from tfpilot.export.bundle import METADATA_KEY, Bundle
 from tfpilot.export.formats import register_exporter
-from tfpilot.export.runtime import load_loader_preprocess, numeric_network
+from tfpilot.export.runtime import ONNX_NUMPY, load_loader_preprocess, numeric_network
 
 FILENAME = "model.onnx"
 
-_NUMPY = {"tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32,
-          "tensor(int64)": np.int64, "tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
 def write_metadata(path: Path, values: dict[str, str]) -> None:
@@ -52,19 +50,26 @@ def write_metadata(path: Path, values: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
-@register_exporter("onnx", backend="onnx", description="ONNX (Keras export via tf2onnx), for ONNX Runtime")
+@register_exporter("onnx", backend="onnx", description="ONNX (tf2onnx), for ONNX Runtime")
 def export_onnx(source: Any, folder: Path) -> Bundle:
     """Convert the model to ONNX in ``folder`` with the bundle in its metadata."""
+    import tensorflow as tf
+    from keras.src.export.tf2onnx_lib import patch_tf2onnx
+    from keras.src.utils.module_utils import tf2onnx
+
     network, fields = numeric_network(source, folder)
     path = folder / FILENAME
-    # Keras' tf2onnx shim warns about np.object under numpy 2 (harmless); the export prints.
+    signature = network.signature()
+    patch_tf2onnx()  # numpy 2 support, as Keras' own ONNX export does
+    # tf2onnx warns about np.object under numpy 2 (harmless) and prints.
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*np.object")
         try:
-            network.export(str(path), format="onnx", verbose=False)
+            tf2onnx.convert.from_function(tf.function(network, input_signature=signature), signature,
+                                          output_path=str(path))
         except Exception as exc:
             raise ValueError(
-                f"ONNX conversion of {network.name!r} failed ({type(exc).__name__}: {str(exc)[-400:]}). "
+                f"ONNX conversion of {network.model.name!r} failed ({type(exc).__name__}: {str(exc)[-400:]}). "
                 "Export it as saved_model or tflite instead."
             ) from exc
     bundle = source.bundle("onnx", FILENAME, precision="float32", **fields)
@@ -110,7 +115,7 @@ class OnnxRunner:
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         first = self.session.get_inputs()[0]
         self.input_name = first.name
-        self.input_dtype = _NUMPY.get(first.type, np.float32)
+        self.input_dtype = ONNX_NUMPY.get(first.type, np.float32)
 
     def __call__(self, x: Any, training: bool = False) -> np.ndarray:
         if self.preprocess is not None:

@@ -65,17 +65,6 @@ class KerasModel:
         return np.asarray(out, dtype=np.float32) if self.probabilities else np.asarray(out)
 
 
-def save_loader_preprocess(split: Any, folder: Path) -> dict[str, str]:
-    """Write a text model's string part (``preprocess.keras``) and vocabulary beside an artifact."""
-    split.preprocess.save(folder / PREPROCESS_FILE)
-    files = {"preprocess": PREPROCESS_FILE}
-    if split.vocabulary:
-        (folder / VOCAB_FILE).write_text("\n".join(t.replace("\n", " ") for t in split.vocabulary) + "\n",
-                                         encoding="utf-8")
-        files["vocabulary"] = VOCAB_FILE
-    return files
-
-
 def load_loader_preprocess(artifact: Path, bundle: Bundle) -> KerasModel | None:
     """The loader-side preprocessing named in ``bundle.loader_files`` (or None)."""
     name = bundle.loader_files.get("preprocess")
@@ -93,24 +82,28 @@ def load_loader_preprocess(artifact: Path, bundle: Bundle) -> KerasModel | None:
 
 
 def numeric_network(source: Any, folder: Path) -> tuple[Any, dict[str, Any]]:
-    """The float32 network a converter (TFLite, ONNX) gets, and the bundle fields saying so.
+    """The float32 :class:`~tfpilot.export.source.Network` a converter (TFLite, ONNX) gets, and the
+    bundle fields saying so.
 
-    Image models convert whole. A text model's string step cannot go into these formats: it
-    is saved beside the artifact (:func:`save_loader_preprocess`) for tfpilot's loader, and
-    the converter gets the numeric network that takes token ids / n-gram vectors.
+    A model without string inputs converts whole. The string layers of text and category
+    inputs cannot go into these formats: they are saved beside the artifact as ``preprocess.keras``
+    (and a text classifier's ``vocab.txt``) for tfpilot's loader, and the converter gets the
+    numeric network that takes token ids / lookups for them.
     """
-    if source.input_spec.kind != "text":
-        return source.float32_model(), {}
-    split = source.text_split()
-    network = split.network
-    files = save_loader_preprocess(split, folder)
-    fields = dict(
-        loader_files=files,
-        preprocessing_where=f"tfpilot's loader, {files['preprocess']}",
-        input={"name": network.inputs[0].name, "dtype": str(network.inputs[0].dtype),
-               "shape": [None, *network.inputs[0].shape[1:]],
-               "note": text_input_note(network.inputs[0], files)},
-    )
+    network = source.network()
+    if network.preprocess is None:
+        return network, {"network": network}
+    network.preprocess.save(folder / PREPROCESS_FILE)
+    files = {"preprocess": PREPROCESS_FILE}
+    if network.vocabulary:
+        (folder / VOCAB_FILE).write_text("\n".join(t.replace("\n", " ") for t in network.vocabulary) + "\n",
+                                         encoding="utf-8")
+        files["vocabulary"] = VOCAB_FILE
+    fields: dict[str, Any] = {"network": network, "loader_files": files}
+    if source.classifier:
+        first = network.model.inputs[0]
+        fields["input"] = {"name": first.name, "dtype": str(first.dtype), "shape": [None, *first.shape[1:]],
+                           "note": text_input_note(first, files)}
     return network, fields
 
 
@@ -164,35 +157,82 @@ def saved_model_runner(path: Path, bundle: Bundle) -> Runner:
     return run
 
 
-def tflite_runner(path: Path, bundle: Bundle, num_threads: int | None = None) -> Runner:
-    """The ``.tflite`` file's ``serving_default`` signature, after ``preprocess.keras`` (strings -> numbers)."""
-    from tfpilot.export.tflite import make_interpreter
+def _strings_to_numbers(file: Path, bundle: Bundle) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """The artifact's ``preprocess.keras`` (beside ``file``) over a batch's string columns (identity without one)."""
     from tfpilot.runs import load_model
 
-    file = path if path.is_file() else path / "model.tflite"
-    preprocess_file = file.parent / bundle.loader_files.get("preprocess", "preprocess.keras")
-    preprocess = load_model(preprocess_file) if bundle.loader_files and preprocess_file.is_file() else None
-    interpreter = make_interpreter(file, num_threads)
-    runner = interpreter.get_signature_runner("serving_default")
-    dtypes = {k: d["dtype"] for k, d in runner.get_input_details().items()}
-    lock = threading.Lock()
-    strings = [k for k in dtypes if bundle.input_spec.input(k).kind in ("text", "category")]
+    name = bundle.loader_files.get("preprocess")
+    if not name or not (file.parent / name).is_file():
+        return dict
+    preprocess = load_model(file.parent / name)
+    strings = list(preprocess.input)
 
     def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = dict(batch)
-        if preprocess is not None:
-            done = preprocess(_tensors({k: x[k] for k in strings}), training=False)
-            x.update({k: _numpy(v) for k, v in done.items()})
-        feed = {k: np.ascontiguousarray(np.asarray(x[k]).astype(dtypes[k], copy=False)) for k in dtypes}
-        with lock:
-            out = runner(**feed)
-        return {k: np.asarray(v, dtype=np.float32).copy() for k, v in out.items()}
+        done = preprocess(_tensors({k: batch[k] for k in strings}), training=False)
+        return {**batch, **{k: _numpy(v) for k, v in done.items()}}
 
     return run
 
 
+def tflite_runner(path: Path, bundle: Bundle, num_threads: int | None = None) -> Runner:
+    """The ``.tflite`` file's ``serving_default`` signature, after ``preprocess.keras`` (strings -> numbers)."""
+    from tfpilot.export.tflite import make_interpreter
+
+    file = path if path.is_file() else path / "model.tflite"
+    prepare = _strings_to_numbers(file, bundle)
+    runner = make_interpreter(file, num_threads).get_signature_runner("serving_default")
+    details = runner.get_input_details()
+    lock = threading.Lock()
+
+    def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = prepare(batch)
+        feed = {k: _quantized(np.asarray(x[k]), d) for k, d in details.items()}
+        with lock:
+            out = runner(**feed)
+        return {k: _dequantized(np.asarray(v), runner.get_output_details()[k]) for k, v in out.items()}
+
+    return run
+
+
+def _quantized(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    scale, zero = detail["quantization"]
+    if scale and np.dtype(detail["dtype"]) in (np.int8, np.uint8) and x.dtype != detail["dtype"]:
+        info = np.iinfo(detail["dtype"])
+        x = np.clip(np.round(x.astype(np.float32) / scale + zero), info.min, info.max)
+    return np.ascontiguousarray(x.astype(detail["dtype"], copy=False))
+
+
+def _dequantized(out: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    scale, zero = detail["quantization"]
+    return ((out.astype(np.float32) - zero) * scale if scale else out).astype(np.float32).copy()
+
+
+def onnx_runner(path: Path, bundle: Bundle) -> Runner:
+    """The ONNX model with ONNX Runtime, after ``preprocess.keras`` (strings -> numbers); outputs by head key."""
+    import onnxruntime as ort
+
+    file = path if path.is_file() else path / "model.onnx"
+    prepare = _strings_to_numbers(file, bundle)
+    session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+    inputs = {i.name: ONNX_NUMPY.get(i.type, np.float32) for i in session.get_inputs()}
+    names = [o.name for o in session.get_outputs()]
+    heads = bundle.input_spec.output_keys
+    keys = names if set(names) == set(heads) else sorted(heads)  # tf2onnx names a dict's outputs in key order
+
+    def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = prepare(batch)
+        out = session.run(None, {k: np.asarray(x[k]).astype(t, copy=False) for k, t in inputs.items()})
+        return {k: np.asarray(v, dtype=np.float32) for k, v in zip(keys, out)}
+
+    return run
+
+
+ONNX_NUMPY = {"tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32,
+               "tensor(int64)": np.int64, "tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
 def table_runner(backend: str, path: Path, bundle: Bundle) -> Runner:
-    """The runner of a table model's artifact for ``backend`` (keras, saved_model or tflite)."""
+    """The runner of a table model's artifact for ``backend`` (keras, saved_model, tflite or onnx)."""
     if backend == "keras":
         from tfpilot.runs import load_model
 
@@ -202,4 +242,41 @@ def table_runner(backend: str, path: Path, bundle: Bundle) -> Runner:
         return saved_model_runner(path, bundle)
     if backend == "tflite":
         return tflite_runner(path, bundle)
-    raise ValueError(f"table models run on keras, saved_model or tflite artifacts, not {backend!r}")
+    if backend == "onnx":
+        return onnx_runner(path, bundle)
+    raise ValueError(f"table models run on keras, saved_model, tflite or onnx artifacts, not {backend!r}")
+
+
+def one_head_runner(model: Callable[..., Any], spec: Any) -> Runner:
+    """A classifier's callable (its one input -> probabilities) as a :data:`Runner` of its one input and head."""
+    from tfpilot.metrics import to_probabilities
+
+    (key,), (head,) = spec.input_keys, spec.output_keys
+    return lambda batch: {head: to_probabilities(np.asarray(model(batch[key], training=False)))}
+
+
+def keras_runner(model: Any, spec: Any) -> Runner:
+    """A Keras model in memory as a :data:`Runner` over ``spec``'s named inputs and heads."""
+    return keras_table_runner(model) if isinstance(model.input, dict) else one_head_runner(KerasModel(model), spec)
+
+
+def named_runner(backend: str, path: Path, bundle: Bundle) -> Runner:
+    """Any artifact as a :data:`Runner` over its spec's named inputs and heads: a table model's
+    through :func:`table_runner`, a classifier's around its backend's callable."""
+    from tfpilot.export.backends import BACKENDS
+    from tfpilot.spec import as_table_spec
+
+    if bundle.input_spec.kind == "table":
+        return table_runner(backend, path, bundle)
+    spec = as_table_spec(bundle.input_spec, bundle.class_names)
+    return one_head_runner(BACKENDS.get(backend).open(path, bundle), spec)
+
+
+def run_batched(runner: Runner, x: dict[str, np.ndarray], batch_size: int = 256) -> dict[str, np.ndarray]:
+    """``runner`` over every row of ``x``, ``batch_size`` rows at a time."""
+    n = len(next(iter(x.values())))
+    parts: dict[str, list[np.ndarray]] = {}
+    for i in range(0, n, batch_size):
+        for k, v in runner({k: v[i : i + batch_size] for k, v in x.items()}).items():
+            parts.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in parts.items()}
