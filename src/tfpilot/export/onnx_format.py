@@ -56,6 +56,7 @@ def export_onnx(source: Any, folder: Path) -> Bundle:
     import tensorflow as tf
     from keras.src.export.tf2onnx_lib import patch_tf2onnx
     from keras.src.utils.module_utils import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     network, fields = numeric_network(source, folder)
     path = folder / FILENAME
@@ -65,8 +66,16 @@ def export_onnx(source: Any, folder: Path) -> Bundle:
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*np.object")
         try:
-            tf2onnx.convert.from_function(tf.function(network, input_signature=signature), signature,
-                                          output_path=str(path))
+            # Freeze first: constants the model captures (e.g. a Normalization layer's mean) would
+            # otherwise become extra inputs of the ONNX graph.
+            traced = tf.function(network, input_signature=signature).get_concrete_function()
+            frozen = convert_variables_to_constants_v2(traced)
+            inputs, outputs = [t.name for t in frozen.inputs], [t.name for t in frozen.outputs]
+            names = dict(zip(inputs, (s.name for s in signature)))
+            if isinstance(traced.structured_outputs, dict):  # a table model's heads, flattened in key order
+                names.update(zip(outputs, sorted(traced.structured_outputs)))
+            tf2onnx.convert.from_graph_def(frozen.graph.as_graph_def(), input_names=inputs, output_names=outputs,
+                                           tensors_to_rename=names, output_path=str(path))
         except Exception as exc:
             raise ValueError(
                 f"ONNX conversion of {network.model.name!r} failed ({type(exc).__name__}: {str(exc)[-400:]}). "

@@ -54,7 +54,7 @@ def _call(model: Any, spec: Any, x: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     single = not isinstance(model.input, dict)
-    for t, k in zip(model.inputs, spec.input_keys if single else list(model.input)):
+    for k, t in zip(spec.input_keys, model.inputs) if single else model.input.items():
         if t.dtype == "string":  # shape strings (N,) as the input takes them, e.g. (N, 1)
             x[k] = tf.reshape(x[k], [-1] + [1] * (len(t.shape) - 1))
     out = model(x[spec.input_keys[0]] if single else x, training=False)
