@@ -1,13 +1,14 @@
-"""The ``onnx`` format (Keras 3's ONNX export, i.e. tf2onnx) and the ONNX Runtime backend.
+"""The ``onnx`` format (tf2onnx, as Keras 3's ONNX export) and the ONNX Runtime backend, for
+classifiers and table models alike (inputs by name; a table model's heads by key).
 
 The model is converted in float32 (see :func:`~tfpilot.export.source.float32_model`;
 ONNX Runtime rejects the mixed bf16/fp16 graph). The bundle is stored in the model's
 ``metadata_props`` under ``tfpilot_bundle``, and the class names alone under
 ``class_names`` (JSON list), so ``onnx.load(f).metadata_props`` shows them.
 
-Image models take uint8 (N, H, W, C) at the model's size, preprocessing inside. Text
-models: ONNX has no ``TextVectorization``, so -- as for TFLite -- the file takes int64
-token ids and tfpilot's loader applies ``preprocess.keras`` (+ ``vocab.txt``) beside it.
+Images go in as uint8 (N, H, W, C) at the model's size, preprocessing inside. Text and
+category inputs: ONNX has no string ops, so -- as for TFLite -- the file takes token ids /
+lookups and tfpilot's loader applies ``preprocess.keras`` (+ ``vocab.txt``) beside it.
 
 Example:
     >>> import onnxruntime as ort
@@ -56,7 +57,7 @@ def export_onnx(source: Any, folder: Path) -> Bundle:
     import tensorflow as tf
     from keras.src.export.tf2onnx_lib import patch_tf2onnx
     from keras.src.utils.module_utils import tf2onnx
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    from tf2onnx import tf_loader
 
     network, fields = numeric_network(source, folder)
     path = folder / FILENAME
@@ -66,16 +67,17 @@ def export_onnx(source: Any, folder: Path) -> Bundle:
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*np.object")
         try:
-            # Freeze first: constants the model captures (e.g. a Normalization layer's mean) would
-            # otherwise become extra inputs of the ONNX graph.
+            # Only the signature's inputs are inputs: tf2onnx's from_function would make the constants
+            # the model captures (e.g. a Normalization layer's mean) inputs of the ONNX graph too.
             traced = tf.function(network, input_signature=signature).get_concrete_function()
-            frozen = convert_variables_to_constants_v2(traced)
-            inputs, outputs = [t.name for t in frozen.inputs], [t.name for t in frozen.outputs]
+            inputs = [t.name for t in traced.inputs[: len(signature)]]  # the captured values follow
+            outputs = [t.name for t in traced.outputs]
             names = dict(zip(inputs, (s.name for s in signature)))
             if isinstance(traced.structured_outputs, dict):  # a table model's heads, flattened in key order
                 names.update(zip(outputs, sorted(traced.structured_outputs)))
-            tf2onnx.convert.from_graph_def(frozen.graph.as_graph_def(), input_names=inputs, output_names=outputs,
-                                           tensors_to_rename=names, output_path=str(path))
+            graph = tf_loader.from_function(traced, inputs, outputs)
+            tf2onnx.convert.from_graph_def(graph, input_names=inputs, output_names=outputs, tensors_to_rename=names,
+                                           output_path=str(path))
         except Exception as exc:
             raise ValueError(
                 f"ONNX conversion of {network.model.name!r} failed ({type(exc).__name__}: {str(exc)[-400:]}). "

@@ -1,6 +1,6 @@
-"""Shared pieces of the backends: shaping a batch for a model input, the loader-side
-text preprocessing, the callable wrapper the ``Predictor`` runs, and the runners of table
-models (``dict of numpy columns -> dict of numpy outputs``).
+"""Shared pieces of the backends: shaping a batch for a model input, the loader-side string
+preprocessing, the callable wrapper the ``Predictor`` runs, and the runners of every model
+and artifact over its named inputs and heads (``dict of numpy columns -> dict of numpy outputs``).
 
 Example:
     >>> import numpy as np
@@ -186,15 +186,16 @@ def tflite_runner(path: Path, bundle: Bundle, num_threads: int | None = None) ->
 
     def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         x = prepare(batch)
-        feed = {k: _quantized(np.asarray(x[k]), d) for k, d in details.items()}
+        feed = {k: quantized(np.asarray(x[k]), d) for k, d in details.items()}
         with lock:
             out = runner(**feed)
-        return {k: _dequantized(np.asarray(v), runner.get_output_details()[k]) for k, v in out.items()}
+        return {k: dequantized(np.asarray(v), runner.get_output_details()[k]) for k, v in out.items()}
 
     return run
 
 
-def _quantized(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+def quantized(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """``x`` as a TFLite input of ``detail`` takes it (float values quantized for an int8 input)."""
     scale, zero = detail["quantization"]
     if scale and np.dtype(detail["dtype"]) in (np.int8, np.uint8) and x.dtype != detail["dtype"]:
         info = np.iinfo(detail["dtype"])
@@ -202,7 +203,8 @@ def _quantized(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return np.ascontiguousarray(x.astype(detail["dtype"], copy=False))
 
 
-def _dequantized(out: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+def dequantized(out: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """A TFLite output of ``detail`` as float32 values (a copy)."""
     scale, zero = detail["quantization"]
     return ((out.astype(np.float32) - zero) * scale if scale else out).astype(np.float32).copy()
 

@@ -1,18 +1,20 @@
-"""TFLite formats (run by the LiteRT interpreter) and their backend.
+"""TFLite formats (run by the LiteRT interpreter) and their backend, for classifiers and table
+models alike (one ``serving_default`` signature over the model's named inputs and heads).
 
 * ``tflite`` -- float32.
 * ``tflite-fp16`` -- float16 weights (half the size), float32 compute.
 * ``tflite-dynamic`` -- dynamic-range quantization: int8 weights, float activations.
 * ``tflite-int8`` -- full integer: int8 weights and activations (builtin int8 ops only),
-  calibrated on a class-balanced sample of the training split. The input stays the raw
-  uint8 pixels; the output is dequantized to float32 probabilities by one final op.
+  calibrated on a sample of the training split (a representative dataset of named inputs,
+  one per signature input). Raw uint8 pixels stay uint8; the outputs are dequantized to
+  float32 by final ops.
 
 Every file carries its bundle as a flatbuffer metadata entry ``tfpilot_bundle`` (see
 :func:`read_embedded_bundle`), and ``bundle.json`` beside it. Image artifacts take
-uint8 (N, H, W, C) at the model's size. Text artifacts take int64 token ids: TFLite's
-builtin ops cannot hold ``TextVectorization``, so the string step is saved beside as
-``preprocess.keras`` + ``vocab.txt`` and tfpilot's loader applies it (no Select TF ops
-needed, so the plain LiteRT runtime runs the file). Models whose layers only convert with a
+uint8 (N, H, W, C) at the model's size. Text and category inputs take token ids / lookups:
+TFLite's builtin ops hold no strings, so the string layers are saved beside as
+``preprocess.keras`` (+ a text classifier's ``vocab.txt``) and tfpilot's loader applies them
+(no Select TF ops needed, so the plain LiteRT runtime runs the file). Models whose layers only convert with a
 static batch (Keras 3 LSTM/GRU) are converted with batch size 1, which the runner feeds one
 example at a time; full-integer int8 refuses them (TF's calibrator crashes on that graph).
 
@@ -38,7 +40,7 @@ import numpy as np
 from tfpilot.export.backends import Backend, bundle_beside, register_backend
 from tfpilot.export.bundle import METADATA_KEY, Bundle
 from tfpilot.export.formats import register_exporter
-from tfpilot.export.runtime import load_loader_preprocess, numeric_network
+from tfpilot.export.runtime import dequantized, load_loader_preprocess, numeric_network, quantized
 
 FILENAME = "model.tflite"
 
@@ -303,12 +305,7 @@ class TFLiteRunner:
     def __call__(self, x: Any, training: bool = False) -> np.ndarray:
         if self.preprocess is not None:
             x = self.preprocess(x)
-        x = np.asarray(x)
-        detail = self._input
-        scale, zero = detail["quantization"]
-        if scale and np.dtype(detail["dtype"]) == np.int8 and x.dtype != np.int8:  # int8-input files
-            x = np.clip(np.round(x.astype(np.float32) / scale + zero), -128, 127)
-        x = x.astype(detail["dtype"], copy=False)
+        x = quantized(np.asarray(x), self._input)  # int8-input files take quantized values
         if self.fixed_batch and len(x) != self.fixed_batch:  # e.g. batch-1 recurrent models
             n = self.fixed_batch
             parts = [self._run(np.resize(x[i : i + n], (n, *x.shape[1:])))[: len(x[i : i + n])]
@@ -326,11 +323,7 @@ class TFLiteRunner:
                 self._shape = x.shape
             self.interpreter.set_tensor(self._input["index"], x)
             self.interpreter.invoke()
-            out = self.interpreter.get_tensor(self._output["index"]).copy()
-        scale, zero = self._output["quantization"]
-        if scale:
-            out = (out.astype(np.float32) - zero) * scale
-        return out.astype(np.float32, copy=False)
+            return dequantized(self.interpreter.get_tensor(self._output["index"]), self._output)
 
 
 register_backend("tflite", Backend(FILENAME, (".tflite",), TFLiteRunner, read_bundle),
