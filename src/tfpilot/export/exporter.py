@@ -104,7 +104,8 @@ def export(
     run's test split: if a class head loses more than ``max_drop`` accuracy points against the
     Keras model (or a number head moves by more than a quarter of its targets' std), its
     folder is removed and :class:`GateError` is raised after the other formats are written.
-    A format whose converter refuses the model does not stop the others either: :class:`ExportError` names it (with the converter's reason) at the end.
+    A format whose converter refuses the model does not stop the others either:
+    :class:`ExportError` names it (with the converter's reason) at the end.
 
     Args:
         source: a run directory, or an ``ExportSource``.
