@@ -174,10 +174,19 @@ def _strings_to_numbers(file: Path, bundle: Bundle) -> Callable[[dict[str, np.nd
     return run
 
 
+def make_interpreter(model_path: str | Path, num_threads: int | None = None) -> Any:
+    """A LiteRT interpreter (``ai_edge_litert``), or ``tf.lite.Interpreter`` without it."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - LiteRT is a dependency
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(model_path=str(model_path), num_threads=num_threads)
+
+
 def tflite_runner(path: Path, bundle: Bundle, num_threads: int | None = None) -> Runner:
     """The ``.tflite`` file's ``serving_default`` signature, after ``preprocess.keras`` (strings -> numbers)."""
-    from tfpilot.export.tflite import make_interpreter
-
     file = path if path.is_file() else path / "model.tflite"
     prepare = _strings_to_numbers(file, bundle)
     runner = make_interpreter(file, num_threads).get_signature_runner("serving_default")

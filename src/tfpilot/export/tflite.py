@@ -40,7 +40,7 @@ import numpy as np
 from tfpilot.export.backends import Backend, bundle_beside, register_backend
 from tfpilot.export.bundle import METADATA_KEY, Bundle
 from tfpilot.export.formats import register_exporter
-from tfpilot.export.runtime import dequantized, load_loader_preprocess, numeric_network, quantized
+from tfpilot.export.runtime import dequantized, load_loader_preprocess, make_interpreter, numeric_network, quantized
 
 FILENAME = "model.tflite"
 
@@ -265,17 +265,6 @@ register_exporter("tflite-int8", backend="tflite",
 
 
 # -- runtime ------------------------------------------------------------------------------
-def make_interpreter(model_path: str | Path, num_threads: int | None = None) -> Any:
-    """A LiteRT interpreter (``ai_edge_litert``), or ``tf.lite.Interpreter`` without it."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover - LiteRT is a dependency
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter
-    return Interpreter(model_path=str(model_path), num_threads=num_threads)
-
-
 class TFLiteRunner:
     """Runs a ``.tflite`` file on prepared batches (thread-safe; resizes to the batch).
 
