@@ -26,12 +26,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from tfpilot.export.backends import Backend, bundle_beside, register_backend
 from tfpilot.export.bundle import METADATA_KEY, Bundle
 from tfpilot.export.formats import register_exporter
-from tfpilot.export.runtime import ONNX_NUMPY, load_loader_preprocess, numeric_network
+from tfpilot.export.runtime import OneHead, numeric_network, onnx_runner
 
 FILENAME = "model.onnx"
 
@@ -104,35 +103,12 @@ def read_bundle(path: Path) -> Bundle:
     return bundle_beside(file)
 
 
-class OnnxRunner:
-    """Runs an ONNX model with ONNX Runtime (CPU) on prepared batches.
-
-    Args:
-        path: the ``.onnx`` file (or its folder).
-        bundle: its bundle.
-        threads: intra-op threads (default: ONNX Runtime's choice).
-    """
-
-    def __init__(self, path: Path, bundle: Bundle, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        self.path = path if path.is_file() else path / FILENAME
-        self.bundle = bundle
-        self.format = bundle.format
-        self.preprocess = load_loader_preprocess(self.path, bundle)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        first = self.session.get_inputs()[0]
-        self.input_name = first.name
-        self.input_dtype = ONNX_NUMPY.get(first.type, np.float32)
-
-    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
-        if self.preprocess is not None:
-            x = self.preprocess(x)
-        x = np.asarray(x).astype(self.input_dtype, copy=False)
-        return np.asarray(self.session.run(None, {self.input_name: x})[0], dtype=np.float32)
+def open_onnx(path: Path, bundle: Bundle, threads: int | None = None) -> OneHead:
+    """A classifier's ONNX model as the ``Predictor``'s callable (see :func:`~tfpilot.export.runtime.onnx_runner`)."""
+    return OneHead(onnx_runner(path, bundle, threads), path if path.is_file() else path / FILENAME, bundle)
 
 
-register_backend("onnx", Backend(FILENAME, (".onnx",), OnnxRunner, read_bundle), description="ONNX Runtime")
+#: The former name of :func:`open_onnx`.
+OnnxRunner = open_onnx
+
+register_backend("onnx", Backend(FILENAME, (".onnx",), open_onnx, read_bundle), description="ONNX Runtime")

@@ -135,43 +135,50 @@ def _numpy(out: Any) -> np.ndarray:
     return np.asarray(out)
 
 
-def keras_table_runner(model: Any) -> Runner:
-    """A Keras table model as a runner (strings go in as tf strings)."""
-    def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {k: _numpy(v).astype(np.float32) for k, v in model(_tensors(batch), training=False).items()}
+def raw_runner(model: Any) -> Runner:
+    """A Keras model of named inputs and outputs as a runner, outputs as they are (strings go in as tf strings)."""
+    return lambda batch: {k: _numpy(v) for k, v in model(_tensors(batch), training=False).items()}
 
-    return run
+
+def keras_table_runner(model: Any) -> Runner:
+    """A Keras table model as a runner of float32 outputs (strings go in as tf strings)."""
+    run = raw_runner(model)
+    return lambda batch: {k: v.astype(np.float32) for k, v in run(batch).items()}
+
+
+def _spec(bundle: Bundle) -> Any:
+    from tfpilot.spec import as_table_spec
+
+    return as_table_spec(bundle.input_spec, bundle.class_names)
 
 
 def saved_model_runner(path: Path, bundle: Bundle) -> Runner:
-    """The SavedModel's ``serving_default`` signature, keeping only the heads' outputs."""
+    """The SavedModel's ``serving_default`` signature: a table model's heads by key, a classifier's
+    ``probabilities`` as its one head."""
     import tensorflow as tf
 
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
-    heads = bundle.input_spec.output_keys
+    heads = _spec(bundle).output_keys
+    names = heads if bundle.input_spec.kind == "table" else ["probabilities"]
 
     def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = signature(**_tensors(batch))
-        return {k: out[k].numpy().astype(np.float32) for k in heads}
+        return {k: out[n].numpy().astype(np.float32) for k, n in zip(heads, names)}
 
     return run
 
 
-def _strings_to_numbers(file: Path, bundle: Bundle) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
-    """The artifact's ``preprocess.keras`` (beside ``file``) over a batch's string columns (identity without one)."""
-    from tfpilot.runs import load_model
-
-    name = bundle.loader_files.get("preprocess")
-    if not name or not (file.parent / name).is_file():
+def strings_to_numbers(file: Path, bundle: Bundle) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """The artifact's ``preprocess.keras`` (see :func:`load_loader_preprocess`) over a batch's string
+    columns; the identity for an artifact without one."""
+    preprocess = load_loader_preprocess(file, bundle)
+    if preprocess is None:
         return dict
-    preprocess = load_model(file.parent / name)
-    strings = list(preprocess.input)
-
-    def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        done = preprocess(_tensors({k: batch[k] for k in strings}), training=False)
-        return {**batch, **{k: _numpy(v) for k, v in done.items()}}
-
-    return run
+    if not isinstance(preprocess.model.input, dict):  # a text classifier's one input
+        key = _spec(bundle).input_keys[0]
+        return lambda batch: {**batch, key: preprocess(batch[key])}
+    run, strings = raw_runner(preprocess.model), list(preprocess.model.input)
+    return lambda batch: {**batch, **run({k: batch[k] for k in strings})}
 
 
 def make_interpreter(model_path: str | Path, num_threads: int | None = None) -> Any:
@@ -188,7 +195,7 @@ def make_interpreter(model_path: str | Path, num_threads: int | None = None) -> 
 def tflite_runner(path: Path, bundle: Bundle, num_threads: int | None = None) -> Runner:
     """The ``.tflite`` file's ``serving_default`` signature, after ``preprocess.keras`` (strings -> numbers)."""
     file = path if path.is_file() else path / "model.tflite"
-    prepare = _strings_to_numbers(file, bundle)
+    prepare = strings_to_numbers(file, bundle)
     runner = make_interpreter(file, num_threads).get_signature_runner("serving_default")
     details = runner.get_input_details()
     lock = threading.Lock()
@@ -218,24 +225,47 @@ def dequantized(out: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return ((out.astype(np.float32) - zero) * scale if scale else out).astype(np.float32).copy()
 
 
-def onnx_runner(path: Path, bundle: Bundle) -> Runner:
-    """The ONNX model with ONNX Runtime, after ``preprocess.keras`` (strings -> numbers); outputs by head key."""
+def onnx_runner(path: Path, bundle: Bundle, threads: int | None = None) -> Runner:
+    """The ONNX model with ONNX Runtime (CPU, ``threads`` intra-op threads), after ``preprocess.keras``
+    (strings -> numbers); its outputs by head key."""
     import onnxruntime as ort
 
     file = path if path.is_file() else path / "model.onnx"
-    prepare = _strings_to_numbers(file, bundle)
-    session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
-    inputs = {i.name: ONNX_NUMPY.get(i.type, np.float32) for i in session.get_inputs()}
+    prepare = strings_to_numbers(file, bundle)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or 0
+    session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+    inputs, spec = session.get_inputs(), _spec(bundle)
+    keys = [i.name for i in inputs] if len(inputs) > 1 else spec.input_keys  # one input: the spec's one key
     names = [o.name for o in session.get_outputs()]
-    heads = bundle.input_spec.output_keys
-    keys = names if set(names) == set(heads) else sorted(heads)  # tf2onnx names a dict's outputs in key order
+    heads = names if set(names) == set(spec.output_keys) else sorted(spec.output_keys)  # tf2onnx: in key order
 
     def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         x = prepare(batch)
-        out = session.run(None, {k: np.asarray(x[k]).astype(t, copy=False) for k, t in inputs.items()})
-        return {k: np.asarray(v, dtype=np.float32) for k, v in zip(keys, out)}
+        feed = {i.name: np.asarray(x[k]).astype(ONNX_NUMPY.get(i.type, np.float32), copy=False)
+                for i, k in zip(inputs, keys)}
+        return {k: np.asarray(v, dtype=np.float32) for k, v in zip(heads, session.run(None, feed))}
 
     return run
+
+
+class OneHead:
+    """A classifier's artifact as the callable the ``Predictor`` runs (its one input's batch -> its one
+    head's probabilities), over the artifact's named :data:`Runner`.
+
+    Args:
+        runner: the named runner (e.g. :func:`onnx_runner`).
+        path: the artifact.
+        bundle: its bundle.
+    """
+
+    def __init__(self, runner: Runner, path: Path, bundle: Bundle) -> None:
+        self.runner, self.path, self.bundle, self.format = runner, path, bundle, bundle.format
+        spec = _spec(bundle)
+        self.key, self.head, self.text = spec.input_keys[0], spec.output_keys[0], spec.inputs[0].kind == "text"
+
+    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
+        return self.runner({self.key: text_batch(x) if self.text else np.asarray(x)})[self.head]
 
 
 ONNX_NUMPY = {"tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32,
@@ -275,12 +305,10 @@ def named_runner(backend: str, path: Path, bundle: Bundle) -> Runner:
     """Any artifact as a :data:`Runner` over its spec's named inputs and heads: a table model's
     through :func:`table_runner`, a classifier's around its backend's callable."""
     from tfpilot.export.backends import BACKENDS
-    from tfpilot.spec import as_table_spec
 
     if bundle.input_spec.kind == "table":
         return table_runner(backend, path, bundle)
-    spec = as_table_spec(bundle.input_spec, bundle.class_names)
-    return one_head_runner(BACKENDS.get(backend).open(path, bundle), spec)
+    return one_head_runner(BACKENDS.get(backend).open(path, bundle), _spec(bundle))
 
 
 def run_batched(runner: Runner, x: dict[str, np.ndarray], batch_size: int = 256) -> dict[str, np.ndarray]:

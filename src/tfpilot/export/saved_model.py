@@ -24,11 +24,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from tfpilot.export.backends import Backend, register_backend
 from tfpilot.export.bundle import BUNDLE_FILE, Bundle
 from tfpilot.export.formats import register_exporter
+from tfpilot.export.runtime import OneHead, saved_model_runner
 
 LABELS_FILE = "labels.txt"
 OUTPUT = "probabilities"
@@ -194,33 +194,13 @@ def read_bundle(path: Path) -> Bundle:
     return Bundle.read(folder)
 
 
-class SavedModelRunner:
-    """Runs a SavedModel's ``serving_default`` signature on prepared batches.
-
-    Args:
-        path: the SavedModel folder.
-        bundle: its bundle.
-    """
-
-    def __init__(self, path: Path, bundle: Bundle) -> None:
-        import tensorflow as tf
-
-        self.path = path
-        self.bundle = bundle
-        self.format = bundle.format
-        self.loaded = tf.saved_model.load(str(path))
-        self.signature = self.loaded.signatures["serving_default"]
-        self.input_name = next(iter(self.signature.structured_input_signature[1]))
-
-    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
-        import tensorflow as tf
-
-        if self.bundle.input_spec.kind == "text":
-            from tfpilot.export.runtime import text_batch
-
-            x = text_batch(x).astype(str)
-        return self.signature(**{self.input_name: tf.constant(x)})[OUTPUT].numpy()
+def open_saved_model(path: Path, bundle: Bundle) -> OneHead:
+    """A classifier's SavedModel as the ``Predictor``'s callable (its ``serving_default`` signature)."""
+    return OneHead(saved_model_runner(path, bundle), path, bundle)
 
 
-register_backend("saved_model", Backend("saved_model.pb", (), SavedModelRunner, read_bundle),
+#: The former name of :func:`open_saved_model`.
+SavedModelRunner = open_saved_model
+
+register_backend("saved_model", Backend("saved_model.pb", (), open_saved_model, read_bundle),
                  description="TensorFlow SavedModel (tf.saved_model.load)")

@@ -129,14 +129,15 @@ class Network:
 
     def feed(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Raw named inputs -> the artifact's inputs by name (the string columns through ``preprocess``)."""
-        from tfpilot.export.runtime import KerasModel, keras_table_runner
+        from tfpilot.export.runtime import KerasModel, raw_runner
 
         done = dict(x)
         if self.preprocess is not None and isinstance(self.preprocess.input, dict):
-            done.update(keras_table_runner(self.preprocess)({k: x[k] for k in self.preprocess.input}))
+            done.update(raw_runner(self.preprocess)({k: x[k] for k in self.preprocess.input}))
         elif self.preprocess is not None:
             done[self.keys[0]] = KerasModel(self.preprocess, probabilities=False)(x[self.keys[0]])
-        return {n: np.asarray(done[k]) for n, k in zip(self.names, self.keys)}
+        dtypes = [s.dtype.as_numpy_dtype for s in self.signature()]
+        return {n: np.asarray(done[k]).astype(d, copy=False) for n, k, d in zip(self.names, self.keys, dtypes)}
 
 
 def _string_ends(model: Any) -> dict[int, list[tuple[Any, Any]]]:

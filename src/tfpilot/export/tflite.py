@@ -212,8 +212,9 @@ def convert_any_batch(network: Any, configure: Configure, source: Any) -> tuple[
     try:
         return (*convert(network, configure, source), False)
     except ValueError as first:
-        if configure is _int8:
-            # TF 2.21's calibrator segfaults on the batch-1 loop of recurrent layers; say so instead.
+        if configure is _int8 and "TensorList" not in str(first):
+            raise
+        if configure is _int8:  # TF 2.21's calibrator segfaults on the batch-1 loop of recurrent layers
             raise ValueError(
                 f"TFLite cannot make {network.model.name!r} full-integer int8: its layers (recurrent ones, "
                 "typically) only convert with a fixed batch size, and TFLite's calibrator cannot run that graph. "
