@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tfpilot.cli.main import app
-from tfpilot.export import GateError, export
+from tfpilot.export import GateError, export, verify
 
 
 def test_onnx_export_of_a_table_model_verifies_every_head(table_run):
@@ -50,6 +50,8 @@ def test_int8_export_of_a_table_model_is_calibrated_on_named_inputs_and_gated_pe
     assert set(runner.get_input_details()) == {"photo", "title", "colour"}
     assert set(runner.get_output_details()) == {"kind", "price"}
     assert any(np.dtype(t["dtype"]) == np.int8 for t in interpreter.get_tensor_details())
+    again = verify(artifact.path).checks[0]  # verify holds it to the same per-head gate
+    assert again.passed and again.heads["kind"]["agreement"] == check["heads"]["kind"]["agreement"]
 
 
 def test_the_int8_gate_names_the_head_that_fails():

@@ -113,6 +113,7 @@ class Network:
         return list(m.input) if isinstance(m.input, dict) else [t.name for t in m.inputs]
 
     def signature(self, batch: int | None = None) -> list[Any]:
+        """The artifact's input ``tf.TensorSpec`` s, by name, with a dynamic batch (or ``batch``)."""
         import tensorflow as tf
 
         tensors = self.model.input.values() if isinstance(self.model.input, dict) else self.model.inputs
@@ -306,7 +307,7 @@ class ExportSource:
         unwrap = (lambda x: x) if spec.kind == "table" else (lambda x: next(iter(x.values())))
         return cls(
             model=run.load_model(),
-            class_names=list(labels.get("class_names") or []) if spec.kind != "table" else [],
+            class_names=list(labels.get("class_names") or []),  # a table run's are []
             input_spec=spec,
             calibration=lambda: unwrap(named_split(run.path, "train", limit=calibration_size)[0]),
             evaluation=lambda: named_split(run.path, gate_split, limit=gate_limit),

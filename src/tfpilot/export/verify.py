@@ -62,6 +62,7 @@ class FormatCheck:
     message: str = ""
 
     def __getattr__(self, name: str) -> Any:
+        """``agreement``, ``accuracy``, ...: the first class head's figure."""
         if name in CLASS_FIGURES:
             first = next((h for h in self.__dict__.get("heads", {}).values() if h["kind"] != "number"), {})
             return first.get(name, 0.0)
