@@ -92,3 +92,16 @@ def text_export(text_model: Any, tmp_path_factory: pytest.TempPathFactory) -> An
     texts, labels = make_texts()
     source = ExportSource(text_model, TEXT_CLASSES, InputSpec.text(), calibration=texts, evaluation=(texts, labels))
     return export(source, "all", tmp_path_factory.mktemp("text-export"))
+
+
+@pytest.fixture(scope="session")
+def table_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained table run: photo (image) + title (text) + colour (category) -> kind (category) + price."""
+    import tfpilot
+    from tests.tables.conftest import table_config
+    from tfpilot.testing.table import make_table
+
+    root = tmp_path_factory.mktemp("table-export")
+    cfg = table_config(make_table(root, rows=60, size=16), root / "run", epochs=3)
+    cfg["features"]["inputs"] = ["photo", "title", "colour"]
+    return tfpilot.train(cfg, report=False).path

@@ -24,7 +24,7 @@ def export_command(
     formats: Annotated[list[str], typer.Option("--format", "-f", help=FORMAT_HELP)] = ["all"],  # noqa: B006
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default RUN/export).")] = None,
     max_drop: Annotated[float, typer.Option(
-        "--max-drop", min=0.0, help="tflite-int8 fails if it loses more accuracy points than this.")] = 1.0,
+        "--max-drop", min=0.0, help="tflite-int8 fails if a head loses more accuracy points than this.")] = 1.0,
     calibration_size: Annotated[int, typer.Option(
         "--calibration-size", min=1, help="Class-balanced training examples int8 calibrates on.")] = 500,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -33,11 +33,8 @@ def export_command(
     from tfpilot.export import ExportError, ExportSource, export
 
     setup_logging(verbose)
-    from tfpilot.data.table_io import is_table_run
-
-    source = run if is_table_run(run) else ExportSource.from_run(run, calibration_size=calibration_size)
     try:
-        result = export(source, formats, out, max_drop=max_drop)
+        result = export(ExportSource.from_run(run, calibration_size=calibration_size), formats, out, max_drop=max_drop)
     except ExportError as exc:
         partial = exc.result
         if partial is None:
@@ -49,8 +46,12 @@ def export_command(
         raise typer.Exit(1) from None
     print_table(_table(result))
     for name, check in result.checks.items():
-        say(f"{name}: accuracy {check['accuracy']:.4f} vs Keras {check['keras_accuracy']:.4f} "
-            f"({check['accuracy_change']:+.2f} points, agreement {check['agreement']:.2%}) - passed")
+        for head, h in check["heads"].items():
+            what = f"{name}{f' {head}' if len(check['heads']) > 1 else ''}"
+            say(f"{what}: max |diff| {h['max_abs_diff']:.4g} ({h['max_diff_in_std']:.3f} std) - passed"
+                if h["kind"] == "number" else f"{what}: accuracy {h['accuracy']:.4f} vs Keras "
+                f"{h['keras_accuracy']:.4f} ({h['accuracy_change']:+.2f} points, agreement {h['agreement']:.2%})"
+                " - passed")
     say(f"check every artifact with: tfpilot verify {run}")
 
 

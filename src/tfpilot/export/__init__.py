@@ -9,8 +9,7 @@ Example:
 
 from tfpilot.export.backends import BACKENDS, detect, read_bundle
 from tfpilot.export.bundle import Bundle
-from tfpilot.export.dispatch import export
-from tfpilot.export.exporter import ExportError, GateError
+from tfpilot.export.exporter import ExportError, GateError, export
 from tfpilot.export.formats import EXPORTERS, list_formats, register_exporter
 from tfpilot.export.source import ExportSource, float32_model
 from tfpilot.export.verify import VerifyReport, verify

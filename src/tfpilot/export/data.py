@@ -78,3 +78,41 @@ def calibration_sample(run_dir: str | Path, size: int = 500, seed: int = 0) -> n
     """A class-balanced sample of the training split (raw inputs), for int8 calibration."""
     x, _ = load_split(run_dir, "train", limit=size, seed=seed)
     return x
+
+
+def named_split(run_dir: str | Path, split: str = "test", limit: int | None = None,
+                seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Raw inputs by input key and targets by head key of one of the run's recorded splits: a
+    classifier's one input and head (see :func:`load_split`), or a table model's columns (images
+    decoded, the first ``limit`` rows).
+
+    Example:
+        >>> x, y = named_split("runs/multitask-table", "test", limit=50)  # doctest: +SKIP
+        >>> sorted(x), sorted(y)  # doctest: +SKIP
+        (['photo', 'title'], ['kind', 'price'])
+    """
+    from tfpilot.runs import Run
+    from tfpilot.spec import as_table_spec, spec_from_dict
+
+    run = Run(run_dir)
+    spec = spec_from_dict(run.labels["input"])
+    if spec.kind != "table":
+        x, y = load_split(run_dir, split, limit=limit, seed=seed)
+        view = as_table_spec(spec, run.labels["class_names"])
+        return {view.input_keys[0]: x}, {view.output_keys[0]: y}
+    from tfpilot.config import load_config
+    from tfpilot.data.table import prepare_table
+    from tfpilot.data.table_pipeline import table_pipeline
+
+    data = prepare_table(load_config(run.config_file))
+    if split not in data.splits:
+        raise ValueError(f"the table has no {split!r} rows; it has {sorted(data.splits)}")
+    part = data.splits[split]
+    if limit:
+        part = part.take(np.arange(min(limit, len(part))))
+    x = dict(part.inputs)
+    paths = [c.key for c in spec.inputs if c.kind == "image" and x[c.key].dtype == object]
+    if paths:  # images held as file paths: decode them as the model's pipeline does
+        batches = list(table_pipeline(part, spec, 256, training=False, with_targets=False))
+        x.update({k: np.concatenate([b[k].numpy() for b in batches]) for k in paths})
+    return x, part.targets

@@ -96,20 +96,22 @@ def export(
     out_dir: str | Path | None = None,
     max_drop: float = 1.0,
 ) -> ExportResult:
-    """Export a run (or an :class:`~tfpilot.export.source.ExportSource`) to ``formats``.
+    """Export a run (or an :class:`~tfpilot.export.source.ExportSource`) to ``formats``: a classifier
+    or a table model (named inputs, a head per output) alike.
 
     Each format goes to its own folder under ``out_dir`` (default ``RUN/export``),
     replacing an earlier export of that format. ``tflite-int8`` is then checked on the
-    run's test split: if it loses more than ``max_drop`` accuracy points against the Keras
-    model, its folder is removed and :class:`GateError` is raised after the other
-    formats are written. A format whose converter refuses the model does not stop the
-    others either: :class:`ExportError` names it (with the converter's reason) at the end.
+    run's test split: if a class head loses more than ``max_drop`` accuracy points against the
+    Keras model (or a number head moves by more than a quarter of its targets' std), its
+    folder is removed and :class:`GateError` is raised after the other formats are written.
+    A format whose converter refuses the model does not stop the others either:
+    :class:`ExportError` names it (with the converter's reason) at the end.
 
     Args:
         source: a run directory, or an ``ExportSource``.
         formats: names from :func:`list_formats`, or "all".
         out_dir: where to write; required when ``source`` is not a run.
-        max_drop: the largest accuracy drop (in points) ``tflite-int8`` may have.
+        max_drop: the largest accuracy drop (in points) a head of ``tflite-int8`` may have.
 
     Returns:
         an :class:`ExportResult`.
@@ -204,15 +206,18 @@ def _written(result: ExportResult) -> str:
 
 
 def _gate(source: Any, artifact: Artifact, max_drop: float) -> dict[str, Any] | None:
-    """Check ``artifact`` against the Keras model; record the result in its bundle."""
-    from tfpilot.export.verify import check_artifact
+    """Check every head of ``artifact`` against the Keras model; record the result in its bundle."""
+    from tfpilot.export.runtime import keras_runner, run_batched
+    from tfpilot.export.verify import MAX_NUMBER_DIFF, check_artifact
 
     data = source.evaluation_data()
     if data is None:
         log.warning("%s: no evaluation data, so its accuracy was not checked", artifact.format)
         return None
     x, y = data
-    check = check_artifact(artifact.path, source.model, x, y, max_drop=max_drop).to_dict()
+    reference = run_batched(keras_runner(source.model, source.spec), x)
+    check = check_artifact(artifact.path, x, y, reference, max_drop,
+                           max_number_diff=MAX_NUMBER_DIFF[artifact.format]).to_dict()
     artifact.bundle.verification = check
     artifact.bundle.write(artifact.path.parent)
     return check

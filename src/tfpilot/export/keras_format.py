@@ -43,12 +43,13 @@ def read_bundle(path: Path) -> Bundle:
     folder = path.parent if path.is_file() else path
     if (folder / BUNDLE_FILE).is_file() or not (folder / "labels.json").is_file():
         return bundle_beside(path)
-    from tfpilot.spec import InputSpec
     from tfpilot.runs import Run
+    from tfpilot.spec import spec_from_dict
 
     labels = Run(folder).labels
-    return Bundle(format="keras", file=FILENAME, class_names=labels["class_names"],
-                  input_spec=InputSpec.from_dict(labels["input"]), source_run=str(folder.resolve()),
+    spec = spec_from_dict(labels["input"])
+    return Bundle(format="keras", file=FILENAME, class_names=labels["class_names"] if spec.kind != "table" else [],
+                  input_spec=spec, source_run=str(folder.resolve()),
                   model=labels.get("model"))
 
 

@@ -1,13 +1,14 @@
-"""The ``onnx`` format (Keras 3's ONNX export, i.e. tf2onnx) and the ONNX Runtime backend.
+"""The ``onnx`` format (tf2onnx, as Keras 3's ONNX export) and the ONNX Runtime backend, for
+classifiers and table models alike (inputs by name; a table model's heads by key).
 
 The model is converted in float32 (see :func:`~tfpilot.export.source.float32_model`;
 ONNX Runtime rejects the mixed bf16/fp16 graph). The bundle is stored in the model's
 ``metadata_props`` under ``tfpilot_bundle``, and the class names alone under
 ``class_names`` (JSON list), so ``onnx.load(f).metadata_props`` shows them.
 
-Image models take uint8 (N, H, W, C) at the model's size, preprocessing inside. Text
-models: ONNX has no ``TextVectorization``, so -- as for TFLite -- the file takes int64
-token ids and tfpilot's loader applies ``preprocess.keras`` (+ ``vocab.txt``) beside it.
+Images go in as uint8 (N, H, W, C) at the model's size, preprocessing inside. Text and
+category inputs: ONNX has no string ops, so -- as for TFLite -- the file takes token ids /
+lookups and tfpilot's loader applies ``preprocess.keras`` (+ ``vocab.txt``) beside it.
 
 Example:
     >>> import onnxruntime as ort
@@ -25,17 +26,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from tfpilot.export.backends import Backend, bundle_beside, register_backend
 from tfpilot.export.bundle import METADATA_KEY, Bundle
 from tfpilot.export.formats import register_exporter
-from tfpilot.export.runtime import load_loader_preprocess, numeric_network
+from tfpilot.export.runtime import OneHead, numeric_network, onnx_runner
 
 FILENAME = "model.onnx"
 
-_NUMPY = {"tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32,
-          "tensor(int64)": np.int64, "tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
 def write_metadata(path: Path, values: dict[str, str]) -> None:
@@ -52,19 +50,36 @@ def write_metadata(path: Path, values: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
-@register_exporter("onnx", backend="onnx", description="ONNX (Keras export via tf2onnx), for ONNX Runtime")
+@register_exporter("onnx", backend="onnx", description="ONNX (tf2onnx), for ONNX Runtime")
 def export_onnx(source: Any, folder: Path) -> Bundle:
     """Convert the model to ONNX in ``folder`` with the bundle in its metadata."""
+    import tensorflow as tf
+    from keras.src.export.tf2onnx_lib import patch_tf2onnx
+    from keras.src.utils.module_utils import tf2onnx
+    from tf2onnx import tf_loader
+
     network, fields = numeric_network(source, folder)
     path = folder / FILENAME
-    # Keras' tf2onnx shim warns about np.object under numpy 2 (harmless); the export prints.
+    signature = network.signature()
+    patch_tf2onnx()  # numpy 2 support, as Keras' own ONNX export does
+    # tf2onnx warns about np.object under numpy 2 (harmless) and prints.
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*np.object")
         try:
-            network.export(str(path), format="onnx", verbose=False)
+            # Only the signature's inputs are inputs: tf2onnx's from_function would make the constants
+            # the model captures (e.g. a Normalization layer's mean) inputs of the ONNX graph too.
+            traced = tf.function(network, input_signature=signature).get_concrete_function()
+            inputs = [t.name for t in traced.inputs[: len(signature)]]  # the captured values follow
+            outputs = [t.name for t in traced.outputs]
+            names = dict(zip(inputs, (s.name for s in signature)))
+            if isinstance(traced.structured_outputs, dict):  # a table model's heads, flattened in key order
+                names.update(zip(outputs, sorted(traced.structured_outputs)))
+            graph = tf_loader.from_function(traced, inputs, outputs)
+            tf2onnx.convert.from_graph_def(graph, input_names=inputs, output_names=outputs, tensors_to_rename=names,
+                                           output_path=str(path))
         except Exception as exc:
             raise ValueError(
-                f"ONNX conversion of {network.name!r} failed ({type(exc).__name__}: {str(exc)[-400:]}). "
+                f"ONNX conversion of {network.model.name!r} failed ({type(exc).__name__}: {str(exc)[-400:]}). "
                 "Export it as saved_model or tflite instead."
             ) from exc
     bundle = source.bundle("onnx", FILENAME, precision="float32", **fields)
@@ -88,35 +103,12 @@ def read_bundle(path: Path) -> Bundle:
     return bundle_beside(file)
 
 
-class OnnxRunner:
-    """Runs an ONNX model with ONNX Runtime (CPU) on prepared batches.
-
-    Args:
-        path: the ``.onnx`` file (or its folder).
-        bundle: its bundle.
-        threads: intra-op threads (default: ONNX Runtime's choice).
-    """
-
-    def __init__(self, path: Path, bundle: Bundle, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        self.path = path if path.is_file() else path / FILENAME
-        self.bundle = bundle
-        self.format = bundle.format
-        self.preprocess = load_loader_preprocess(self.path, bundle)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        first = self.session.get_inputs()[0]
-        self.input_name = first.name
-        self.input_dtype = _NUMPY.get(first.type, np.float32)
-
-    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
-        if self.preprocess is not None:
-            x = self.preprocess(x)
-        x = np.asarray(x).astype(self.input_dtype, copy=False)
-        return np.asarray(self.session.run(None, {self.input_name: x})[0], dtype=np.float32)
+def open_onnx(path: Path, bundle: Bundle, threads: int | None = None) -> OneHead:
+    """A classifier's ONNX model as the ``Predictor``'s callable (see :func:`~tfpilot.export.runtime.onnx_runner`)."""
+    return OneHead(onnx_runner(path, bundle, threads), path if path.is_file() else path / FILENAME, bundle)
 
 
-register_backend("onnx", Backend(FILENAME, (".onnx",), OnnxRunner, read_bundle), description="ONNX Runtime")
+#: The former name of :func:`open_onnx`.
+OnnxRunner = open_onnx
+
+register_backend("onnx", Backend(FILENAME, (".onnx",), open_onnx, read_bundle), description="ONNX Runtime")

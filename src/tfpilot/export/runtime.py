@@ -1,6 +1,6 @@
-"""Shared pieces of the backends: shaping a batch for a model input, the loader-side
-text preprocessing, the callable wrapper the ``Predictor`` runs, and the runners of table
-models (``dict of numpy columns -> dict of numpy outputs``).
+"""Shared pieces of the backends: shaping a batch for a model input, the loader-side string
+preprocessing, the callable wrapper the ``Predictor`` runs, and the runners of every model
+and artifact over its named inputs and heads (``dict of numpy columns -> dict of numpy outputs``).
 
 Example:
     >>> import numpy as np
@@ -65,17 +65,6 @@ class KerasModel:
         return np.asarray(out, dtype=np.float32) if self.probabilities else np.asarray(out)
 
 
-def save_loader_preprocess(split: Any, folder: Path) -> dict[str, str]:
-    """Write a text model's string part (``preprocess.keras``) and vocabulary beside an artifact."""
-    split.preprocess.save(folder / PREPROCESS_FILE)
-    files = {"preprocess": PREPROCESS_FILE}
-    if split.vocabulary:
-        (folder / VOCAB_FILE).write_text("\n".join(t.replace("\n", " ") for t in split.vocabulary) + "\n",
-                                         encoding="utf-8")
-        files["vocabulary"] = VOCAB_FILE
-    return files
-
-
 def load_loader_preprocess(artifact: Path, bundle: Bundle) -> KerasModel | None:
     """The loader-side preprocessing named in ``bundle.loader_files`` (or None)."""
     name = bundle.loader_files.get("preprocess")
@@ -93,24 +82,28 @@ def load_loader_preprocess(artifact: Path, bundle: Bundle) -> KerasModel | None:
 
 
 def numeric_network(source: Any, folder: Path) -> tuple[Any, dict[str, Any]]:
-    """The float32 network a converter (TFLite, ONNX) gets, and the bundle fields saying so.
+    """The float32 :class:`~tfpilot.export.source.Network` a converter (TFLite, ONNX) gets, and the
+    bundle fields saying so.
 
-    Image models convert whole. A text model's string step cannot go into these formats: it
-    is saved beside the artifact (:func:`save_loader_preprocess`) for tfpilot's loader, and
-    the converter gets the numeric network that takes token ids / n-gram vectors.
+    A model without string inputs converts whole. The string layers of text and category
+    inputs cannot go into these formats: they are saved beside the artifact as ``preprocess.keras``
+    (and a text classifier's ``vocab.txt``) for tfpilot's loader, and the converter gets the
+    numeric network that takes token ids / lookups for them.
     """
-    if source.input_spec.kind != "text":
-        return source.float32_model(), {}
-    split = source.text_split()
-    network = split.network
-    files = save_loader_preprocess(split, folder)
-    fields = dict(
-        loader_files=files,
-        preprocessing_where=f"tfpilot's loader, {files['preprocess']}",
-        input={"name": network.inputs[0].name, "dtype": str(network.inputs[0].dtype),
-               "shape": [None, *network.inputs[0].shape[1:]],
-               "note": text_input_note(network.inputs[0], files)},
-    )
+    network = source.network()
+    if network.preprocess is None:
+        return network, {"network": network}
+    network.preprocess.save(folder / PREPROCESS_FILE)
+    files = {"preprocess": PREPROCESS_FILE}
+    if network.vocabulary:
+        (folder / VOCAB_FILE).write_text("\n".join(t.replace("\n", " ") for t in network.vocabulary) + "\n",
+                                         encoding="utf-8")
+        files["vocabulary"] = VOCAB_FILE
+    fields: dict[str, Any] = {"network": network, "loader_files": files}
+    if source.classifier:
+        first = network.model.inputs[0]
+        fields["input"] = {"name": first.name, "dtype": str(first.dtype), "shape": [None, *first.shape[1:]],
+                           "note": text_input_note(first, files)}
     return network, fields
 
 
@@ -142,57 +135,145 @@ def _numpy(out: Any) -> np.ndarray:
     return np.asarray(out)
 
 
-def keras_table_runner(model: Any) -> Runner:
-    """A Keras table model as a runner (strings go in as tf strings)."""
-    def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {k: _numpy(v).astype(np.float32) for k, v in model(_tensors(batch), training=False).items()}
+def raw_runner(model: Any) -> Runner:
+    """A Keras model of named inputs and outputs as a runner, outputs as they are (strings go in as tf strings)."""
+    return lambda batch: {k: _numpy(v) for k, v in model(_tensors(batch), training=False).items()}
 
-    return run
+
+def keras_table_runner(model: Any) -> Runner:
+    """A Keras table model as a runner of float32 outputs (strings go in as tf strings)."""
+    run = raw_runner(model)
+    return lambda batch: {k: v.astype(np.float32) for k, v in run(batch).items()}
+
+
+def _spec(bundle: Bundle) -> Any:
+    from tfpilot.spec import as_table_spec
+
+    return as_table_spec(bundle.input_spec, bundle.class_names)
 
 
 def saved_model_runner(path: Path, bundle: Bundle) -> Runner:
-    """The SavedModel's ``serving_default`` signature, keeping only the heads' outputs."""
+    """The SavedModel's ``serving_default`` signature: a table model's heads by key, a classifier's
+    ``probabilities`` as its one head."""
     import tensorflow as tf
 
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
-    heads = bundle.input_spec.output_keys
+    heads = _spec(bundle).output_keys
+    names = heads if bundle.input_spec.kind == "table" else ["probabilities"]
 
     def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = signature(**_tensors(batch))
-        return {k: out[k].numpy().astype(np.float32) for k in heads}
+        return {k: out[n].numpy().astype(np.float32) for k, n in zip(heads, names)}
 
     return run
+
+
+def strings_to_numbers(file: Path, bundle: Bundle) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """The artifact's ``preprocess.keras`` (see :func:`load_loader_preprocess`) over a batch's string
+    columns; the identity for an artifact without one."""
+    preprocess = load_loader_preprocess(file, bundle)
+    if preprocess is None:
+        return dict
+    if not isinstance(preprocess.model.input, dict):  # a text classifier's one input
+        key = _spec(bundle).input_keys[0]
+        return lambda batch: {**batch, key: preprocess(batch[key])}
+    run, strings = raw_runner(preprocess.model), list(preprocess.model.input)
+    return lambda batch: {**batch, **run({k: batch[k] for k in strings})}
+
+
+def make_interpreter(model_path: str | Path, num_threads: int | None = None) -> Any:
+    """A LiteRT interpreter (``ai_edge_litert``), or ``tf.lite.Interpreter`` without it."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - LiteRT is a dependency
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(model_path=str(model_path), num_threads=num_threads)
 
 
 def tflite_runner(path: Path, bundle: Bundle, num_threads: int | None = None) -> Runner:
     """The ``.tflite`` file's ``serving_default`` signature, after ``preprocess.keras`` (strings -> numbers)."""
-    from tfpilot.export.tflite import make_interpreter
-    from tfpilot.runs import load_model
-
     file = path if path.is_file() else path / "model.tflite"
-    preprocess_file = file.parent / bundle.loader_files.get("preprocess", "preprocess.keras")
-    preprocess = load_model(preprocess_file) if bundle.loader_files and preprocess_file.is_file() else None
-    interpreter = make_interpreter(file, num_threads)
-    runner = interpreter.get_signature_runner("serving_default")
-    dtypes = {k: d["dtype"] for k, d in runner.get_input_details().items()}
+    prepare = strings_to_numbers(file, bundle)
+    runner = make_interpreter(file, num_threads).get_signature_runner("serving_default")
+    details = runner.get_input_details()
     lock = threading.Lock()
-    strings = [k for k in dtypes if bundle.input_spec.input(k).kind in ("text", "category")]
 
     def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        x = dict(batch)
-        if preprocess is not None:
-            done = preprocess(_tensors({k: x[k] for k in strings}), training=False)
-            x.update({k: _numpy(v) for k, v in done.items()})
-        feed = {k: np.ascontiguousarray(np.asarray(x[k]).astype(dtypes[k], copy=False)) for k in dtypes}
+        x = prepare(batch)
+        feed = {k: quantized(np.asarray(x[k]), d) for k, d in details.items()}
         with lock:
             out = runner(**feed)
-        return {k: np.asarray(v, dtype=np.float32).copy() for k, v in out.items()}
+        return {k: dequantized(np.asarray(v), runner.get_output_details()[k]) for k, v in out.items()}
 
     return run
 
 
+def quantized(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """``x`` as a TFLite input of ``detail`` takes it (float values quantized for an int8 input)."""
+    scale, zero = detail["quantization"]
+    if scale and np.dtype(detail["dtype"]) in (np.int8, np.uint8) and x.dtype != detail["dtype"]:
+        info = np.iinfo(detail["dtype"])
+        x = np.clip(np.round(x.astype(np.float32) / scale + zero), info.min, info.max)
+    return np.ascontiguousarray(x.astype(detail["dtype"], copy=False))
+
+
+def dequantized(out: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """A TFLite output of ``detail`` as float32 values (a copy)."""
+    scale, zero = detail["quantization"]
+    return ((out.astype(np.float32) - zero) * scale if scale else out).astype(np.float32).copy()
+
+
+def onnx_runner(path: Path, bundle: Bundle, threads: int | None = None) -> Runner:
+    """The ONNX model with ONNX Runtime (CPU, ``threads`` intra-op threads), after ``preprocess.keras``
+    (strings -> numbers); its outputs by head key."""
+    import onnxruntime as ort
+
+    file = path if path.is_file() else path / "model.onnx"
+    prepare = strings_to_numbers(file, bundle)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or 0
+    session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
+    inputs, spec = session.get_inputs(), _spec(bundle)
+    keys = [i.name for i in inputs] if len(inputs) > 1 else spec.input_keys  # one input: the spec's one key
+    names = [o.name for o in session.get_outputs()]
+    heads = names if set(names) == set(spec.output_keys) else sorted(spec.output_keys)  # tf2onnx: in key order
+
+    def run(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = prepare(batch)
+        feed = {i.name: np.asarray(x[k]).astype(ONNX_NUMPY.get(i.type, np.float32), copy=False)
+                for i, k in zip(inputs, keys)}
+        return {k: np.asarray(v, dtype=np.float32) for k, v in zip(heads, session.run(None, feed))}
+
+    return run
+
+
+class OneHead:
+    """A classifier's artifact as the callable the ``Predictor`` runs (its one input's batch -> its one
+    head's probabilities), over the artifact's named :data:`Runner`.
+
+    Args:
+        runner: the named runner (e.g. :func:`onnx_runner`).
+        path: the artifact.
+        bundle: its bundle.
+    """
+
+    def __init__(self, runner: Runner, path: Path, bundle: Bundle) -> None:
+        self.runner, self.path, self.bundle, self.format = runner, path, bundle, bundle.format
+        spec = _spec(bundle)
+        self.key, self.head, self.text = spec.input_keys[0], spec.output_keys[0], spec.inputs[0].kind == "text"
+
+    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
+        return self.runner({self.key: text_batch(x) if self.text else np.asarray(x)})[self.head]
+
+
+ONNX_NUMPY = {"tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(int32)": np.int32,
+               "tensor(int64)": np.int64, "tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
 def table_runner(backend: str, path: Path, bundle: Bundle) -> Runner:
-    """The runner of a table model's artifact for ``backend`` (keras, saved_model or tflite)."""
+    """The runner of a table model's artifact for ``backend`` (keras, saved_model, tflite or onnx)."""
     if backend == "keras":
         from tfpilot.runs import load_model
 
@@ -202,4 +283,39 @@ def table_runner(backend: str, path: Path, bundle: Bundle) -> Runner:
         return saved_model_runner(path, bundle)
     if backend == "tflite":
         return tflite_runner(path, bundle)
-    raise ValueError(f"table models run on keras, saved_model or tflite artifacts, not {backend!r}")
+    if backend == "onnx":
+        return onnx_runner(path, bundle)
+    raise ValueError(f"table models run on keras, saved_model, tflite or onnx artifacts, not {backend!r}")
+
+
+def one_head_runner(model: Callable[..., Any], spec: Any) -> Runner:
+    """A classifier's callable (its one input -> probabilities) as a :data:`Runner` of its one input and head."""
+    from tfpilot.metrics import to_probabilities
+
+    (key,), (head,) = spec.input_keys, spec.output_keys
+    return lambda batch: {head: to_probabilities(np.asarray(model(batch[key], training=False)))}
+
+
+def keras_runner(model: Any, spec: Any) -> Runner:
+    """A Keras model in memory as a :data:`Runner` over ``spec``'s named inputs and heads."""
+    return keras_table_runner(model) if isinstance(model.input, dict) else one_head_runner(KerasModel(model), spec)
+
+
+def named_runner(backend: str, path: Path, bundle: Bundle) -> Runner:
+    """Any artifact as a :data:`Runner` over its spec's named inputs and heads: a table model's
+    through :func:`table_runner`, a classifier's around its backend's callable."""
+    from tfpilot.export.backends import BACKENDS
+
+    if bundle.input_spec.kind == "table":
+        return table_runner(backend, path, bundle)
+    return one_head_runner(BACKENDS.get(backend).open(path, bundle), _spec(bundle))
+
+
+def run_batched(runner: Runner, x: dict[str, np.ndarray], batch_size: int = 256) -> dict[str, np.ndarray]:
+    """``runner`` over every row of ``x``, ``batch_size`` rows at a time."""
+    n = len(next(iter(x.values())))
+    parts: dict[str, list[np.ndarray]] = {}
+    for i in range(0, n, batch_size):
+        for k, v in runner({k: v[i : i + batch_size] for k, v in x.items()}).items():
+            parts.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in parts.items()}

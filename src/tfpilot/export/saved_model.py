@@ -24,11 +24,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from tfpilot.export.backends import Backend, register_backend
 from tfpilot.export.bundle import BUNDLE_FILE, Bundle
 from tfpilot.export.formats import register_exporter
+from tfpilot.export.runtime import OneHead, saved_model_runner
 
 LABELS_FILE = "labels.txt"
 OUTPUT = "probabilities"
@@ -49,62 +49,98 @@ def _resize_batch(images: Any, size: tuple[int, int]) -> Any:
     return tf.ensure_shape(out, [None, size[0], size[1], images.shape[-1]])
 
 
-def _serving_module(model: Any, bundle: Bundle, folder: Path) -> Any:
-    """A ``tf.Module`` holding the model, its assets and its signature functions."""
+def _call(model: Any, spec: Any, x: dict[str, Any]) -> dict[str, Any]:
+    """``model`` on named inputs -> named heads (a classifier's one tensor in and out included)."""
+    import tensorflow as tf
+
+    single = not isinstance(model.input, dict)
+    for k, t in zip(spec.input_keys, model.inputs) if single else model.input.items():
+        if t.dtype == "string":  # shape strings (N,) as the input takes them, e.g. (N, 1)
+            x[k] = tf.reshape(x[k], [-1] + [1] * (len(t.shape) - 1))
+    out = model(x[spec.input_keys[0]] if single else x, training=False)
+    return out if isinstance(out, dict) else {spec.output_keys[0]: out}
+
+
+def _serving_module(source: Any, bundle: Bundle, folder: Path) -> Any:
+    """A ``tf.Module`` holding the float32 model, its assets and its signature functions: a
+    classifier's ``probabilities``/``class_ids``/``classes``/``scores``, or each head by its key
+    plus ``<key>_label`` (class heads)."""
     import tensorflow as tf
 
     from tfpilot.data.images import decode_and_resize
 
-    spec = bundle.input_spec
-    input_rank = len(model.inputs[0].shape)
+    spec = source.spec
 
     class Serving(tf.Module):
         def __init__(self) -> None:
             super().__init__(name="tfpilot_serving")
-            self.model = model
-            self.class_names = tf.constant(bundle.class_names)
+            self.model = source.float32_model()
             self.bundle_json = tf.constant(bundle.to_json())
             self.bundle_asset = tf.saved_model.Asset(str(folder / BUNDLE_FILE))
-            self.labels_asset = tf.saved_model.Asset(str(folder / LABELS_FILE))
+            self.classes = {o.key: tf.constant(list(o.classes)) for o in spec.outputs if o.classes}
+            if source.classifier:
+                self.labels_asset = tf.saved_model.Asset(str(folder / LABELS_FILE))
 
-        def outputs(self, probs: Any) -> dict[str, Any]:
-            probs = tf.cast(probs, tf.float32)
-            if probs.shape[-1] == 1:  # one sigmoid unit: P(class 1); give both columns
-                probs = tf.concat([1.0 - probs, probs], axis=-1)
-            ids = tf.argmax(probs, axis=-1)
-            return {OUTPUT: probs, "class_ids": ids, "classes": tf.gather(self.class_names, ids),
-                    "scores": tf.reduce_max(probs, axis=-1)}
-
-        @tf.function(input_signature=[])
-        def metadata(self) -> dict[str, Any]:
-            return {"class_names": self.class_names, "bundle": self.bundle_json,
-                    "bundle_file": self.bundle_asset.asset_path, "labels_file": self.labels_asset.asset_path}
+        def outputs(self, x: dict[str, Any]) -> dict[str, Any]:
+            out = {k: tf.cast(v, tf.float32) for k, v in _call(self.model, spec, x).items()}
+            if source.classifier:
+                return _classes(out[spec.output_keys[0]], self.classes[spec.output_keys[0]])
+            for o in spec.outputs:
+                if o.classes:
+                    top = tf.argmax(out[o.key], -1) if o.kind == "category" else tf.cast(out[o.key] > 0.5, tf.int32)
+                    out[f"{o.key}_label"] = tf.gather(self.classes[o.key], top)
+            return out
 
     module = Serving()
-    if spec.kind == "image":
-        h, w = spec.image_size
-        c = spec.channels
+    meta = {"bundle": module.bundle_json, "bundle_file": module.bundle_asset.asset_path}
+    if source.classifier:
+        meta.update(class_names=module.classes[spec.output_keys[0]], labels_file=module.labels_asset.asset_path)
+    module.metadata = tf.function(lambda: meta, input_signature=[])
+    images = [c for c in spec.inputs if c.kind == "image"]
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, c], tf.uint8, name="images")])
-        def serve(images: Any) -> dict[str, Any]:
-            return module.outputs(module.model(_resize_batch(images, (h, w)), training=False))
+    def signature(encoded: bool) -> list[Any]:
+        dtypes = {"image": tf.string if encoded else tf.uint8, "number": tf.float32}
+        return [tf.TensorSpec([None, None, None, c.shape[2]] if c.kind == "image" and not encoded else [None],
+                              dtypes.get(c.kind, tf.string),
+                              name="image_bytes" if encoded and source.classifier else c.key) for c in spec.inputs]
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-        def serve_bytes(image_bytes: Any) -> dict[str, Any]:
-            images = tf.map_fn(lambda b: decode_and_resize(b, c, (h, w)), image_bytes,
-                               fn_output_signature=tf.TensorSpec([h, w, c], tf.uint8))
-            return module.outputs(module.model(images, training=False))
+    def pixels(args: Any) -> dict[str, Any]:
+        x = dict(zip(spec.input_keys, args))
+        return {**x, **{c.key: _resize_batch(x[c.key], c.shape[:2]) for c in images}}
 
-        module.serve, module.serve_bytes = serve, serve_bytes
-        return module
+    def decoded(args: Any) -> dict[str, Any]:
+        x = dict(zip(spec.input_keys, args))
+        return {**x, **{c.key: tf.map_fn(lambda b, c=c: decode_and_resize(b, c.shape[2], c.shape[:2]), x[c.key],
+                                         fn_output_signature=tf.TensorSpec(c.shape, tf.uint8)) for c in images}}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serve_text(text: Any) -> dict[str, Any]:
-        x = tf.reshape(text, [-1] + [1] * (input_rank - 1))
-        return module.outputs(module.model(x, training=False))
-
-    module.serve = serve_text
+    module.serve = tf.function(lambda *args: module.outputs(pixels(args)), input_signature=signature(False))
+    if images:
+        module.serve_bytes = tf.function(lambda *args: module.outputs(decoded(args)), input_signature=signature(True))
     return module
+
+
+def _classes(probs: Any, class_names: Any) -> dict[str, Any]:
+    """A classifier's outputs from its probabilities (one sigmoid unit: P(class 1), given both columns)."""
+    import tensorflow as tf
+
+    if probs.shape[-1] == 1:
+        probs = tf.concat([1.0 - probs, probs], axis=-1)
+    ids = tf.argmax(probs, axis=-1)
+    return {OUTPUT: probs, "class_ids": ids, "classes": tf.gather(class_names, ids), "scores": tf.reduce_max(probs, -1)}
+
+
+def _description(source: Any) -> dict[str, Any]:
+    """The bundle's input and output of the SavedModel's ``serving_default``."""
+    spec = source.input_spec
+    if not source.classifier:
+        return {}
+    note = ("uint8 pixels (N, H, W, " + str(spec.shape[-1]) + ") of any H x W, resized inside; or "
+            "signature serving_bytes: encoded image files (N,)") if spec.kind == "image" else "raw strings (N,)"
+    return dict(input={"name": "images" if spec.kind == "image" else "text", "dtype": spec.dtype,
+                       "shape": [None, None, None, spec.shape[-1]] if spec.kind == "image" else [None], "note": note},
+                output={"name": OUTPUT, "dtype": "float32", "shape": [None, len(source.class_names)],
+                        "meaning": "class probabilities, one column per class_names entry; also class_ids, "
+                                   "classes (top-1 name) and scores", "signature": "serving_default"})
 
 
 @register_exporter("saved_model", backend="saved_model",
@@ -113,22 +149,20 @@ def export_saved_model(source: Any, folder: Path) -> Bundle:
     """Write a SavedModel into ``folder`` (float32, preprocessing and class names inside)."""
     import tensorflow as tf
 
-    spec = source.input_spec
-    note = ("uint8 pixels (N, H, W, " + str(spec.shape[-1]) + ") of any H x W, resized inside; or "
-            "signature serving_bytes: encoded image files (N,)") if spec.kind == "image" else "raw strings (N,)"
-    bundle = source.bundle(
-        "saved_model", ".", precision="float32",
-        input={"name": "images" if spec.kind == "image" else "text", "dtype": spec.dtype,
-               "shape": [None, None, None, spec.shape[-1]] if spec.kind == "image" else [None], "note": note},
-        output={"name": OUTPUT, "dtype": "float32", "shape": [None, len(source.class_names)],
-                "meaning": "class probabilities, one column per class_names entry; also class_ids, "
-                           "classes (top-1 name) and scores", "signature": "serving_default"},
-    )
+    bundle = source.bundle("saved_model", ".", precision="float32", **_description(source))
+    if not source.classifier:
+        bundle.output["outputs"].update({f"{o.key}_label": {"column": o.name, "dtype": "string", "shape": [None],
+                                                           "meaning": "the top class name"}
+                                         for o in source.spec.outputs if o.classes})
+        bundle.input["signatures"] = {"serving_default": "images as uint8 pixels",
+                                      "serving_bytes": "images as encoded files (JPEG/PNG/BMP/GIF)",
+                                      "metadata": "the bundle"}
     bundle.write(folder)
-    (folder / LABELS_FILE).write_text("\n".join(bundle.class_names) + "\n", encoding="utf-8")
-    module = _serving_module(source.float32_model(), bundle, folder)
+    if source.classifier:
+        (folder / LABELS_FILE).write_text("\n".join(bundle.class_names) + "\n", encoding="utf-8")
+    module = _serving_module(source, bundle, folder)
     signatures = {"serving_default": module.serve, "metadata": module.metadata}
-    if spec.kind == "image":
+    if hasattr(module, "serve_bytes"):
         signatures["serving_bytes"] = module.serve_bytes
     # Track every variable the signatures read that the model's weights do not already
     # cover -- e.g. an LSTM's dropout seed state -- as Keras' own ExportArchive does.
@@ -147,7 +181,7 @@ def export_saved_model(source: Any, folder: Path) -> Bundle:
                 extra.setdefault(id(v), v)
     module.signature_variables = list(extra.values())
     tf.saved_model.save(module, str(folder), signatures=signatures)
-    (folder / LABELS_FILE).unlink()  # it now lives in assets/ (bundle.json stays beside too)
+    (folder / LABELS_FILE).unlink(missing_ok=True)  # it now lives in assets/ (bundle.json stays beside too)
     return bundle
 
 
@@ -160,33 +194,13 @@ def read_bundle(path: Path) -> Bundle:
     return Bundle.read(folder)
 
 
-class SavedModelRunner:
-    """Runs a SavedModel's ``serving_default`` signature on prepared batches.
-
-    Args:
-        path: the SavedModel folder.
-        bundle: its bundle.
-    """
-
-    def __init__(self, path: Path, bundle: Bundle) -> None:
-        import tensorflow as tf
-
-        self.path = path
-        self.bundle = bundle
-        self.format = bundle.format
-        self.loaded = tf.saved_model.load(str(path))
-        self.signature = self.loaded.signatures["serving_default"]
-        self.input_name = next(iter(self.signature.structured_input_signature[1]))
-
-    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
-        import tensorflow as tf
-
-        if self.bundle.input_spec.kind == "text":
-            from tfpilot.export.runtime import text_batch
-
-            x = text_batch(x).astype(str)
-        return self.signature(**{self.input_name: tf.constant(x)})[OUTPUT].numpy()
+def open_saved_model(path: Path, bundle: Bundle) -> OneHead:
+    """A classifier's SavedModel as the ``Predictor``'s callable (its ``serving_default`` signature)."""
+    return OneHead(saved_model_runner(path, bundle), path, bundle)
 
 
-register_backend("saved_model", Backend("saved_model.pb", (), SavedModelRunner, read_bundle),
+#: The former name of :func:`open_saved_model`.
+SavedModelRunner = open_saved_model
+
+register_backend("saved_model", Backend("saved_model.pb", (), open_saved_model, read_bundle),
                  description="TensorFlow SavedModel (tf.saved_model.load)")

@@ -1,18 +1,20 @@
-"""TFLite formats (run by the LiteRT interpreter) and their backend.
+"""TFLite formats (run by the LiteRT interpreter) and their backend, for classifiers and table
+models alike (one ``serving_default`` signature over the model's named inputs and heads).
 
 * ``tflite`` -- float32.
 * ``tflite-fp16`` -- float16 weights (half the size), float32 compute.
 * ``tflite-dynamic`` -- dynamic-range quantization: int8 weights, float activations.
 * ``tflite-int8`` -- full integer: int8 weights and activations (builtin int8 ops only),
-  calibrated on a class-balanced sample of the training split. The input stays the raw
-  uint8 pixels; the output is dequantized to float32 probabilities by one final op.
+  calibrated on a sample of the training split (a representative dataset of named inputs,
+  one per signature input). Raw uint8 pixels stay uint8; the outputs are dequantized to
+  float32 by final ops.
 
 Every file carries its bundle as a flatbuffer metadata entry ``tfpilot_bundle`` (see
 :func:`read_embedded_bundle`), and ``bundle.json`` beside it. Image artifacts take
-uint8 (N, H, W, C) at the model's size. Text artifacts take int64 token ids: TFLite's
-builtin ops cannot hold ``TextVectorization``, so the string step is saved beside as
-``preprocess.keras`` + ``vocab.txt`` and tfpilot's loader applies it (no Select TF ops
-needed, so the plain LiteRT runtime runs the file). Models whose layers only convert with a
+uint8 (N, H, W, C) at the model's size. Text and category inputs take token ids / lookups:
+TFLite's builtin ops hold no strings, so the string layers are saved beside as
+``preprocess.keras`` (+ a text classifier's ``vocab.txt``) and tfpilot's loader applies them
+(no Select TF ops needed, so the plain LiteRT runtime runs the file). Models whose layers only convert with a
 static batch (Keras 3 LSTM/GRU) are converted with batch size 1, which the runner feeds one
 example at a time; full-integer int8 refuses them (TF's calibrator crashes on that graph).
 
@@ -38,7 +40,7 @@ import numpy as np
 from tfpilot.export.backends import Backend, bundle_beside, register_backend
 from tfpilot.export.bundle import METADATA_KEY, Bundle
 from tfpilot.export.formats import register_exporter
-from tfpilot.export.runtime import load_loader_preprocess, numeric_network
+from tfpilot.export.runtime import dequantized, load_loader_preprocess, make_interpreter, numeric_network, quantized
 
 FILENAME = "model.tflite"
 
@@ -128,25 +130,17 @@ def _dynamic(converter: Any, source: Any) -> str:
 def _int8(converter: Any, source: Any) -> str:
     import tensorflow as tf
 
-    samples = _network_inputs(source, source.calibration_data())
+    samples = source.network().feed(source.calibration_data())
+    n = len(next(iter(samples.values())))
 
-    def representative() -> Iterator[list[np.ndarray]]:
-        for i in range(len(samples)):
-            yield [samples[i : i + 1]]
+    def representative() -> Iterator[dict[str, np.ndarray]]:
+        for i in range(n):
+            yield {k: v[i : i + 1] for k, v in samples.items()}
 
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return f"int8 weights and activations ({len(samples)} calibration examples)"
-
-
-def _network_inputs(source: Any, x: np.ndarray) -> np.ndarray:
-    """What the converted network takes: raw pixels, or token ids for text."""
-    if source.input_spec.kind != "text":
-        return np.asarray(x)
-    from tfpilot.export.runtime import KerasModel
-
-    return KerasModel(source.text_split().preprocess, probabilities=False)(x)
+    return f"int8 weights and activations ({n} calibration examples)"
 
 
 @contextlib.contextmanager
@@ -172,59 +166,62 @@ def captured_stderr() -> Iterator[list[str]]:
             lines.extend(tmp.read().decode("utf-8", "replace").splitlines())
 
 
-def convert(model: Any, configure: Configure, source: Any) -> tuple[bytes, str]:
-    """TFLite bytes of a float32 Keras ``model``, with ``configure`` setting the options."""
+def convert(network: Any, configure: Configure, source: Any, batch: int | None = None) -> tuple[bytes, str]:
+    """TFLite bytes of a float32 :class:`~tfpilot.export.source.Network`, with ``configure`` setting the options.
+
+    The network is written out as a SavedModel signature ``serving_default`` first (Keras'
+    ``ExportArchive``, as ``TFLiteConverter.from_keras_model`` does), so the file keeps the input
+    names (and a table model's head names) and takes inputs of any batch size, or ``batch``.
+    """
+    import tempfile
+
+    import keras
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    precision = configure(converter, source)
     # The converter prints its temporary SavedModel and its diagnostics, and warns that the
     # (uint8, unquantized) raw-pixel input has no statistics -- by design: it is cast inside.
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), captured_stderr() as log:
-        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+    with tempfile.TemporaryDirectory(prefix="tfpilot-tflite-") as tmp, contextlib.redirect_stdout(io.StringIO()), \
+            warnings.catch_warnings(), captured_stderr() as log:
+        warnings.filterwarnings("ignore")
+        archive = keras.export.ExportArchive()
+        archive.track(network.model)
+        archive.add_endpoint("serving_default", network, input_signature=network.signature(batch))
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serving_default"])
+        precision = configure(converter, source)
         try:
-            data = converter.convert()
-        except Exception as exc:
-            error = exc
-        else:
-            error = None
+            data, error = converter.convert(), None
+        except Exception as exc:  # noqa: BLE001 -- the converter raises many kinds; reported below
+            data, error = b"", exc
     if error is not None:
         errors = [ln for ln in log if "error:" in ln] or str(error).splitlines()
         raise ValueError(
-            f"TFLite could not convert {model.name!r} ({type(error).__name__}): {_first_lines(errors)} "
+            f"TFLite could not convert {network.model.name!r} ({type(error).__name__}): {_first_lines(errors)} "
             "Export it as saved_model or onnx instead."
         ) from error
     return data, precision
 
 
-def batch_one_model(model: Any) -> Any:
-    """``model`` behind an input with batch size fixed at 1 (same layers and weights)."""
-    import keras
-
-    first = model.inputs[0]
-    inputs = keras.Input(batch_size=1, shape=tuple(first.shape[1:]), dtype=first.dtype, name=first.name)
-    return keras.Model(inputs, model(inputs), name=model.name)
-
-
-def convert_any_batch(model: Any, configure: Configure, source: Any) -> tuple[bytes, str, bool]:
+def convert_any_batch(network: Any, configure: Configure, source: Any) -> tuple[bytes, str, bool]:
     """Convert with a dynamic batch; if the converter refuses (Keras 3 LSTM/GRU: "TensorListReserve
-    requires element_shape to be static"), convert a batch-1 model instead.
+    requires element_shape to be static"), convert with a batch of 1 instead.
 
     Returns:
         ``(tflite_bytes, precision, batch_one)``.
     """
     try:
-        return (*convert(model, configure, source), False)
+        return (*convert(network, configure, source), False)
     except ValueError as first:
-        if configure is _int8:
-            # TF 2.21's calibrator segfaults on the batch-1 loop of recurrent layers; say so instead.
+        if configure is _int8 and "TensorList" not in str(first):
+            raise
+        if configure is _int8:  # TF 2.21's calibrator segfaults on the batch-1 loop of recurrent layers
             raise ValueError(
-                f"TFLite cannot make {model.name!r} full-integer int8: its layers (recurrent ones, typically) "
-                "only convert with a fixed batch size, and TFLite's calibrator cannot run that graph. Use "
-                f"tflite-dynamic (int8 weights) or tflite-fp16 instead. (Converter: {first})"
+                f"TFLite cannot make {network.model.name!r} full-integer int8: its layers (recurrent ones, "
+                "typically) only convert with a fixed batch size, and TFLite's calibrator cannot run that graph. "
+                f"Use tflite-dynamic (int8 weights) or tflite-fp16 instead. (Converter: {first})"
             ) from None
         try:
-            return (*convert(batch_one_model(model), configure, source), True)
+            return (*convert(network, configure, source, batch=1), True)
         except ValueError:
             raise first from None
 
@@ -244,11 +241,13 @@ def _export(fmt: str, configure: Configure) -> Callable[[Any, Path], Bundle]:
         network, fields = numeric_network(source, folder)
         data, precision, batch_one = convert_any_batch(network, configure, source)
         bundle = source.bundle(fmt, FILENAME, precision=precision, **fields)
-        if batch_one:
+        if batch_one and source.classifier:
             bundle.input["shape"] = [1, *bundle.input["shape"][1:]]
             bundle.input["note"] = bundle.input["note"].replace("(N, ", "(1, ", 1)
-            bundle.input["note"] += (" -- one example per call: the batch size is fixed at 1 (this model only "
-                                     "converts to builtin TFLite ops with a static batch, e.g. for recurrent layers)")
+        if batch_one:
+            bundle.input["note"] = bundle.input.get("note", "") + (
+                " -- one example per call: the batch size is fixed at 1 (this model only converts to builtin "
+                "TFLite ops with a static batch, e.g. for recurrent layers)")
         (folder / FILENAME).write_bytes(embed_metadata(data, METADATA_KEY, bundle.to_json().encode("utf-8")))
         bundle.write(folder)
         return bundle
@@ -267,17 +266,6 @@ register_exporter("tflite-int8", backend="tflite",
 
 
 # -- runtime ------------------------------------------------------------------------------
-def make_interpreter(model_path: str | Path, num_threads: int | None = None) -> Any:
-    """A LiteRT interpreter (``ai_edge_litert``), or ``tf.lite.Interpreter`` without it."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover - LiteRT is a dependency
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter
-    return Interpreter(model_path=str(model_path), num_threads=num_threads)
-
-
 class TFLiteRunner:
     """Runs a ``.tflite`` file on prepared batches (thread-safe; resizes to the batch).
 
@@ -307,12 +295,7 @@ class TFLiteRunner:
     def __call__(self, x: Any, training: bool = False) -> np.ndarray:
         if self.preprocess is not None:
             x = self.preprocess(x)
-        x = np.asarray(x)
-        detail = self._input
-        scale, zero = detail["quantization"]
-        if scale and np.dtype(detail["dtype"]) == np.int8 and x.dtype != np.int8:  # int8-input files
-            x = np.clip(np.round(x.astype(np.float32) / scale + zero), -128, 127)
-        x = x.astype(detail["dtype"], copy=False)
+        x = quantized(np.asarray(x), self._input)  # int8-input files take quantized values
         if self.fixed_batch and len(x) != self.fixed_batch:  # e.g. batch-1 recurrent models
             n = self.fixed_batch
             parts = [self._run(np.resize(x[i : i + n], (n, *x.shape[1:])))[: len(x[i : i + n])]
@@ -330,11 +313,7 @@ class TFLiteRunner:
                 self._shape = x.shape
             self.interpreter.set_tensor(self._input["index"], x)
             self.interpreter.invoke()
-            out = self.interpreter.get_tensor(self._output["index"]).copy()
-        scale, zero = self._output["quantization"]
-        if scale:
-            out = (out.astype(np.float32) - zero) * scale
-        return out.astype(np.float32, copy=False)
+            return dequantized(self.interpreter.get_tensor(self._output["index"]), self._output)
 
 
 register_backend("tflite", Backend(FILENAME, (".tflite",), TFLiteRunner, read_bundle),
