@@ -34,7 +34,7 @@ def _source(split: Split, index: np.ndarray | None = None) -> Any:
     raise ValueError("split has neither examples nor paths")
 
 
-def _decoder(split: Split, image_size: tuple[int, int] | None, channels: int | None) -> Any:
+def _decoder(split: Split, image_size: tuple[int, int] | None = None, channels: int | None = None) -> Any:
     """The map function decoding a file split's ``(path, label)`` pairs (None for decoded splits)."""
     if split.x is not None:
         return None

@@ -26,12 +26,15 @@ Example:
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import orjson
 
 _WHITESPACE = b" \t\n\r"
 _DIGITS = b"0123456789"
-_PREFIX = b'{"instances":'
+#: What may come before the array: whitespace around the brace, key and colon, never inside the key.
+_PREFIX = re.compile(rb'[ \t\n\r]*\{[ \t\n\r]*"instances"[ \t\n\r]*:[ \t\n\r]*')
 #: Every digit becomes "0" (a ``bytes.translate`` table), so a misplaced number is a two-byte search.
 _DIGITS_TO_ZERO = bytes.maketrans(_DIGITS, b"0" * len(_DIGITS))
 #: Brackets become spaces when the numbers are read as one flat list: two numbers that a bracket
@@ -82,7 +85,7 @@ class PixelBody:
     def parse(self, body: bytes) -> np.ndarray | None:
         """The ``(n, H, W, C)`` uint8 batch of ``body``, or None when the general path must read it."""
         start, end = body.find(b"["), body.rfind(b"]")
-        if start < 0 or body[:start].translate(None, _WHITESPACE) != _PREFIX:
+        if start < 0 or not _PREFIX.fullmatch(body, 0, start):
             return None
         if body[end + 1:].translate(None, _WHITESPACE) != b"}":
             return None
