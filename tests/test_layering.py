@@ -152,3 +152,20 @@ def test_the_circle_finder_finds_circles():
     edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert find_cycles(edges) == [["a", "b", "c"]]
     assert find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+#: The stages that serve every model over one contract of named inputs and heads (tfpilot.spec).
+ONE_PATH_STAGES = ("training", "export", "inference", "evaluation", "serving")
+
+
+@pytest.mark.parametrize("stage", ONE_PATH_STAGES)
+def test_a_stage_has_no_table_twin_and_reads_the_one_contract(stage):
+    """One path for every model (docs/architecture.md): only data/ may keep table readers; each
+    later stage reads the named-input/named-head contract of ``tfpilot.spec`` (serving through the
+    one ``Predictor``)."""
+    modules = [m for m in GRAPH if _top(m) == stage]
+    assert modules, stage
+    twins = sorted(m for m in modules if m.rsplit(".", 1)[-1].startswith("table_"))
+    assert not twins, f"{stage}/ has table twins: {twins}"
+    contract = {"tfpilot.spec", "tfpilot.inference.predictor"}  # serving reads it through the Predictor
+    assert any(GRAPH[m] & contract for m in modules), f"{stage}/ never reads tfpilot.spec"

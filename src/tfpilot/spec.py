@@ -199,8 +199,8 @@ def classifier_spec(spec: InputSpec, class_names: Sequence[str]) -> TableSpec:
         (['images'], ['label'], 'category', (28, 28, 1))
     """
     key = CLASSIFIER_INPUT_KEYS[spec.kind]
-    return TableSpec((FeatureSpec(key, spec.kind, key, spec.shape),),
-                     (FeatureSpec(CLASSIFIER_HEAD, "category", CLASSIFIER_HEAD, (), tuple(str(c) for c in class_names)),))
+    head = FeatureSpec(CLASSIFIER_HEAD, "category", CLASSIFIER_HEAD, (), tuple(str(c) for c in class_names))
+    return TableSpec((FeatureSpec(key, spec.kind, key, spec.shape),), (head,))
 
 
 def as_table_spec(spec: InputSpec | TableSpec, class_names: Sequence[str] = ()) -> TableSpec:

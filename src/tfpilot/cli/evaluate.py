@@ -43,7 +43,7 @@ def evaluate_command(
     source = result["evaluated_on"]
     title = f"{dataset or 'run dataset'} / {split}"
     if "heads" in result:  # a table model: a row per head
-        from tfpilot.cli.table_output import print_heads
+        from tfpilot.cli.heads import print_heads
 
         print_heads(title, result)
     else:

@@ -124,7 +124,7 @@ def predict_rows(predictor: Any, inputs: list[Path], fmt: str, top_k: int, out: 
     if fmt == "table" and out is None:
         from rich.table import Table
 
-        from tfpilot.cli.table_output import fmt as cell
+        from tfpilot.cli.heads import fmt as cell
 
         table = Table(show_header=True)
         for col in flat[0]:

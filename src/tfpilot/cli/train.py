@@ -59,7 +59,7 @@ def train_command(
     metrics = run.metrics
     test = metrics.get("test", {})
     if "heads" in test:  # a table model: metrics per head
-        from tfpilot.cli.table_output import print_heads
+        from tfpilot.cli.heads import print_heads
 
         print_heads("test", test)
     elif test:
