@@ -31,14 +31,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from tfpilot.errors import UnknownNameError, UserError
+
 T = TypeVar("T")
 
 
-class RegistryError(KeyError, ValueError):
+class RegistryError(UnknownNameError):
     """An unknown name was looked up; the message names the nearest registered ones."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; we want it plain.
-        return str(self.args[0]) if self.args else ""
 
 
 def close_matches(name: str, choices: Sequence[str], n: int = 3) -> list[str]:
@@ -188,7 +187,7 @@ def check_params(registry: Registry[Any], name: str, params: dict[str, Any],
     accepted = [p for p in sig.parameters if p not in skip]
     for key in params:
         if key not in accepted:
-            raise ValueError(
+            raise UserError(
                 f"{registry.kind} {name!r} has no parameter {key!r}.{did_you_mean(key, accepted)} "
                 f"Its parameters: {', '.join(accepted) or '(none)'}."
             )

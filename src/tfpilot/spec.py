@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from tfpilot.errors import UnknownNameError
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -177,7 +179,7 @@ def _find(features: tuple[FeatureSpec, ...], name: str, role: str) -> FeatureSpe
     from tfpilot.registry import did_you_mean
 
     names = [f.name for f in features]
-    raise KeyError(f"no {role} {name!r}.{did_you_mean(name, names)} The {role}s: {', '.join(names)}.")
+    raise UnknownNameError(f"no {role} {name!r}.{did_you_mean(name, names)} The {role}s: {', '.join(names)}.")
 
 
 #: The names a classifier's one input and one head have in its :class:`TableSpec` view: the

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tfpilot.cli.common import print_table, say, user_errors
+from tfpilot.errors import UserError
 
 
 @user_errors
@@ -26,7 +27,7 @@ def models_command(
     for e in entries:
         table.add_row(e.name, ",".join(e.tags), escape(e.description))
     if not entries:
-        raise ValueError(f"no model matches {pattern!r}; known: {', '.join(MODELS.list())}")
+        raise UserError(f"no model matches {pattern!r}; known: {', '.join(MODELS.list())}")
     print_table(table)
 
 

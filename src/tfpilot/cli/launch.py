@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from tfpilot.cli.common import user_errors
+from tfpilot.errors import UserError
 
 
 @user_errors
@@ -30,6 +31,6 @@ def launch_command(
     from tfpilot.api import launch
 
     if not ctx.args:
-        raise ValueError("give the arguments of `tfpilot train` (a config and/or flags), or --resume RUN")
+        raise UserError("give the arguments of `tfpilot train` (a config and/or flags), or --resume RUN")
     status = launch(list(ctx.args), workers, command="resume" if resume else "train", threads=threads)
     raise typer.Exit(status)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from tfpilot.cli.common import console, print_table, say, setup_logging, user_errors
+from tfpilot.errors import NotFoundError, UserError
 
 
 def expand_inputs(items: list[Path]) -> list[Path]:
@@ -24,9 +25,9 @@ def expand_inputs(items: list[Path]) -> list[Path]:
         elif item.exists():
             out.append(item)
         else:
-            raise FileNotFoundError(f"{item} does not exist")
+            raise NotFoundError(f"{item} does not exist")
     if not out:
-        raise ValueError("no input files found")
+        raise UserError("no input files found")
     return out
 
 
@@ -38,12 +39,12 @@ def text_inputs(texts: list[str], files: list[Path], column: str | None) -> tupl
     out, names = list(texts), [t if len(t) <= 60 else t[:57] + "..." for t in texts]
     for f in files:
         if f.is_dir():
-            raise ValueError(f"{f} is a folder: a text model takes --text \"...\" or a .txt/.csv file")
+            raise UserError(f"{f} is a folder: a text model takes --text \"...\" or a .txt/.csv file")
         got, where = read_text_inputs(f, column=int(column) if column and column.isdigit() else column)
         out += got
         names += where
     if not out:
-        raise ValueError('nothing to predict: give --text "..." (repeatable) or a .txt/.csv file')
+        raise UserError('nothing to predict: give --text "..." (repeatable) or a .txt/.csv file')
     return out, names
 
 
@@ -67,7 +68,7 @@ def predict_command(
 
     setup_logging()
     if fmt not in ("table", "json", "csv"):
-        raise ValueError(f"--format must be table, json or csv, not {fmt!r}")
+        raise UserError(f"--format must be table, json or csv, not {fmt!r}")
     predictor = load(run)
     if not predictor.is_classifier:  # rows in (CSV/TSV/JSONL/Parquet), one column per head out
         predict_rows(predictor, inputs or [], fmt, top_k, out)
@@ -78,7 +79,7 @@ def predict_command(
         rows = [{"input": n, "text": t, **r} for n, t, r in zip(names, texts, results)]
     else:
         if text:
-            raise ValueError("--text is for text models; this run's model takes images: give image files or folders")
+            raise UserError("--text is for text models; this run's model takes images: give image files or folders")
         files = expand_inputs(inputs or [])
         results = predictor.predict([str(f) for f in files], top_k=top_k)
         rows = [{"input": str(f), **r} for f, r in zip(files, results)]
@@ -111,7 +112,7 @@ def predict_rows(predictor: Any, inputs: list[Path], fmt: str, top_k: int, out: 
     from tfpilot.inference.predictor import flat_prediction
 
     if not inputs:
-        raise ValueError("give a table of rows to predict: tfpilot predict RUN rows.csv (CSV, TSV, JSONL or Parquet)")
+        raise UserError("give a table of rows to predict: tfpilot predict RUN rows.csv (CSV, TSV, JSONL or Parquet)")
     rows: list[dict[str, Any]] = []
     for path in inputs:
         frame, base = read_table(path)

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from tfpilot.cli.common import say, setup_logging, user_errors
+from tfpilot.errors import UserError
 
 
 @user_errors
@@ -26,6 +27,6 @@ def report_command(
 
     setup_logging()
     if split is not None and split not in ("test", "val", "train"):
-        raise ValueError(f"--split must be test, val or train, not {split!r}")
+        raise UserError(f"--split must be test, val or train, not {split!r}")
     path = report(run, split=split, misclassified=misclassified, correct=correct, out=out)
     say("report: ", (str(path), "bold"))

@@ -27,6 +27,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from tfpilot.cli.common import error_message, say, user_errors
+from tfpilot.errors import UserError
 
 BACKEND_HELP = ("keras, saved_model, tflite or onnx: once for every model, or once per model in order "
                 "(default: detected from each path; for a run directory, RUN/export/<backend>).")
@@ -77,11 +78,11 @@ def _ports(ctx: typer.Context, port: Optional[int], rest_api_port: Optional[int]
     """``(REST port, REST on, gRPC port)`` under the --port rule (module docstring)."""
     if _tf_mode(ctx):
         if grpc_port is not None and port is not None:
-            raise ValueError("with TF Serving's flags --port is the gRPC port: give --port or --grpc-port, not both")
+            raise UserError("with TF Serving's flags --port is the gRPC port: give --port or --grpc-port, not both")
         rest = TF_REST_PORT if rest_api_port is None else rest_api_port
         return rest, rest != 0, grpc_port if grpc_port is not None else (TF_GRPC_PORT if port is None else port)
     if rest_api_port is not None and port is not None:
-        raise ValueError("--port and --rest_api_port both set the REST port here: give one")
+        raise UserError("--port and --rest_api_port both set the REST port here: give one")
     rest = rest_api_port if rest_api_port is not None else (TF_REST_PORT if port is None else port)
     return rest, True, grpc_port
 
@@ -188,12 +189,12 @@ def serve_command(
     from tfpilot.serving.grpc_server import parse_channel_arguments
 
     if log_level not in ("debug", "info", "warning", "error"):
-        raise ValueError(f"--log-level must be debug, info, warning or error, not {log_level!r}")
+        raise UserError(f"--log-level must be debug, info, warning or error, not {log_level!r}")
     rest_port, rest_on, grpc = _ports(ctx, port, rest_api_port, grpc_port)
     if name and model_name:
-        raise ValueError("give the names with --name or with --model_name, not both")
+        raise UserError("give the names with --name or with --model_name, not both")
     if threads is not None and intra_op is not None:
-        raise ValueError("--threads and --tensorflow_intra_op_parallelism are the same setting: give one")
+        raise UserError("--threads and --tensorflow_intra_op_parallelism are the same setting: give one")
     threads = threads if threads is not None else intra_op
     paths, names = list(models or []), list(name or model_name or [])
     configs: list[ModelConfig] = []
@@ -203,7 +204,7 @@ def serve_command(
         if not model_base_path.is_dir():
             say(("warning:", "yellow"), f" {model_base_path} does not exist yet; it is polled for versions", err=True)
     elif names and not paths and model_config_file is None:
-        raise ValueError("--model_name needs --model_base_path (or a path to serve)")
+        raise UserError("--model_name needs --model_base_path (or a path to serve)")
     sources = model_sources(paths, names or None, backend) if paths else []
     if model_config_file is not None:
         read_model_config_file(model_config_file)  # a bad file fails here, before anything starts

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tfpilot.errors import UnknownNameError, UserError
 from tfpilot.registry import LOSSES, MODELS, check_params, did_you_mean
 
 INPUT_TYPES = ("auto", "image", "text", "number", "category")
@@ -70,17 +71,17 @@ class InputFeature(_Section):
         enc, where = self.encoder, f"features.inputs[{self.name}].encoder"
         if kind in ("image", "text"):
             if enc.mode != "auto" or enc.embedding_dim is not None:
-                raise ValueError(f"{where}: mode/embedding_dim are for category columns; {self.name!r} is {kind}")
+                raise UserError(f"{where}: mode/embedding_dim are for category columns; {self.name!r} is {kind}")
             model = enc.model or DEFAULT_ENCODER[kind]
             tags = MODELS.entry(model).tags
             if kind not in tags:
-                raise ValueError(f"{where}.model: {model!r} is not a {kind} model; choose one of: "
-                                 f"{', '.join(MODELS.list(tag=kind))}")
+                raise UserError(f"{where}.model: {model!r} is not a {kind} model; choose one of: "
+                                f"{', '.join(MODELS.list(tag=kind))}")
             check_params(MODELS, model, enc.params, skip=("input_spec", "num_classes"))
         elif enc.model is not None or enc.params:
-            raise ValueError(f"{where}: model/params are for image and text columns; {self.name!r} is {kind}")
+            raise UserError(f"{where}: model/params are for image and text columns; {self.name!r} is {kind}")
         elif kind == "number" and (enc.mode != "auto" or enc.embedding_dim is not None):
-            raise ValueError(f"{where}: number columns take no encoder settings (they are normalised)")
+            raise UserError(f"{where}: number columns take no encoder settings (they are normalised)")
 
     @model_validator(mode="after")
     def _fits_type(self) -> InputFeature:
@@ -120,8 +121,8 @@ class OutputFeature(_Section):
         task = "regression" if kind == "number" else "classification"
         if task not in tags:
             fitting = LOSSES.list(tag=task)
-            raise ValueError(f"features.outputs[{self.name}].loss: {name!r} is not a {task} loss; {self.name!r} is a "
-                             f"{kind} head: choose one of {', '.join(fitting)}")
+            raise UserError(f"features.outputs[{self.name}].loss: {name!r} is not a {task} loss; {self.name!r} is a "
+                            f"{kind} head: choose one of {', '.join(fitting)}")
         check_params(LOSSES, name, self.loss_params)
 
     @model_validator(mode="after")
@@ -172,5 +173,5 @@ class FeaturesConfig(_Section):
         for role, feats in (("outputs", self.outputs), ("inputs", self.inputs or [])):
             for f in feats:
                 if f.name not in columns:
-                    raise KeyError(f"features.{role}: the table has no column {f.name!r}."
-                                   f"{did_you_mean(f.name, columns)} Its columns: {', '.join(columns)}.")
+                    raise UnknownNameError(f"features.{role}: the table has no column {f.name!r}."
+                                           f"{did_you_mean(f.name, columns)} Its columns: {', '.join(columns)}.")

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tfpilot.config.schema import Config
+from tfpilot.errors import UserError
 from tfpilot.registry import RegistryError, close_matches, did_you_mean
 
 #: Short command-line flags and the config keys they set.
@@ -34,7 +35,7 @@ SHORT_FLAGS: dict[str, str] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """The configuration is invalid; the message says which key and how to fix it."""
 
 

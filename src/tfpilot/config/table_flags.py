@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tfpilot.errors import UserError
 from tfpilot.registry import MODELS
 
 
@@ -40,7 +41,7 @@ def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_
     merge("outputs", targets)
     merge("inputs", inputs)
     if not features.get("outputs"):
-        raise ValueError("--input needs --target: name the column(s) to predict")
+        raise UserError("--input needs --target: name the column(s) to predict")
     tree["features"] = features
     if not model_given and "table" not in MODELS.entry(tree["model"]["name"]).tags:
         tree["model"] = {"name": "multitask", "params": {}}

@@ -22,6 +22,7 @@ from tfpilot.data.paths import DatasetNotFoundError, extract_archive, find_data_
 from tfpilot.data.registry import register_dataset
 from tfpilot.data.report import DataReport
 from tfpilot.data.source import RawDataset, Split
+from tfpilot.errors import UserError
 from tfpilot.spec import InputSpec
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     with opener(path, "rb") as f:
         data = f.read()
     if data[:2] != b"\x00\x00" or data[2] != 8:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+        raise UserError(f"{path} is not an unsigned-byte IDX file")
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from tfpilot.data.images import is_image_file
+from tfpilot.errors import UserError
 
 #: Integer targets with at most this many values are classes; more are numbers.
 MAX_TARGET_CLASSES = 10
@@ -87,7 +88,7 @@ def infer_type(series: Any, role: str, base: Path | None = None) -> Inferred:
     n = len(series)
     values = series.dropna()
     if values.empty:
-        raise ValueError(f"column {series.name!r} holds no values (every cell is empty)")
+        raise UserError(f"column {series.name!r} holds no values (every cell is empty)")
     distinct = int(values.nunique())
     if is_numeric(series):
         v = values.to_numpy(dtype=np.float64)
@@ -158,7 +159,7 @@ def number_values(series: Any, column: str, row_ids: np.ndarray) -> np.ndarray:
     if bad.size:
         shown = ", ".join(f"row {int(row_ids[i]) + 1} ({str(raw.iloc[i])[:30]!r})" for i in bad[:5])
         more = f" and {bad.size - 5} more" if bad.size > 5 else ""
-        raise ValueError(
+        raise UserError(
             f"column {column!r} is a number column but holds non-numeric cells: {shown}{more}. Fix those cells, "
             f"leave them empty (missing values are imputed), or declare the column's type in features.inputs "
             f"(category or text)")

@@ -64,6 +64,7 @@ import numpy as np
 
 from tfpilot.data.images import RESIZE_ANTIALIAS, RESIZE_METHOD
 from tfpilot.data.paths import cache_dir, relative_paths
+from tfpilot.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +143,8 @@ def budget_bytes() -> int:
     except ValueError:
         gb = -1.0
     if not gb >= 0:  # also refuses nan
-        raise ValueError(f"${ENV_BUDGET_GB}={raw!r}: expected the decode cache's size limit in GB, a number "
-                         f">= 0 (default {DEFAULT_BUDGET_GB:g}; 0 keeps no decoded images)")
+        raise UserError(f"${ENV_BUDGET_GB}={raw!r}: expected the decode cache's size limit in GB, a number "
+                        f">= 0 (default {DEFAULT_BUDGET_GB:g}; 0 keeps no decoded images)")
     return int(gb * 2**30)
 
 

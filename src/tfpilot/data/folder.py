@@ -24,6 +24,7 @@ from tfpilot.data.manifest import file_digest
 from tfpilot.data.paths import extract_archive, is_archive
 from tfpilot.data.report import DataReport
 from tfpilot.data.source import RawDataset, Split
+from tfpilot.errors import UserError
 from tfpilot.spec import InputSpec
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def load_image_folder(path: str | Path, cfg: DataConfig, report: DataReport) -> 
         per_split["train"] = _scan_class_dirs(root, report)
     names = sorted({c for classes in per_split.values() for c in classes})
     if not names:
-        raise ValueError(
+        raise UserError(
             f"{root} holds no class folders: expected ROOT/<class>/<image> or "
             "ROOT/train/<class>/<image> (+ test/, val/)"
         )
@@ -132,7 +133,7 @@ def _read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
             dialect = csv.excel
         rows = list(csv.reader(f, dialect))
     if not rows:
-        raise ValueError(f"{path} is empty")
+        raise UserError(f"{path} is empty")
     return rows[0], rows[1:]
 
 
@@ -155,7 +156,7 @@ def load_image_csv(path: str | Path, cfg: DataConfig, report: DataReport) -> Raw
         rows, pcol, lcol = [header, *rows], 0, 1
     elif pcol is None or lcol is None:
         missing = "a path column" if pcol is None else "a label column"
-        raise ValueError(
+        raise UserError(
             f"{path}: no {missing}. Columns found: {', '.join(header)}. Name them one of "
             f"{PATH_COLUMNS} (paths) and {LABEL_COLUMNS} (labels)."
         )
@@ -180,7 +181,7 @@ def _decode_target(source: str, files: dict[str, np.ndarray], cfg: DataConfig) -
     try:
         probed_size, probed_channels, distinct = probe_images([p for paths in files.values() for p in paths])
     except ValueError as exc:
-        raise ValueError(f"{source}: no readable training image ({exc})") from None
+        raise UserError(f"{source}: no readable training image ({exc})") from None
     size = tuple(cfg.image_size) if cfg.image_size else probed_size
     channels = {"grayscale": 1, "rgb": 3}.get(cfg.color_mode, probed_channels)
     return EntryMeta((int(size[0]), int(size[1])), channels, distinct)
@@ -219,7 +220,7 @@ def _files_to_dataset(
             files[split_name] = paths
             labels[split_name] = np.array([i for i, c in enumerate(names) for _ in classes.get(c, [])], np.int64)
     if not files:
-        raise ValueError(f"{source}: no image files found (extensions: .jpg .jpeg .png .bmp .gif)")
+        raise UserError(f"{source}: no image files found (extensions: .jpg .jpeg .png .bmp .gif)")
     n = sum(len(p) for p in files.values())
 
     meta = _decode_target(source, files, cfg)
@@ -256,7 +257,7 @@ def _files_to_dataset(
     report.decoded(sum(len(s) for s in splits.values()), status, key, pixels=keep)
     report.warn_skipped()
     if "train" not in splits or len(splits["train"]) == 0:
-        raise ValueError(f"{source}: no readable training image (see the skipped files in data_report.json)")
+        raise UserError(f"{source}: no readable training image (see the skipped files in data_report.json)")
 
     # Classes with no readable training image cannot be learned: drop them, say so.
     present = np.bincount(splits["train"].y, minlength=len(names)) > 0
@@ -271,7 +272,7 @@ def _files_to_dataset(
             splits[k] = s
         names = [c for c, ok_ in zip(names, present) if ok_]
     if len(names) < 2:
-        raise ValueError(f"{source}: found {len(names)} class with readable images; a classifier needs at least 2")
+        raise UserError(f"{source}: found {len(names)} class with readable images; a classifier needs at least 2")
     report.source = source
     known = {p: h for split, paths in files.items() if decoded[split].digests
              for p, h in zip(paths, decoded[split].digests)}

@@ -18,6 +18,7 @@ import numpy as np
 
 from tfpilot.config.schema import DataConfig
 from tfpilot.data.report import DataReport
+from tfpilot.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def probe_images(paths: Sequence[str], max_files: int = 256) -> tuple[tuple[int,
         except Exception:  # unreadable files are reported by decode_files
             continue
     if not sizes:
-        raise ValueError(f"none of the {min(len(paths), max_files)} probed files is a readable image")
+        raise UserError(f"none of the {min(len(paths), max_files)} probed files is a readable image")
     return sizes.most_common(1)[0][0], (1 if gray else 3), len(sizes)
 
 
@@ -103,7 +104,7 @@ def framework_message(exc: BaseException) -> str:
     return " ".join(msg.split()).rstrip(" .;:") or type(exc).__name__
 
 
-def decode_error(where: str, exc: BaseException, error: type[ValueError] = ValueError) -> ValueError:
+def decode_error(where: str, exc: BaseException, error: type[ValueError] = UserError) -> ValueError:
     """The user-facing error for bytes that ``decode_and_resize`` could not decode: names
     ``where`` (a file, an input), says why in words, and what to give instead."""
     return error(f"{where}: not a decodable image ({framework_message(exc)}); "

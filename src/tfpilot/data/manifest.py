@@ -40,6 +40,7 @@ import numpy as np
 
 from tfpilot.data.paths import relative_paths
 from tfpilot.data.source import RawDataset, Split
+from tfpilot.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ METHODS = {
 }
 
 
-class RecordedSplitError(ValueError):
+class RecordedSplitError(UserError):
     """A recorded split cannot be rebuilt: examples are missing, changed or relabelled."""
 
 

@@ -20,12 +20,14 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from tfpilot.errors import NotFoundError, UserError
+
 ENV_DATA_DIR = "TFPILOT_DATA_DIR"
 ENV_CACHE_DIR = "TFPILOT_CACHE_DIR"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(NotFoundError):
     """No copy of a dataset was found; the message lists where tfpilot looked."""
 
 
@@ -133,7 +135,7 @@ def extract_archive(path: str | Path) -> Path:
                 for member in zf.namelist():
                     dest = (tmp / member).resolve()
                     if not str(dest).startswith(str(tmp.resolve())):
-                        raise ValueError(f"{path}: archive member {member!r} escapes the target directory")
+                        raise UserError(f"{path}: archive member {member!r} escapes the target directory")
                 zf.extractall(tmp)
         else:
             with tarfile.open(path) as tf_:

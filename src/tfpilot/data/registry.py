@@ -29,6 +29,7 @@ from tfpilot.data.manifest import apply_manifest, build_manifest, split_keys
 from tfpilot.data.report import DataReport
 from tfpilot.data.source import RawDataset
 from tfpilot.data.splits import hash_split, limit_stratified, stratified_split
+from tfpilot.errors import UserError
 from tfpilot.registry import Registry, RegistryError
 from tfpilot.spec import CLASSIFIER_HEAD, FeatureSpec, InputSpec, TableSpec, classifier_spec
 
@@ -78,7 +79,7 @@ def load_dataset(cfg: DataConfig) -> RawDataset:
                 ds = fmt.obj.load(path, cfg, report)
                 break
         else:
-            raise ValueError(
+            raise UserError(
                 f"{path}: not a dataset tfpilot can read. Expected a folder of class folders, "
                 f"an archive of one, or a CSV ({', '.join(FORMATS.list())})."
             )
@@ -187,16 +188,16 @@ def class_head(spec: TableSpec, name: str | None, option: str) -> FeatureSpec:
     if name is not None:
         head = spec.output(name)
         if head not in heads:
-            raise ValueError(f"{option}: train.class_head {name!r} is a {head.kind} head; name a category or "
-                             "binary head")
+            raise UserError(f"{option}: train.class_head {name!r} is a {head.kind} head; name a category or "
+                            "binary head")
         return head
     if len(heads) == 1:
         return heads[0]
     names = ", ".join(repr(o.name) for o in heads or spec.outputs)
     if not heads:
-        raise ValueError(f"{option} needs a category or binary head, and the outputs {names} are numbers: "
-                         f"remove {option} or add a category output")
-    raise ValueError(f"{option}: the table has several class heads ({names}): name one with train.class_head")
+        raise UserError(f"{option} needs a category or binary head, and the outputs {names} are numbers: "
+                        f"remove {option} or add a category output")
+    raise UserError(f"{option}: the table has several class heads ({names}): name one with train.class_head")
 
 
 @dataclass
@@ -384,7 +385,7 @@ def conform_images(ds: RawDataset, cfg: DataConfig) -> None:
     spec = ds.input_spec
     if spec.kind != "image":
         if cfg.image_size or cfg.color_mode != "auto":
-            raise ValueError(
+            raise UserError(
                 f"data.image_size / data.color_mode apply to images, but {cfg.dataset!r} is a {spec.kind} dataset: "
                 "remove them from the config"
             )
@@ -399,7 +400,7 @@ def conform_images(ds: RawDataset, cfg: DataConfig) -> None:
                     ds.name, size[0], size[1], channels, est / 2**30)
     for name, split in ds.splits.items():
         if split.x is None:
-            raise ValueError(f"{ds.name}: split {name!r} holds file paths decoded at {spec.shape}; set "
-                             "data.image_size / color_mode before loading it")
+            raise UserError(f"{ds.name}: split {name!r} holds file paths decoded at {spec.shape}; set "
+                            "data.image_size / color_mode before loading it")
         split.x = convert_images(split.x, size, channels)
     ds.input_spec = InputSpec.image(size[0], size[1], channels)

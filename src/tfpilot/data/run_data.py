@@ -26,6 +26,7 @@ from typing import Any
 from tfpilot.config import load_config
 from tfpilot.data.manifest import content_digests, dataset_kind
 from tfpilot.data.registry import DATASETS, PreparedData, prepare_data
+from tfpilot.errors import NotFoundError, UserError
 from tfpilot.runs import SPLIT, Run
 from tfpilot.spec import InputSpec
 
@@ -57,7 +58,7 @@ def recorded_manifest(run: Run) -> dict[str, Any]:
 
     path = run.file(SPLIT)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"{run.path} has no {SPLIT}, so which examples it trained and tested on is unknown: evaluate it on "
             "other data explicitly (--dataset), or retrain it"
         )
@@ -103,12 +104,12 @@ def load_run_data(
                         "the model was trained on", run.path, SPLIT, data_cfg.dataset)
         data = prepare_data(data_cfg)
     if data.class_names != run.class_names:
-        raise ValueError(
+        raise UserError(
             f"dataset {data_cfg.dataset!r} has classes {data.class_names}, but the model was trained on "
             f"{run.class_names}: use data with the same classes"
         )
     if data.input_spec.shape != spec.shape:
-        raise ValueError(
+        raise UserError(
             f"dataset {data_cfg.dataset!r} gives inputs of shape {data.input_spec.shape}, but the model "
             f"takes {spec.shape}"
         )

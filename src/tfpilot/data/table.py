@@ -39,6 +39,7 @@ from tfpilot.data.report import DataReport
 from tfpilot.data.splits import limit_stratified, stratified_split
 from tfpilot.data.table_io import LoadedTable, load_table
 from tfpilot.data.table_split import TableSplit
+from tfpilot.errors import UserError
 from tfpilot.spec import FeatureSpec, TableSpec, column_key
 
 log = logging.getLogger(__name__)
@@ -109,8 +110,8 @@ class TableData(RunData):
 
     def _check_options(self, one_hot: int | None, shard: tuple[int, int] | None) -> None:
         if one_hot:
-            raise ValueError("table pipelines do not make one-hot labels: a category head one-hots its own "
-                             "(train.label_mode: one_hot)")
+            raise UserError("table pipelines do not make one-hot labels: a category head one-hots its own "
+                            "(train.label_mode: one_hot)")
 
     def _source(self, split: str, index: np.ndarray | None) -> Any:
         import tensorflow as tf
@@ -235,12 +236,12 @@ def resolve_features(frame: Any, features: FeaturesConfig, base: Path) -> tuple[
         inputs.append(feat)
         info.append(ColumnInfo(name, "input", feat.type, how))
     if not inputs:
-        raise ValueError("the table has no input column left besides the outputs: add columns or list features.inputs")
+        raise UserError("the table has no input column left besides the outputs: add columns or list features.inputs")
     keys: dict[str, str] = {}
     for f in [*inputs, *outputs]:
         key = column_key(f.name)
         if key in keys and keys[key] != f.name:
-            raise ValueError(f"columns {keys[key]!r} and {f.name!r} both map to the model name {key!r}: rename one")
+            raise UserError(f"columns {keys[key]!r} and {f.name!r} both map to the model name {key!r}: rename one")
         keys[key] = f.name
     return FeaturesConfig(inputs=inputs, outputs=outputs), info
 
@@ -276,7 +277,7 @@ def _image_inputs(frame: Any, name: str, base: Path, cfg: Any, report: DataRepor
         report.skip(paths[i], f"file not found (column {name!r}, row {int(frame.index[i]) + 1})")
     frame, paths = frame[exists], paths[exists]
     if not len(paths):
-        raise ValueError(f"column {name!r}: none of its image files exists (paths are relative to {base})")
+        raise UserError(f"column {name!r}: none of its image files exists (paths are relative to {base})")
     probed, channels, distinct = probe_images(list(paths))
     size = tuple(cfg.image_size) if cfg.image_size else probed
     if distinct > 1 and not cfg.image_size:
@@ -303,10 +304,10 @@ def _targets(frame: Any, outputs: list[Any], report: DataReport) -> tuple[Any, d
         cells = C.category_strings(frame[o.name])
         names = C.sorted_classes(cells)
         if o.type == "binary" and len(names) != 2:
-            raise ValueError(f"target {o.name!r} is binary but has {len(names)} values ({', '.join(names[:5])}): "
-                             "declare it a category")
+            raise UserError(f"target {o.name!r} is binary but has {len(names)} values ({', '.join(names[:5])}): "
+                            "declare it a category")
         if len(names) < 2:
-            raise ValueError(f"target {o.name!r} has {len(names)} class; a classification head needs at least 2")
+            raise UserError(f"target {o.name!r} has {len(names)} class; a classification head needs at least 2")
         index = {c: i for i, c in enumerate(names)}
         codes = np.array([index[c] for c in cells], dtype=np.int64)
         targets[key] = codes.astype(np.float32) if o.type == "binary" else codes
@@ -345,7 +346,7 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str
     frame, targets, classes = _targets(frame, outputs, report)
     ids = frame.index.to_numpy().astype(np.int64)
     if len(ids) < 3:
-        raise ValueError(f"{table.source}: only {len(ids)} usable rows (see data_report.json for the skipped ones)")
+        raise UserError(f"{table.source}: only {len(ids)} usable rows (see data_report.json for the skipped ones)")
 
     values: dict[str, np.ndarray] = {}
     paths_by_key: dict[str, np.ndarray] = {}
@@ -408,7 +409,7 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str
     manifest = {"dataset": d.dataset, "seed": d.split_seed, "held_out_of_train": fractions,
                 "splits": {k: v.ids.tolist() for k, v in splits.items()}}
     if recorded is not None and recorded["splits"] != manifest["splits"]:
-        raise ValueError(f"the data of {d.dataset} changed since the run started (its split.json differs)")
+        raise UserError(f"the data of {d.dataset} changed since the run started (its split.json differs)")
     return TableData(spec, features, splits, report, manifest, schema, table.source, base, cfg.train.class_head)
 
 

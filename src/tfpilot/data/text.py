@@ -50,6 +50,7 @@ from tfpilot.data.paths import DatasetNotFoundError, extract_archive, find_data_
 from tfpilot.data.registry import FORMATS, DataFormat, register_dataset
 from tfpilot.data.report import DataReport
 from tfpilot.data.source import RawDataset, Split
+from tfpilot.errors import NotFoundError, UserError
 from tfpilot.spec import InputSpec
 
 log = logging.getLogger(__name__)
@@ -173,9 +174,9 @@ def text_dataset(
         splits[split_name] = Split(y=ids_all[start : start + n], x=x, ids=np.array(ids, dtype=object))
         start += n
     if "train" not in splits:
-        raise ValueError(f"{source}: no usable training text (see the skipped rows in data_report.json)")
+        raise UserError(f"{source}: no usable training text (see the skipped rows in data_report.json)")
     if len(class_names) < 2:
-        raise ValueError(
+        raise UserError(
             f"{source}: found {len(class_names)} label value(s) ({', '.join(class_names) or 'none'}); "
             "a classifier needs at least 2. Is data.label_column the right column?"
         )
@@ -370,14 +371,14 @@ def read_delimited(path: Path, fmt: str, cfg: DataConfig, stats: TextStats) -> T
                                    "row per line, with quotes kept as text")
                 records = plain
     except csv.Error as exc:
-        raise ValueError(f"{path}: not valid {fmt.upper()} ({exc}); check the quoting, "
-                         "or set data.text_format") from None
+        raise UserError(f"{path}: not valid {fmt.upper()} ({exc}); check the quoting, "
+                        "or set data.text_format") from None
     finally:
         csv.field_size_limit(limit)
     while records and not any(c.strip() for c in records[-1]):
         records.pop()
     if not records:
-        raise ValueError(f"{path} is empty: expected a header (e.g. text,label) and one row per example")
+        raise UserError(f"{path} is empty: expected a header (e.g. text,label) and one row per example")
     if cfg.header is not None:
         header = cfg.header
     else:
@@ -416,11 +417,11 @@ def read_json_records(path: Path, fmt: str, report: DataReport, stats: TextStats
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc}); expected a list of objects, or use JSON Lines") from None
+            raise UserError(f"{path}: not valid JSON ({exc}); expected a list of objects, or use JSON Lines") from None
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
         if not isinstance(data, list):
-            raise ValueError(f"{path}: expected a JSON list of objects like {{\"text\": ..., \"label\": ...}}")
+            raise UserError(f"{path}: expected a JSON list of objects like {{\"text\": ..., \"label\": ...}}")
         items = [(f"{path}[{i}]", obj) for i, obj in enumerate(data)]
     else:
         items = []
@@ -444,8 +445,8 @@ def read_json_records(path: Path, fmt: str, report: DataReport, stats: TextStats
         rows.append(obj)
         where.append(loc)
     if not rows:
-        raise ValueError(f"{path}: no JSON objects found; expected one object per line like "
-                         '{"text": ..., "label": ...}')
+        raise UserError(f"{path}: no JSON objects found; expected one object per line like "
+                        '{"text": ..., "label": ...}')
     return Table(list(columns), rows, where)
 
 
@@ -465,7 +466,7 @@ def _resolve_column(table: Table, wanted: str | int | None, guesses: Sequence[st
             match = [c for c in cols if _norm(c) == _norm(wanted)]
             if match:
                 return match[0]
-        raise ValueError(
+        raise UserError(
             f"{path}: no column {wanted!r} for the {role} ({key}). Columns found: "
             f"{', '.join(map(repr, cols))}. Set {key} to one of them."
         )
@@ -473,7 +474,7 @@ def _resolve_column(table: Table, wanted: str | int | None, guesses: Sequence[st
     for g in guesses:
         if g in by_norm:
             return by_norm[g]
-    raise ValueError(
+    raise UserError(
         f"{path}: cannot tell which column holds the {role}. Columns found: {', '.join(map(repr, cols))}. "
         f"Name it one of {', '.join(guesses[:4])}, ... or set {key}."
     )
@@ -483,7 +484,7 @@ def _guess_headerless(table: Table) -> tuple[str, str]:
     """Without a header: the text is the column with the longest cells; the label, the one
     of the others with the fewest distinct values."""
     if len(table.columns) < 2:
-        raise ValueError("a text table needs at least two columns (text and label)")
+        raise UserError("a text table needs at least two columns (text and label)")
     sample = table.rows[:2000]
 
     def mean_len(c: str) -> float:
@@ -504,7 +505,7 @@ def load_text_table(path: str | Path, cfg: DataConfig, report: DataReport) -> Ra
     path = Path(path)
     fmt = cfg.text_format if cfg.text_format != "auto" else sniff_table_format(path)
     if fmt is None:
-        raise ValueError(
+        raise UserError(
             f"{path}: cannot tell the file format from its content; name it .csv, .tsv or .jsonl, "
             "or set data.text_format"
         )
@@ -528,8 +529,8 @@ def load_text_table(path: str | Path, cfg: DataConfig, report: DataReport) -> Ra
         text_col = _resolve_column(table, cfg.text_column, TEXT_COLUMNS, "text", "data.text_column", path)
         label_col = _resolve_column(table, cfg.label_column, LABEL_COLUMNS, "label", "data.label_column", path)
     if text_col == label_col:
-        raise ValueError(f"{path}: the text and the label are both column {text_col!r}; set data.text_column "
-                         "and data.label_column to two different columns")
+        raise UserError(f"{path}: the text and the label are both column {text_col!r}; set data.text_column "
+                        "and data.label_column to two different columns")
     texts, labels, ids = [], [], []
     for row, loc in zip(table.rows, table.where):
         text, label = row.get(text_col), row.get(label_col)
@@ -565,7 +566,7 @@ def read_text_inputs(path: str | Path, column: str | int | None = None) -> tuple
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise NotFoundError(f"{path} does not exist")
     fmt = TABLE_EXTENSIONS.get(path.suffix.lower())
     stats = TextStats()
     if fmt is None:
@@ -583,7 +584,7 @@ def read_text_inputs(path: str | Path, column: str | int | None = None) -> tuple
         pairs = [(str(r.get(col) or ""), w.rsplit("/", 1)[-1]) for r, w in zip(table.rows, table.where)]
         pairs = [(t, w) for t, w in pairs if t.strip()]
     if not pairs:
-        raise ValueError(f"{path}: no text found (expected one text per line, or a table with a text column)")
+        raise UserError(f"{path}: no text found (expected one text per line, or a table with a text column)")
     return [t for t, _ in pairs], [w for _, w in pairs]
 
 
@@ -657,7 +658,7 @@ def _scan_docs(root: Path, report: DataReport, classes: Sequence[str] | None = N
         p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     for d in dirs:
         if not d.is_dir():
-            raise FileNotFoundError(f"{d} does not exist: expected a folder of .txt files for class {d.name!r}")
+            raise NotFoundError(f"{d} does not exist: expected a folder of .txt files for class {d.name!r}")
         files = []
         for p in sorted(d.rglob("*")):
             if not p.is_file() or any(part.startswith(".") for part in p.relative_to(d).parts):
@@ -697,8 +698,8 @@ def load_text_folder(path: str | Path, cfg: DataConfig, report: DataReport,
         raw[split] = (texts, [labels[i] for i in kept], [str(files[i].relative_to(root)) for i in kept])
     stats.report_to(report)
     if not any(raw[s][0] for s in raw):
-        raise ValueError(f"{root}: no .txt files found; expected ROOT/<class>/<file>.txt or "
-                         "ROOT/train/<class>/<file>.txt")
+        raise UserError(f"{root}: no .txt files found; expected ROOT/<class>/<file>.txt or "
+                        "ROOT/train/<class>/<file>.txt")
     present = sorted({lab for _, labels, _ in raw.values() for lab in labels}, key=names.index)
     if len(present) < len(names):
         empty = [c for c in names if c not in present]

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.errors import UserError
 from tfpilot.metrics import to_probabilities
 
 _WORD = re.compile(r"\S+")
@@ -123,14 +124,14 @@ def explain_text(
         ['great']
     """
     if not isinstance(text, str):
-        raise ValueError(f"explain_text takes a string, got {type(text).__name__}")
+        raise UserError(f"explain_text takes a string, got {type(text).__name__}")
     spans = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
     occluded = spans[:max_words]
     variants = [text] + [text[:s] + text[e:] for _, s, e in occluded]
     probs = _predict(model, variants, batch_size)
     cls = int(np.argmax(probs[0])) if class_index is None else int(class_index)
     if not 0 <= cls < probs.shape[1]:
-        raise ValueError(f"class_index {cls} is out of range for a model with {probs.shape[1]} classes")
+        raise UserError(f"class_index {cls} is out of range for a model with {probs.shape[1]} classes")
     base = float(probs[0, cls])
     drops = base - probs[1:, cls]
     words = tuple(Word(t, s, e, float(drops[i]) if i < len(drops) else 0.0) for i, (t, s, e) in enumerate(spans))

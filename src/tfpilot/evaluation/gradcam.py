@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.errors import UserError
+
 #: Keras preprocessing layers (Rescaling, Resizing...) never count as the explained feature map.
 _PREPROCESSING_MODULES = ("keras.src.layers.preprocessing",)
 
@@ -91,7 +93,7 @@ def find_target_layer(model: Any) -> tuple[Any, ...]:
     flat = flatten_layers(model)
     convs = [i for i, path in enumerate(flat) if _is_conv(path[-1]) and _is_spatial(_output_shape(path[-1]))]
     if not convs:
-        raise ValueError(
+        raise UserError(
             f"model {model.name!r} has no convolutional layer with a spatial output, so Grad-CAM "
             "has no feature map to explain: it needs a CNN (an MLP or a text model has none)"
         )
@@ -114,8 +116,8 @@ def resolve_layer(model: Any, layer: str | Sequence[str]) -> tuple[Any, ...]:
             if path[-1].name == names[0]:
                 return path
         known = [p[-1].name for p in flatten_layers(model) if _is_spatial(_output_shape(p[-1]))]
-        raise ValueError(f"model {model.name!r} has no layer {names[0]!r}; layers with a feature map: "
-                         f"{', '.join(known) or '(none)'}")
+        raise UserError(f"model {model.name!r} has no layer {names[0]!r}; layers with a feature map: "
+                        f"{', '.join(known) or '(none)'}")
     path, current = [], model
     for name in names:
         current = current.get_layer(name)
@@ -142,7 +144,7 @@ def _expose(model: Any, path: tuple[Any, ...]) -> Any:
 
     if isinstance(model, keras.Sequential):
         if not model.inputs:
-            raise ValueError(f"model {model.name!r} is not built: call it on data (or give it an Input) first")
+            raise UserError(f"model {model.name!r} is not built: call it on data (or give it an Input) first")
         source = model.inputs[0]
         inputs = keras.Input(batch_shape=source.shape, dtype=source.dtype)
         x = inputs
@@ -223,7 +225,7 @@ class GradCAM:
         """
         images = np.asarray(images)
         if images.ndim != 4:
-            raise ValueError(f"Grad-CAM takes a batch of images (N, H, W, C); got shape {images.shape}")
+            raise UserError(f"Grad-CAM takes a batch of images (N, H, W, C); got shape {images.shape}")
         self._build()
         heats, probs = [], []
         for start in range(0, len(images), self.batch_size):
@@ -252,7 +254,7 @@ class GradCAM:
             score = _target_scores(p, cls)
         grads = tape.gradient(score, feature)
         if grads is None:
-            raise ValueError(f"the output does not depend on layer {self.layer_path_[-1]!r}; choose another layer")
+            raise UserError(f"the output does not depend on layer {self.layer_path_[-1]!r}; choose another layer")
         feature = tf.cast(feature, tf.float32)
         weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=(1, 2), keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * feature, axis=-1))[..., None]
@@ -324,7 +326,7 @@ def gradcam(
 
     predictor = load(run)
     if predictor.input_spec.kind != "image":
-        raise ValueError(f"Grad-CAM explains image models; this run's model takes {predictor.input_spec.kind}")
+        raise UserError(f"Grad-CAM explains image models; this run's model takes {predictor.input_spec.kind}")
     if isinstance(images, (list, tuple)) or (isinstance(images, np.ndarray) and images.ndim == 4):
         items = list(images)
     else:
@@ -333,7 +335,7 @@ def gradcam(
     class_index = None
     if class_name is not None:
         if class_name not in predictor.class_names:
-            raise ValueError(f"unknown class {class_name!r}; the model's classes: {', '.join(predictor.class_names)}")
+            raise UserError(f"unknown class {class_name!r}; the model's classes: {', '.join(predictor.class_names)}")
         class_index = np.full(len(batch), predictor.class_names.index(class_name))
     heat, probs = GradCAM(predictor.model, layer=layer).compute(batch, class_index)
     out = Path(out_dir) if out_dir is not None else None

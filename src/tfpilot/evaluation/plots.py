@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.errors import UserError
 from tfpilot.plotting import ACCENT, TRAIN, VAL, new_figure, to_png
 
 __all__ = ["ACCENT", "TRAIN", "VAL", "new_figure", "to_png"]  # re-exported: the report's plot kit
@@ -46,7 +47,7 @@ def training_curves(history: Sequence[dict[str, float]], heads: Sequence[str] = 
         3
     """
     if not history:
-        raise ValueError("no training history: the run has no history.csv rows")
+        raise UserError("no training history: the run has no history.csv rows")
     keys = ["loss", *(f"{h}_loss" for h in heads)] if heads else ["loss", "accuracy"]
     epochs = np.array([row.get("epoch", i) for i, row in enumerate(history)], dtype=float) + 1
     fig = new_figure(min(4.0 * (len(keys) + 1), 16), 3.4)

@@ -24,6 +24,7 @@ import numpy as np
 
 from tfpilot.config import load_config
 from tfpilot.data.table_split import TableSplit
+from tfpilot.errors import UserError
 from tfpilot.runs import SPLIT, Run
 from tfpilot.spec import CLASSIFIER_HEAD, FeatureSpec, TableSpec, as_table_spec, spec_from_dict
 
@@ -145,14 +146,14 @@ def table_run_data(run: Run, dataset: str | None = None, data_dir: str | Path | 
     if dataset is None:
         recorded = json.loads(run.file(SPLIT).read_text(encoding="utf-8"))["splits"]
         if recorded != json.loads(json.dumps(data.manifest))["splits"]:
-            raise ValueError(f"the table of {run.path} changed since training: its rows no longer split into the "
-                             "members recorded in split.json. Evaluate on it as another dataset (--dataset PATH)")
+            raise UserError(f"the table of {run.path} changed since training: its rows no longer split into the "
+                            "members recorded in split.json. Evaluate on it as another dataset (--dataset PATH)")
     for out in (o for o in spec.outputs if o.kind != "number"):
         have = data.spec.output(out.name).classes
         unknown = sorted(set(have) - set(out.classes))
         if unknown:
-            raise ValueError(f"target {out.name!r} has classes the model never saw: {', '.join(unknown[:10])}; "
-                             f"it knows {', '.join(out.classes)}")
+            raise UserError(f"target {out.name!r} has classes the model never saw: {', '.join(unknown[:10])}; "
+                            f"it knows {', '.join(out.classes)}")
         remap = np.array([out.classes.index(c) for c in have], dtype=np.int64)
         for part in data.splits.values():
             part.targets[out.key] = remap[part.targets[out.key].astype(np.int64)].astype(part.targets[out.key].dtype)
@@ -176,7 +177,7 @@ def _pick(data: Any, split: str, spec: TableSpec, classifier: bool, where: str) 
     if not parts:
         recorded = (getattr(data, "manifest", None) or {}).get("splits", data.splits)
         have = sorted(k for k, v in recorded.items() if len(v))
-        raise ValueError(f"{where} has no {split!r} examples; it has {have} (or use --split all)")
+        raise UserError(f"{where} has no {split!r} examples; it has {have} (or use --split all)")
     rows = [_as_rows(p, spec, classifier) for p in parts]
     if len(rows) == 1:
         return rows[0]
@@ -249,12 +250,12 @@ def check_tta(tta: str | None, spec: TableSpec) -> list[str]:
     if tta is None:
         return []
     if tta not in TTA_MODES:
-        raise ValueError(f"unknown test-time augmentation {tta!r}: use one of {', '.join(TTA_MODES)} (or none)")
+        raise UserError(f"unknown test-time augmentation {tta!r}: use one of {', '.join(TTA_MODES)} (or none)")
     images = [c.key for c in spec.inputs if c.kind == "image"]
     if not images:
         inputs = ", ".join(f"{c.name} ({c.kind})" for c in spec.inputs)
-        raise ValueError(f"--tta {tta} mirrors image inputs; the model's inputs are {inputs}: "
-                         "evaluate it without --tta")
+        raise UserError(f"--tta {tta} mirrors image inputs; the model's inputs are {inputs}: "
+                        "evaluate it without --tta")
     return images
 
 

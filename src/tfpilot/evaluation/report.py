@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from tfpilot.config import load_config
+from tfpilot.errors import NotFoundError
 from tfpilot.evaluation import report_html as H
 from tfpilot.evaluation.predictions import SplitPredictions, predict_split, split_metrics
 from tfpilot.runs import REPORT, Run
@@ -525,8 +526,8 @@ def report(
     """
     run = run if isinstance(run, Run) else Run(run)
     if not run.finished or not run.file("labels.json").is_file():
-        raise FileNotFoundError(f"{run.path} is not a finished tfpilot run (it needs model.keras, labels.json and "
-                                "metrics.json): train it first with `tfpilot train`")
+        raise NotFoundError(f"{run.path} is not a finished tfpilot run (it needs model.keras, labels.json and "
+                            "metrics.json): train it first with `tfpilot train`")
     if split is None:
         saved = _read(run, "metrics")
         split = "test" if "test" in saved or "val" not in saved else "val"

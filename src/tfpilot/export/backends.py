@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tfpilot.errors import NotFoundError, UserError
 from tfpilot.export.bundle import BUNDLE_FILE, Bundle
 from tfpilot.export.formats import EXPORTERS
 from tfpilot.registry import Registry
@@ -80,14 +81,14 @@ def detect(path: str | Path) -> tuple[str, Path]:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise NotFoundError(f"{path} does not exist")
     if path.is_file():
         if path.name == "saved_model.pb":
             return "saved_model", path.parent
         for name in BACKENDS.list():
             if path.suffix.lower() in BACKENDS.get(name).suffixes:
                 return name, path
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"{path}: not an artifact tfpilot can load (expected .keras, .tflite, .onnx or a SavedModel folder)"
         )
     if (path / "saved_model.pb").is_file():
@@ -95,7 +96,7 @@ def detect(path: str | Path) -> tuple[str, Path]:
     found = _artifact_in(path)
     if found:
         return found
-    raise FileNotFoundError(
+    raise NotFoundError(
         f"{path} holds no artifact tfpilot can load: give a run directory, a folder written by "
         "`tfpilot export`, a SavedModel folder, or a .keras/.tflite/.onnx file"
     )
@@ -132,13 +133,13 @@ def resolve(path: str | Path, backend: str | None = None) -> Resolved:
         fmt = fmt or backend
         folder = path / "export" / fmt
         if not folder.is_dir():
-            raise FileNotFoundError(
+            raise NotFoundError(
                 f"{path} has no {fmt} export: run `tfpilot export {path} --format {fmt}` first"
             )
         path = folder
     found, artifact = detect(path)
     if backend is not None and found != backend:
-        raise ValueError(f"{path} is a {found} artifact, not {backend}: drop --backend or pass --backend {found}")
+        raise UserError(f"{path} is a {found} artifact, not {backend}: drop --backend or pass --backend {found}")
     bundle = BACKENDS.get(found).read_bundle(artifact)
     return Resolved(found, fmt or bundle.format, artifact, bundle)
 

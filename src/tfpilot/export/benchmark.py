@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.errors import NotFoundError, UserError
+
 PREDICT_ROW = "keras model.predict"
 DIRECT_ROW = "keras direct call"
 
@@ -160,10 +162,10 @@ def benchmark(
     from tfpilot.runs import Run
 
     if runs < 1 or warmup < 0:
-        raise ValueError(f"runs must be >= 1 and warmup >= 0 (got runs={runs}, warmup={warmup})")
+        raise UserError(f"runs must be >= 1 and warmup >= 0 (got runs={runs}, warmup={warmup})")
     run_dir, artifacts = _targets(targets)
     if run_dir is None:
-        raise FileNotFoundError(
+        raise NotFoundError(
             "benchmark needs the run the artifacts were exported from (for the Keras baseline and the "
             "test data); give the run directory, or artifacts whose bundle names an existing run"
         )

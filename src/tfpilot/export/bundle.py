@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tfpilot.errors import NotFoundError, UserError
 from tfpilot.spec import InputSpec, TableSpec, spec_from_dict
 
 BUNDLE_FILE = "bundle.json"
@@ -90,7 +91,7 @@ class Bundle:
         d.pop("schema", None)
         missing = [k for k in ("format", "file", "class_names", "input_spec") if k not in d]
         if missing:
-            raise ValueError(f"not a tfpilot bundle: it lacks {', '.join(missing)}")
+            raise UserError(f"not a tfpilot bundle: it lacks {', '.join(missing)}")
         known = set(cls.__dataclass_fields__)
         d = {k: v for k, v in d.items() if k in known}
         d["input_spec"] = spec_from_dict(d["input_spec"])  # an InputSpec, or a table model's TableSpec
@@ -101,7 +102,7 @@ class Bundle:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"the tfpilot bundle is not valid JSON: {exc}") from None
+            raise UserError(f"the tfpilot bundle is not valid JSON: {exc}") from None
         return cls.from_dict(data)
 
     def write(self, folder: str | Path) -> Path:
@@ -115,7 +116,7 @@ class Bundle:
         """Read ``folder/bundle.json``."""
         path = Path(folder) / BUNDLE_FILE
         if not path.is_file():
-            raise FileNotFoundError(
+            raise NotFoundError(
                 f"{path.parent} has no {BUNDLE_FILE}: export the model with `tfpilot export RUN`, "
                 "which writes one beside every artifact"
             )

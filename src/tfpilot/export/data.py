@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfpilot.errors import UserError
+
 
 def load_split(
     run_dir: str | Path,
@@ -54,7 +56,7 @@ def load_split(
     if split not in data.splits or len(data.splits[split]) == 0:
         where = f"the run {run.path}" if data.recorded else f"dataset {dataset!r}"
         have = data.manifest["splits"] if data.recorded else data.splits
-        raise ValueError(f"{where} has no {split!r} split; it has {sorted(k for k, v in have.items() if len(v))}")
+        raise UserError(f"{where} has no {split!r} split; it has {sorted(k for k, v in have.items() if len(v))}")
     part = data.splits[split]
     if limit and limit < len(part):
         part = part.take(limit_stratified(part.y, limit, seed))
@@ -106,7 +108,7 @@ def named_split(run_dir: str | Path, split: str = "test", limit: int | None = No
 
     data = prepare_table(load_config(run.config_file))
     if split not in data.splits:
-        raise ValueError(f"the table has no {split!r} rows; it has {sorted(data.splits)}")
+        raise UserError(f"the table has no {split!r} rows; it has {sorted(data.splits)}")
     part = data.splits[split]
     if limit:
         part = part.take(np.arange(min(limit, len(part))))

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tfpilot.errors import AlreadyExistsError, UserError
 from tfpilot.export.bundle import Bundle
 from tfpilot.export.formats import EXPORTERS, GATED_FORMATS, artifact_size, list_formats
 
@@ -41,7 +42,7 @@ def resolve_formats(formats: str | Sequence[str]) -> list[str]:
     """
     names = [formats] if isinstance(formats, str) else list(formats)
     if not names:
-        raise ValueError(f"no export format given; choose from: {', '.join(list_formats())}, all")
+        raise UserError(f"no export format given; choose from: {', '.join(list_formats())}, all")
     out: list[str] = []
     for name in names:
         for fmt in list_formats() if name == "all" else [EXPORTERS.entry(name).name]:
@@ -51,7 +52,7 @@ def resolve_formats(formats: str | Sequence[str]) -> list[str]:
     return sorted(out, key=order.__getitem__)
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """Some formats could not be written; ``result`` holds the ones that were."""
 
     def __init__(self, message: str, result: ExportResult | None = None) -> None:
@@ -123,7 +124,7 @@ def export(
         source = ExportSource.from_run(source)
     if out_dir is None:
         if source.run_path is None:
-            raise ValueError("give out_dir: the model does not come from a run directory")
+            raise UserError("give out_dir: the model does not come from a run directory")
         out_dir = source.run_path / "export"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +193,7 @@ def _clear(folder: Path) -> None:
         return
     ours = (folder / "bundle.json").is_file() or (folder.is_dir() and not any(folder.iterdir()))
     if not ours:
-        raise FileExistsError(
+        raise AlreadyExistsError(
             f"{folder} exists and was not written by tfpilot export (no bundle.json): choose another --out "
             "or move it away"
         )

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 
+from tfpilot.errors import UserError
 from tfpilot.export.backends import Backend, bundle_beside, register_backend
 from tfpilot.export.bundle import METADATA_KEY, Bundle
 from tfpilot.export.formats import register_exporter
@@ -78,7 +79,7 @@ def export_onnx(source: Any, folder: Path) -> Bundle:
             tf2onnx.convert.from_graph_def(graph, input_names=inputs, output_names=outputs, tensors_to_rename=names,
                                            output_path=str(path))
         except Exception as exc:
-            raise ValueError(
+            raise UserError(
                 f"ONNX conversion of {network.model.name!r} failed ({type(exc).__name__}: {str(exc)[-400:]}). "
                 "Export it as saved_model or tflite instead."
             ) from exc
@@ -96,7 +97,7 @@ def read_bundle(path: Path) -> Bundle:
     try:
         model = onnx.load(str(file), load_external_data=False)
     except Exception as exc:
-        raise ValueError(f"{file} is not a readable ONNX model: {exc}") from None
+        raise UserError(f"{file} is not a readable ONNX model: {exc}") from None
     props = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY in props:
         return Bundle.from_json(props[METADATA_KEY])

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.errors import NotFoundError, UserError
 from tfpilot.export.bundle import Bundle
 
 PREPROCESS_FILE = "preprocess.keras"
@@ -74,7 +75,7 @@ def load_loader_preprocess(artifact: Path, bundle: Bundle) -> KerasModel | None:
 
     path = (artifact.parent if artifact.is_file() else artifact) / name
     if not path.is_file():
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"{path} is missing: this {bundle.format} artifact takes token ids, and tfpilot turns "
             f"strings into ids with {name}; copy it along with the artifact"
         )
@@ -285,7 +286,7 @@ def table_runner(backend: str, path: Path, bundle: Bundle) -> Runner:
         return tflite_runner(path, bundle)
     if backend == "onnx":
         return onnx_runner(path, bundle)
-    raise ValueError(f"table models run on keras, saved_model, tflite or onnx artifacts, not {backend!r}")
+    raise UserError(f"table models run on keras, saved_model, tflite or onnx artifacts, not {backend!r}")
 
 
 def one_head_runner(model: Callable[..., Any], spec: Any) -> Runner:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.errors import NotFoundError, UserError
 from tfpilot.export.runtime import PREPROCESS_FILE
 from tfpilot.spec import InputSpec, TableSpec, as_table_spec, spec_from_dict
 
@@ -69,7 +70,7 @@ def float32_model(model: Any) -> Any:
     try:
         copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
     except Exception as exc:  # subclassed models without get_config cannot be cloned
-        raise ValueError(
+        raise UserError(
             f"cannot rebuild {model.name!r} in float32 for export ({type(exc).__name__}: {exc}). "
             "Train it with precision: float32, or give its layers get_config()."
         ) from exc
@@ -177,16 +178,16 @@ def split_strings(model: Any, spec: Any) -> Network:
 
     single = not isinstance(getattr(model, "input", None), dict)
     if not hasattr(model, "operations") or (single and len(model.inputs) != 1):
-        raise ValueError(f"cannot split {model.name!r} into preprocessing and network: it is not a functional "
-                         "model. Export it as keras or saved_model instead.")
+        raise UserError(f"cannot split {model.name!r} into preprocessing and network: it is not a functional "
+                        "model. Export it as keras or saved_model instead.")
     inputs = dict(zip(spec.input_keys, model.inputs)) if single else dict(model.input)
     ends = _string_ends(model)
     strings = {k: ends.get(id(t), []) for k, t in inputs.items() if _is_string(t)}
     for key, found in strings.items():
         if len(found) != 1:
-            raise ValueError(f"input {key!r}: cannot find where its strings end in {model.name!r} (found "
-                             f"{len(found)} places); TFLite and ONNX hold no string ops: export it as keras or "
-                             "saved_model, which take raw strings as they are")
+            raise UserError(f"input {key!r}: cannot find where its strings end in {model.name!r} (found "
+                            f"{len(found)} places); TFLite and ONNX hold no string ops: export it as keras or "
+                            "saved_model, which take raw strings as they are")
     if not strings:
         return Network(float32_model(model), list(inputs) if not single else spec.input_keys)
     bounds = {k: found[0][1] for k, found in strings.items()}
@@ -298,7 +299,7 @@ class ExportSource:
 
         run = Run(run_dir)
         if not run.model_path.is_file():
-            raise FileNotFoundError(
+            raise NotFoundError(
                 f"{run.path} has no {run.model_path.name}: give a finished tfpilot run directory "
                 "(train one with `tfpilot train`)"
             )
@@ -381,7 +382,7 @@ class ExportSource:
     def _calibration(self) -> dict[str, np.ndarray]:
         data = self.calibration() if callable(self.calibration) else self.calibration
         if data is None or len(data) == 0:
-            raise ValueError(
+            raise UserError(
                 "tflite-int8 needs calibration data (a sample of the training inputs): export from a "
                 "run directory, or pass ExportSource(calibration=...)"
             )

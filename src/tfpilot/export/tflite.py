@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.errors import UserError
 from tfpilot.export.backends import Backend, bundle_beside, register_backend
 from tfpilot.export.bundle import METADATA_KEY, Bundle
 from tfpilot.export.formats import register_exporter
@@ -91,11 +92,11 @@ def read_embedded_bundle(path: str | Path) -> Bundle | None:
     """The bundle inside a ``.tflite`` file, or None if it has none."""
     data = Path(path).read_bytes()
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ValueError(f"{path} is not a TFLite model (no TFL3 identifier): re-export it with tfpilot export")
+        raise UserError(f"{path} is not a TFLite model (no TFL3 identifier): re-export it with tfpilot export")
     try:
         payload = read_metadata(data, METADATA_KEY)
     except Exception as exc:  # a truncated flatbuffer raises struct/index errors
-        raise ValueError(f"{path} is a damaged TFLite file ({type(exc).__name__}): re-export it") from None
+        raise UserError(f"{path} is a damaged TFLite file ({type(exc).__name__}): re-export it") from None
     return Bundle.from_json(payload) if payload else None
 
 
@@ -195,7 +196,7 @@ def convert(network: Any, configure: Configure, source: Any, batch: int | None =
             data, error = b"", exc
     if error is not None:
         errors = [ln for ln in log if "error:" in ln] or str(error).splitlines()
-        raise ValueError(
+        raise UserError(
             f"TFLite could not convert {network.model.name!r} ({type(error).__name__}): {_first_lines(errors)} "
             "Export it as saved_model or onnx instead."
         ) from error
@@ -215,7 +216,7 @@ def convert_any_batch(network: Any, configure: Configure, source: Any) -> tuple[
         if configure is _int8 and "TensorList" not in str(first):
             raise
         if configure is _int8:  # TF 2.21's calibrator segfaults on the batch-1 loop of recurrent layers
-            raise ValueError(
+            raise UserError(
                 f"TFLite cannot make {network.model.name!r} full-integer int8: its layers (recurrent ones, "
                 "typically) only convert with a fixed batch size, and TFLite's calibrator cannot run that graph. "
                 f"Use tflite-dynamic (int8 weights) or tflite-fp16 instead. (Converter: {first})"
@@ -283,7 +284,7 @@ class TFLiteRunner:
         try:
             self.interpreter = make_interpreter(self.path, num_threads)
         except (ValueError, RuntimeError) as exc:
-            raise ValueError(f"{self.path}: the TFLite interpreter cannot load it: {exc}") from None
+            raise UserError(f"{self.path}: the TFLite interpreter cannot load it: {exc}") from None
         self._lock = threading.Lock()
         self._shape: tuple[int, ...] | None = None
         self._input = self.interpreter.get_input_details()[0]

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.errors import NotFoundError
 from tfpilot.export.formats import FORMAT_ORDER, GATED_FORMATS, artifact_size
 
 #: Defaults of ``verify``'s pass criteria per format (16-bit weights move outputs more), and for a
@@ -203,11 +204,11 @@ def _targets(target: Path, artifacts: list[str | Path] | None) -> tuple[Path, li
     if (target / "labels.json").is_file():
         paths = [Path(a) for a in artifacts] if artifacts else find_artifacts(target)
         if not paths:
-            raise FileNotFoundError(f"{target} has no exports: run `tfpilot export {target} --format all` first")
+            raise NotFoundError(f"{target} has no exports: run `tfpilot export {target} --format all` first")
         return target, paths
     source_run = read_bundle(target).source_run
     if not source_run or not (Path(source_run) / "labels.json").is_file():
-        raise FileNotFoundError(
+        raise NotFoundError(
             f"{target} was not exported from a run directory that still exists ({source_run}): verify "
             "needs the run's Keras model and data"
         )

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tfpilot.errors import UserError
 from tfpilot.metrics import to_probabilities
 from tfpilot.registry import did_you_mean
 from tfpilot.spec import FeatureSpec, InputSpec, TableSpec, as_table_spec, column_key, spec_from_dict
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from tfpilot.export.runtime import Runner
 
 
-class InputError(ValueError):
+class InputError(UserError):
     """An input could not be turned into what the model takes; the message says why."""
 
 

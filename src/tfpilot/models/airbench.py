@@ -28,6 +28,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from tfpilot.errors import UserError
 from tfpilot.models.airbench_layers import FusedBatchNorm, PatchWhitening
 from tfpilot.models.common import classifier_head, image_input
 from tfpilot.models.registry import register_model
@@ -86,7 +87,7 @@ def airbench(
         (None, 10)
     """
     if not widths:
-        raise ValueError("airbench needs at least one conv group: give widths, e.g. [32, 64, 128]")
+        raise UserError("airbench needs at least one conv group: give widths, e.g. [32, 64, 128]")
     inputs, x = image_input(input_spec)
     if whiten_patch:
         x = PatchWhitening(whiten_patch, whiten_epsilon, trainable_bias=whiten_bias, name="whiten")(x)

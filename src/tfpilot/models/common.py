@@ -7,6 +7,7 @@ from typing import Any
 import keras
 from keras import layers
 
+from tfpilot.errors import UserError
 from tfpilot.models.layers import ImagePreprocessing
 from tfpilot.spec import InputSpec
 
@@ -30,7 +31,7 @@ def image_input(
         ``(inputs, x)``: the model input and the preprocessed tensor.
     """
     if input_spec.kind != "image":
-        raise ValueError(f"an image model needs image input, got {input_spec.kind}")
+        raise UserError(f"an image model needs image input, got {input_spec.kind}")
     inputs = keras.Input(shape=input_spec.shape, dtype="uint8", name="image")
     x = ImagePreprocessing(
         target_size=tuple(image_size) if image_size else None,

@@ -27,6 +27,7 @@ from typing import Any
 import keras
 from keras import layers
 
+from tfpilot.errors import UserError
 from tfpilot.models.table_layers import ImputeMissing
 from tfpilot.spec import FeatureSpec, InputSpec
 
@@ -47,8 +48,8 @@ def headless(model: Any, name: str) -> Any:
     try:
         head = model.get_layer("predictions")
     except ValueError:
-        raise ValueError(f"model {model.name!r} has no 'predictions' layer to cut its head at; "
-                         "a zoo model used as an encoder must end in classifier_head()") from None
+        raise UserError(f"model {model.name!r} has no 'predictions' layer to cut its head at; "
+                        "a zoo model used as an encoder must end in classifier_head()") from None
     return keras.Model(model.inputs, head.input, name=name)
 
 
@@ -111,7 +112,7 @@ def encode_column(column: FeatureSpec, inp: Any, encoder: dict[str, Any]) -> Any
     if column.kind == "category":
         vocab = list(column.classes)
         if not vocab:
-            raise ValueError(f"category column {column.name!r} has no vocabulary (no training values)")
+            raise UserError(f"category column {column.name!r} has no vocabulary (no training values)")
         mode = encoder.get("mode") or "auto"
         dim = encoder.get("embedding_dim")
         if mode == "auto":

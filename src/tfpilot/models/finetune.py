@@ -26,6 +26,7 @@ from typing import Any
 
 import keras
 
+from tfpilot.errors import UserError
 from tfpilot.registry import did_you_mean
 
 BACKBONE = "backbone"
@@ -46,7 +47,7 @@ def find_backbones(model: Any, name: str = BACKBONE) -> dict[str, keras.Model]:
     found = _backbones(model, name)
     if not found:
         inputs = ", ".join(str(getattr(t, "name", t)).split(":")[0] for t in getattr(model, "inputs", None) or [])
-        raise ValueError(
+        raise UserError(
             f"model {getattr(model, 'name', model)!r} has no nested backbone model named {name!r} (inputs: {inputs}): "
             "fine-tuning works on transfer-learning models (mobilenet_v2, efficientnet_b0, resnet50, vgg16; see "
             "`tfpilot models`), in a table model as an input's encoder (features.inputs[].encoder.model)"
@@ -105,7 +106,7 @@ def unfreeze(model: Any, layers: int | None = None, from_layer: str | None = Non
         ['Conv_1']
     """
     if layers is not None and from_layer is not None:
-        raise ValueError("unfreeze: give either layers (the top N) or from_layer (a layer name), not both")
+        raise UserError("unfreeze: give either layers (the top N) or from_layer (a layer name), not both")
     return [name for owner, backbone in find_backbones(model).items()
             for name in _open_top(owner, backbone, layers, from_layer)]
 
@@ -114,19 +115,19 @@ def _open_top(owner: str, backbone: keras.Model, layers: int | None, from_layer:
     """:func:`unfreeze` for one backbone (inside the model ``owner``)."""
     children = _children(backbone)
     if backbone.trainable and any(c.trainable for c in children if isinstance(c, keras.layers.BatchNormalization)):
-        raise ValueError(
+        raise UserError(
             f"the backbone of {owner!r} already trains whole, from scratch (weights: none), with ordinary BatchNorm: "
             "there is no pretrained backbone to fine-tune. Disable train.fine_tune, or start from pretrained "
             "weights (weights: imagenet or a weights file)."
         )
     names = [layer.name for layer in children]
     if from_layer is not None and from_layer not in names:
-        raise ValueError(
+        raise UserError(
             f"the backbone of {owner!r} ({backbone.name}, {len(names)} layers) has no layer {from_layer!r}."
             f"{did_you_mean(from_layer, names)} Its last layers: {', '.join(names[-8:])}."
         )
     if layers is not None and (isinstance(layers, bool) or int(layers) != layers or not 0 <= layers <= len(names)):
-        raise ValueError(
+        raise UserError(
             f"unfreeze: layers must be an integer from 0 to {len(names)} (the backbone's layer count), "
             f"got {layers!r}; leave it unset to unfreeze the whole backbone"
         )

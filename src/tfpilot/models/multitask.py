@@ -33,6 +33,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from tfpilot.errors import UserError
 from tfpilot.models.encoders import encode_column
 from tfpilot.models.registry import register_model
 from tfpilot.models.table_layers import ImputeMissing, TargetScaling
@@ -84,9 +85,9 @@ def multitask(
         activation: the combiner's activation.
     """
     if norm not in NORMS:
-        raise ValueError(f"norm must be one of {', '.join(NORMS)}, not {norm!r}")
+        raise UserError(f"norm must be one of {', '.join(NORMS)}, not {norm!r}")
     if not input_spec.inputs or not input_spec.outputs:
-        raise ValueError("a table model needs at least one input and one output column")
+        raise UserError("a table model needs at least one input and one output column")
     encoders = encoders or {}
     inputs = {c.key: table_input(c) for c in input_spec.inputs}
     parts = [encode_column(c, inputs[c.key], dict(encoders.get(c.key, {}))) for c in input_spec.inputs]

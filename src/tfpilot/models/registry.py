@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tfpilot import registry
+from tfpilot.errors import UserError
 from tfpilot.registry import MODELS
 from tfpilot.spec import InputSpec
 
@@ -60,10 +61,10 @@ def create_model(name: str, input_spec: InputSpec, num_classes: int, **params: A
     check_params(name, params)
     task = entry.tags[0] if entry.tags else "image"
     if task != input_spec.kind:
-        raise ValueError(
+        raise UserError(
             f"model {name!r} takes {task} input but the dataset gives {input_spec.kind}: "
             f"choose one of: {', '.join(MODELS.list(tag=input_spec.kind))}"
         )
     if task != "table" and num_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, the dataset has {num_classes}")
+        raise UserError(f"a classifier needs at least 2 classes, the dataset has {num_classes}")
     return entry.obj(input_spec, num_classes, **params)

@@ -21,6 +21,7 @@ from typing import Any
 import keras
 from keras import layers
 
+from tfpilot.errors import UserError
 from tfpilot.models.common import classifier_head
 from tfpilot.models.registry import register_model
 from tfpilot.models.text_layers import TextEncoder, TokenAndPositionEmbedding, TransformerBlock
@@ -38,7 +39,7 @@ def text_input(input_spec: InputSpec, **encoder: Any) -> tuple[Any, Any]:
         ``(inputs, x)``: the model input (a batch of strings) and the encoded tensor.
     """
     if input_spec.kind != "text":
-        raise ValueError(f"a text model needs text input, got {input_spec.kind}")
+        raise UserError(f"a text model needs text input, got {input_spec.kind}")
     inputs = keras.Input(shape=(), dtype="string", name="text")
     return inputs, TextEncoder(name="encoder", **encoder)(inputs)
 
@@ -276,10 +277,10 @@ def ngram_mlp(
         65194
     """
     if output_mode == "int":
-        raise ValueError("ngram_mlp takes a bag of n-grams: output_mode must be tf_idf, count or multi_hot")
+        raise UserError("ngram_mlp takes a bag of n-grams: output_mode must be tf_idf, count or multi_hot")
     if naive_bayes and num_classes != 2:
-        raise ValueError(f"ngram_mlp's naive_bayes weighs n-grams for two classes, the data has {num_classes}: "
-                         "set model.params.naive_bayes false")
+        raise UserError(f"ngram_mlp's naive_bayes weighs n-grams for two classes, the data has {num_classes}: "
+                        "set model.params.naive_bayes false")
     inputs, x = text_input(input_spec, max_tokens=vocab_size, output_mode=output_mode, ngrams=ngrams,
                            sequence_length=None, sublinear_tf=sublinear_tf, normalize=normalize, sparse=sparse,
                            naive_bayes=naive_bayes, nb_alpha=nb_alpha)

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from tfpilot.errors import UserError
 from tfpilot.models.text_vocab import NgramCounts, count_ngrams, word_ids
 from tfpilot.registry import serializable
 
@@ -99,15 +100,15 @@ class TextEncoder(layers.Layer):
         kwargs.setdefault("dtype", "float32")  # preprocessing stays float32 under mixed precision
         super().__init__(**kwargs)
         if output_mode not in OUTPUT_MODES:
-            raise ValueError(f"output_mode must be one of {', '.join(OUTPUT_MODES)}, not {output_mode!r}")
+            raise UserError(f"output_mode must be one of {', '.join(OUTPUT_MODES)}, not {output_mode!r}")
         if padding not in ("pre", "post") or truncating not in ("pre", "post"):
-            raise ValueError(f"padding and truncating must be 'pre' or 'post', got {padding!r} and {truncating!r}")
+            raise UserError(f"padding and truncating must be 'pre' or 'post', got {padding!r} and {truncating!r}")
         if output_mode == "int" and not sequence_length:
-            raise ValueError("output_mode 'int' needs a sequence_length (tokens per text)")
+            raise UserError("output_mode 'int' needs a sequence_length (tokens per text)")
         if int(max_tokens) < 3:
-            raise ValueError(f"max_tokens must be at least 3 (padding, unknown and one word), got {max_tokens}")
+            raise UserError(f"max_tokens must be at least 3 (padding, unknown and one word), got {max_tokens}")
         if standardize not in ("default", "lower", None):
-            raise ValueError(f"standardize must be 'default', 'lower' or None, not {standardize!r}")
+            raise UserError(f"standardize must be 'default', 'lower' or None, not {standardize!r}")
         self.max_tokens = int(max_tokens)
         self.output_mode = output_mode
         self.sequence_length = int(sequence_length) if sequence_length else None
@@ -119,9 +120,9 @@ class TextEncoder(layers.Layer):
         self.standardize = standardize
         self.adapt_batch_size = int(adapt_batch_size)
         if naive_bayes and output_mode == "int":
-            raise ValueError("naive_bayes weighs a bag of n-grams: use output_mode tf_idf, count or multi_hot, not int")
+            raise UserError("naive_bayes weighs a bag of n-grams: use output_mode tf_idf, count or multi_hot, not int")
         if float(nb_alpha) <= 0:
-            raise ValueError(f"nb_alpha must be > 0 (the smoothing added to every count), got {nb_alpha}")
+            raise UserError(f"nb_alpha must be > 0 (the smoothing added to every count), got {nb_alpha}")
         self.naive_bayes = bool(naive_bayes)
         self.nb_alpha = float(nb_alpha)
         self.vectorizer = layers.TextVectorization(
@@ -185,7 +186,7 @@ class TextEncoder(layers.Layer):
         room = self.max_tokens - (2 if self.output_mode == "int" else 1)  # "" and [UNK] come first
         tokens, df, class_df = counts.top(room)
         if not tokens:
-            raise ValueError("the training texts hold no words: cannot learn a vocabulary (are the texts empty?)")
+            raise UserError("the training texts hold no words: cannot learn a vocabulary (are the texts empty?)")
         self.vectorizer.set_vocabulary(tokens)
         if not self.built:
             self.build((None,))
@@ -208,14 +209,14 @@ class TextEncoder(layers.Layer):
     @staticmethod
     def _binary_labels(labels: Any, texts: Any) -> np.ndarray:
         if labels is None:
-            raise ValueError("naive_bayes needs the training labels: call adapt(texts, labels=...) "
-                             "(the trainer passes the training split's)")
+            raise UserError("naive_bayes needs the training labels: call adapt(texts, labels=...) "
+                            "(the trainer passes the training split's)")
         y = np.asarray(labels).reshape(-1)
         if len(y) != len(texts):
-            raise ValueError(f"adapt got {len(y)} labels for {len(texts)} texts: give one label per text")
+            raise UserError(f"adapt got {len(y)} labels for {len(texts)} texts: give one label per text")
         if not np.isin(y, (0, 1)).all():
-            raise ValueError(f"naive_bayes weighs n-grams for two classes (labels 0 and 1), got labels "
-                             f"{sorted(set(np.unique(y).tolist()))[:5]}: set naive_bayes false for more classes")
+            raise UserError(f"naive_bayes weighs n-grams for two classes (labels 0 and 1), got labels "
+                            f"{sorted(set(np.unique(y).tolist()))[:5]}: set naive_bayes false for more classes")
         return y.astype(np.int64)
 
     def count(self, texts: Any, batch_size: int | None = None, labels: Any = None,
@@ -232,7 +233,7 @@ class TextEncoder(layers.Layer):
         data = data.map(lambda t: word_ids(self.words(t)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         batches = list(data)
         if not batches:
-            raise ValueError("no training texts: cannot learn a vocabulary")
+            raise UserError("no training texts: cannot learn a vocabulary")
         return count_ngrams(batches, ngrams=self.ngrams or 1, labels=labels, num_classes=num_classes)
 
     @property
@@ -370,7 +371,7 @@ class TransformerBlock(layers.Layer):
     def __init__(self, embed_dim: int, num_heads: int, ff_dim: int, rate: float = 0.1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if embed_dim % num_heads:
-            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+            raise UserError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
         self.embed_dim, self.num_heads = int(embed_dim), int(num_heads)
         self.ff_dim, self.rate = int(ff_dim), float(rate)
         self.att = layers.MultiHeadAttention(num_heads=self.num_heads, key_dim=self.embed_dim // self.num_heads,
@@ -444,7 +445,7 @@ def adapt_preprocessing(model: Any, split: Any, batch_size: int | None = None) -
     if not encoders:
         return 0
     if split.x is None:
-        raise ValueError("the training split holds no texts to adapt the text preprocessing on")
+        raise UserError("the training split holds no texts to adapt the text preprocessing on")
     texts = _as_string_array(split.x)
     for enc in encoders:
         started = time.perf_counter()

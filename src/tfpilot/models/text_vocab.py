@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.errors import UserError
+
 #: Largest ``code << bits | position`` that one int64 sort key holds.
 _KEY_LIMIT = 2**62
 
@@ -156,7 +158,7 @@ def count_ngrams(words: Any, ngrams: int = 1, labels: Sequence[int] | np.ndarray
 
     batches = [word_ids(words)] if isinstance(words, tf.RaggedTensor) else list(words)
     if not batches:
-        raise ValueError("count_ngrams got no texts: give at least one batch of tokenised texts")
+        raise UserError("count_ngrams got no texts: give at least one batch of tokenised texts")
     vocab, index = tf.unique(tf.concat([b[0] for b in batches], 0), out_idx=tf.int64)  # merge the batches' words
     index, offset, wid = index.numpy(), 0, []
     for distinct, ids, _ in batches:
@@ -170,7 +172,7 @@ def count_ngrams(words: Any, ngrams: int = 1, labels: Sequence[int] | np.ndarray
     if labels is not None:
         y = np.asarray(labels, np.int64).reshape(-1)
         if y.size != docs:
-            raise ValueError(f"count_ngrams got {y.size} labels for {docs} texts: give one label per text")
+            raise UserError(f"count_ngrams got {y.size} labels for {docs} texts: give one label per text")
         num_classes = int(num_classes or (y.max() + 1 if y.size else 1))
     nw = int(vocab.shape[0])
     levels: list[NgramLevel] = []

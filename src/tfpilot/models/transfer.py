@@ -36,6 +36,7 @@ from typing import Any
 import keras
 from keras import layers
 
+from tfpilot.errors import UserError
 from tfpilot.models.common import classifier_head, image_input
 from tfpilot.models.finetune import find_backbone, freeze, unfreeze
 from tfpilot.models.registry import register_model
@@ -54,7 +55,7 @@ __all__ = [
 ]
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError):
     """Backbone weights could not be obtained or do not fit the backbone."""
 
 
@@ -116,7 +117,7 @@ def _image_size(input_spec: InputSpec, image_size: int | Sequence[int] | None) -
     else:
         size = tuple(int(v) for v in image_size)
     if len(size) != 2 or min(size) < MIN_IMAGE_SIZE:
-        raise ValueError(
+        raise UserError(
             f"image_size must be one integer or (height, width), each at least {MIN_IMAGE_SIZE}; got {image_size!r}"
         )
     return size[0], size[1]
@@ -241,15 +242,15 @@ def transfer_model(
         ('uint8', (None, 10))
     """
     if family not in FAMILIES:
-        raise ValueError(f"unknown backbone family {family!r}; known: {', '.join(FAMILIES)}")
+        raise UserError(f"unknown backbone family {family!r}; known: {', '.join(FAMILIES)}")
     if pooling not in ("avg", "max"):
-        raise ValueError(f"pooling must be 'avg' or 'max', not {pooling!r}")
+        raise UserError(f"pooling must be 'avg' or 'max', not {pooling!r}")
     if not 0.0 <= float(dropout) < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        raise UserError(f"dropout must be in [0, 1), got {dropout}")
     if int(dense_units) < 0:
-        raise ValueError(f"dense_units must be 0 (no hidden layer) or positive, got {dense_units}")
+        raise UserError(f"dense_units must be 0 (no hidden layer) or positive, got {dense_units}")
     if bn_momentum is not None and not 0.0 < float(bn_momentum) < 1.0:
-        raise ValueError(f"bn_momentum must be in (0, 1), got {bn_momentum}")
+        raise UserError(f"bn_momentum must be in (0, 1), got {bn_momentum}")
     size = _image_size(input_spec, image_size)
     weights = resolve_weights(weights)
     pretrained = weights is not None
@@ -294,7 +295,7 @@ def save_backbone_weights(model: Any, path: str | Path) -> Path:
     """
     path = Path(path)
     if not path.name.endswith(".weights.h5"):
-        raise ValueError(f"{str(path)!r}: a backbone weights file must end in .weights.h5")
+        raise UserError(f"{str(path)!r}: a backbone weights file must end in .weights.h5")
     if isinstance(model, (str, Path)):
         from tfpilot.runs import Run
 

@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tfpilot.errors import NotFoundError
 from tfpilot.registry import KERAS_OBJECTS
 
 CONFIG = "config.yaml"
@@ -103,7 +104,7 @@ class Run:
     def _json(self, name: str) -> dict[str, Any]:
         p = self.file(name)
         if not p.is_file():
-            raise FileNotFoundError(f"{self.path} has no {name}: is it a tfpilot run directory of a finished run?")
+            raise NotFoundError(f"{self.path} has no {name}: is it a tfpilot run directory of a finished run?")
         return json.loads(p.read_text(encoding="utf-8"))
 
     @property

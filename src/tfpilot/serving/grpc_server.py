@@ -41,6 +41,7 @@ import grpc
 import orjson
 from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
 
+from tfpilot.errors import UserError
 from tfpilot.serving import protocol
 from tfpilot.serving.core import ServerCore
 from tfpilot.serving.errors import BadRequest, ServingError, Unauthorized
@@ -237,7 +238,7 @@ def parse_channel_arguments(text: str) -> list[tuple[str, int | str]]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, eq, value = item.partition("=")
         if not eq or not name.strip():
-            raise ValueError(f"--grpc_channel_arguments: {item!r} is not name=value")
+            raise UserError(f"--grpc_channel_arguments: {item!r} is not name=value")
         value = value.strip()
         out.append((name.strip(), int(value) if value.lstrip("-").isdigit() else value))
     return out

@@ -37,12 +37,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from tfpilot.errors import UserError
 from tfpilot.serving.settings import ModelConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A configuration file is not valid; the message names the file and the problem."""
 
 

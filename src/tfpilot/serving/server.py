@@ -16,6 +16,7 @@ import os
 import tempfile
 from typing import Any
 
+from tfpilot.errors import UserError
 from tfpilot.serving.settings import SETTINGS_ENV, ServeSettings
 
 
@@ -101,7 +102,7 @@ def serve_grpc_only(settings: ServeSettings, log_level: str = "info") -> None:
     from tfpilot.serving.runner import configure_threads
 
     if settings.workers != 1:
-        raise ValueError("--workers needs REST; without --rest_api_port serve with one process")
+        raise UserError("--workers needs REST; without --rest_api_port serve with one process")
     logging.config.dictConfig(log_config(log_level))
     configure_threads(settings.threads)
 

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tfpilot.errors import NotFoundError, UserError
+
 #: Inference backends ``tfpilot.inference.load`` knows (``None``: chosen from the path).
 Backend = Literal["keras", "saved_model", "tflite", "onnx"]
 BACKENDS: tuple[str, ...] = ("keras", "saved_model", "tflite", "onnx")
@@ -246,24 +248,24 @@ def model_sources(
     names = list(names or [])
     backends = [backends] if isinstance(backends, str) else list(backends or [])
     if not paths:
-        raise ValueError("give at least one run directory or exported model to serve")
+        raise UserError("give at least one run directory or exported model to serve")
     if names and len(names) != len(paths):
-        raise ValueError(
+        raise UserError(
             f"{len(names)} --name given for {len(paths)} models: give one --name per model, "
             "in the same order, or none to use the folder names"
         )
     if len(backends) not in (0, 1, len(paths)):
-        raise ValueError(f"{len(backends)} --backend given for {len(paths)} models: give one for all models, "
-                         "or one per model in the same order")
+        raise UserError(f"{len(backends)} --backend given for {len(paths)} models: give one for all models, "
+                        "or one per model in the same order")
     for backend in backends:
         if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+            raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     out = []
     for i, path in enumerate(paths):
         p = Path(path)
         if not p.exists():
-            raise FileNotFoundError(f"{p} does not exist: give a run directory (with model.keras and "
-                                    "labels.json) or an exported model")
+            raise NotFoundError(f"{p} does not exist: give a run directory (with model.keras and "
+                                "labels.json) or an exported model")
         backend = backends[i] if len(backends) > 1 else (backends[0] if backends else None)
         out.append(ModelSource(path=p.resolve(), name=names[i] if names else default_name(p), backend=backend))
     return out

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfpilot.config.schema import AugmentConfig
+from tfpilot.errors import UserError
 
 
 @dataclass
@@ -157,8 +158,8 @@ def build_augmenter(cfg: AugmentConfig, channels: int, seed: int = 42, name: str
         px.append(keras.layers.RandomBrightness(cfg.brightness, value_range=(0, 255), seed=seed + 5))
     if cfg.randaugment:
         if channels != 3:
-            raise ValueError(f"data.augment.randaugment needs RGB images; image input {name!r} has {channels} "
-                             "channel(s): set data.color_mode=rgb or turn it off")
+            raise UserError(f"data.augment.randaugment needs RGB images; image input {name!r} has {channels} "
+                            "channel(s): set data.color_mode=rgb or turn it off")
         px.append(keras.layers.RandAugment(value_range=(0, 255), seed=seed + 6))
     mix: list[Any] = []
     if cfg.mixup:

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tfpilot.errors import UserError
+
 log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
@@ -54,15 +56,15 @@ class Cluster:
             workers = tuple(chief + list(jobs.get("worker", [])))
             kind, number = task["type"], int(task["index"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(
+            raise UserError(
                 f"TF_CONFIG is not a valid cluster spec ({exc}): it must be JSON like "
                 '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}'
             ) from None
         if kind not in ("chief", "worker"):
-            raise ValueError(f"TF_CONFIG task type {kind!r}: tfpilot runs 'chief' and 'worker' tasks only")
+            raise UserError(f"TF_CONFIG task type {kind!r}: tfpilot runs 'chief' and 'worker' tasks only")
         index = number if kind == "chief" else len(chief) + number
         if not 0 <= index < len(workers):
-            raise ValueError(f"TF_CONFIG task {kind} {number} is not in its cluster ({len(workers)} tasks)")
+            raise UserError(f"TF_CONFIG task {kind} {number} is not in its cluster ({len(workers)} tasks)")
         return cls(workers, index)
 
     @classmethod
@@ -187,7 +189,7 @@ def create_strategy(name: str, connect_timeout_s: float = 120.0) -> tuple[Any, C
         return tf.distribute.MirroredStrategy(devices=[d.name for d in devices]), None
     cluster = Cluster.from_env()
     if cluster is None:
-        raise ValueError(
+        raise UserError(
             "train.distribute=multi_worker needs TF_CONFIG (the cluster and this worker's index): start the "
             "workers with `tfpilot launch --workers N ...`, or set TF_CONFIG as Kubeflow's TFJob does"
         )
@@ -200,7 +202,7 @@ def create_strategy(name: str, connect_timeout_s: float = 120.0) -> tuple[Any, C
         if "Could not start gRPC server" not in str(err):
             raise
         address = cluster.workers[cluster.index]
-        raise ValueError(
+        raise UserError(
             f"worker {cluster.index} could not listen on {address}, its address in TF_CONFIG: the port is taken "
             f"by another process, or the host is not this machine's. Give this worker a free port in TF_CONFIG "
             f"(`tfpilot launch` picks free ports each time it starts)"
@@ -231,7 +233,7 @@ def check_same_config(strategy: Any, digest: int, cluster: Cluster) -> None:
 
     s, s2 = total().numpy()
     if s != n * digest or s2 != n * digest**2:
-        raise ValueError(
+        raise UserError(
             f"the {n} workers were started with different configs (worker {cluster.index}: fingerprint {digest}): "
             "start every worker with the same arguments and files (tfpilot launch does)"
         )
@@ -240,7 +242,7 @@ def check_same_config(strategy: Any, digest: int, cluster: Cluster) -> None:
 def replica_batch(batch_size: int, replicas: int) -> int:
     """The examples each replica takes per step; the global batch must split evenly."""
     if batch_size % replicas:
-        raise ValueError(
+        raise UserError(
             f"train.batch_size={batch_size} does not split evenly over {replicas} replicas: choose a multiple "
             f"of {replicas} (it is the global batch; each replica takes batch_size / replicas)"
         )

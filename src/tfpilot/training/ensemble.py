@@ -26,6 +26,7 @@ import numpy as np
 
 from tfpilot import runs as rundir
 from tfpilot.config import load_config
+from tfpilot.errors import AlreadyExistsError, NotFoundError, UserError
 from tfpilot.runs import ENSEMBLE, Run, write_json
 
 #: The ensemble's own record in its run directory: its members and their scores.
@@ -33,15 +34,15 @@ from tfpilot.runs import ENSEMBLE, Run, write_json
 
 def _load_members(run_dirs: Sequence[str | Path]) -> list[Run]:
     if len(run_dirs) < 2:
-        raise ValueError(f"an ensemble needs at least 2 runs, got {len(run_dirs)}")
+        raise UserError(f"an ensemble needs at least 2 runs, got {len(run_dirs)}")
     runs = [Run(p) for p in run_dirs]
     seen: dict[Path, int] = {}
     for i, run in enumerate(runs):
         if not run.finished:
-            raise FileNotFoundError(f"{run.path} is not a finished tfpilot run (it needs model.keras and metrics.json)")
+            raise NotFoundError(f"{run.path} is not a finished tfpilot run (it needs model.keras and metrics.json)")
         key = run.path.resolve()
         if key in seen:
-            raise ValueError(f"run {run.path} is listed twice (members {seen[key]} and {i}): list each run once")
+            raise UserError(f"run {run.path} is listed twice (members {seen[key]} and {i}): list each run once")
         seen[key] = i
     return runs
 
@@ -58,12 +59,12 @@ def check_members(runs: Sequence[Run], allow_different_splits: bool = False) -> 
     names, spec = first.class_names, first.labels["input"]
     for run in runs[1:]:
         if run.class_names != names:
-            raise ValueError(
+            raise UserError(
                 f"{run.path} has classes {run.class_names}, but {first.path} has {names}: "
                 "ensemble members must be trained on the same classes, in the same order"
             )
         if run.labels["input"] != spec:
-            raise ValueError(
+            raise UserError(
                 f"{run.path} takes input {run.labels['input']}, but {first.path} takes {spec}: "
                 "ensemble members must take the same input (train them at the same data.image_size / color_mode)"
             )
@@ -72,7 +73,7 @@ def check_members(runs: Sequence[Run], allow_different_splits: bool = False) -> 
     test = _test_ids(first)
     for run in runs[1:]:
         if _test_ids(run) != test:
-            raise ValueError(
+            raise UserError(
                 f"{run.path} was tested on other examples than {first.path} (split.json differs): a member may "
                 "have trained on the ensemble's test examples. Train the members with the same data settings "
                 "(data.split_seed, test_split, test_limit), or pass allow_different_splits=True "
@@ -108,12 +109,12 @@ def build_ensemble(models: Sequence[Any], name: str = "ensemble") -> Any:
     first = models[0].inputs[0]
     widths = {tuple(m.outputs[0].shape[1:]) for m in models}
     if len(widths) != 1:
-        raise ValueError(f"the members' outputs differ in shape ({sorted(widths)}): they cannot be averaged")
+        raise UserError(f"the members' outputs differ in shape ({sorted(widths)}): they cannot be averaged")
     for m in models[1:]:
         x = m.inputs[0]
         if tuple(x.shape[1:]) != tuple(first.shape[1:]) or x.dtype != first.dtype:
-            raise ValueError(f"model {m.name!r} takes {x.dtype}{tuple(x.shape[1:])}, the first takes "
-                             f"{first.dtype}{tuple(first.shape[1:])}: ensemble members must take the same input")
+            raise UserError(f"model {m.name!r} takes {x.dtype}{tuple(x.shape[1:])}, the first takes "
+                            f"{first.dtype}{tuple(first.shape[1:])}: ensemble members must take the same input")
     inputs = keras.Input(shape=tuple(first.shape[1:]), dtype=first.dtype, name=first.name)
     outputs = []
     for i, m in enumerate(models):
@@ -217,9 +218,9 @@ def ensemble(
     check_members(runs, allow_different_splits=allow_different_splits)
     out = Run(out_dir)
     if out.path.resolve() in {r.path.resolve() for r in runs}:
-        raise ValueError(f"the ensemble's directory {out.path} is one of its members: choose a new --out")
+        raise UserError(f"the ensemble's directory {out.path} is one of its members: choose a new --out")
     if out.finished and not overwrite:
-        raise FileExistsError(f"{out.path} already holds a finished run. Choose another --out, or overwrite it.")
+        raise AlreadyExistsError(f"{out.path} already holds a finished run. Choose another --out, or overwrite it.")
     first = runs[0]
     model = build_ensemble([r.load_model() for r in runs])
     scores = evaluate_members(model, first, data_dir=data_dir)  # fails before anything is written

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.errors import UserError
 from tfpilot.registry import did_you_mean
 
 
@@ -36,7 +37,7 @@ def class_weights(spec: str | dict[str, float], y: np.ndarray, class_names: list
     weights = [1.0] * n
     for name, w in dict(spec).items():
         if str(name) not in class_names:
-            raise ValueError(
+            raise UserError(
                 f"train.class_weight names class {name!r}, which the dataset does not have."
                 f"{did_you_mean(str(name), class_names)} Classes: {', '.join(class_names)}."
             )

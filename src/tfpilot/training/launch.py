@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import IO
 
+from tfpilot.errors import UserError
 from tfpilot.training.distribute import free_ports, tf_config
 
 #: Seconds the other workers get to stop on SIGTERM before they are killed.
@@ -68,9 +69,9 @@ def launch(
         sink: where the prefixed output goes (default: stdout).
     """
     if workers < 2:
-        raise ValueError(f"--workers must be at least 2 (got {workers}); for one process run `tfpilot {command}`")
+        raise UserError(f"--workers must be at least 2 (got {workers}); for one process run `tfpilot {command}`")
     if command not in ("train", "resume"):
-        raise ValueError(f"tfpilot launch runs 'train' or 'resume', not {command!r}")
+        raise UserError(f"tfpilot launch runs 'train' or 'resume', not {command!r}")
     sink = sink or sys.stdout
     addresses = [f"{host}:{p}" for p in free_ports(workers, host)]
     lock = threading.Lock()

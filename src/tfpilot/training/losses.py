@@ -39,6 +39,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from tfpilot.errors import UserError
 from tfpilot.registry import LOSSES, serializable
 
 LossFn = Callable[[Any, Any], Any]
@@ -189,8 +190,8 @@ def _one_hot_heads(train: Any, spec: Any) -> set[str]:
     keys = {o.key for o in heads if o.kind == "category"}
     if not keys:
         names = ", ".join(f"{o.name!r} ({o.kind})" for o in heads)
-        raise ValueError(f"{option} applies to category (softmax) heads, not to {names}: remove it, or "
-                         "declare a two-class target type category")
+        raise UserError(f"{option} applies to category (softmax) heads, not to {names}: remove it, or "
+                        "declare a two-class target type category")
     return keys
 
 
@@ -220,7 +221,7 @@ def classifier_loss_and_metrics(config: Any, model: Any, num_classes: int) -> tu
     k = min(t.top_k, num_classes)
     if model.outputs[0].shape[-1] == 1:  # a single sigmoid unit (binary head)
         if config.one_hot_labels:
-            raise ValueError(
+            raise UserError(
                 f"model {config.model.name!r} ends in one sigmoid unit: label_mode one_hot and "
                 "label_smoothing need a softmax head (e.g. model.params.binary_head=false)"
             )

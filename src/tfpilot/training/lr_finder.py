@@ -38,6 +38,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from tfpilot.errors import UserError
+
 METHODS = ("steepest", "min_div_10")
 PLOT = "lr_find.png"
 RESULT = "lr_find.json"
@@ -164,7 +166,7 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float, list[s
     ok = np.isfinite(smoothed)
     lrs, smoothed = np.asarray(lrs)[ok], np.asarray(smoothed)[ok]
     if len(lrs) == 0:
-        raise ValueError("the range test recorded no finite loss: check the data and the model")
+        raise UserError("the range test recorded no finite loss: check the data and the model")
     low = int(np.argmin(smoothed))
     min_loss_lr = float(lrs[low])
     if low < 3:
@@ -254,18 +256,18 @@ def find_lr(
     from tfpilot.training.setup import loss_and_metrics, loss_weights
 
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        raise UserError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if not 0 < start_lr < end_lr:
-        raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
+        raise UserError(f"need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
     if num_steps is not None and num_steps < 5:
-        raise ValueError(f"num_steps must be at least 5 for a usable curve, got {num_steps}")
+        raise UserError(f"num_steps must be at least 5 for a usable curve, got {num_steps}")
     cfg = config if isinstance(config, Config) else load_config(config)
     steps = num_steps
     if model is None or dataset is None:
         cfg, model, dataset, steps_per_epoch = _model_and_stream(cfg, model, dataset)
         steps = steps or max(min(100, steps_per_epoch), 30)
     elif steps is None:
-        raise ValueError("with your own model and dataset, give num_steps too")
+        raise UserError("with your own model and dataset, give num_steps too")
 
     lrs = np.geomspace(start_lr, end_lr, int(steps))
     weights = None

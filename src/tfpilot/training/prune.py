@@ -31,6 +31,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from tfpilot.errors import AlreadyExistsError, NotFoundError, UserError
+
 log = logging.getLogger(__name__)
 
 #: Run files a pruned run copies from its parent unchanged.
@@ -126,9 +128,9 @@ class MagnitudePruning(keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         if not 0.0 <= target_sparsity < 1.0:
-            raise ValueError(f"target_sparsity must be in [0, 1), got {target_sparsity}")
+            raise UserError(f"target_sparsity must be in [0, 1), got {target_sparsity}")
         if end_step < begin_step or frequency < 1:
-            raise ValueError(
+            raise UserError(
                 f"need begin_step <= end_step and frequency >= 1 (got {begin_step}, {end_step}, {frequency})")
         self.target_sparsity = target_sparsity
         self.begin_step = begin_step
@@ -140,7 +142,7 @@ class MagnitudePruning(keras.callbacks.Callback):
     def on_train_begin(self, logs: Any = None) -> None:
         self.kernels_ = prunable_kernels(self.model)
         if not self.kernels_:
-            raise ValueError(f"model {self.model.name!r} has no Dense/Conv/Embedding kernels to prune")
+            raise UserError(f"model {self.model.name!r} has no Dense/Conv/Embedding kernels to prune")
         self._update_masks(0.0)
         self._step = 0
 
@@ -230,7 +232,7 @@ def check_out_dir(out: Path, run_dir: Path) -> None:
         >>> check_out_dir(Path("runs/new-folder"), Path("runs/mnist"))  # doctest: +SKIP
     """
     if out.resolve() == run_dir.resolve():
-        raise ValueError("the pruned run needs its own directory: choose another --out")
+        raise UserError("the pruned run needs its own directory: choose another --out")
     if not out.exists():
         return
     if out.is_dir() and not any(out.iterdir()):
@@ -243,7 +245,7 @@ def check_out_dir(out: Path, run_dir: Path) -> None:
         except json.JSONDecodeError:
             ours = False
     if not ours:
-        raise FileExistsError(
+        raise AlreadyExistsError(
             f"{out} exists and was not written by tfpilot prune (no metrics.json with a 'pruning' section): "
             "choose another --out or move it away"
         )
@@ -266,7 +268,7 @@ def fine_tune_learning_rate(configured: float | str, metrics: dict[str, Any]) ->
         return float(configured) / 10
     found = metrics.get("learning_rate_found")
     if found is None:
-        raise ValueError(
+        raise UserError(
             "the run was trained with learning_rate: auto but its metrics.json records no learning_rate_found: "
             "pass the fine-tuning rate explicitly (--learning-rate / learning_rate=)"
         )
@@ -315,12 +317,12 @@ def prune(
     from tfpilot.training.optimizers import create_optimizer
 
     if not 0.0 < sparsity < 1.0:
-        raise ValueError(f"--sparsity must be between 0 and 1 (a fraction of weights to zero), got {sparsity}")
+        raise UserError(f"--sparsity must be between 0 and 1 (a fraction of weights to zero), got {sparsity}")
     if epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {epochs}")
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
     run = Run(run_dir)
     if not run.finished:
-        raise FileNotFoundError(f"{run.path} is not a finished tfpilot run (no model.keras / metrics.json)")
+        raise NotFoundError(f"{run.path} is not a finished tfpilot run (no model.keras / metrics.json)")
     cfg = load_config(run.config_file)
     spec = InputSpec.from_dict(run.labels["input"])
     out = Path(out_dir) if out_dir else run.path.with_name(f"{run.path.name}-pruned{round(sparsity * 100)}")

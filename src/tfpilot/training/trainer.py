@@ -22,6 +22,7 @@ from typing import Any
 
 from tfpilot import runs as rundir
 from tfpilot.config import Config, load_config, save_config
+from tfpilot.errors import AlreadyExistsError, NotFoundError
 from tfpilot.runs import Run, write_json
 from tfpilot.training.distribute import replica_batch
 from tfpilot.training.setup import Task, build_model, loss_and_metrics, loss_weights, seed_everything, task_for
@@ -67,7 +68,7 @@ class Trainer:
         cfg = self.config
         path = Path(cfg.output.run_dir) if cfg.output.run_dir else default_run_dir(cfg)
         if Run(path).finished and not cfg.output.overwrite:
-            raise FileExistsError(
+            raise AlreadyExistsError(
                 f"{path} already holds a finished run. Choose another --run-dir, or set "
                 "output.overwrite=true to replace it."
             )
@@ -136,9 +137,9 @@ class Trainer:
         """
         run = Run(run_dir)
         if not run.exists:
-            raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
+            raise NotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
         if run.finished:
-            raise FileExistsError(f"{run_dir} already finished; nothing to resume")
+            raise AlreadyExistsError(f"{run_dir} already finished; nothing to resume")
         return cls(load_config(run.config_file), callbacks)._run(resume=True, run_dir=Path(run_dir))
 
     def _run(self, resume: bool, run_dir: Path | None = None) -> Trainer:
