@@ -78,6 +78,19 @@ def test_non_numeric_cell_in_a_number_column_names_the_row(tmp_path):
         prepare_table(cfg)
 
 
+def test_a_table_pandas_cannot_parse_is_a_user_error_naming_the_file(tmp_path):
+    """Not pandas' bare ParserError, which the CLI would print as a bug (a traceback)."""
+    from tfpilot.errors import UserError
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n3,4,5,6\n")
+    with pytest.raises(UserError, match=r"bad\.csv: not a readable csv table \(ParserError: .*line 3, saw 4\); fix"):
+        read_table(bad)
+    (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{"a": \n')
+    with pytest.raises(UserError, match=r"bad\.jsonl: not a readable jsonl table"):
+        read_table(tmp_path / "bad.jsonl")
+
+
 def test_missing_image_files_are_skipped_and_reported(table, tmp_path):
     frame, base = read_table(table)
     frame.loc[[3, 5], "photo"] = ["images/nowhere.png", "images/gone.png"]

@@ -19,6 +19,7 @@ from typing import Any
 
 from tfpilot.data.columns import MISSING
 from tfpilot.data.paths import extract_archive, is_archive
+from tfpilot.errors import NotFoundError, UserError
 from tfpilot.registry import Registry
 
 #: File suffixes of the table formats.
@@ -59,12 +60,12 @@ def find_table_file(path: Path) -> Path:
         return path
     root = extract_archive(path) if is_archive(path) else path
     if not root.is_dir():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise NotFoundError(f"{path} does not exist")
     found = sorted(p for pattern in ("*", "*/*") for p in root.glob(pattern) if p.is_file() and is_table_file(p))
     if len(found) != 1:
         what = "no table file" if not found else f"{len(found)} table files ({', '.join(p.name for p in found[:5])})"
-        raise ValueError(f"{path}: expected one table file (.csv, .tsv, .jsonl, .json, .parquet) inside, found {what}; "
-                         "give the table file itself as --dataset")
+        raise UserError(f"{path}: expected one table file (.csv, .tsv, .jsonl, .json, .parquet) inside, found {what}; "
+                        "give the table file itself as --dataset")
     return found[0]
 
 
@@ -87,32 +88,39 @@ def read_table(path: str | Path, fmt: str = "auto", header: bool | None = None) 
         header: CSV/TSV: whether the first row names the columns (default: yes); without
             one the columns are named "0", "1", ...
     """
-    import pandas as pd
-
     file = find_table_file(Path(path).expanduser())
     kind = TABLE_SUFFIXES.get(file.suffix.lower(), "auto") if fmt == "auto" else fmt
     if kind == "auto":
         kind = _sniff(file)
-    na = list(MISSING)
-    head = 0 if header in (None, True) else None
-    if kind == "csv":
-        frame = pd.read_csv(file, na_values=na, header=head, skipinitialspace=True)
-    elif kind == "tsv":
-        frame = pd.read_csv(file, sep="\t", na_values=na, header=head)
-    elif kind == "delimited":
-        frame = pd.read_csv(file, sep=None, engine="python", na_values=na, header=head)
-    elif kind == "jsonl":
-        frame = pd.read_json(file, lines=True)
-    elif kind == "json":
-        frame = pd.read_json(file)
-    elif kind == "parquet":
-        frame = pd.read_parquet(file)
-    else:
-        raise ValueError(f"unknown table format {kind!r}: csv, tsv, jsonl, json or parquet")
+    if kind not in ("csv", "tsv", "delimited", "jsonl", "json", "parquet"):
+        raise UserError(f"unknown table format {kind!r}: csv, tsv, jsonl, json or parquet")
+    try:
+        frame = _read_frame(file, kind, 0 if header in (None, True) else None)
+    except ValueError as exc:  # pandas' (and pyarrow's) parse errors: the file's content, not a bug
+        raise UserError(f"{file}: not a readable {kind} table ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+                        "fix the file, or name its format with data.text_format") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
-        raise ValueError(f"{file}: the table has no rows")
+        raise UserError(f"{file}: the table has no rows")
     return frame.reset_index(drop=True), file.parent
+
+
+def _read_frame(file: Path, kind: str, header: int | None) -> Any:
+    """``file`` read by pandas as a table of format ``kind`` (a name :func:`read_table` accepts)."""
+    import pandas as pd
+
+    na = list(MISSING)
+    if kind == "csv":
+        return pd.read_csv(file, na_values=na, header=header, skipinitialspace=True)
+    if kind == "tsv":
+        return pd.read_csv(file, sep="\t", na_values=na, header=header)
+    if kind == "delimited":
+        return pd.read_csv(file, sep=None, engine="python", na_values=na, header=header)
+    if kind == "jsonl":
+        return pd.read_json(file, lines=True)
+    if kind == "json":
+        return pd.read_json(file)
+    return pd.read_parquet(file)
 
 
 def load_table(dataset: str, data_cfg: Any) -> LoadedTable:
