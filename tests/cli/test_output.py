@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tfpilot.cli import common
+from tfpilot.errors import UnknownNameError, UserError
 
 LONG = "/tmp/a-rather-long-folder-name/with [brackets]/and-more/runs/mnist_cnn-mnist-20260101-120000"
 
@@ -35,7 +36,7 @@ def test_user_errors_are_one_line_without_tensorflow_internals(narrow):
 
     @common.user_errors
     def fails() -> None:
-        raise ValueError(f"{LONG}/x.png: {{{{function_node __wrapped__DecodeImage_device_/job:localhost/replica:0/"
+        raise UserError(f"{LONG}/x.png: {{{{function_node __wrapped__DecodeImage_device_/job:localhost/replica:0/"
                          "task:0/device:CPU:0}} Input is empty. [Op:DecodeImage] name: ")
 
     with pytest.raises(typer.Exit) as exit_:
@@ -49,7 +50,7 @@ def test_a_key_error_prints_its_message_not_its_repr(narrow):
 
     @common.user_errors
     def fails() -> None:
-        raise KeyError("unknown dataset 'mnits'. Did you mean 'mnist'?")
+        raise UnknownNameError("unknown dataset 'mnits'. Did you mean 'mnist'?")
 
     with pytest.raises(typer.Exit):
         fails()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from tfpilot.cli import catalog, demo, evaluate, predict, resume, serve, train
 from tfpilot.cli import gradcam, report
 from tfpilot.cli import benchmark, export, load, prune, verify
 from tfpilot.cli import ensemble, launch, lr_find
-from tfpilot.cli.common import quiet_tensorflow
+from tfpilot.cli.common import DEBUG_ENV, debug_scope, quiet_tensorflow
 
 app = typer.Typer(
     name="tfpilot",
@@ -17,6 +19,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def global_options(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help=f"Print the traceback of every error, the user's too (or set {DEBUG_ENV}=1). "
+        "Without it a user error is one 'error:' line (exit status 2) and any other error, a bug, "
+        "prints its traceback (exit status 1).")] = False,
+) -> None:
+    """From data to a deployed classifier on TensorFlow 2 / Keras 3."""
+    ctx.with_resource(debug_scope(debug))  # for the command this invocation runs, then reset
+
+
 app.command("train")(train.train_command)
 app.command("resume")(resume.resume_command)
 app.command("launch", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
