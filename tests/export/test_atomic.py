@@ -54,3 +54,12 @@ def test_a_passing_re_export_replaces_the_artifact(image_run, tmp_path):
     assert result.artifacts[0].path.parent == out / "keras" and result.artifacts[0].path.is_file()
     assert not (out / "keras" / "stale.txt").exists()
     assert sorted(p.name for p in out.iterdir()) == ["keras"]
+
+
+def test_verify_skips_the_folder_of_an_export_killed_before_its_swap(tmp_path):
+    from tfpilot.export.verify import find_artifacts
+
+    for name in ("tflite", ".tflite.new-abc123"):
+        (tmp_path / "export" / name).mkdir(parents=True)
+        (tmp_path / "export" / name / "bundle.json").write_text("{}")
+    assert [p.name for p in find_artifacts(tmp_path)] == ["tflite"]
