@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from tfpilot.config import Config, load_config
 from tfpilot.evaluation.evaluate import evaluate
 from tfpilot.evaluation.report import report, report_after_training
 from tfpilot.inference import Predictor, load
-from tfpilot.runs import Run
+from tfpilot.runs import Run, rerun_dir
 from tfpilot.training import Trainer
 from tfpilot.training.determinism import DeterminismReport, check_determinism
 from tfpilot.training.ensemble import ensemble
@@ -28,8 +29,11 @@ from tfpilot.training.launch import launch
 from tfpilot.training.lr_finder import LRFinderResult, find_lr
 from tfpilot.training.prune import PruneResult, prune
 
-__all__ = ["DeterminismReport", "LRFinderResult", "Predictor", "PruneResult", "Run", "Trainer", "check_determinism",
-           "ensemble", "evaluate", "find_lr", "launch", "load", "prune", "report", "resume", "train"]
+__all__ = ["DeterminismReport", "LRFinderResult", "Predictor", "PruneResult", "Run", "Trainer", "beside_its_run",
+           "check_determinism", "ensemble", "evaluate", "find_lr", "launch", "load", "prune", "report", "resume",
+           "train"]
+
+log = logging.getLogger(__name__)
 
 
 def _finish(trainer: Trainer, write_report: bool) -> Run | None:
@@ -52,9 +56,40 @@ def train(config: Config | str | Path | dict[str, Any], report: bool = True, **o
             :func:`tfpilot.evaluation.report.report`).
         **overrides: short flags (``dataset=``, ``model=``, ``epochs=``, ``batch_size=``,
             ``run_dir=``, ``data_dir=``) applied on top.
+
+    A YAML path that is a run's own ``config.yaml`` (no ``run_dir=`` given) trains into a new
+    directory beside that run (see :func:`beside_its_run`). A run directory that holds a run
+    is refused, unless ``output.resume_if_exists`` (an unfinished run: resume it) or
+    ``output.overwrite`` (discard it) is set.
     """
     cfg = load_config(config, **overrides) if overrides or not isinstance(config, Config) else config
+    if isinstance(config, (str, Path)) and overrides.get("run_dir") is None:
+        cfg = beside_its_run(cfg, config)
     return _finish(Trainer(cfg).fit(), report)
+
+
+def beside_its_run(cfg: Config, config_file: str | Path) -> Config:
+    """``cfg`` as read from ``config_file``, with ``output.run_dir`` moved to a new directory
+    beside the run when ``config_file`` is that run's own ``config.yaml``
+    (``tfpilot train RUN/config.yaml`` reproduces RUN into ``RUN-2``, and says so).
+
+    An unfinished run with ``output.resume_if_exists`` stays where it is: it is resumed.
+
+    Args:
+        cfg: the config loaded from ``config_file``.
+        config_file: the YAML file it was read from.
+
+    Example:
+        >>> cfg = beside_its_run(load_config("runs/fast/config.yaml"), "runs/fast/config.yaml")  # doctest: +SKIP
+        >>> cfg.output.run_dir  # doctest: +SKIP
+        PosixPath('runs/fast-2')
+    """
+    new = rerun_dir(config_file, cfg.output.run_dir)
+    if new is None or (cfg.output.resume_if_exists and not Run(cfg.output.run_dir).finished):
+        return cfg
+    log.info("%s is the config of the run in %s: training a new run beside it, in %s",
+             config_file, cfg.output.run_dir, new)
+    return cfg.model_copy(update={"output": cfg.output.model_copy(update={"run_dir": new})})
 
 
 def resume(run_dir: str | Path, report: bool = True) -> Run | None:

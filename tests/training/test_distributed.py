@@ -144,9 +144,8 @@ def _worker_index(pid: int) -> int:
     return Cluster.from_tf_config(spec.decode()).index
 
 
-def test_sigkill_of_a_worker_in_epoch_2_then_resume_gives_the_uninterrupted_result(launched, tmp_path):
-    root, _ = launched
-    run = tmp_path / "crashed"
+def _crash_in_epoch_2(run: Path) -> None:
+    """Launch the 2-worker run of COMMON into ``run``, SIGKILL worker 1 in epoch 2 of 3."""
     launch = subprocess.Popen([*TFPILOT, "launch", "--workers", "2", "--threads", "1", *COMMON, "--run-dir", str(run)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
     latest = run / "backup" / "latest.json"
@@ -160,7 +159,9 @@ def test_sigkill_of_a_worker_in_epoch_2_then_resume_gives_the_uninterrupted_resu
     assert launch.returncode != 0
     assert "worker 1 exited with status -9; stopping the other workers" in out
     assert not (run / "metrics.json").exists()
-    resumed = _run(["launch", "--workers", "2", "--threads", "1", "--resume", str(run)])
+
+
+def _same_as_uninterrupted(root: Path, run: Path, resumed: subprocess.CompletedProcess) -> None:
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert "resuming" in resumed.stdout and "after epoch 1" in resumed.stdout
     a = json.loads((root / "multi" / "metrics.json").read_text())
@@ -168,6 +169,28 @@ def test_sigkill_of_a_worker_in_epoch_2_then_resume_gives_the_uninterrupted_resu
     assert a["test"] == b["test"]
     assert a["distributed"]["weights_sha256"] == b["distributed"]["weights_sha256"]
     assert [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()[1:]] == ["0", "1", "2"]
+
+
+def test_sigkill_of_a_worker_in_epoch_2_then_resume_gives_the_uninterrupted_result(launched, tmp_path):
+    root, _ = launched
+    run = tmp_path / "crashed"
+    _crash_in_epoch_2(run)
+    _same_as_uninterrupted(root, run, _run(["launch", "--workers", "2", "--threads", "1", "--resume", str(run)]))
+
+
+def test_the_same_train_command_again_is_refused_or_resumes_with_resume_if_exists(launched, tmp_path):
+    """A restarted pod runs its train command again (docs/distributed.md's TFJob): without
+    --resume-if-exists every worker refuses and the run is untouched; with it they resume."""
+    root, _ = launched
+    run = tmp_path / "crashed"
+    _crash_in_epoch_2(run)
+    before = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    again = ["launch", "--workers", "2", "--threads", "1", *COMMON, "--run-dir", str(run)]
+    refused = _run(again)
+    out = refused.stdout + refused.stderr
+    assert refused.returncode == 2 and f"tfpilot resume {run}" in out, out[-3000:]
+    assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before
+    _same_as_uninterrupted(root, run, _run([*again, "--resume-if-exists"]))
 
 
 MIRRORED = """

@@ -29,17 +29,30 @@ def train_command(
         "--target", help="A table column to predict (repeatable): trains a table model (features.outputs).")] = None,
     input_: Annotated[Optional[list[str]], typer.Option(
         "--input", help="A table column to predict from (repeatable; default: every other column).")] = None,
+    resume_if_exists: Annotated[bool, typer.Option(
+        "--resume-if-exists", help="The run directory holds an unfinished run: resume it instead of refusing.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Discard the run (finished or not) already in the run directory.")] = False,
 ) -> None:
-    """Train a model; writes a run directory with the model, metrics and config."""
+    """Train a model; writes a run directory with the model, metrics and config.
+
+    A run directory that already holds a run is refused: resume an unfinished one with
+    `tfpilot resume RUN` (or --resume-if-exists), discard it with --overwrite. `tfpilot train
+    RUN/config.yaml` trains a new run beside RUN.
+    """
+    from tfpilot.api import beside_its_run, train
     from tfpilot.api import check_determinism as determinism_twins
-    from tfpilot.api import train
     from tfpilot.config import load_config
 
     setup_logging(verbose)
+    reuse = [f"output.{key}=true" for key, on in (("resume_if_exists", resume_if_exists), ("overwrite", overwrite))
+             if on]
     cfg = load_config(
-        config, overrides=set_ or [], dataset=dataset, model=model, epochs=epochs,
+        config, overrides=[*(set_ or []), *reuse], dataset=dataset, model=model, epochs=epochs,
         batch_size=batch_size, run_dir=run_dir, data_dir=data_dir,
     )
+    if config is not None and run_dir is None:
+        cfg = beside_its_run(cfg, config)
     if target or input_:
         from tfpilot.config.table_flags import with_columns
 

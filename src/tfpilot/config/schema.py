@@ -427,7 +427,17 @@ class TrainConfig(Section):
 class OutputConfig(Section):
     run_dir: Path | None = Field(None, description="Where the run is written; default runs/<model>-<dataset>-<time>.")
     runs_root: Path = Path("runs")
-    overwrite: bool = Field(False, description="Allow writing into a run directory that holds a finished run.")
+    overwrite: bool = Field(
+        False, description="Discard the run (finished or not) already in run_dir and train a new one there.")
+    resume_if_exists: bool = Field(
+        False, description="run_dir holds an unfinished run: resume it (as `tfpilot resume`) instead of refusing.")
+
+    @model_validator(mode="after")
+    def _one_way_to_reuse(self) -> OutputConfig:
+        if self.overwrite and self.resume_if_exists:
+            raise ValueError("output.overwrite discards the run in run_dir, output.resume_if_exists continues it: "
+                             "set one of them")
+        return self
 
 
 class Config(Section):

@@ -101,10 +101,12 @@ def export(
     or a table model (named inputs, a head per output) alike.
 
     Each format goes to its own folder under ``out_dir`` (default ``RUN/export``),
-    replacing an earlier export of that format. ``tflite-int8`` is then checked on the
+    replacing an earlier export of that format only once the new one is built and passed: it is
+    built in a temporary folder beside it and swapped in. ``tflite-int8`` is checked on the
     run's test split: if a class head loses more than ``max_drop`` accuracy points against the
-    Keras model (or a number head moves by more than a quarter of its targets' std), its
-    folder is removed and :class:`GateError` is raised after the other formats are written.
+    Keras model (or a number head moves by more than a quarter of its targets' std), the new
+    artifact is removed, an earlier one is kept as it was, and :class:`GateError` is raised
+    after the other formats are written.
     A format whose converter refuses the model does not stop the others either:
     :class:`ExportError` names it (with the converter's reason) at the end.
 
@@ -130,19 +132,9 @@ def export(
     out.mkdir(parents=True, exist_ok=True)
     result = ExportResult(out)
     for name in names:
-        folder = out / name
-        artifact = write_artifact(name, folder, lambda into, name=name: EXPORTERS.get(name)(source, into), result)
-        if artifact is None:
-            continue
-        if name in GATED_FORMATS:
-            check = _gate(source, artifact, max_drop)
-            if check is not None:
-                result.checks[name] = check
-                if not check["passed"]:
-                    shutil.rmtree(folder)
-                    result.rejected[name] = check["message"]
-                    continue
-        result.artifacts.append(artifact)
+        artifact = _export_one(source, name, out / name, max_drop, result)
+        if artifact is not None:
+            result.artifacts.append(artifact)
     if result.failed:
         problems = {**result.failed, **result.rejected}
         raise ExportError(" ".join(f"{k}: {v}" for k, v in problems.items()) + _written(result), result)
@@ -151,44 +143,92 @@ def export(
     return result
 
 
+def _export_one(source: Any, name: str, folder: Path, max_drop: float, result: ExportResult) -> Artifact | None:
+    """Build format ``name`` beside ``folder``, gate it, and only then put it in ``folder``.
+
+    An earlier export in ``folder`` stays, untouched, until the new artifact passed: a
+    converter refusal or a gate failure leaves it as it was (and removes the new one).
+    """
+    artifact = write_artifact(name, folder, lambda into: EXPORTERS.get(name)(source, into), result)
+    if artifact is None:
+        return None
+    if name in GATED_FORMATS:
+        check = _gate(source, artifact, max_drop)
+        if check is not None:
+            result.checks[name] = check
+            if not check["passed"]:
+                shutil.rmtree(_built_in(artifact), ignore_errors=True)
+                result.rejected[name] = check["message"] + _kept(folder)
+                return None
+    return _install(artifact, folder)
+
+
 def write_artifact(name: str, folder: Path, build: Callable[[Path], Bundle], result: ExportResult) -> Artifact | None:
-    """Write format ``name`` into ``folder`` (an earlier export there is replaced) with ``build(folder)``.
+    """Build format ``name`` for ``folder`` with ``build(into)``, into a new temporary folder
+    beside it: ``folder`` itself (an earlier export) is not touched. :func:`_install` then puts
+    the artifact in ``folder``.
 
     A converter that refuses the model (``ValueError``) leaves no folder behind: its reason goes
     to ``result.failed`` and None is returned, so the caller goes on with the other formats. Any
-    other error removes the folder and is raised.
+    other error removes the temporary folder and is raised.
 
     Args:
         name: the format's name.
-        folder: where it goes.
+        folder: where it goes (once it passed).
         build: writes the artifact into the folder it is given and returns its :class:`Bundle`.
         result: where a refusal is recorded.
 
     Example:
         >>> artifact = write_artifact("onnx", out / "onnx", lambda into: to_onnx(model, into), result)  # doctest: +SKIP
+        >>> artifact = _install(artifact, out / "onnx")  # doctest: +SKIP
     """
-    _clear(folder)
-    folder.mkdir(parents=True)
+    import tempfile
+
+    _check_ours(folder)
+    into = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
     started = time.perf_counter()
     try:
-        bundle = build(folder)
+        bundle = build(into)
     except ValueError as exc:  # a converter refused the model: say so, go on with the others
-        shutil.rmtree(folder, ignore_errors=True)
-        log.warning("%s: %s", name, exc)
-        result.failed[name] = str(exc)
+        shutil.rmtree(into, ignore_errors=True)
+        log.warning("%s: %s%s", name, exc, _kept(folder))
+        result.failed[name] = f"{exc}{_kept(folder)}"
         return None
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(into, ignore_errors=True)
         raise
     seconds = time.perf_counter() - started
-    path = folder if bundle.file in (".", "") else folder / bundle.file
-    artifact = Artifact(name, path, artifact_size(path), seconds, bundle)
-    log.info("exported %s to %s (%.1f KB, %.1f s)", name, artifact.path, artifact.size_bytes / 1024, seconds)
-    return artifact
+    path = into if bundle.file in (".", "") else into / bundle.file
+    return Artifact(name, path, artifact_size(path), seconds, bundle)
 
 
-def _clear(folder: Path) -> None:
-    """Remove an earlier export in ``folder``; refuse to touch anything else."""
+def _built_in(artifact: Artifact) -> Path:
+    """The temporary folder :func:`write_artifact` built ``artifact`` in."""
+    file = artifact.bundle.file
+    return artifact.path if file in (".", "") else artifact.path.parents[len(Path(file).parts) - 1]
+
+
+def _install(artifact: Artifact, folder: Path) -> Artifact:
+    """Swap the built artifact into ``folder`` (an earlier export there goes only now); returns
+    the artifact at its final path."""
+    import tempfile
+
+    built = _built_in(artifact)
+    old = None
+    if folder.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+        folder.replace(old / folder.name)
+    built.replace(folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    path = folder if artifact.path == built else folder / artifact.path.relative_to(built)
+    log.info("exported %s to %s (%.1f KB, %.1f s)", artifact.format, path, artifact.size_bytes / 1024,
+             artifact.seconds)
+    return Artifact(artifact.format, path, artifact.size_bytes, artifact.seconds, artifact.bundle)
+
+
+def _check_ours(folder: Path) -> None:
+    """Refuse to replace a ``folder`` that tfpilot export did not write."""
     if not folder.exists():
         return
     ours = (folder / "bundle.json").is_file() or (folder.is_dir() and not any(folder.iterdir()))
@@ -197,7 +237,11 @@ def _clear(folder: Path) -> None:
             f"{folder} exists and was not written by tfpilot export (no bundle.json): choose another --out "
             "or move it away"
         )
-    shutil.rmtree(folder)
+
+
+def _kept(folder: Path) -> str:
+    """What a refused or failed export left in ``folder``: the earlier artifact, if any."""
+    return f" The earlier export in {folder} is kept." if folder.exists() else ""
 
 
 def _written(result: ExportResult) -> str:

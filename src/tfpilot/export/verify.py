@@ -188,11 +188,13 @@ class VerifyReport:
 
 
 def find_artifacts(run_dir: Path) -> list[Path]:
-    """The artifact folders under ``RUN/export``, in format order (keras excluded)."""
+    """The artifact folders under ``RUN/export``, in format order (keras excluded, and the hidden
+    ``.FORMAT.new-*`` folder of an export killed before it was swapped in)."""
     root = Path(run_dir) / "export"
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name != "keras" and (p / "bundle.json").is_file()]
+    found = [p for p in root.iterdir()
+             if p.is_dir() and p.name != "keras" and not p.name.startswith(".") and (p / "bundle.json").is_file()]
     order = {f: i for i, f in enumerate(FORMAT_ORDER)}
     return sorted(found, key=lambda p: (order.get(p.name, len(order)), p.name))
 

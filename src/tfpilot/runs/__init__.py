@@ -6,6 +6,7 @@ The bottom of the stack beside the config: training writes a run, every other pa
 """
 
 from tfpilot.runs.run import (
+    BACKUP,
     CONFIG,
     DATA_REPORT,
     ENSEMBLE,
@@ -18,10 +19,12 @@ from tfpilot.runs.run import (
     REPORT,
     SPLIT,
     Run,
+    beside,
     evaluation_name,
     load_model,
+    rerun_dir,
     write_json,
 )
 
-__all__ = ["CONFIG", "DATA_REPORT", "ENSEMBLE", "ENV", "EVALUATIONS", "HISTORY", "LABELS", "METRICS", "MODEL",
-           "REPORT", "SPLIT", "Run", "evaluation_name", "load_model", "write_json"]
+__all__ = ["BACKUP", "CONFIG", "DATA_REPORT", "ENSEMBLE", "ENV", "EVALUATIONS", "HISTORY", "LABELS", "METRICS",
+           "MODEL", "REPORT", "SPLIT", "Run", "beside", "evaluation_name", "load_model", "rerun_dir", "write_json"]

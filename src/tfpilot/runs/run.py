@@ -41,6 +41,7 @@ ENV = "env.json"
 REPORT = "report.html"
 ENSEMBLE = "ensemble.json"
 EVALUATIONS = "evaluations"
+BACKUP = "backup"
 
 
 def write_json(path: Path, data: Any) -> Path:
@@ -80,6 +81,40 @@ def load_model(path: str | Path, safe_mode: bool = True) -> Any:
     return keras.saving.load_model(path, custom_objects=custom, safe_mode=safe_mode)
 
 
+def beside(run_dir: str | Path) -> Path:
+    """The first of ``RUN-2``, ``RUN-3``, ... that does not exist: a new run directory beside ``run_dir``.
+
+    Example:
+        >>> beside("runs/does-not-exist")
+        PosixPath('runs/does-not-exist-2')
+    """
+    run_dir = Path(run_dir)
+    n = 2
+    while run_dir.with_name(f"{run_dir.name}-{n}").exists():
+        n += 1
+    return run_dir.with_name(f"{run_dir.name}-{n}")
+
+
+def rerun_dir(config_file: str | Path, run_dir: str | Path | None) -> Path | None:
+    """Where training from a run's own ``config.yaml`` goes: a new directory beside the run.
+
+    A config file that lives in a run directory and names that directory as ``output.run_dir``
+    (``tfpilot train RUN/config.yaml``) reproduces the run; it must not write into (and be
+    refused by, or destroy) the run it was read from.
+
+    Args:
+        config_file: the YAML file the config was read from.
+        run_dir: the config's ``output.run_dir``.
+
+    Returns:
+        ``RUN-2`` (or the next free name) when ``config_file`` is in ``run_dir`` and training
+        already wrote there; None otherwise (train into ``run_dir`` as given).
+    """
+    if run_dir is None or Path(config_file).resolve().parent != Path(run_dir).resolve():
+        return None
+    return beside(run_dir) if Run(run_dir).started else None
+
+
 class Run:
     """A handle on a run directory.
 
@@ -114,6 +149,12 @@ class Run:
     @property
     def finished(self) -> bool:
         return self.file(METRICS).is_file() and self.file(MODEL).is_file()
+
+    @property
+    def started(self) -> bool:
+        """Training wrote here (a split, a history, a backup, a model): it holds a run, finished
+        or not, and not just a config file put there to train into."""
+        return any(self.file(name).exists() for name in (SPLIT, HISTORY, BACKUP, MODEL, METRICS))
 
     @property
     def config_file(self) -> Path:

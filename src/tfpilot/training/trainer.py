@@ -64,16 +64,45 @@ class Trainer:
         self.callbacks = callbacks
 
     # -- steps -------------------------------------------------------------------------
-    def _run_dir(self) -> Path:
-        cfg = self.config
-        path = Path(cfg.output.run_dir) if cfg.output.run_dir else default_run_dir(cfg)
-        if Run(path).finished and not cfg.output.overwrite:
+    def _target(self) -> tuple[Path, bool]:
+        """``(run directory, resume)``: where this run trains, and whether it continues the
+        unfinished run already there (``output.resume_if_exists``).
+
+        Nothing is lost: a finished run is refused, an unfinished one refused with the command
+        that resumes it, unless ``output.overwrite`` discards it. Every worker of a multi-worker
+        run decides before the workers meet (:meth:`_start_strategy`), so before the chief
+        writes anything: they all see the same directory and decide alike.
+        """
+        out = self.config.output
+        path = Path(out.run_dir) if out.run_dir else default_run_dir(self.config)
+        run = Run(path)
+        if out.overwrite or not run.started:
+            return path, False
+        if run.finished:
             raise AlreadyExistsError(
-                f"{path} already holds a finished run. Choose another --run-dir, or set "
-                "output.overwrite=true to replace it."
+                f"{path} already holds a finished run. Choose another --run-dir, or pass --overwrite "
+                "(output.overwrite=true) to replace it."
             )
+        if out.resume_if_exists:
+            return path, True
+        raise AlreadyExistsError(
+            f"{path} holds an unfinished run ({len(run.history)} epochs in its history, no metrics.json). "
+            f"Continue it with `tfpilot resume {path}` (or train with --resume-if-exists), train into "
+            "another --run-dir, or discard it with --overwrite."
+        )
+
+    def _prepare_dir(self, path: Path) -> None:
+        """Create the run directory; with ``output.overwrite``, first discard what a previous run
+        left there that would pass for this run's (its backup, model, metrics, history)."""
+        import shutil
+
+        if self.config.output.overwrite and Run(path).started:
+            log.warning("%s: discarding the previous run's backup, model, metrics and history (output.overwrite)",
+                        path)
+            shutil.rmtree(path / rundir.BACKUP, ignore_errors=True)
+            for name in (rundir.METRICS, rundir.MODEL, rundir.HISTORY):
+                (path / name).unlink(missing_ok=True)
         path.mkdir(parents=True, exist_ok=True)
-        return path
 
     @property
     def _task(self) -> Task:
@@ -125,8 +154,18 @@ class Trainer:
 
     # -- the whole run -------------------------------------------------------------------
     def fit(self) -> Trainer:
-        """Run the whole pipeline; returns self with ``run_``, ``model_``, ``history_`` set."""
-        return self._run(resume=False)
+        """Run the whole pipeline; returns self with ``run_``, ``model_``, ``history_`` set.
+
+        Raises:
+            AlreadyExistsError: ``output.run_dir`` holds a finished run, or an unfinished one and
+                neither ``output.resume_if_exists`` nor ``output.overwrite`` is set.
+        """
+        path, resume = self._target()
+        if resume:
+            log.info("%s holds an unfinished run: resuming it from its last backup with its recorded config.yaml "
+                     "(output.resume_if_exists)", path)
+            self.config = load_config(Run(path).config_file)
+        return self._run(resume=resume, run_dir=path)
 
     @classmethod
     def resume(cls, run_dir: str | Path, callbacks: Sequence[Any] = ()) -> Trainer:
@@ -142,7 +181,7 @@ class Trainer:
             raise AlreadyExistsError(f"{run_dir} already finished; nothing to resume")
         return cls(load_config(run.config_file), callbacks)._run(resume=True, run_dir=Path(run_dir))
 
-    def _run(self, resume: bool, run_dir: Path | None = None) -> Trainer:
+    def _run(self, resume: bool, run_dir: Path) -> Trainer:
         cfg = self.config
         t = cfg.train
         self._start_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs an op
@@ -157,7 +196,9 @@ class Trainer:
                 return self._train(resume, source=Run(run_dir) if resume else None, run=Run(scratch))
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
-        run = Run(run_dir or self._run_dir())
+        if not resume:
+            self._prepare_dir(run_dir)
+        run = Run(run_dir)
         return self._train(resume, source=run, run=run)
 
     def _train(self, resume: bool, source: Run | None, run: Run) -> Trainer:
