@@ -218,6 +218,8 @@ def epoch_stream(source: Callable[[np.ndarray | None], Any], labels: np.ndarray 
         def one_epoch(e: Any) -> Any:
             return base.shuffle(buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + e, reshuffle_each_iteration=False)
 
+    examples = steps_per_epoch * batch_size if steps_per_epoch else n
+
     def batches(e: Any) -> Any:
         ds = one_epoch(e)
         if shard is not None or replicas > 1:
@@ -229,7 +231,6 @@ def epoch_stream(source: Callable[[np.ndarray | None], Any], labels: np.ndarray 
             return ds.repeat().batch(batch_size).take(steps_per_epoch)
         return ds.batch(batch_size)
 
-    examples = steps_per_epoch * batch_size if steps_per_epoch else n
     return tf.data.Dataset.range(epochs[0], epochs[1]).flat_map(batches)
 
 
@@ -245,9 +246,9 @@ def distributed_batches(epoch: Any, examples: int, batch_size: int, workers: int
     it over its ``replicas`` as evenly as possible. Every worker yields ``replicas`` batches
     for every step, so all run the same number of steps. A partial last batch that does not
     split evenly gives some replicas one example fewer, and a replica (or a whole worker)
-    left without any an empty batch (zero rows): the training step then scales each
-    replica's loss by its share of the global batch's rows and skips the model for an empty
-    one (:func:`~tfpilot.training.custom_loop.make_train_step`).
+    left without any an empty batch (zero rows): the training step weighs each replica's loss
+    by its share of the global batch's rows, and gives an empty one a loss weight of 0
+    (:func:`~tfpilot.training.custom_loop.make_train_step`).
 
     Args:
         epoch: the epoch's examples in their seeded order (undecoded).
