@@ -129,7 +129,8 @@ def random_layers(model: Any) -> list[Any]:
     the random augmentation layers (RandomFlip, RandomRotation, ...), an LSTM/GRU with dropout
     (the RNN layer applies its cell's masks), and any custom layer drawing through a seed
     generator it owns, nested models included. A layer that draws with a fixed integer seed
-    and no generator is not seen.
+    and no generator is not seen; one whose ``call`` takes no ``training`` argument is looked
+    into for random layers that do.
 
     Args:
         model: a built Keras model.
@@ -145,11 +146,13 @@ def random_layers(model: Any) -> list[Any]:
 
     def visit(layer: Any) -> None:
         inside = _sublayers(layer)
-        if any(_is_batch_norm(sub) for sub in inside):
-            for child in layer._flatten_layers(include_self=False, recursive=False):
-                visit(child)
-        elif any(sub._seed_generators for sub in inside):
+        if not any(sub._seed_generators for sub in inside):
+            return
+        if layer._call_has_training_arg and not any(_is_batch_norm(sub) for sub in inside):
             found.append(layer)
+            return
+        for child in layer._flatten_layers(include_self=False, recursive=False):
+            visit(child)
 
     for child in model._flatten_layers(include_self=False, recursive=False):
         visit(child)
@@ -179,24 +182,24 @@ def random_layers_off(model: Any) -> Iterator[list[Any]]:
         [[1.0, 1.0, 1.0, 1.0]]
     """
     layers = random_layers(model)
-    shadowed: list[Any] = []
+    shadowed: list[tuple[Any, Any]] = []  # (layer, the instance's own ``call`` before, or None)
     try:
         for layer in layers:
-            if "call" in vars(layer):
-                raise ValueError(f"layer {layer.name!r} already has its call replaced; the mode-gap check cannot "
-                                 "switch its randomness off")
 
             @functools.wraps(layer.call)
             def inference_call(*args: Any, _original: Any = layer.call, **kwargs: Any) -> Any:
                 kwargs["training"] = False
                 return _original(*args, **kwargs)
 
+            shadowed.append((layer, vars(layer).get("call")))
             object.__setattr__(layer, "call", inference_call)
-            shadowed.append(layer)
         yield layers
     finally:
-        for layer in shadowed:
-            object.__delattr__(layer, "call")
+        for layer, before in shadowed:
+            if before is None:
+                object.__delattr__(layer, "call")
+            else:
+                object.__setattr__(layer, "call", before)
 
 
 def measure_mode_gap(model: Any, batches: Iterable[Any], threshold: float = 0.05, precise_bn: bool = False) -> ModeGap:
