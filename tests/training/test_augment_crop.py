@@ -62,3 +62,15 @@ def test_crop_padding_validates():
     assert AugmentConfig(crop_padding=2).enabled
     with pytest.raises(ValidationError, match="crop_padding"):
         AugmentConfig(crop_padding=-1)
+
+
+def test_an_empty_batch_passes_every_augmentation():
+    """A replica's share of a distributed epoch's partial last batch may have no rows."""
+    import tensorflow as tf
+
+    for options in ({"crop_padding": 2, "flip": "horizontal"}, {"flip": "horizontal", "rotation": 0.1, "zoom": 0.1},
+                    {"mixup": 0.2}, {"cutmix": 1.0}):
+        augment = build_augmenter(AugmentConfig(**options), 3, seed=0)
+        empty = (np.zeros((0, 8, 8, 3), np.uint8), np.zeros((0, 2), np.float32))
+        (x, y), = tf.data.Dataset.from_tensors(empty).map(augment)
+        assert tuple(x.shape) == (0, 8, 8, 3) and tuple(y.shape) == (0, 2), options

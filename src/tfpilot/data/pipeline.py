@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -136,6 +137,7 @@ def make_train_pipeline(
     channels: int | None = None,
     steps_per_epoch: int | None = None,
     shard: tuple[int, int] | None = None,
+    replicas: int = 1,
 ) -> Any:
     """The training stream for epochs ``[start, end)``: each epoch is ``ceil(N / batch_size)``
     batches (or ``steps_per_epoch``, cycling through the data), shuffled with a seed derived
@@ -156,7 +158,10 @@ def make_train_pipeline(
         shard: ``(num_workers, index)``: this worker's share of every epoch -- the epoch's
             seeded order is the same on every worker, each keeps every num_workers-th example
             of it before decoding, so image folders are read by file, once per epoch in all.
-            Every worker must then run the same ``steps_per_epoch`` (the stream repeats).
+        replicas: this worker's replicas (a distributed run). With ``shard`` or several
+            replicas, ``batch_size`` is the global batch and the stream is this worker's
+            per-replica batches, ``replicas`` per step (:func:`distributed_batches`): every
+            step holds exactly the examples of the single-process step, the last one partial.
 
     Example:
         >>> import numpy as np
@@ -168,12 +173,13 @@ def make_train_pipeline(
     return _finish(epoch_stream(lambda index: _source(split, index), split.y if balanced else None, len(split),
                                 batch_size, epochs, seed=seed, shuffle_buffer=shuffle_buffer,
                                 decode=_decoder(split, image_size, channels), steps_per_epoch=steps_per_epoch,
-                                shard=shard))
+                                shard=shard, replicas=replicas))
 
 
 def epoch_stream(source: Callable[[np.ndarray | None], Any], labels: np.ndarray | None, n: int, batch_size: int,
                  epochs: tuple[int, int], *, seed: int = 42, shuffle_buffer: int = 60_000, decode: Any = None,
-                 steps_per_epoch: int | None = None, shard: tuple[int, int] | None = None) -> Any:
+                 steps_per_epoch: int | None = None, shard: tuple[int, int] | None = None,
+                 replicas: int = 1) -> Any:
     """The batches of epochs ``[start, end)`` of any split (a classifier's or a table's), each
     epoch shuffled with a seed from ``(seed, epoch)`` (see :func:`make_train_pipeline`).
 
@@ -182,7 +188,7 @@ def epoch_stream(source: Callable[[np.ndarray | None], Any], labels: np.ndarray 
         labels: class ids to balance by (every class drawn equally often, ``n`` examples an
             epoch); None: each example once an epoch.
         n: examples in the split.
-        batch_size, epochs, seed, shuffle_buffer, steps_per_epoch, shard: as in
+        batch_size, epochs, seed, shuffle_buffer, steps_per_epoch, shard, replicas: as in
             :func:`make_train_pipeline`.
         decode: the per-example map that decodes files (None: examples are in memory).
 
@@ -212,10 +218,13 @@ def epoch_stream(source: Callable[[np.ndarray | None], Any], labels: np.ndarray 
         def one_epoch(e: Any) -> Any:
             return base.shuffle(buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + e, reshuffle_each_iteration=False)
 
+    examples = steps_per_epoch * batch_size if steps_per_epoch else n
+
     def batches(e: Any) -> Any:
         ds = one_epoch(e)
-        if shard is not None:
-            ds = ds.shard(*shard)
+        if shard is not None or replicas > 1:
+            workers, index = shard or (1, 0)
+            return distributed_batches(ds, examples, batch_size, workers, index, replicas, decode)
         if decode is not None:
             ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if steps_per_epoch:
@@ -223,6 +232,80 @@ def epoch_stream(source: Callable[[np.ndarray | None], Any], labels: np.ndarray 
         return ds.batch(batch_size)
 
     return tf.data.Dataset.range(epochs[0], epochs[1]).flat_map(batches)
+
+
+def distributed_batches(epoch: Any, examples: int, batch_size: int, workers: int, index: int, replicas: int,
+                        decode: Any = None) -> Any:
+    """One worker's per-replica batches of one epoch: its part of each global batch of the
+    single-process epoch, split over its replicas.
+
+    The single-process epoch is the first ``examples`` of ``epoch`` (cycled when that is more
+    than one pass) in global batches of ``batch_size``, the last one partial. Step ``k`` of
+    every worker holds exactly global batch ``k``: worker ``index`` takes its every
+    ``workers``-th example (before decoding, so each file is read by one worker), and splits
+    it over its ``replicas`` as evenly as possible. Every worker yields ``replicas`` batches
+    for every step, so all run the same number of steps. A partial last batch that does not
+    split evenly gives some replicas one example fewer, and a replica (or a whole worker)
+    left without any an empty batch (zero rows): the training step weighs each replica's loss
+    by its share of the global batch's rows, and gives an empty one a loss weight of 0
+    (:func:`~tfpilot.training.custom_loop.make_train_step`).
+
+    Args:
+        epoch: the epoch's examples in their seeded order (undecoded).
+        examples: examples per epoch (``steps_per_epoch * batch_size``, or one pass).
+        batch_size: the global batch (a multiple of ``workers * replicas``).
+        workers, index: the workers of the run and this one's index.
+        replicas: this worker's replicas.
+        decode: the per-example map that decodes files, or None.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> epoch = tf.data.Dataset.range(10)
+        >>> [b.numpy().tolist() for b in distributed_batches(epoch, 10, 4, workers=2, index=1, replicas=1)]
+        [[1, 3], [5, 7], [9]]
+        >>> [b.numpy().tolist() for b in distributed_batches(epoch, 9, 4, workers=1, index=0, replicas=4)]
+        [[0], [1], [2], [3], [4], [5], [6], [7], [8], [], [], []]
+    """
+    import tensorflow as tf
+
+    if batch_size % (workers * replicas):
+        raise ValueError(f"a global batch of {batch_size} does not split over {workers} worker(s) of {replicas} "
+                         "replica(s): choose a multiple of their product")
+    mine, per_worker = len(range(index, examples, workers)), batch_size // workers
+    if not mine:
+        raise ValueError(f"an epoch of {examples} example(s) leaves worker {index} of {workers} without any: "
+                         "train with fewer workers or on more data")
+    ds = epoch.repeat().take(examples).shard(workers, index)
+    if decode is not None:
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    steps = math.ceil(examples / batch_size)
+    slices = ds.batch(per_worker)
+    if math.ceil(mine / per_worker) < steps:  # nothing of the last, partial batch is this worker's
+        slices = slices.concatenate(ds.take(1).batch(1).map(_no_rows))
+    return slices.flat_map(_split(replicas)) if replicas > 1 else slices
+
+
+def _no_rows(*batch: Any) -> Any:
+    """The batch with its rows cut to none (an empty batch of the same structure)."""
+    import tensorflow as tf
+
+    return tf.nest.map_structure(lambda t: t[:0], batch if len(batch) > 1 else batch[0])
+
+
+def _split(parts: int) -> Callable[..., Any]:
+    """Batch -> a dataset of ``parts`` consecutive pieces of it, their sizes differing by one
+    at most (the first ones larger; a piece may be empty)."""
+    import tensorflow as tf
+
+    def split(*batch: Any) -> Any:
+        batch = batch if len(batch) > 1 else batch[0]
+        rows = tf.shape(tf.nest.flatten(batch)[0], out_type=tf.int64)[0]
+        j = tf.range(parts + 1, dtype=tf.int64)
+        bounds = j * (rows // parts) + tf.minimum(j, rows % parts)
+        return tf.data.Dataset.range(parts).map(
+            lambda i: tf.nest.map_structure(lambda t: t[bounds[i]:bounds[i + 1]], batch))
+
+    return split
 
 
 def make_sample_pipeline(split: Split, examples: int, batch_size: int, seed: int, *,

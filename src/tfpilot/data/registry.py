@@ -124,18 +124,21 @@ class RunData:
 
     def train_stream(self, batch_size: int, epochs: tuple[int, int], *, seed: int = 42, shuffle_buffer: int = 60_000,
                      steps_per_epoch: int | None = None, balanced: bool = False, one_hot: int | None = None,
-                     shard: tuple[int, int] | None = None, maps: Sequence[Callable[[Any], Any]] = ()) -> Any:
+                     shard: tuple[int, int] | None = None, replicas: int = 1,
+                     maps: Sequence[Callable[[Any], Any]] = ()) -> Any:
         """The training batches of epochs ``[start, end)``, each epoch shuffled with a seed from
         ``(seed, epoch)`` (:func:`~tfpilot.data.pipeline.epoch_stream`).
 
         Args:
-            batch_size: examples per batch.
+            batch_size: examples per batch (distributed: the global batch).
             epochs: ``(start, end)`` epoch numbers (0-based, end exclusive).
             seed, shuffle_buffer: the base shuffle seed and the buffer size.
             steps_per_epoch: batches per epoch, if not one pass over the data.
             balanced: draw every class of the class head (:meth:`class_head`) equally often.
             one_hot: if set, labels become one-hot vectors of this many classes.
             shard: ``(num_workers, index)``: this worker's share of every epoch.
+            replicas: this worker's replicas; with ``shard`` or several, the stream is its
+                per-replica batches (:func:`~tfpilot.data.pipeline.distributed_batches`).
             maps: dataset transforms (augmentation, sample weights) applied to the batched
                 stream, in order, before prefetching.
         """
@@ -145,7 +148,8 @@ class RunData:
         labels = self.targets("train")[self.class_head("data.balanced_sampling").key] if balanced else None
         ds = pipelines.epoch_stream(lambda index: self._source("train", index), labels, len(self.splits["train"]),
                                     batch_size, epochs, seed=seed, shuffle_buffer=shuffle_buffer,
-                                    decode=self._decoder("train"), steps_per_epoch=steps_per_epoch, shard=shard)
+                                    decode=self._decoder("train"), steps_per_epoch=steps_per_epoch, shard=shard,
+                                    replicas=replicas)
         if one_hot:
             ds = ds.map(lambda x, y: (x, tf.one_hot(y, one_hot)), num_parallel_calls=tf.data.AUTOTUNE)
         for transform in maps:

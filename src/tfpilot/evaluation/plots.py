@@ -38,7 +38,8 @@ def training_curves(history: Sequence[dict[str, float]], heads: Sequence[str] = 
 
     Args:
         history: one dict per epoch (``history.csv`` rows): loss, accuracy (``<head>_loss``),
-            their ``val_`` twins, learning_rate; missing keys are left out.
+            their ``val_`` twins, learning_rate (the rate of the epoch's first step); missing keys
+            are left out.
         heads: the output keys of a table model.
 
     Example:
@@ -69,7 +70,7 @@ def training_curves(history: Sequence[dict[str, float]], heads: Sequence[str] = 
             ax.set_ylim(0, 1.5 * np.nanmax(lr) or 1.0)
     else:
         ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
-    _style(ax, "Learning rate", "epoch")
+    _style(ax, "Learning rate (epoch's first step)", "epoch")
     for a in axes:
         if len(epochs) <= 15:
             a.set_xticks(epochs)

@@ -165,8 +165,9 @@ def training_section(run: Run, preds: SplitPredictions, plots: _Plots) -> str:
     heads = () if preds.classifier else preds.spec.output_keys
     body = plots.embed(training_curves(history, heads), "training_curves", "training curves")
     last = history[-1]
-    rows = [[k, f"{last[k]:.4g}"] for k in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
-                                          "epoch_seconds") if k in last]
+    labels = {"learning_rate": "learning_rate (its first step's)"}
+    rows = [[labels.get(k, k), f"{last[k]:.4g}"] for k in ("loss", "accuracy", "val_loss", "val_accuracy",
+                                                         "learning_rate", "epoch_seconds") if k in last]
     body += f"<h3>Last epoch ({len(history)} run)</h3>" + H.table(["metric", "value"], rows)
     body += mode_gap_note(_read(run, "metrics").get("mode_gap"))
     return H.section("training", TITLES["training"], body)

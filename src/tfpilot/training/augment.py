@@ -84,16 +84,20 @@ def random_crop(images: Any, padding: int, seed: int | None = None, flip: bool =
     images = tf.convert_to_tensor(images)
     n, h, w = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
     p = int(padding)
-    padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
-    offsets = tf.random.uniform([2, n], 0, 2 * p + 1, dtype=tf.int32, seed=seed)
-    rows = offsets[0][:, None] + tf.range(h)[None, :]
-    cols = offsets[1][:, None] + tf.range(w)[None, :]
-    if flip:
-        mirrored = tf.random.uniform([n], 0, 2, dtype=tf.int32, seed=None if seed is None else seed + 1) > 0
-        cols = tf.where(mirrored[:, None], tf.reverse(cols, axis=[1]), cols)
-    out = tf.gather(padded, rows, axis=1, batch_dims=1)
-    out = tf.gather(out, cols, axis=2, batch_dims=1)
-    return tf.ensure_shape(out, images.shape)
+
+    def crop() -> Any:
+        padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+        offsets = tf.random.uniform([2, n], 0, 2 * p + 1, dtype=tf.int32, seed=seed)
+        rows = offsets[0][:, None] + tf.range(h)[None, :]
+        cols = offsets[1][:, None] + tf.range(w)[None, :]
+        if flip:
+            mirrored = tf.random.uniform([n], 0, 2, dtype=tf.int32, seed=None if seed is None else seed + 1) > 0
+            cols = tf.where(mirrored[:, None], tf.reverse(cols, axis=[1]), cols)
+        out = tf.gather(padded, rows, axis=1, batch_dims=1)
+        return tf.gather(out, cols, axis=2, batch_dims=1)
+
+    # An empty batch (a replica's share of a distributed epoch's last batch) passes: MirrorPad refuses zero rows.
+    return tf.ensure_shape(tf.cond(n > 0, crop, lambda: images), images.shape)
 
 
 def augment_map(cfg: AugmentConfig, spec: Any, seed: int = 42) -> Callable[[Any], Any] | None:

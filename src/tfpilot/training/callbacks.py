@@ -19,11 +19,25 @@ def current_learning_rate(optimizer: Any) -> float:
 
 
 class LearningRateLogger(keras.callbacks.Callback):
-    """Adds ``learning_rate`` to each epoch's logs (so history.csv and the report show it)."""
+    """Adds ``learning_rate`` to each epoch's logs (so history.csv and the report show it): the
+    rate the epoch's *first* step used.
+
+    It is read when the epoch begins, before its first step: read at the epoch's end, a schedule
+    is evaluated at the next epoch's first step (with cosine restarts, the next cycle's peak
+    would be logged as the last epoch's rate). A rate changed between epochs (reduce-on-plateau)
+    is logged from the epoch it applies to.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rate: float | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._rate = current_learning_rate(self.model.optimizer)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if logs is not None:
-            logs["learning_rate"] = current_learning_rate(self.model.optimizer)
+        if logs is not None and self._rate is not None:
+            logs["learning_rate"] = self._rate
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -31,12 +31,29 @@ def _per_batch(step: Any, strategy: Any) -> Any:
     return lambda batch: strategy.run(step, args=tuple(batch))
 
 
+def _one_row_if_empty(rows: Any, *batch: Any) -> Any:
+    """``batch`` (``x, y[, sample_weight]``), or one row of zeros of the same structure when it has
+    no rows (a replica left without examples by a partial last batch)."""
+    import tensorflow as tf
+
+    def one_row(t: Any) -> Any:
+        return tf.zeros(tf.concat([[1], tf.shape(t)[1:]], 0), t.dtype)
+
+    return tf.cond(rows > 0, lambda: batch, lambda: tf.nest.map_structure(one_row, batch))
+
+
 def make_train_step(model: Any, loss_tracker: Any, strategy: Any = None) -> Any:
     """A ``tf.function`` running one optimisation step; returns the metric results.
 
     Under a ``tf.distribute`` strategy the step runs on every replica (``strategy.run``); the
     optimizer all-reduces the gradients, and the metrics, read in cross-replica context, are
-    summed over every replica of every worker -- so each worker logs the same numbers.
+    summed over every replica of every worker -- so each worker logs the same numbers. Each
+    replica's loss is weighed by its share of the global batch's rows, so the summed gradient
+    is the single-process gradient of the whole batch also when the replicas hold unequal parts
+    of it (the epoch's partial last batch, :func:`~tfpilot.data.pipeline.distributed_batches`);
+    a replica without rows runs one row of zeros instead (BatchNorm cannot normalise zero
+    rows; every replica must take part in the same collectives) with a loss weight of 0, and
+    updates no metric.
 
     Args:
         model: the compiled model (its loss, metrics and optimizer are used).
@@ -46,14 +63,23 @@ def make_train_step(model: Any, loss_tracker: Any, strategy: Any = None) -> Any:
     import tensorflow as tf
 
     def replica_step(x: Any, y: Any, sample_weight: Any = None) -> None:
+        rows, share = _rows(x), 1.0
+        if strategy is not None:  # Keras divides each replica's mean loss by the replicas: rows * replicas /
+            total = tf.distribute.get_replica_context().all_reduce("sum", tf.cast(rows, tf.float32))  # global rows
+            share = tf.cast(rows, tf.float32) * strategy.num_replicas_in_sync / total  # gives the batch's mean
+            if sample_weight is None:
+                x, y = _one_row_if_empty(rows, x, y)
+            else:
+                x, y, sample_weight = _one_row_if_empty(rows, x, y, sample_weight)
         with tf.GradientTape() as tape:
             y_pred = model(x, training=True)
             loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            scaled = model.optimizer.scale_loss(loss)
+            scaled = model.optimizer.scale_loss(loss * tf.cast(share, loss.dtype))
         grads = tape.gradient(scaled, model.trainable_variables)
         model.optimizer.apply(grads, model.trainable_variables)
-        loss_tracker.update_state(_unscaled(loss, strategy), sample_weight=_rows(y_pred))
-        model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if strategy is None or rows > 0:  # a tf.cond (autograph) under a strategy; metrics are the replica's own
+            loss_tracker.update_state(_unscaled(loss, strategy), sample_weight=_rows(y_pred))
+            model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     run = _per_batch(replica_step, strategy)
 

@@ -330,13 +330,14 @@ class Trainer:
     def _train_stream(self, data: Any, start: int, end: int) -> Any:
         """The training batches of epochs [start, end): seeded per epoch, augmented, weighted."""
         cfg = self.config
-        batch, steps = cfg.train.batch_size, cfg.train.steps_per_epoch
-        if self.strategy_ is not None:  # per-replica batches; every worker runs the same number of steps,
-            batch = replica_batch(batch, self.strategy_.num_replicas_in_sync)  # or one would wait forever
-            steps = self._steps(data) * self._local_replicas()
+        batch, replicas = cfg.train.batch_size, 1
+        if self.strategy_ is not None:  # this worker's per-replica batches of each global batch, the last partial;
+            replica_batch(batch, self.strategy_.num_replicas_in_sync)  # every worker runs the same steps
+            replicas = self._local_replicas()
         return data.train_stream(batch, (start, end), seed=cfg.train.seed, shuffle_buffer=cfg.data.shuffle_buffer,
-                                 balanced=cfg.data.balanced_sampling, steps_per_epoch=steps, shard=self._shard(),
-                                 one_hot=self._one_hot(data), maps=self._task.batch_maps(cfg, data))
+                                 balanced=cfg.data.balanced_sampling, steps_per_epoch=cfg.train.steps_per_epoch,
+                                 shard=self._shard(), replicas=replicas, one_hot=self._one_hot(data),
+                                 maps=self._task.batch_maps(cfg, data))
 
     def _val_stream(self, data: Any, one_hot: int | None) -> Any:
         """The validation batches seen after each epoch (a distributed run: this worker's share)."""
