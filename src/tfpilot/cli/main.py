@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
 import typer
 
 from tfpilot.cli import catalog, demo, evaluate, predict, resume, serve, train
 from tfpilot.cli import gradcam, report
 from tfpilot.cli import benchmark, export, load, prune, verify
 from tfpilot.cli import ensemble, launch, lr_find
-from tfpilot.cli.common import quiet_tensorflow
+from tfpilot.cli.common import quiet_tensorflow, user_errors
 
 app = typer.Typer(
     name="tfpilot",
@@ -17,6 +19,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+@user_errors
+def global_options(
+    ctx: typer.Context,
+    import_: Annotated[Optional[list[str]], typer.Option(
+        "--import", metavar="MODULE", help="Import this module first (repeatable): the module that registers your "
+        "own losses, models or layers. `train` records it in the run's config (imports), so later commands on "
+        "the run import it again.")] = None,
+) -> None:
+    """Load the installed tfpilot.plugins entry points and import the --import modules."""
+    from tfpilot.plugins import import_modules, load_entry_points
+
+    load_entry_points()
+    ctx.obj = {"imports": import_modules(import_ or [], "--import")}
+
+
 app.command("train")(train.train_command)
 app.command("resume")(resume.resume_command)
 app.command("launch", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(

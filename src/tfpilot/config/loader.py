@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tfpilot.config.schema import Config
+from tfpilot.plugins import PluginError
 from tfpilot.registry import RegistryError, close_matches, did_you_mean
 
 #: Short command-line flags and the config keys they set.
@@ -168,6 +169,9 @@ def format_validation_error(exc: ValidationError) -> str:
             continue
         msg = err["msg"]
         cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, PluginError):  # names its own key (imports)
+            lines.append(f"  - {cause}")
+            continue
         if isinstance(cause, RegistryError):
             msg = str(cause)
         elif msg.startswith("Value error, "):

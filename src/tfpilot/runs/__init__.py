@@ -19,9 +19,10 @@ from tfpilot.runs.run import (
     SPLIT,
     Run,
     evaluation_name,
+    import_run_modules,
     load_model,
     write_json,
 )
 
 __all__ = ["CONFIG", "DATA_REPORT", "ENSEMBLE", "ENV", "EVALUATIONS", "HISTORY", "LABELS", "METRICS", "MODEL",
-           "REPORT", "SPLIT", "Run", "evaluation_name", "load_model", "write_json"]
+           "REPORT", "SPLIT", "Run", "evaluation_name", "import_run_modules", "load_model", "write_json"]
