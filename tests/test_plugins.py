@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -115,35 +113,17 @@ def test_a_stage_without_the_module_says_what_is_missing_and_how_to_provide_it(r
     assert "cannot import 'tfp_test_plugin'" in err and "PYTHONPATH" in err and "--import" in err, err
 
 
-def _serve_and_ask(env: dict[str, str], run: Path, body: dict) -> dict:
-    from tfpilot.training.distribute import free_ports
+def _serve_and_ask(env: dict[str, str], run: Path, body: dict, logs: Path, monkeypatch) -> dict:
+    from tests.serving.conftest import ServerProcess
 
-    port = free_ports(1)[0]
-    proc = subprocess.Popen([sys.executable, "-m", "tfpilot.cli.main", "serve", str(run), "--name", "m", "--host",
-                             "127.0.0.1", "--rest_api_port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])  # the server's environment
+    server = ServerProcess([str(run), "--name", "m"], logs, tf_serving=True).wait_ready()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stderr.read()[-3000:]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
-        answer = httpx.post(f"{url}/v1/models/m:predict", json=body, timeout=30)
-        assert answer.status_code == 200, answer.text
-        return answer.json()
+        answer = httpx.post(f"{server.url}/v1/models/m:predict", json=body, timeout=30)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        server.stop()
+    assert answer.status_code == 200, answer.text
+    return answer.json()
 
 
 LOAD = """
@@ -156,7 +136,7 @@ print(sorted(p.predict_raw(x)))
 
 
 @pytest.mark.parametrize("kind", ["table", "image"])
-def test_every_stage_works_in_a_fresh_process(kind, runs, plugin):
+def test_every_stage_works_in_a_fresh_process(kind, runs, plugin, tmp_path, monkeypatch):
     """table: the module comes back through the run's recorded ``imports``; image: through the
     ``tfpilot.plugins`` entry point (nothing recorded)."""
     code, meta = plugin
@@ -180,7 +160,7 @@ def test_every_stage_works_in_a_fresh_process(kind, runs, plugin):
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     body = ({"instances": [{"size": 1.0, "colour": "red"}]} if kind == "table"
             else {"instances": [[[[0]] * 8] * 8]})
-    assert "predictions" in _serve_and_ask(env, run, body)
+    assert "predictions" in _serve_and_ask(env, run, body, tmp_path, monkeypatch)
 
 
 def test_a_missing_module_is_a_user_error_but_a_bug_inside_it_is_not(tmp_path, monkeypatch):

@@ -47,9 +47,25 @@ def _real_catalogue() -> dict:
 
 
 def _render(catalogue: dict) -> str:
-    import pprint
+    """``BUILTIN_NAMES = {...}`` as tfpilot/builtin_names.py writes it: one name a line, its
+    parameters one space-separated string (split over lines where long)."""
+    lines = ["BUILTIN_NAMES: dict[str, dict[str, tuple[tuple[str, ...], str | None, dict[str, Any]]]] = {"]
+    for kind, names in sorted(catalogue.items()):
+        lines.append(f"    {kind!r}: {{")
+        for name, (tags, params, extra) in sorted(names.items()):
+            words = None if params is None else " ".join(params)
+            line = f"        {name!r}: ({tags!r}, {words!r}, {extra!r}),"
+            if len(line) > 116 and words:
+                cut = words.rfind(" ", 0, 60) + 1
+                line = f"        {name!r}: ({tags!r}, {words[:cut]!r}\n            {words[cut:]!r}, {extra!r}),"
+            lines.append(line)
+        lines.append("    },")
+    return "\n".join([*lines, "}"])
 
-    return "BUILTIN_NAMES = " + pprint.pformat(catalogue, width=104, sort_dicts=True)
+
+def _as_written(catalogue: dict) -> dict:
+    return {kind: {name: (tags, None if params is None else " ".join(params), extra)
+                   for name, (tags, params, extra) in names.items()} for kind, names in catalogue.items()}
 
 
 def test_the_static_built_in_names_are_the_real_registrations():
@@ -59,7 +75,7 @@ def test_the_static_built_in_names_are_the_real_registrations():
     from tfpilot.registry import MODELS, SCHEDULES
 
     real = _real_catalogue()
-    assert BUILTIN_NAMES == real, "tfpilot/builtin_names.py is out of date; it should read:\n" + _render(real)
+    assert BUILTIN_NAMES == _as_written(real), "tfpilot/builtin_names.py is out of date; it should read:\n" + _render(real)
     assert MODELS.info("fast_cnn") == MODELS.builtins["fast_cnn"]
     assert SCHEDULES.info("cosine").extra["keys"] == ("warmup_epochs", "min_lr_ratio")
 

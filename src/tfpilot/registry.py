@@ -236,7 +236,8 @@ def check_params(registry: Registry[Any], name: str, params: dict[str, Any],
 
 
 def _builtins(kind: str) -> dict[str, Info]:
-    return {name: Info(name, tags, params, dict(extra)) for name, (tags, params, extra) in BUILTIN_NAMES[kind].items()}
+    return {name: Info(name, tags, None if params is None else tuple(params.split()), dict(extra))
+            for name, (tags, params, extra) in BUILTIN_NAMES[kind].items()}
 
 
 #: Model builders: ``@register_model`` in the modules of ``tfpilot/models/``.
