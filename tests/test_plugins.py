@@ -111,6 +111,11 @@ def test_a_stage_without_the_module_says_what_is_missing_and_how_to_provide_it(r
     assert out.returncode != 0
     err = " ".join((out.stdout + out.stderr).split())
     assert "cannot import 'tfp_test_plugin'" in err and "PYTHONPATH" in err and "--import" in err, err
+    # the image run's layer came from an entry point that is not installed here: the load names the class
+    out = subprocess.run([sys.executable, "-c", f"import tfpilot; tfpilot.load({str(runs['image'])!r})"],
+                         capture_output=True, text=True, env=_env(), timeout=300)
+    assert out.returncode != 0
+    assert "PluginError" in out.stderr and "MyScale" in out.stderr and "PYTHONPATH" in out.stderr, out.stderr[-3000:]
 
 
 def _serve_and_ask(env: dict[str, str], run: Path, body: dict, logs: Path, monkeypatch) -> dict:
