@@ -75,7 +75,8 @@ def test_the_static_built_in_names_are_the_real_registrations():
     from tfpilot.registry import MODELS, SCHEDULES
 
     real = _real_catalogue()
-    assert BUILTIN_NAMES == _as_written(real), "tfpilot/builtin_names.py is out of date; it should read:\n" + _render(real)
+    stale = "tfpilot/builtin_names.py is out of date; it should read:\n"
+    assert BUILTIN_NAMES == _as_written(real), stale + _render(real)
     assert MODELS.info("fast_cnn") == MODELS.builtins["fast_cnn"]
     assert SCHEDULES.info("cosine").extra["keys"] == ("warmup_epochs", "min_lr_ratio")
 
