@@ -8,6 +8,9 @@ module it names.
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tfpilot"
 
 #: Layers from the bottom up; a module may import its own layer's modules and lower layers only.
 LAYERS: list[set[str]] = [
-    {"errors", "spec", "registry", "plotting", "metrics", "testing"},
+    {"errors", "spec", "registry", "builtin_names", "plugins", "plotting", "metrics", "testing"},
     {"config", "runs"},
     {"models", "data"},
     {"training"},
@@ -29,7 +32,7 @@ LAYERS: list[set[str]] = [
 ]
 LEVEL = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 #: What each leaf package may import of tfpilot (besides itself).
-LEAVES = {"config": {"errors", "spec", "registry"}, "runs": {"errors", "spec", "registry"}}
+LEAVES = {"config": {"errors", "spec", "registry", "plugins"}, "runs": {"errors", "spec", "registry", "plugins"}}
 
 
 def _module_name(path: Path) -> str:
@@ -97,6 +100,33 @@ def test_leaves_import_only_errors_spec_and_registry(leaf):
     wrong = sorted(f"{m} -> {d}" for m, deps in GRAPH.items() if _top(m) == leaf
                    for d in deps if _top(d) not in ({leaf} | LEAVES[leaf]))
     assert not wrong, f"{leaf}/ must be a leaf:\n" + "\n".join(wrong)
+
+
+#: Validates a typical config that names only built-ins: a table model with a text encoder and a
+#: loss with parameters, a schedule with its keys, and a zoo classifier with model parameters.
+_VALIDATE_BUILTINS = """
+import sys
+from tfpilot.config import load_config
+load_config({"data": {"dataset": "auto_mpg"},
+             "features": {"inputs": [{"name": "notes", "type": "text", "encoder": {"model": "ngram_mlp"}}],
+                          "outputs": [{"name": "mpg", "type": "number", "loss": "huber",
+                                       "loss_params": {"delta": 2.0}}]},
+             "train": {"schedule": {"name": "cosine", "min_lr_ratio": 0.1}, "optimizer": {"name": "sgd"}}})
+load_config(None, overrides=["model.params.filters=[8, 16]", "train.fine_tune.enabled=false"], model="fast_cnn")
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")
+               or m.startswith(("tfpilot.models", "tfpilot.training")))
+print(heavy[:5])
+"""
+
+
+def test_validating_a_config_of_built_in_names_imports_no_tensorflow():
+    """config/ is a leaf at run time too: the registries know their built-in names (and what a
+    config needs of them) without importing the modules that define them."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC.parent), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", _VALIDATE_BUILTINS], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", f"validating a config imported: {out.stdout}"
 
 
 def test_only_the_api_layer_imports_training():

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from tfpilot import plugins
+from tfpilot.builtin_names import BUILTIN_NAMES
 from tfpilot.errors import UnknownNameError, UserError
 
 T = TypeVar("T")
@@ -73,6 +75,24 @@ class Entry(Generic[T]):
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Info:
+    """What a config needs to know of a registered name: its tags, the keyword parameters it
+    takes (None: any, it has ``**kwargs``) and its registration's extras."""
+
+    name: str
+    tags: tuple[str, ...] = ()
+    params: tuple[str, ...] | None = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, entry: Entry[Any]) -> Info:
+        """The :class:`Info` of a registered entry (its parameters read from its signature)."""
+        sig = inspect.signature(entry.obj)
+        var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+        return cls(entry.name, entry.tags, None if var_kw else tuple(sig.parameters), entry.extra)
+
+
 class Registry(Generic[T]):
     """Name -> object mapping for one kind of thing.
 
@@ -80,11 +100,15 @@ class Registry(Generic[T]):
         kind: what is registered ("model", "dataset", ...); used in error messages.
         autoload: modules that register the built-in entries; imported on first lookup,
             so importing a registry has no side effects and costs nothing.
+        builtins: the :class:`Info` of each built-in name the ``autoload`` modules register, so
+            :meth:`info` and ``in`` answer for them without importing those modules (and
+            TensorFlow); ``tests/test_registry.py`` checks it against the real registrations.
     """
 
-    def __init__(self, kind: str, autoload: Sequence[str] = ()) -> None:
+    def __init__(self, kind: str, autoload: Sequence[str] = (), builtins: dict[str, Info] | None = None) -> None:
         self.kind = kind
         self.autoload = tuple(autoload)
+        self.builtins = dict(builtins or {})
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = not self.autoload
 
@@ -121,16 +145,29 @@ class Registry(Generic[T]):
         return self.register(name, **kwargs)(obj)
 
     def entry(self, name: str) -> Entry[T]:
-        """The :class:`Entry` for ``name``; raises :class:`RegistryError` with suggestions."""
+        """The :class:`Entry` for ``name``; raises :class:`RegistryError` with suggestions.
+
+        A name not registered yet is looked for once more after loading the installed
+        ``tfpilot.plugins`` entry points (:func:`tfpilot.plugins.load_entry_points`).
+        """
         self._load()
+        if name not in self._entries:
+            plugins.load_entry_points()
         try:
             return self._entries[name]
         except KeyError:
             known = sorted(self._entries)
             raise RegistryError(
                 f"unknown {self.kind} {name!r}.{did_you_mean(name, known)} "
-                f"Known {self.kind}s: {', '.join(known) or '(none)'}."
+                f"Known {self.kind}s: {', '.join(known) or '(none)'}. {plugins.unknown_name_hint(self.kind, name)}"
             ) from None
+
+    def info(self, name: str) -> Info:
+        """The :class:`Info` of ``name``: of a built-in without importing the module that
+        defines it; otherwise read from its registration (raises like :meth:`entry`)."""
+        if name in self._entries or name not in self.builtins:
+            return Info.of(self.entry(name))
+        return self.builtins[name]
 
     def get(self, name: str) -> T:
         """The object registered under ``name``."""
@@ -149,6 +186,8 @@ class Registry(Generic[T]):
         return [self._entries[n] for n in self.list(pattern, tag)]
 
     def __contains__(self, name: object) -> bool:
+        if name in self.builtins or name in self._entries:
+            return True
         self._load()
         return name in self._entries
 
@@ -165,7 +204,8 @@ class Registry(Generic[T]):
 
 def check_params(registry: Registry[Any], name: str, params: dict[str, Any],
                  skip: Sequence[str] = ()) -> None:
-    """Raise ValueError if ``params`` holds a keyword that the callable ``name`` does not take.
+    """Raise ValueError if ``params`` holds a keyword that the callable ``name`` does not take
+    (a built-in's parameters are known without importing it: :meth:`Registry.info`).
 
     Args:
         registry: where ``name`` is registered.
@@ -181,10 +221,10 @@ def check_params(registry: Registry[Any], name: str, params: dict[str, Any],
         ...
         ValueError: thing 'f' has no parameter 'sise'. Did you mean 'size'? Its parameters: size.
     """
-    sig = inspect.signature(registry.get(name))
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+    taken = registry.info(name).params
+    if taken is None:
         return
-    accepted = [p for p in sig.parameters if p not in skip]
+    accepted = [p for p in taken if p not in skip]
     for key in params:
         if key not in accepted:
             raise UserError(
@@ -193,16 +233,23 @@ def check_params(registry: Registry[Any], name: str, params: dict[str, Any],
             )
 
 
+def _builtins(kind: str) -> dict[str, Info]:
+    return {name: Info(name, tags, None if params is None else tuple(params.split()), dict(extra))
+            for name, (tags, params, extra) in BUILTIN_NAMES[kind].items()}
+
+
 #: Model builders: ``@register_model`` in the modules of ``tfpilot/models/``.
 MODELS: Registry[Callable[..., Any]] = Registry(
-    "model",
+    "model", builtins=_builtins("model"),
     autoload=("tfpilot.models.mlp", "tfpilot.models.cnn", "tfpilot.models.resnet", "tfpilot.models.text",
               "tfpilot.models.transfer", "tfpilot.models.multitask", "tfpilot.models.airbench"),
 )
 #: Optimizer builders: registered in ``tfpilot/training/optimizers.py``.
-OPTIMIZERS: Registry[Callable[..., Any]] = Registry("optimizer", autoload=("tfpilot.training.optimizers",))
+OPTIMIZERS: Registry[Callable[..., Any]] = Registry(
+    "optimizer", autoload=("tfpilot.training.optimizers",), builtins=_builtins("optimizer"))
 #: Learning-rate schedule builders: registered in ``tfpilot/training/schedules.py``.
-SCHEDULES: Registry[Callable[..., Any]] = Registry("schedule", autoload=("tfpilot.training.schedules",))
+SCHEDULES: Registry[Callable[..., Any]] = Registry(
+    "schedule", autoload=("tfpilot.training.schedules",), builtins=_builtins("schedule"))
 #: tfpilot's registered-serializable Keras classes (preprocessing layers, schedules), which a
 #: saved ``.keras`` file needs to load; each registers with :func:`serializable` where defined.
 KERAS_OBJECTS: Registry[type] = Registry(
@@ -213,7 +260,8 @@ KERAS_OBJECTS: Registry[type] = Registry(
 )
 #: Loss builders for table heads (``features.outputs[].loss``): ``register_loss`` in
 #: ``tfpilot/training/losses.py``; each takes keyword parameters and returns a Keras loss.
-LOSSES: Registry[Callable[..., Any]] = Registry("loss", autoload=("tfpilot.training.losses",))
+LOSSES: Registry[Callable[..., Any]] = Registry(
+    "loss", autoload=("tfpilot.training.losses",), builtins=_builtins("loss"))
 
 
 def serializable(cls: type) -> type:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -10,7 +10,7 @@ from tfpilot.cli import catalog, demo, evaluate, predict, resume, serve, train
 from tfpilot.cli import gradcam, report
 from tfpilot.cli import benchmark, export, load, prune, verify
 from tfpilot.cli import ensemble, launch, lr_find
-from tfpilot.cli.common import DEBUG_ENV, debug_scope, quiet_tensorflow
+from tfpilot.cli.common import DEBUG_ENV, debug_scope, quiet_tensorflow, user_errors
 
 app = typer.Typer(
     name="tfpilot",
@@ -22,15 +22,24 @@ app = typer.Typer(
 
 
 @app.callback()
+@user_errors
 def global_options(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option(
         "--debug", help=f"Print the traceback of every error, the user's too (or set {DEBUG_ENV}=1). "
         "Without it a user error is one 'error:' line (exit status 2) and any other error, a bug, "
         "prints its traceback (exit status 1).")] = False,
+    import_: Annotated[Optional[list[str]], typer.Option(
+        "--import", metavar="MODULE", help="Import this module first (repeatable): the module that registers your "
+        "own losses, models or layers. `train` records it in the run's config (imports), so later commands on "
+        "the run import it again.")] = None,
 ) -> None:
     """From data to a deployed classifier on TensorFlow 2 / Keras 3."""
+    from tfpilot.plugins import import_modules, load_entry_points
+
     ctx.with_resource(debug_scope(debug))  # for the command this invocation runs, then reset
+    load_entry_points()
+    ctx.obj = {"imports": import_modules(import_ or [], "--import")}
 
 
 app.command("train")(train.train_command)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -11,8 +11,17 @@ from tfpilot.cli.common import headline, metrics_table, print_table, say, setup_
 from tfpilot.runs import REPORT
 
 
+def with_cli_imports(ctx: typer.Context, cfg: Any) -> Any:
+    """``cfg`` with the modules of ``tfpilot --import`` added to its ``imports``, so the run
+    records them and every later stage imports them again."""
+    given = (ctx.find_root().obj or {}).get("imports", [])
+    extra = [m for m in given if m not in cfg.imports]
+    return cfg.model_copy(update={"imports": [*cfg.imports, *extra]}) if extra else cfg
+
+
 @user_errors
 def train_command(
+    ctx: typer.Context,
     config: Annotated[Optional[Path], typer.Argument(help="YAML config (e.g. configs/mnist_cnn.yaml).")] = None,
     dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset name or path.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registered model name.")] = None,
@@ -47,10 +56,10 @@ def train_command(
     setup_logging(verbose)
     reuse = [f"output.{key}=true" for key, on in (("resume_if_exists", resume_if_exists), ("overwrite", overwrite))
              if on]
-    cfg = load_config(
+    cfg = with_cli_imports(ctx, load_config(
         config, overrides=[*(set_ or []), *reuse], dataset=dataset, model=model, epochs=epochs,
         batch_size=batch_size, run_dir=run_dir, data_dir=data_dir,
-    )
+    ))
     if config is not None and run_dir is None:
         cfg = beside_its_run(cfg, config)
     if target or input_:

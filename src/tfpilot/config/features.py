@@ -54,7 +54,7 @@ class EncoderConfig(_Section):
     @classmethod
     def _known_model(cls, v: str | None) -> str | None:
         if v is not None:
-            MODELS.entry(v)
+            MODELS.info(v)
         return v
 
 
@@ -73,7 +73,7 @@ class InputFeature(_Section):
             if enc.mode != "auto" or enc.embedding_dim is not None:
                 raise UserError(f"{where}: mode/embedding_dim are for category columns; {self.name!r} is {kind}")
             model = enc.model or DEFAULT_ENCODER[kind]
-            tags = MODELS.entry(model).tags
+            tags = MODELS.info(model).tags
             if kind not in tags:
                 raise UserError(f"{where}.model: {model!r} is not a {kind} model; choose one of: "
                                 f"{', '.join(MODELS.list(tag=kind))}")
@@ -108,7 +108,7 @@ class OutputFeature(_Section):
     @classmethod
     def _known_loss(cls, v: str | None) -> str | None:
         if v is not None:
-            LOSSES.entry(v)
+            LOSSES.info(v)
         return v
 
     def loss_name(self, kind: str) -> str:
@@ -117,7 +117,7 @@ class OutputFeature(_Section):
     def check_loss(self, kind: str) -> None:
         """Raise ValueError when the loss does not fit a head of ``kind``."""
         name = self.loss_name(kind)
-        tags = LOSSES.entry(name).tags
+        tags = LOSSES.info(name).tags
         task = "regression" if kind == "number" else "classification"
         if task not in tags:
             fitting = LOSSES.list(tag=task)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from tfpilot.config.schema import Config
 from tfpilot.errors import UserError
+from tfpilot.plugins import PluginError
 from tfpilot.registry import RegistryError, close_matches, did_you_mean
 
 #: Short command-line flags and the config keys they set.
@@ -169,6 +170,9 @@ def format_validation_error(exc: ValidationError) -> str:
             continue
         msg = err["msg"]
         cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, PluginError):  # names its own key (imports)
+            lines.append(f"  - {cause}")
+            continue
         if isinstance(cause, RegistryError):
             msg = str(cause)
         elif msg.startswith("Value error, "):

@@ -13,13 +13,13 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tfpilot.config.features import FeaturesConfig
+from tfpilot.plugins import import_modules
 from tfpilot.registry import MODELS, OPTIMIZERS, SCHEDULES, check_params, did_you_mean
 
 
@@ -140,7 +140,7 @@ class ModelConfig(Section):
     @field_validator("name")
     @classmethod
     def _known_model(cls, v: str) -> str:
-        MODELS.entry(v)  # raises with a did-you-mean message
+        MODELS.info(v)  # raises with a did-you-mean message
         return v
 
     @model_validator(mode="after")
@@ -179,7 +179,7 @@ class OptimizerConfig(Section):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        OPTIMIZERS.entry(v)
+        OPTIMIZERS.info(v)
         return v
 
 
@@ -200,14 +200,14 @@ class ScheduleConfig(Section):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        SCHEDULES.entry(v)
+        SCHEDULES.info(v)
         return v
 
     @model_validator(mode="after")
     def _keys_the_schedule_reads(self) -> ScheduleConfig:
         """A key set away from its default that the chosen schedule does not read is an error
         (a schedule registered without ``keys=`` is not checked)."""
-        reads = SCHEDULES.entry(self.name).extra.get("keys")
+        reads = SCHEDULES.info(self.name).extra.get("keys")
         if reads is None:
             return self
         for key, spec in type(self).model_fields.items():
@@ -443,12 +443,23 @@ class OutputConfig(Section):
 class Config(Section):
     """A whole run: data, model, train and output sections (and ``features`` for a table model)."""
 
+    imports: list[str] = Field(
+        default_factory=list, description="Modules imported before the rest of the config is read (and again by "
+        "every later stage of the run), e.g. the module that registers your own loss, model or layers.")
     data: DataConfig = Field(default_factory=DataConfig)
     features: FeaturesConfig | None = Field(
         None, description="Table models: input and output columns (see docs/techniques/multi_task.md).")
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _import_first(cls, data: Any) -> Any:
+        """Import the modules of ``imports`` before any name of the config is looked up."""
+        if isinstance(data, dict) and isinstance(data.get("imports"), list):
+            import_modules([str(m) for m in data["imports"]], "imports")
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -464,7 +475,7 @@ class Config(Section):
     def _model_fits_the_config(self) -> Config:
         """A table model needs a features section, a zoo classifier must not have one; the
         text-table column guesses and MixUp/CutMix have no meaning with ``features``."""
-        tags = MODELS.entry(self.model.name).tags
+        tags = MODELS.info(self.model.name).tags
         if self.features is None:
             if "table" in tags:
                 raise ValueError(f"model {self.model.name!r} is a table model: give a features section with the "
@@ -510,7 +521,7 @@ class Config(Section):
         if not self.train.fine_tune.enabled:
             return self
         transfer = [(where, params) for where, name, params in self._zoo_models()
-                    if "weights" in inspect.signature(MODELS.get(name)).parameters]
+                    if "weights" in (MODELS.info(name).params or ())]
         if not transfer:
             has_none = (f"{self.model.name!r} has none" if self.features is None else "no input of the table model "
                         f"({', '.join(i.name for i in self.features.inputs or []) or 'every column'}) has a transfer-"

@@ -43,6 +43,6 @@ def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_
     if not features.get("outputs"):
         raise UserError("--input needs --target: name the column(s) to predict")
     tree["features"] = features
-    if not model_given and "table" not in MODELS.entry(tree["model"]["name"]).tags:
+    if not model_given and "table" not in MODELS.info(tree["model"]["name"]).tags:
         tree["model"] = {"name": "multitask", "params": {}}
     return validate_tree(tree)

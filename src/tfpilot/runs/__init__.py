@@ -21,10 +21,12 @@ from tfpilot.runs.run import (
     Run,
     beside,
     evaluation_name,
+    import_run_modules,
     load_model,
     rerun_dir,
     write_json,
 )
 
 __all__ = ["BACKUP", "CONFIG", "DATA_REPORT", "ENSEMBLE", "ENV", "EVALUATIONS", "HISTORY", "LABELS", "METRICS",
-           "MODEL", "REPORT", "SPLIT", "Run", "beside", "evaluation_name", "load_model", "rerun_dir", "write_json"]
+           "MODEL", "REPORT", "SPLIT", "Run", "beside", "evaluation_name", "import_run_modules", "load_model", "rerun_dir",
+           "write_json"]

@@ -27,7 +27,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tfpilot.errors import NotFoundError
+from tfpilot.plugins import HOW_TO_PROVIDE, PluginError, import_modules, load_entry_points
 from tfpilot.registry import KERAS_OBJECTS
 
 CONFIG = "config.yaml"
@@ -72,13 +75,55 @@ def evaluation_name(dataset: str | None, split: str, recorded: bool) -> str:
     return f"{stem}-{split}"
 
 
+def run_of(path: str | Path) -> Path | None:
+    """The run directory that holds ``path`` (``RUN/model.keras``, ``RUN/checkpoints/best.keras``,
+    ``RUN/export/keras/model.keras``), or None."""
+    for folder in list(Path(path).parents)[:3]:
+        if (folder / CONFIG).is_file():
+            return folder
+    return None
+
+
+def import_run_modules(run_dir: str | Path) -> list[str]:
+    """Import what a run's code needs: the installed ``tfpilot.plugins`` entry points and the
+    modules its ``config.yaml`` lists under ``imports`` (its own losses, models, layers).
+
+    Args:
+        run_dir: the run directory.
+
+    Returns:
+        The modules of ``imports``.
+
+    Raises:
+        tfpilot.plugins.PluginError: a module cannot be imported; the message names it and
+            says how to make it importable.
+    """
+    load_entry_points()
+    config = Path(run_dir) / CONFIG
+    tree = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else None
+    names = tree.get("imports") if isinstance(tree, dict) else None
+    return import_modules([str(n) for n in names or []], f"{config} (imports)")
+
+
 def load_model(path: str | Path, safe_mode: bool = True) -> Any:
     """Load a ``.keras`` file written by tfpilot (its preprocessing layers and schedules are
-    tfpilot's registered serializable classes, found through :data:`KERAS_OBJECTS`)."""
+    tfpilot's registered serializable classes, found through :data:`KERAS_OBJECTS`); the
+    modules its run imported are imported first (:func:`import_run_modules`)."""
     import keras
 
+    run_dir = run_of(path)
+    if run_dir is not None:
+        import_run_modules(run_dir)
+    else:
+        load_entry_points()
     custom = {e.name: e.obj for e in KERAS_OBJECTS.entries()}
-    return keras.saving.load_model(path, custom_objects=custom, safe_mode=safe_mode)
+    try:
+        return keras.saving.load_model(path, custom_objects=custom, safe_mode=safe_mode)
+    except TypeError as exc:
+        if "Could not locate" not in str(exc):
+            raise
+        raise PluginError(f"{path}: {str(exc).splitlines()[0]} It is defined by your own code. "
+                          f"{HOW_TO_PROVIDE}") from exc
 
 
 def beside(run_dir: str | Path) -> Path:

@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from tfpilot.plugins import load_entry_points
 from tfpilot.training.precision import BF16_CPU_FLAGS, cpu_flags
 
 
@@ -68,4 +69,5 @@ def environment(precision: str, seed: int) -> dict[str, Any]:
         "seed": seed,
         "git": git_commit(),
         "command": sys.argv,
+        "plugins": list(load_entry_points()),  # the installed tfpilot.plugins entry points it loaded
     }
