@@ -82,7 +82,7 @@ def test_a_model_that_cannot_load_is_reported(image_run: Path, tmp_path: Path) -
         assert status["status"]["error_code"] == "NOT_FOUND"  # TF Serving's code for the failure
         assert "holds no artifact tfpilot can load" in status["status"]["error_message"]
         r = await client.get("/readyz")
-        assert r.status_code == 503 and "broken: END (FileNotFoundError" in r.json()["error"]
+        assert r.status_code == 503 and "broken: END (NotFoundError" in r.json()["error"]
         r = await client.post("/v1/models/broken:predict", json=GOOD)
         assert r.status_code == 503 and "not available" in r.json()["error"]
         r = await client.get("/metrics")
