@@ -40,6 +40,8 @@ import argparse
 import json
 import os
 import re
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -183,6 +185,98 @@ def run_tfpilot() -> dict:
             "machine": machine()}
 
 
+# --whole-process: what a competent engineer's script does, as one program, timed from its start
+# (interpreter and imports included) to its exit: read the reviews (scikit-learn's own
+# ``load_files`` over the same extracted ``aclImdb/`` tfpilot reads), fit, evaluate on the 25,000
+# test reviews, save the fitted pipeline.
+SKLEARN_PROGRAM = r"""
+import sys
+import joblib
+import numpy as np
+from sklearn.datasets import load_files
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+root, out = sys.argv[1], sys.argv[2]
+train = load_files(f"{root}/train", categories=["neg", "pos"], encoding="utf-8")
+test = load_files(f"{root}/test", categories=["neg", "pos"], encoding="utf-8")
+model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                      LogisticRegression(C=30, max_iter=1000))
+model.fit(train.data, train.target)
+print("ACCURACY", float(np.mean(model.predict(test.data) == test.target)))
+joblib.dump(model, out)
+"""
+
+
+def imdb_root() -> Path:
+    """The extracted ``aclImdb/`` both whole-process contenders read (extracted before any clock)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from tfpilot.data.paths import extract_archive, find_data_file
+
+    path = find_data_file(["aclImdb", "aclImdb_v1.tar.gz"], None)
+    if path is None:
+        sys.exit("aclImdb_v1.tar.gz not found: set TFPILOT_DATA_DIR (see README)")
+    return extract_archive(path) / "aclImdb" if path.is_file() else path
+
+
+def whole_process(which: str, root: Path, work: Path) -> dict:
+    """One contender as one fresh program: wall and CPU seconds from start to exit, test accuracy.
+
+    ``sklearn`` runs :data:`SKLEARN_PROGRAM`; ``tfpilot`` runs the CLI a user types,
+    ``tfpilot train configs/imdb_fast.yaml --no-report -o RUN`` (read, adapt, fit, evaluate val and
+    test, save ``model.keras``).
+    """
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+    work.mkdir(parents=True, exist_ok=True)
+    if which == "sklearn":
+        cmd = [sys.executable, "-c", SKLEARN_PROGRAM, str(root), str(work / "model.joblib")]
+    else:
+        cmd = [str(Path(sys.executable).parent / "tfpilot"), "train", str(FAST_CONFIG), "--no-report",
+               "-o", str(work / "run")]
+    load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.exit(f"{which} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    if which == "sklearn":
+        accuracy = float(re.search(r"ACCURACY ([0-9.]+)", proc.stdout).group(1))
+    else:
+        accuracy = json.loads((work / "run" / "metrics.json").read_text())["test"]["accuracy"]
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    print(f"  {which:8s} accuracy {accuracy:.4f}  wall {wall:6.1f} s  CPU {cpu:6.1f} s  load at start {load:.2f}",
+          flush=True)
+    return {"test_accuracy": accuracy, "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+            "load_at_start": load}
+
+
+def race_whole_process(repeats: int) -> dict:
+    """``repeats`` rounds of scikit-learn then tfpilot, each a fresh program; medians and ratios."""
+    root = imdb_root()
+    runs: dict[str, list[dict]] = {"sklearn": [], "tfpilot": []}
+    with tempfile.TemporaryDirectory(prefix="imdb-whole-") as tmp:
+        for i in range(repeats):
+            print(f"== round {i + 1}/{repeats} ==", flush=True)
+            for which in runs:
+                runs[which].append(whole_process(which, root, Path(tmp) / f"{which}-{i}"))
+    med = {w: {k: statistics.median(r[k] for r in rs) for k in ("test_accuracy", "wall_seconds", "cpu_seconds")}
+           for w, rs in runs.items()}
+    summary = {"median": med,
+               "ratio_wall": round(med["tfpilot"]["wall_seconds"] / med["sklearn"]["wall_seconds"], 3),
+               "ratio_cpu": round(med["tfpilot"]["cpu_seconds"] / med["sklearn"]["cpu_seconds"], 3),
+               "ratio_wall_per_round": [round(t["wall_seconds"] / s["wall_seconds"], 3)
+                                        for s, t in zip(runs["sklearn"], runs["tfpilot"])]}
+    print(f"\nmedian of {repeats}: scikit-learn {med['sklearn']['test_accuracy']:.4f} in "
+          f"{med['sklearn']['wall_seconds']:.1f} s wall / {med['sklearn']['cpu_seconds']:.1f} s CPU; tfpilot "
+          f"{med['tfpilot']['test_accuracy']:.4f} in {med['tfpilot']['wall_seconds']:.1f} s wall / "
+          f"{med['tfpilot']['cpu_seconds']:.1f} s CPU; tfpilot / scikit-learn: {summary['ratio_wall']:.3f} wall, "
+          f"{summary['ratio_cpu']:.3f} CPU (per round: {summary['ratio_wall_per_round']})", flush=True)
+    return {"runs": runs, "summary": summary, "machine": machine(precision={"tfpilot": "float32"})}
+
+
 def spawn(which: str) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore", "MPLBACKEND": "Agg"}
     print(f"== {which} ==", flush=True)
@@ -201,8 +295,17 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--limit", type=int, default=0, help="use this many reviews per split (a quick harness check; "
                     "tfpilot then still trains on the full data)")
+    ap.add_argument("--whole-process", action="store_true", help="race scikit-learn's whole program against "
+                    "`tfpilot train configs/imdb_fast.yaml`, start to exit (see SKLEARN_PROGRAM)")
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of --whole-process (medians reported)")
     ap.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.whole_process:
+        out = race_whole_process(args.repeats)
+        print("machine: " + json.dumps(out["machine"]))
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=2))
+        return
     if args.child:
         result = {"seed": run_seed, "sklearn": run_sklearn, "tfpilot": run_tfpilot}[args.child]()
         print("RESULT " + json.dumps(result), flush=True)

@@ -71,22 +71,26 @@ def make_timer(x_test, y_test, target: float, stop_at_target: bool):
     class TimeToAccuracy(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.t0, self.excluded, self.epochs, self.reached = time.perf_counter(), 0.0, [], None
+            self.c0, self.excluded_cpu, self.reached_cpu = time.process_time(), 0.0, None
 
         def on_epoch_end(self, epoch, logs=None):
-            t = time.perf_counter()
-            train_s = t - self.t0 - self.excluded
+            t, c = time.perf_counter(), time.process_time()
+            train_s, cpu_s = t - self.t0 - self.excluded, c - self.c0 - self.excluded_cpu
             probs = self.model.predict(x_test, batch_size=1000, verbose=0)
             acc = float(np.mean(np.argmax(probs, axis=1) == y_test))
             self.excluded += time.perf_counter() - t
-            self.epochs.append({"epoch": epoch + 1, "train_seconds": round(train_s, 3), "test_accuracy": acc})
-            print(f"  epoch {epoch + 1}: {train_s:7.2f} s  test accuracy {acc:.4f}", flush=True)
+            self.excluded_cpu += time.process_time() - c
+            self.epochs.append({"epoch": epoch + 1, "train_seconds": round(train_s, 3),
+                                "cpu_seconds": round(cpu_s, 3), "test_accuracy": acc})
+            print(f"  epoch {epoch + 1}: {train_s:7.2f} s ({cpu_s:7.2f} CPU s)  test accuracy {acc:.4f}", flush=True)
             if self.reached is None and acc >= target:
-                self.reached = train_s
+                self.reached, self.reached_cpu = train_s, cpu_s
                 if stop_at_target:
                     self.model.stop_training = True
 
         def result(self):
-            return {"seconds_to_target": self.reached, "epochs": self.epochs,
+            return {"seconds_to_target": self.reached, "cpu_seconds_to_target": self.reached_cpu,
+                    "epochs": self.epochs,
                     "final_test_accuracy": self.epochs[-1]["test_accuracy"] if self.epochs else None}
 
     return TimeToAccuracy()
@@ -172,6 +176,7 @@ def spawn(which: str, args: argparse.Namespace) -> dict:
         cmd.append("--full")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
     print(f"== {which} ==", flush=True)
+    load = os.getloadavg()[0]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith("  epoch"):
@@ -179,7 +184,10 @@ def spawn(which: str, args: argparse.Namespace) -> dict:
     results = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not results:
         sys.exit(f"{which} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return json.loads(results[-1][len("RESULT "):])
+    result = json.loads(results[-1][len("RESULT "):])
+    result["load_at_start"] = load
+    print(f"  load average at start {load:.2f}", flush=True)
+    return result
 
 
 def main() -> None:
@@ -187,8 +195,9 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.99)
     ap.add_argument("--repeats", type=int, default=1, help="alternate seed/tfpilot this many times")
     ap.add_argument("--full", action="store_true", help="train to the end instead of stopping at the target")
-    ap.add_argument("--precision", choices=["auto", "float32"], default="auto",
-                    help="tfpilot's precision (float32: both sides float32, the AVX2-only kind's stand-in)")
+    ap.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16"], default="auto",
+                    help="tfpilot's precision (float32: both sides float32, the AVX2-only kind's stand-in; "
+                         "the seed script always computes in float32)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override for the tfpilot contenders (repeatable; model.* ones: tfpilot only)")
     ap.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
@@ -222,7 +231,10 @@ def main() -> None:
         for r in rs:
             ends = [e["train_seconds"] for e in r["epochs"]]
             per_epoch.append([round(b - a, 2) for a, b in zip([0.0, *ends], ends)])
-        summary[which] = {"median_seconds": med, "seconds": secs, "epochs_to_target": epochs,
+        cpu = [r.get("cpu_seconds_to_target") for r in rs]
+        summary[which] = {"median_seconds": med, "seconds": secs, "cpu_seconds": cpu,
+                          "median_cpu_seconds": statistics.median(cpu) if med is not None else None,
+                          "load_at_start": [r["load_at_start"] for r in rs], "epochs_to_target": epochs,
                           "epoch_seconds": per_epoch, "precision": sorted({r.get("precision") for r in rs}),
                           "final_test_accuracy": [r["final_test_accuracy"] for r in rs]}
         shown = f"{med:.2f}" if med is not None else "not reached"
@@ -234,7 +246,11 @@ def main() -> None:
         mine = summary.get(which, {}).get("median_seconds")
         if seed and mine:
             summary[f"ratio_{which}"] = mine / seed
-            print(f"ratio {which} / seed: {mine / seed:.3f}" + ("  (target <= 0.25)" if which == "tfpilot" else ""))
+            summary[f"ratio_cpu_{which}"] = summary[which]["median_cpu_seconds"] / summary["seed"]["median_cpu_seconds"]
+            per_repeat = [round(a / b, 3) for a, b in zip(summary[which]["seconds"], summary["seed"]["seconds"])]
+            summary[f"ratio_per_repeat_{which}"] = per_repeat
+            print(f"ratio {which} / seed: {mine / seed:.3f} wall (per repeat {per_repeat}), "
+                  f"{summary[f'ratio_cpu_{which}']:.3f} CPU" + ("  (target <= 0.25)" if which == "tfpilot" else ""))
     if "ratio_tfpilot" in summary:
         summary["ratio"] = summary["ratio_tfpilot"]
     precisions = {which: ",".join(summary[which]["precision"]) for which in runs}

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
+from tfpilot.models.airbench_layers import FusedBatchNorm
 from tfpilot.models.common import classifier_head, image_input
 from tfpilot.models.registry import register_model
 from tfpilot.spec import InputSpec
@@ -145,10 +146,11 @@ def fast_cnn(
     """tfpilot's fast small CNN: per stage [conv 3x3 -> ReLU] x n + 2x2 max-pool, then Dense.
 
     Built for time-to-accuracy on CPUs (see ``configs/mnist_fast.yaml``): small stages of
-    two 3x3 convolutions learn faster per example than seed 004's single wide ones, and it
-    has no BatchNorm by default -- on CPU, Keras' BatchNorm cost 3x the convolutions' time
-    here (docs/benchmarks.md), and an annealed learning-rate schedule trains this depth
-    without it.
+    two 3x3 convolutions learn faster per example than seed 004's single wide ones. Its
+    BatchNorm (``batch_norm=True``) is :class:`~tfpilot.models.airbench_layers.FusedBatchNorm`
+    with Keras' defaults (learned gain and offset, epsilon 1e-3): the same arithmetic as
+    Keras' ``BatchNormalization`` in one fused kernel, since on CPU Keras' layer cost about 3x
+    the convolutions' time here (docs/benchmarks.md).
 
     Args:
         filters: filters of each stage (each stage ends with a 2x2 max-pool).
@@ -169,7 +171,7 @@ def fast_cnn(
     def block(x, layer):
         if not batch_norm:
             return layers.ReLU()(layer(x))
-        x = layers.BatchNormalization(momentum=bn_momentum)(layer(x))
+        x = FusedBatchNorm(momentum=bn_momentum, epsilon=1e-3, scale=True)(layer(x))
         return layers.ReLU()(x)
 
     inputs, x = image_input(input_spec)
