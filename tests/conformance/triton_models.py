@@ -99,11 +99,12 @@ def model_config(root: Path, names: tuple[str, ...] = MODELS) -> str:
 
 
 def start_triton_server(root: Path, log_dir: Path) -> ServerProcess:
-    """``tfpilot serve`` on the repository, REST on ``server.port`` and gRPC on ``server.grpc_port``."""
+    """``tfpilot serve`` on the repository (load/unload allowed), REST on ``server.port``, gRPC on
+    ``server.grpc_port``."""
     config = log_dir / "models.config"
     config.write_text(model_config(root))
-    return ServerProcess(["--model_config_file", str(config), "--file_system_poll_wait_seconds", "0"], log_dir,
-                         tf_serving=True)
+    return ServerProcess(["--model_config_file", str(config), "--file_system_poll_wait_seconds", "0",
+                          "--model-control-mode", "explicit"], log_dir, tf_serving=True)
 
 
 @pytest.fixture(scope="session")

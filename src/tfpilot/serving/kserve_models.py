@@ -15,6 +15,8 @@ Triton's answers, as its server gives them (its source and its own QA tests are 
 * the model repository: the models this server was configured with; ``unload`` stops serving
   one (it stays in the index as ``UNAVAILABLE``/``unloaded``), ``load`` serves it again or,
   when it is served, polls its base path now (new versions load, as Triton's reload does).
+  As in Triton, load and unload are refused unless the server runs with
+  ``--model-control-mode explicit``.
 
 Example:
     >>> models = OipModels.of(core)  # doctest: +SKIP
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tfpilot.serving.core import ServerCore
-from tfpilot.serving.errors import BadRequest, NotFound, Unavailable
+from tfpilot.serving.errors import BadRequest, FailedPrecondition, NotFound, Unavailable
 from tfpilot.serving.servable import Servable
 from tfpilot.serving.settings import ModelConfig
 from tfpilot.serving.signatures import DEFAULT_SIGNATURE, Signature
@@ -293,8 +295,14 @@ class OipModels:
     def _configs(self) -> list[ModelConfig]:
         return [m.config for m in self.core.managers.values()]
 
+    def _check_control(self) -> None:
+        if self.core.settings.model_control_mode != "explicit":
+            raise FailedPrecondition("explicit model load / unload is not allowed: start tfpilot serve with "
+                                     "--model-control-mode explicit")
+
     async def load(self, name: str, timeout_s: float = 300.0) -> None:
         """Serve ``name`` again after an unload, or poll its base path now when it is served."""
+        self._check_control()
         manager = self.core.managers.get(name)
         if manager is not None:
             polls = manager.polls
@@ -318,6 +326,7 @@ class OipModels:
 
     async def unload(self, name: str) -> None:
         """Stop serving ``name`` (after the requests holding it); it stays in the index."""
+        self._check_control()
         if name in self.unloaded:
             return
         manager = self.manager(name)
