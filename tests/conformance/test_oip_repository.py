@@ -51,7 +51,8 @@ def failure(call) -> tuple[str | None, str]:
 
 
 def rows(index: list[dict], name: str = "simple_dyn") -> list[tuple]:
-    return [(r["name"], r.get("version"), r["state"], r["reason"]) for r in index if r["name"] == name]
+    return [(r["name"], r.get("version"), r["state"], r["reason"])
+            for r in index if r["name"] == name]
 
 
 def test_index_lists_every_model_and_ready_filters(http, grpc_client) -> None:
@@ -59,16 +60,18 @@ def test_index_lists_every_model_and_ready_filters(http, grpc_client) -> None:
     assert [(r["name"], r["version"], r["state"]) for r in index] == [
         (m, "1", "READY") for m in ("simple", "simple_dyn", "simple_identity", "simple_string")]
     over_grpc = grpc_client.get_model_repository_index().models
-    assert [(m.name, m.version, m.state) for m in over_grpc] == [(r["name"], r["version"], r["state"]) for r in index]
+    assert [(m.name, m.version, m.state) for m in over_grpc] == [
+        (r["name"], r["version"], r["state"]) for r in index]
 
 
 def test_unload_then_load_over_http(http) -> None:
     http.unload_model("simple_dyn")
     assert not http.is_model_ready("simple_dyn")
-    assert rows(http.get_model_repository_index()) == [("simple_dyn", None, "UNAVAILABLE", "unloaded")]
-    assert rows(http.get_model_repository_index(), "simple")[0][2] == "READY"  # the others keep serving
-    assert failure(lambda: infer_sum(http)) == ("503", "Request for unknown model: 'simple_dyn' has no available "
-                                                       "versions")
+    index = http.get_model_repository_index()
+    assert rows(index) == [("simple_dyn", None, "UNAVAILABLE", "unloaded")]
+    assert rows(index, "simple")[0][2] == "READY"  # the others keep serving
+    error = "Request for unknown model: 'simple_dyn' has no available versions"
+    assert failure(lambda: infer_sum(http)) == ("503", error)
     http.unload_model("simple_dyn")  # unloading again is no error, as in Triton
     http.load_model("simple_dyn")
     assert http.is_model_ready("simple_dyn")
@@ -81,8 +84,8 @@ def test_load_picks_up_a_new_version(http, triton_repository) -> None:
     http.load_model("simple_dyn")
     assert infer_sum(http) == ("2", (2 * X + 100).reshape(-1).tolist())
     assert http.is_model_ready("simple_dyn", "2") and not http.is_model_ready("simple_dyn", "1")
-    assert rows(http.get_model_repository_index()) == [("simple_dyn", "1", "UNAVAILABLE", "unloaded"),
-                                                       ("simple_dyn", "2", "READY", "")]
+    assert rows(http.get_model_repository_index()) == [
+        ("simple_dyn", "1", "UNAVAILABLE", "unloaded"), ("simple_dyn", "2", "READY", "")]
     stats = http.get_inference_statistics("simple_dyn")["model_stats"]
     assert [(s["version"], s["inference_stats"]["success"]["count"]) for s in stats] == [("2", 1)]
 
@@ -98,9 +101,11 @@ def test_unload_and_load_over_grpc(grpc_client, http) -> None:
 
 def test_repository_errors(http, grpc_client) -> None:
     status, message = failure(lambda: http.load_model("nope"))
-    assert status == "400" and message.startswith("failed to load 'nope', failed to poll from model repository")
+    assert status == "400"
+    assert message.startswith("failed to load 'nope', failed to poll from model repository")
     status, message = failure(lambda: grpc_client.load_model("nope"))
     assert status == "StatusCode.INVALID_ARGUMENT" and message.startswith("failed to load 'nope'")
-    assert failure(lambda: http.unload_model("nope")) == ("404", "Request for unknown model: 'nope' is not found")
+    error = "Request for unknown model: 'nope' is not found"
+    assert failure(lambda: http.unload_model("nope")) == ("404", error)
     status, message = failure(lambda: http.load_model("simple_dyn", config='{"max_batch_size": 4}'))
     assert status == "501" and "not supported" in message

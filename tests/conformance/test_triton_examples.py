@@ -34,8 +34,8 @@ def url(server, client: str) -> str:
 
 def run_all(server, scripts: dict[str, Path]) -> dict[str, subprocess.CompletedProcess]:
     """Run every script at once (each waits mostly on the server) and collect their results."""
-    procs = {name: subprocess.Popen([sys.executable, str(path), "-u", url(server, name)], stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
+    procs = {name: subprocess.Popen([sys.executable, str(path), "-u", url(server, name)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for name, path in scripts.items()}
     out = {}
     for name, proc in procs.items():
@@ -45,7 +45,8 @@ def run_all(server, scripts: dict[str, Path]) -> dict[str, subprocess.CompletedP
 
 
 @pytest.fixture(scope="module")
-def results(triton_server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess]:
+def results(triton_server,
+            tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess]:
     renamed = tmp_path_factory.mktemp("renamed")
     scripts = {name: EXAMPLES / f"{name}.py" for name in (*PASSING, *NAMED)}
     for name in NAMED:
@@ -74,4 +75,4 @@ def test_health_metadata_fails_only_on_the_server_name(results, client: str) -> 
     renamed = results[f"{client}[tfpilot]"]
     assert renamed.returncode == 0, renamed.stdout[-2000:] + renamed.stderr[-2000:]
     assert "FAILED" not in renamed.stdout
-    assert "'name': 'tfpilot'" in renamed.stdout or 'name: "tfpilot"' in renamed.stdout  # it got that far
+    assert "'name': 'tfpilot'" in renamed.stdout or 'name: "tfpilot"' in renamed.stdout  # got there

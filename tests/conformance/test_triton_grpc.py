@@ -48,13 +48,14 @@ def failure(call) -> tuple[str, str]:
 def test_health_metadata_and_config(client) -> None:
     assert client.is_server_live() and client.is_server_ready()
     assert client.is_model_ready("simple") and client.is_model_ready("simple", "1")
-    assert not client.is_model_ready("simple", "9") and not client.is_model_ready("wrong_model_name")
+    assert not client.is_model_ready("simple", "9")
+    assert not client.is_model_ready("wrong_model_name")
     server = client.get_server_metadata()
     assert server.name == "tfpilot" and "statistics" in server.extensions
     meta = client.get_model_metadata("simple", as_json=True)
     assert meta["platform"] == "tensorflow_savedmodel" and meta["versions"] == ["1"]
     assert [(t["name"], t["datatype"], t["shape"]) for t in meta["inputs"]] == [
-        ("INPUT0", "INT32", ["-1", "16"]), ("INPUT1", "INT32", ["-1", "16"])]  # int64 in proto JSON: strings
+        ("INPUT0", "INT32", ["-1", "16"]), ("INPUT1", "INT32", ["-1", "16"])]  # int64: strings
     config = client.get_model_config("simple").config
     assert config.name == "simple" and config.platform == "tensorflow_savedmodel"
     dims = [16] if config.max_batch_size > 0 else [-1, 16]
@@ -62,14 +63,16 @@ def test_health_metadata_and_config(client) -> None:
     from tritonclient.grpc import model_config_pb2
 
     assert config.input[0].data_type == model_config_pb2.TYPE_INT32
-    assert client.get_model_config("simple_string").config.output[0].data_type == model_config_pb2.TYPE_STRING
+    string_config = client.get_model_config("simple_string").config
+    assert string_config.output[0].data_type == model_config_pb2.TYPE_STRING
 
 
 def test_infer_raw_contents_and_requested_outputs(client) -> None:
     import tritonclient.grpc as grpcclient
 
     inputs = [tensor("INPUT0", X0, "INT32"), tensor("INPUT1", X1, "INT32")]
-    result = client.infer("simple", inputs, outputs=[grpcclient.InferRequestedOutput("OUTPUT1")], request_id="42")
+    result = client.infer("simple", inputs, request_id="42",
+                          outputs=[grpcclient.InferRequestedOutput("OUTPUT1")])
     np.testing.assert_array_equal(result.as_numpy("OUTPUT1"), X0 - X1)
     assert result.as_numpy("OUTPUT0") is None
     response = result.get_response()
@@ -87,22 +90,23 @@ def test_infer_typed_contents(stub) -> None:
         t = request.inputs.add(name=name, datatype="INT32", shape=[1, 16])
         t.contents.int_contents.extend(value.reshape(-1).tolist())
     response = stub.ModelInfer(request)
-    assert [(o.name, o.datatype, list(o.shape)) for o in response.outputs] == [("OUTPUT0", "INT32", [1, 16]),
-                                                                               ("OUTPUT1", "INT32", [1, 16])]
-    assert np.frombuffer(response.raw_output_contents[0], "<i4").tolist() == (X0 + X1).reshape(-1).tolist()
+    assert [(o.name, o.datatype, list(o.shape)) for o in response.outputs] == [
+        ("OUTPUT0", "INT32", [1, 16]), ("OUTPUT1", "INT32", [1, 16])]
+    total = np.frombuffer(response.raw_output_contents[0], "<i4")
+    assert total.tolist() == (X0 + X1).reshape(-1).tolist()
     request = service_pb2.ModelInferRequest(model_name="simple_identity")
     t = request.inputs.add(name="INPUT0", datatype="BYTES", shape=[1, 2])
     t.contents.bytes_contents.extend([b"he\x00llo", b"\x00\x01"])
     raw = stub.ModelInfer(request).raw_output_contents[0]
-    assert raw == b"\x06\x00\x00\x00he\x00llo\x02\x00\x00\x00\x00\x01"  # 4-byte little-endian lengths
+    assert raw == b"\x06\x00\x00\x00he\x00llo\x02\x00\x00\x00\x00\x01"  # little-endian lengths
 
 
 def test_bytes_tensors(client) -> None:
     as_bytes = np.vectorize(lambda v: str(v).encode(), otypes=[object])
     result = client.infer("simple_string", [tensor("INPUT0", as_bytes(X0), "BYTES"),
                                             tensor("INPUT1", as_bytes(X1), "BYTES")])
-    assert [int(v) for v in result.as_numpy("OUTPUT0").reshape(-1)] == (X0 + X1).reshape(-1).tolist()
-    assert [int(v) for v in result.as_numpy("OUTPUT1").reshape(-1)] == (X0 - X1).reshape(-1).tolist()
+    assert [int(v) for v in result.as_numpy("OUTPUT0").reshape(-1)] == (X0 + X1).ravel().tolist()
+    assert [int(v) for v in result.as_numpy("OUTPUT1").reshape(-1)] == (X0 - X1).ravel().tolist()
 
 
 def test_statistics(client) -> None:
@@ -128,6 +132,6 @@ def test_errors_as_triton_answers_them(client) -> None:
     assert failure(lambda: client.infer("simple", inputs, model_version="9")) == version
     status, message = failure(lambda: client.infer("simple", inputs[:1]))
     assert status == "StatusCode.INVALID_ARGUMENT" and "INPUT1" in message
-    status, message = failure(lambda: client.infer("simple", inputs,
-                                                   outputs=[grpcclient.InferRequestedOutput("OUTPUT9")]))
+    nine = [grpcclient.InferRequestedOutput("OUTPUT9")]
+    status, message = failure(lambda: client.infer("simple", inputs, outputs=nine))
     assert status == "StatusCode.INVALID_ARGUMENT" and "OUTPUT9" in message

@@ -45,6 +45,11 @@ def wanted(name: str, binary: bool):
     return httpclient.InferRequestedOutput(name, binary_data=binary)
 
 
+def as_ints(values: np.ndarray) -> list[int]:
+    """BYTES decimal strings as ints."""
+    return [int(v) for v in values.reshape(-1)]
+
+
 def unknown(call) -> str:
     from tritonclient.utils import InferenceServerException
 
@@ -56,10 +61,12 @@ def unknown(call) -> str:
 def test_health_and_server_metadata(client) -> None:
     assert client.is_server_live() and client.is_server_ready()
     assert client.is_model_ready("simple") and client.is_model_ready("simple", "1")
-    assert not client.is_model_ready("simple", "9") and not client.is_model_ready("wrong_model_name")
+    assert not client.is_model_ready("simple", "9")
+    assert not client.is_model_ready("wrong_model_name")
     meta = client.get_server_metadata()
     assert meta["name"] == "tfpilot"
-    assert {"binary_tensor_data", "statistics", "model_configuration", "model_repository"} <= set(meta["extensions"])
+    extensions = {"binary_tensor_data", "statistics", "model_configuration", "model_repository"}
+    assert extensions <= set(meta["extensions"])
 
 
 def test_model_metadata(client) -> None:
@@ -71,17 +78,20 @@ def test_model_metadata(client) -> None:
     assert client.get_model_metadata("simple", "1")["versions"] == ["1"]
 
 
-@pytest.mark.parametrize(("in0", "in1", "out0", "out1"), [(True, True, True, True), (False, True, True, False),
-                                                          (False, False, False, False)])
-def test_infer_binary_and_json_tensors(client, in0: bool, in1: bool, out0: bool, out1: bool) -> None:
-    result = client.infer("simple", [tensor("INPUT0", X0, "INT32", in0), tensor("INPUT1", X1, "INT32", in1)],
-                          outputs=[wanted("OUTPUT0", out0), wanted("OUTPUT1", out1)], request_id="7")
+@pytest.mark.parametrize(("in0", "in1", "out0", "out1"), [
+    (True, True, True, True), (False, True, True, False), (False, False, False, False)])
+def test_infer_binary_and_json_tensors(client, in0: bool, in1: bool, out0: bool,
+                                       out1: bool) -> None:
+    inputs = [tensor("INPUT0", X0, "INT32", in0), tensor("INPUT1", X1, "INT32", in1)]
+    result = client.infer("simple", inputs, request_id="7",
+                          outputs=[wanted("OUTPUT0", out0), wanted("OUTPUT1", out1)])
     np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), X0 + X1)
     np.testing.assert_array_equal(result.as_numpy("OUTPUT1"), X0 - X1)
     response = result.get_response()
-    assert (response["model_name"], response["model_version"], response["id"]) == ("simple", "1", "7")
+    assert [response[k] for k in ("model_name", "model_version", "id")] == ["simple", "1", "7"]
     for entry, binary in zip(response["outputs"], (out0, out1)):
-        assert ("data" in entry) is not binary and ("binary_data_size" in entry.get("parameters", {})) is binary
+        assert ("data" in entry) is not binary
+        assert ("binary_data_size" in entry.get("parameters", {})) is binary
 
 
 def test_infer_only_the_requested_output_and_every_output_by_default(client) -> None:
@@ -96,8 +106,8 @@ def test_infer_only_the_requested_output_and_every_output_by_default(client) -> 
 
 def test_infer_gzip_request_and_several_rows(client) -> None:
     x0 = np.arange(48, dtype=np.int32).reshape(3, 16)
-    result = client.infer("simple", [tensor("INPUT0", x0, "INT32", True), tensor("INPUT1", x0, "INT32", False)],
-                          request_compression_algorithm="gzip")
+    inputs = [tensor("INPUT0", x0, "INT32", True), tensor("INPUT1", x0, "INT32", False)]
+    result = client.infer("simple", inputs, request_compression_algorithm="gzip")
     np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), 2 * x0)
     np.testing.assert_array_equal(result.as_numpy("OUTPUT1"), np.zeros_like(x0))
 
@@ -109,8 +119,8 @@ def test_bytes_tensors(client, binary: bool) -> None:
                                             tensor("INPUT1", as_bytes(X1), "BYTES", not binary)],
                           outputs=[wanted("OUTPUT0", binary), wanted("OUTPUT1", not binary)])
     assert result.get_response()["outputs"][0]["datatype"] == "BYTES"
-    assert [int(v) for v in result.as_numpy("OUTPUT0").reshape(-1)] == (X0 + X1).reshape(-1).tolist()
-    assert [int(v) for v in result.as_numpy("OUTPUT1").reshape(-1)] == (X0 - X1).reshape(-1).tolist()
+    assert as_ints(result.as_numpy("OUTPUT0")) == (X0 + X1).reshape(-1).tolist()
+    assert as_ints(result.as_numpy("OUTPUT1")) == (X0 - X1).reshape(-1).tolist()
     nulls = np.array([[b"he\x00llo", b"\x00\x01\x02\x03"]], dtype=object)
     echoed = client.infer("simple_identity", [tensor("INPUT0", nulls, "BYTES", binary)],
                           outputs=[wanted("OUTPUT0", binary)]).as_numpy("OUTPUT0")
@@ -139,21 +149,28 @@ def test_statistics_count_each_version_s_requests(client) -> None:
 def test_a_failed_infer_is_counted_as_a_failure(client) -> None:
     from tritonclient.utils import InferenceServerException
 
-    old = client.get_inference_statistics("simple")["model_stats"][0]["inference_stats"]["fail"]["count"]
+    def failures() -> int:
+        stats = client.get_inference_statistics("simple")["model_stats"][0]
+        return stats["inference_stats"]["fail"]["count"]
+
+    old = failures()
     with pytest.raises(InferenceServerException):
         client.infer("simple", [tensor("INPUT0", X0, "INT32", True)])  # INPUT1 is missing
-    new = client.get_inference_statistics("simple")["model_stats"][0]["inference_stats"]["fail"]["count"]
-    assert new == old + 1
+    assert failures() == old + 1
 
 
 def test_model_configuration(client) -> None:
     config = client.get_model_config("simple")
-    assert (config["name"], config["platform"], config["backend"]) == ("simple", "tensorflow_savedmodel",
-                                                                       "tensorflow")
+    assert config["name"] == "simple"
+    assert (config["platform"], config["backend"]) == ("tensorflow_savedmodel", "tensorflow")
     assert config["version_policy"] == {"latest": {"num_versions": 1}}
-    dims = [16] if config["max_batch_size"] > 0 else [-1, 16]  # Triton leaves out the batch dimension
-    assert config["input"] == [{"name": n, "data_type": "TYPE_INT32", "dims": dims} for n in ("INPUT0", "INPUT1")]
-    assert config["output"] == [{"name": n, "data_type": "TYPE_INT32", "dims": dims} for n in ("OUTPUT0", "OUTPUT1")]
+    dims = [16] if config["max_batch_size"] > 0 else [-1, 16]  # Triton leaves out the batch dim
+
+    def tensors(*names: str) -> list[dict]:
+        return [{"name": n, "data_type": "TYPE_INT32", "dims": dims} for n in names]
+
+    assert config["input"] == tensors("INPUT0", "INPUT1")
+    assert config["output"] == tensors("OUTPUT0", "OUTPUT1")
     assert client.get_model_config("simple_string")["input"][0]["data_type"] == "TYPE_STRING"
 
 
@@ -172,11 +189,13 @@ def test_unknown_models_and_versions_as_triton_words_them(client) -> None:
 
 def test_error_statuses_and_bodies(rest: httpx.Client) -> None:
     r = rest.get("/v2/models/wrong_model_name")
-    assert (r.status_code, r.json()) == (404, {"error": "Request for unknown model: 'wrong_model_name' is not found"})
+    error = "Request for unknown model: 'wrong_model_name' is not found"
+    assert (r.status_code, r.json()) == (404, {"error": error})
     assert rest.get("/v2/models/wrong_model_name/ready").status_code == 404
     assert rest.get("/v2/models/simple/versions/x/config").status_code == 400
-    body = json.dumps({"inputs": [{"name": "INPUT0", "shape": [1, 16], "datatype": "INT32", "data": list(range(16))},
-                                  {"name": "INPUT1", "shape": [1, 16], "datatype": "INT32", "data": [1] * 16}]})
+    body = json.dumps({"inputs": [
+        {"name": "INPUT0", "shape": [1, 16], "datatype": "INT32", "data": list(range(16))},
+        {"name": "INPUT1", "shape": [1, 16], "datatype": "INT32", "data": [1] * 16}]})
     r = rest.post("/v2/models/simple/infer", content=gzip.compress(body.encode()),
                   headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
     assert r.status_code == 200 and r.json()["outputs"][0]["data"] == list(range(1, 17))

@@ -51,7 +51,7 @@ def simple(path: Path, offset: int = 0) -> Path:
 
 
 def simple_string(path: Path) -> Path:
-    """Triton's ``simple_string``: BYTES decimal integers in, their sum and difference as BYTES out."""
+    """Triton's ``simple_string``: BYTES decimal integers in, sum and difference as BYTES out."""
     import tensorflow as tf
 
     spec = tf.TensorSpec([None, 16], tf.string)
@@ -93,7 +93,8 @@ def build_repository(root: Path) -> Path:
 
 def model_config(root: Path, names: tuple[str, ...] = MODELS) -> str:
     """A TF Serving ``--model_config_file`` serving ``names`` (the latest version of each)."""
-    entries = [f"config {{\n  name: '{name}'\n  base_path: '{root / name}'\n  model_platform: 'tensorflow'\n}}"
+    entries = [f"config {{\n  name: '{name}'\n  base_path: '{root / name}'\n"
+               "  model_platform: 'tensorflow'\n}"
                for name in names]
     return "model_config_list {\n" + "\n".join(entries) + "\n}\n"
 
@@ -103,8 +104,9 @@ def start_triton_server(root: Path, log_dir: Path) -> ServerProcess:
     ``server.grpc_port``."""
     config = log_dir / "models.config"
     config.write_text(model_config(root))
-    return ServerProcess(["--model_config_file", str(config), "--file_system_poll_wait_seconds", "0",
-                          "--model-control-mode", "explicit"], log_dir, tf_serving=True)
+    args = ["--model_config_file", str(config), "--file_system_poll_wait_seconds", "0",
+            "--model-control-mode", "explicit"]
+    return ServerProcess(args, log_dir, tf_serving=True)
 
 
 @pytest.fixture(scope="session")
@@ -114,8 +116,9 @@ def triton_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def triton_server(triton_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One ``tfpilot serve`` on the four models (base paths polled only on demand), stopped at the end."""
+def triton_server(triton_repository: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One ``tfpilot serve`` on the four models (paths polled on demand), stopped at the end."""
     server = start_triton_server(triton_repository, tmp_path_factory.mktemp("triton-serve"))
     try:
         yield server.wait_ready()

@@ -101,3 +101,15 @@ def test_v2_errors(tf_client: httpx.Client) -> None:
     r = tf_client.post("/v2/models/two/infer", content=gzip.compress(json.dumps({"inputs": [x]}).encode()),
                        headers={"Content-Encoding": "gzip"})
     assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [7.0, 10.0]
+
+
+def test_explicit_model_control_needs_one_worker(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from tfpilot.serving.settings import ServeSettings
+
+    assert ServeSettings(models=[{"path": tmp_path, "name": "m"}], model_control_mode="explicit").workers == 1
+    with pytest.raises(ValidationError, match="needs one worker"):
+        ServeSettings(models=[{"path": tmp_path, "name": "m"}], model_control_mode="explicit", workers=2)
+    with pytest.raises(ValidationError):
+        ServeSettings(models=[{"path": tmp_path, "name": "m"}], model_control_mode="poll")

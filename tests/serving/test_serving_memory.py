@@ -1,6 +1,6 @@
-"""Memory on unload, TF Serving's most common complaint: a real ``tfpilot serve`` swaps versions of a
-model with 52 MB of variables 20 times under load, and its resident memory after the 20th swap
-is less than one model above its level after the first."""
+"""Memory on unload, TF Serving's most common complaint: a real ``tfpilot serve`` swaps versions
+of a model with 52 MB of variables 20 times under load, and its resident memory after the 20th
+swap is less than one model above its level after the first."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def wait_serving(client: httpx.Client, version: int, timeout: float = 60.0) -> N
     """Until ``version`` is the only version AVAILABLE and no other is loading or unloading."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = {s["version"]: s["state"] for s in client.get("/v1/models/big").json()["model_version_status"]}
+        status = client.get("/v1/models/big").json()["model_version_status"]
+        states = {s["version"]: s["state"] for s in status}
         busy = [v for v, s in states.items() if s in ("LOADING", "UNLOADING", "START")]
         if [v for v, s in states.items() if s == "AVAILABLE"] == [str(version)] and not busy:
             return
@@ -65,8 +66,8 @@ def wait_serving(client: httpx.Client, version: int, timeout: float = 60.0) -> N
 def test_resident_memory_stays_flat_over_version_swaps(start_server, tmp_path: Path) -> None:
     base = tmp_path / "big"
     big_model(base / "1")
-    server = start_server("--model_name", "big", "--model_base_path", base, "--file_system_poll_wait_seconds",
-                          "0.1", tf_serving=True).wait_ready()
+    server = start_server("--model_name", "big", "--model_base_path", base,
+                          "--file_system_poll_wait_seconds", "0.1", tf_serving=True).wait_ready()
     stop, answered, failed = threading.Event(), [0], []
     x = {"instances": np.ones((2, 4)).tolist()}
 
@@ -96,6 +97,6 @@ def test_resident_memory_stays_flat_over_version_swaps(start_server, tmp_path: P
         worker.join(30)
     growth = levels[-1] - levels[0]
     mb = [round(v / 2**20) for v in levels]
-    assert growth < MODEL_BYTES, f"RSS grew {growth / 2**20:.0f} MB over {SWAPS} swaps (MB after each: {mb})"
+    assert growth < MODEL_BYTES, f"RSS grew {growth / 2**20:.0f} MB over {SWAPS} swaps: {mb} MB"
     assert answered[0] > SWAPS and not failed, (answered[0], failed[:3])
     print(f"RSS after each swap (MB): {mb}; {answered[0]} requests answered during the swaps")

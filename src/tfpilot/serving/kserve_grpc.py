@@ -30,7 +30,7 @@ import numpy as np
 
 from tfpilot.serving.core import ServerCore
 from tfpilot.serving.errors import BadRequest
-from tfpilot.serving.kserve_models import EXTENSIONS, InferTimer, OipModels, model_metadata
+from tfpilot.serving.kserve_models import EXTENSIONS, InferTimer, OipModels
 from tfpilot.serving.kserve_tensors import from_binary, kserve_dtype, to_binary
 from tfpilot.serving.servable import Servable
 from tfpilot.serving.signatures import Signature
@@ -40,16 +40,10 @@ log = logging.getLogger("tfpilot.serving")
 
 SERVICE = "/inference.GRPCInferenceService/"
 #: The typed ``InferTensorContents`` field of each datatype.
-CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
-            "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents",
-            "UINT32": "uint_contents", "UINT64": "uint64_contents", "FP32": "fp32_contents",
-            "FP64": "fp64_contents", "BYTES": "bytes_contents"}
-
-
-def _parameter(value: Any) -> Any:
-    """The Python value of an ``InferParameter``."""
-    choice = value.WhichOneof("parameter_choice")
-    return None if choice is None else getattr(value, choice)
+CONTENTS = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
+            "INT32": "int_contents", "INT64": "int64_contents", "UINT8": "uint_contents",
+            "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
+            "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents"}
 
 
 def input_arrays(request: Any) -> dict[str, np.ndarray]:
@@ -70,11 +64,13 @@ def input_arrays(request: Any) -> dict[str, np.ndarray]:
         dtype = kserve_dtype(tensor.datatype, where)
         field = CONTENTS.get(tensor.datatype)
         if field is None:
-            raise BadRequest(f"{where}: {tensor.datatype} tensors must be sent in raw_input_contents")
+            raise BadRequest(f"{where}: {tensor.datatype} tensors must be sent in "
+                             "raw_input_contents")
         values = list(getattr(tensor.contents, field))
         count = int(np.prod(shape)) if shape else 1
         if len(values) != count:
-            raise BadRequest(f"{where}: {len(values)} values in contents.{field} do not fill shape {shape} ({count})")
+            raise BadRequest(f"{where}: {len(values)} values in contents.{field} do not fill "
+                             f"shape {shape} ({count})")
         if dtype.is_string:
             arr = np.empty(count, dtype=object)
             arr[:] = values
@@ -90,7 +86,8 @@ def _requested(request: Any, sig: Signature) -> list[str]:
     names = []
     for output in request.outputs:
         if output.name not in sig.outputs:
-            raise BadRequest(f"unknown output {output.name!r}: signature {sig.name!r} has {list(sig.outputs)}")
+            raise BadRequest(f"unknown output {output.name!r}: signature {sig.name!r} has "
+                             f"{list(sig.outputs)}")
         names.append(output.name)
     return names
 
@@ -98,7 +95,8 @@ def _requested(request: Any, sig: Signature) -> list[str]:
 def infer_response(pb: Any, servable: Servable, request: Any, sig: Signature,
                    outputs: dict[str, np.ndarray]) -> Any:
     """The ``ModelInferResponse``: every requested output in ``raw_output_contents``."""
-    response = pb.ModelInferResponse(model_name=servable.name, model_version=str(servable.version), id=request.id)
+    response = pb.ModelInferResponse(model_name=servable.name, model_version=str(servable.version),
+                                     id=request.id)
     for name in _requested(request, sig):
         arr = np.asarray(outputs[name])
         response.outputs.add(name=name, datatype=dtype_of_array(arr).kserve, shape=list(arr.shape))
@@ -117,7 +115,8 @@ class InferenceServicer:
         on_loop: runs a coroutine on the server's event loop and returns its result.
     """
 
-    def __init__(self, pb: Any, config_pb: Any, core: ServerCore, guard: Any, on_loop: Callable[[Any], Any]) -> None:
+    def __init__(self, pb: Any, config_pb: Any, core: ServerCore, guard: Any,
+                 on_loop: Callable[[Any], Any]) -> None:
         self.pb = pb
         self.config_pb = config_pb
         self.core = core
@@ -132,7 +131,8 @@ class InferenceServicer:
         return self._run("ServerLive", context, lambda: self.pb.ServerLiveResponse(live=True))
 
     def ServerReady(self, request: Any, context: Any) -> Any:  # noqa: N802
-        return self._run("ServerReady", context, lambda: self.pb.ServerReadyResponse(ready=self.core.ready))
+        return self._run("ServerReady", context,
+                         lambda: self.pb.ServerReadyResponse(ready=self.core.ready))
 
     def ModelReady(self, request: Any, context: Any) -> Any:  # noqa: N802
         return self._run("ModelReady", context, lambda: self.pb.ModelReadyResponse(
@@ -190,8 +190,9 @@ class InferenceServicer:
     def _infer(self, servable: Servable, request: Any) -> Any:
         timer = InferTimer(self.models.stats(servable))
         try:
-            name = request.parameters["signature_name"].string_param if "signature_name" in request.parameters else None
-            sig = servable.signature(name)
+            params = request.parameters
+            sig = servable.signature(params["signature_name"].string_param
+                                     if "signature_name" in params else None)
             inputs = input_arrays(request)
             timer.decoded()
             outputs = servable.run_blocking(sig.name, inputs)
@@ -239,8 +240,9 @@ def _no_parameters(request: Any, what: str) -> None:
                             "from their configured base path")
 
 
-def add_inference_service(server: Any, core: ServerCore, guard: Any, on_loop: Callable[[Any], Any]) -> bool:
-    """Register ``inference.GRPCInferenceService`` on ``server``; False when tritonclient is missing.
+def add_inference_service(server: Any, core: ServerCore, guard: Any,
+                          on_loop: Callable[[Any], Any]) -> bool:
+    """Register ``inference.GRPCInferenceService`` on ``server`` (False: no tritonclient).
 
     Args:
         server: a ``grpc.Server`` not started yet.
@@ -251,10 +253,12 @@ def add_inference_service(server: Any, core: ServerCore, guard: Any, on_loop: Ca
     try:
         from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
     except ImportError:
-        log.info("the Open Inference Protocol over gRPC is off: pip install 'tritonclient[grpc]' for it")
+        log.info("the Open Inference Protocol over gRPC is off: "
+                 "pip install 'tritonclient[grpc]' for it")
         return False
 
-    servicer = type("GRPCInferenceServicer", (InferenceServicer, service_pb2_grpc.GRPCInferenceServiceServicer), {})
+    bases = (InferenceServicer, service_pb2_grpc.GRPCInferenceServiceServicer)
+    servicer = type("GRPCInferenceServicer", bases, {})
     service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
         servicer(service_pb2, model_config_pb2, core, guard, on_loop), server)
     return True

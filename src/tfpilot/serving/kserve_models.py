@@ -44,8 +44,8 @@ from tfpilot.serving.versions import AVAILABLE, END, LOADING, UNLOADING, Version
 EXTENSIONS = ("binary_tensor_data", "statistics", "model_configuration", "model_repository")
 #: Triton's model states in the repository index, by TF Serving's version state.
 INDEX_STATE = {AVAILABLE: "READY", LOADING: "LOADING", UNLOADING: "UNLOADING", END: "UNAVAILABLE"}
-DURATIONS = ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output", "cache_hit",
-             "cache_miss")
+DURATIONS = ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output",
+             "cache_hit", "cache_miss")
 
 
 @dataclass
@@ -57,11 +57,13 @@ class InferStats:
     last_inference_ms: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def success(self, rows: int, input_ns: int, infer_ns: int, output_ns: int, total_ns: int) -> None:
+    def success(self, rows: int, input_ns: int, infer_ns: int, output_ns: int,
+                total_ns: int) -> None:
         """Record a request that was answered."""
+        phases = (("success", total_ns), ("compute_input", input_ns), ("compute_infer", infer_ns),
+                  ("compute_output", output_ns))
         with self._lock:
-            for key, ns in (("success", total_ns), ("compute_input", input_ns), ("compute_infer", infer_ns),
-                            ("compute_output", output_ns)):
+            for key, ns in phases:
                 self.counts[key][0] += 1
                 self.counts[key][1] += ns
             self.inference_count += rows
@@ -77,11 +79,12 @@ class InferStats:
     def as_json(self, servable: Servable) -> dict[str, Any]:
         """The statistics extension's ``$model_stat`` of this version."""
         with self._lock:
+            durations = {k: {"count": c, "ns": ns} for k, (c, ns) in self.counts.items()}
             return {"name": servable.name, "version": str(servable.version),
-                    "last_inference": self.last_inference_ms, "inference_count": self.inference_count,
+                    "last_inference": self.last_inference_ms,
+                    "inference_count": self.inference_count,
                     "execution_count": servable.batcher.calls,
-                    "inference_stats": {k: {"count": c, "ns": ns} for k, (c, ns) in self.counts.items()},
-                    "batch_stats": [], "memory_usage": []}
+                    "inference_stats": durations, "batch_stats": [], "memory_usage": []}
 
 
 class InferTimer:
@@ -115,20 +118,24 @@ def default_signature(servable: Servable) -> Signature:
 
 
 def platform_of(servable: Servable) -> str:
-    return "tensorflow_savedmodel" if servable.kind == "saved_model" else f"tfpilot_{getattr(servable, 'backend', '')}"
+    if servable.kind == "saved_model":
+        return "tensorflow_savedmodel"
+    return f"tfpilot_{getattr(servable, 'backend', '')}"
 
 
 def _tensor_meta(sig: Signature, which: str) -> list[dict[str, Any]]:
     infos = sig.inputs if which == "inputs" else sig.outputs
-    return [{"name": k, "datatype": v.dtype.kserve, "shape": [-1 if d is None else d for d in (v.shape or ())]}
+    return [{"name": k, "datatype": v.dtype.kserve,
+             "shape": [-1 if d is None else d for d in (v.shape or ())]}
             for k, v in infos.items()]
 
 
 def model_metadata(servable: Servable, versions: list[int]) -> dict[str, Any]:
     """V2 model metadata: the default signature's tensors (``platform`` says what serves it)."""
     sig = default_signature(servable)
-    return {"name": servable.name, "versions": [str(v) for v in versions], "platform": platform_of(servable),
-            "inputs": _tensor_meta(sig, "inputs"), "outputs": _tensor_meta(sig, "outputs")}
+    return {"name": servable.name, "versions": [str(v) for v in versions],
+            "platform": platform_of(servable), "inputs": _tensor_meta(sig, "inputs"),
+            "outputs": _tensor_meta(sig, "outputs")}
 
 
 def _triton_type(kserve: str) -> str:
@@ -152,8 +159,9 @@ def model_config(servable: Servable, config: ModelConfig) -> dict[str, Any]:
     otherwise ``max_batch_size`` is 0 and ``dims`` are the full shapes (-1: any size).
     """
     sig = default_signature(servable)
-    batching = sig.batchable and all(o.shape is not None and len(o.shape) >= 1 and o.shape[0] is None
-                                     for o in sig.outputs.values())
+    rows_first = all(o.shape is not None and len(o.shape) >= 1 and o.shape[0] is None
+                     for o in sig.outputs.values())
+    batching = getattr(servable, "batching", True) and sig.batchable and rows_first
     skip = 1 if batching else 0
 
     def tensors(infos: Any) -> list[dict[str, Any]]:
@@ -164,11 +172,13 @@ def model_config(servable: Servable, config: ModelConfig) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": servable.name, "platform": platform_of(servable),
         "backend": "tensorflow" if servable.kind == "saved_model" else "tfpilot",
-        "version_policy": version_policy(config), "max_batch_size": servable.options.max_batch if batching else 0,
+        "version_policy": version_policy(config),
+        "max_batch_size": servable.options.max_batch if batching else 0,
         "input": tensors(sig.inputs), "output": tensors(sig.outputs),
     }
     if batching:
-        out["dynamic_batching"] = {"max_queue_delay_microseconds": int(servable.options.timeout_ms * 1000)}
+        delay_us = int(servable.options.timeout_ms * 1000)
+        out["dynamic_batching"] = {"max_queue_delay_microseconds": delay_us}
     return out
 
 
@@ -178,7 +188,8 @@ def parse_model_version(version: str | None) -> int | None:
         return None
     text = str(version)
     if not text.isdigit():
-        raise BadRequest(f"failed to parse model version '{text}': a model version is a non-negative integer")
+        raise BadRequest(f"failed to parse model version '{text}': a model version is a "
+                         "non-negative integer")
     return int(text)
 
 
@@ -228,7 +239,8 @@ class OipModels:
         if record is None:
             raise NotFound(f"Request for unknown model: '{name}' version {wanted} is not found")
         if record.state != AVAILABLE:
-            raise Unavailable(f"Request for unknown model: '{name}' version {wanted} is not at ready state")
+            raise Unavailable(f"Request for unknown model: '{name}' version {wanted} is not at "
+                              "ready state")
         return record
 
     def is_ready(self, name: str, version: str | None) -> bool:
@@ -256,9 +268,10 @@ class OipModels:
         return found
 
     def statistics(self, name: str | None, version: str | None) -> dict[str, Any]:
-        """``{"model_stats": [...]}``: every available version of ``name`` (every model when None)."""
+        """``{"model_stats": [...]}``: every available version of ``name`` (all models: None)."""
         if name in (None, ""):
-            records = [m.records[v] for _, m in sorted(self.core.managers.items()) for v in m.available()]
+            managers = [m for _, m in sorted(self.core.managers.items())]
+            records = [m.records[v] for m in managers for v in m.available()]
         elif version in (None, ""):
             manager = self.manager(name)
             records = [manager.records[v] for v in manager.available()]
@@ -285,9 +298,10 @@ class OipModels:
                 rows.append({"name": name, "state": "UNAVAILABLE",
                              "reason": manager.source_error or "no versions on disk"})
             for version, record in sorted(manager.records.items()):
-                state = "LOADING" if record.state == "START" else INDEX_STATE.get(record.state, "UNAVAILABLE")
+                state = INDEX_STATE.get(record.state, "LOADING")  # START: about to load
                 reason = record.error_message or ("unloaded" if record.state == END else "")
-                rows.append({"name": name, "version": str(version), "state": state, "reason": reason})
+                rows.append({"name": name, "version": str(version), "state": state,
+                             "reason": reason})
         if ready:
             rows = [r for r in rows if r["state"] == "READY"]
         return rows
@@ -297,8 +311,8 @@ class OipModels:
 
     def _check_control(self) -> None:
         if self.core.settings.model_control_mode != "explicit":
-            raise FailedPrecondition("explicit model load / unload is not allowed: start tfpilot serve with "
-                                     "--model-control-mode explicit")
+            raise FailedPrecondition("explicit model load / unload is not allowed: start tfpilot "
+                                     "serve with --model-control-mode explicit")
 
     async def load(self, name: str, timeout_s: float = 300.0) -> None:
         """Serve ``name`` again after an unload, or poll its base path now when it is served."""
@@ -321,7 +335,8 @@ class OipModels:
                              f"no model '{name}' is configured (models: {known})")
         if not manager.ready:
             failed = [r for r in manager.records.values() if r.error_message]
-            reason = failed[-1].error_message if failed else (manager.source_error or "no version loaded")
+            reason = (failed[-1].error_message if failed
+                      else manager.source_error or "no version loaded")
             raise BadRequest(f"failed to load '{name}', failed to load all versions: {reason}")
 
     async def unload(self, name: str) -> None:
