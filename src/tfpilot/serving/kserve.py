@@ -190,11 +190,13 @@ async def _no_parameters(request: Request, what: str) -> None:
     """Refuse the repository parameters this server does not honour (``config``, ``file:...``)."""
     raw = await request.body()
     body = parse_json(raw) if raw.strip() else {}
-    params = dict(body.get("parameters") or {}) if isinstance(body, dict) else {}
-    params.pop("unload_dependents", None)  # no model here depends on another
-    if params:
-        raise Unimplemented(f"{what}: parameters {sorted(params)} are not supported; tfpilot loads models "
-                            "from their configured base path")
+    params = body.get("parameters") if isinstance(body, dict) else None
+    if params is not None and not isinstance(params, dict):
+        raise BadRequest(f"{what}: \"parameters\" must be an object")
+    names = sorted(set(params or {}) - {"unload_dependents"})  # no model here depends on another
+    if names:
+        raise Unimplemented(f"{what}: parameters {names} are not supported; tfpilot loads "
+                            "models from their configured base path")
 
 
 def kserve_router(model_dependencies: Sequence[Any] = ()) -> APIRouter:
