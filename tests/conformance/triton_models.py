@@ -121,6 +121,6 @@ def triton_server(triton_repository: Path,
     """One ``tfpilot serve`` on the four models (paths polled on demand), stopped at the end."""
     server = start_triton_server(triton_repository, tmp_path_factory.mktemp("triton-serve"))
     try:
-        yield server.wait_ready()
+        yield server.wait_ready(timeout=300)  # generous: a busy machine starts TensorFlow slowly
     finally:
         server.stop()

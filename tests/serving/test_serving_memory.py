@@ -67,7 +67,7 @@ def test_resident_memory_stays_flat_over_version_swaps(start_server, tmp_path: P
     base = tmp_path / "big"
     big_model(base / "1")
     server = start_server("--model_name", "big", "--model_base_path", base,
-                          "--file_system_poll_wait_seconds", "0.1", tf_serving=True).wait_ready()
+                          "--file_system_poll_wait_seconds", "0.1", tf_serving=True).wait_ready(300)
     stop, answered, failed = threading.Event(), [0], []
     x = {"instances": np.ones((2, 4)).tolist()}
 
