@@ -71,7 +71,7 @@ def test_unload_then_load_over_http(http) -> None:
     assert rows(index) == [("simple_dyn", None, "UNAVAILABLE", "unloaded")]
     assert rows(index, "simple")[0][2] == "READY"  # the others keep serving
     error = "Request for unknown model: 'simple_dyn' has no available versions"
-    assert failure(lambda: infer_sum(http)) == ("503", error)
+    assert failure(lambda: infer_sum(http)) == ("404", error)
     http.unload_model("simple_dyn")  # unloading again is no error, as in Triton
     http.load_model("simple_dyn")
     assert http.is_model_ready("simple_dyn")
@@ -106,6 +106,6 @@ def test_repository_errors(http, grpc_client) -> None:
     status, message = failure(lambda: grpc_client.load_model("nope"))
     assert status == "StatusCode.INVALID_ARGUMENT" and message.startswith("failed to load 'nope'")
     error = "Request for unknown model: 'nope' is not found"
-    assert failure(lambda: http.unload_model("nope")) == ("404", error)
+    assert failure(lambda: http.unload_model("nope")) == ("400", error)
     status, message = failure(lambda: http.load_model("simple_dyn", config='{"max_batch_size": 4}'))
     assert status == "501" and "not supported" in message

@@ -123,7 +123,8 @@ def test_errors_as_triton_answers_them(client) -> None:
     import tritonclient.grpc as grpcclient
 
     inputs = [tensor("INPUT0", X0, "INT32"), tensor("INPUT1", X1, "INT32")]
-    unknown = ("StatusCode.NOT_FOUND", "Request for unknown model: 'wrong_model_name' is not found")
+    unknown = ("StatusCode.INVALID_ARGUMENT",
+               "Request for unknown model: 'wrong_model_name' is not found")
     assert failure(lambda: client.get_model_metadata("wrong_model_name")) == unknown
     assert failure(lambda: client.infer("wrong_model_name", inputs)) == unknown
     assert failure(lambda: client.get_model_config("wrong_model_name")) == unknown

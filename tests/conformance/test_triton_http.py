@@ -190,8 +190,9 @@ def test_unknown_models_and_versions_as_triton_words_them(client) -> None:
 def test_error_statuses_and_bodies(rest: httpx.Client) -> None:
     r = rest.get("/v2/models/wrong_model_name")
     error = "Request for unknown model: 'wrong_model_name' is not found"
-    assert (r.status_code, r.json()) == (404, {"error": error})
-    assert rest.get("/v2/models/wrong_model_name/ready").status_code == 404
+    assert (r.status_code, r.json()) == (400, {"error": error})  # Triton: INVALID_ARG
+    assert rest.get("/v2/models/wrong_model_name/ready").status_code == 400
+    assert rest.get("/v2/models/simple/versions/9").status_code == 404
     assert rest.get("/v2/models/simple/versions/x/config").status_code == 400
     body = json.dumps({"inputs": [
         {"name": "INPUT0", "shape": [1, 16], "datatype": "INT32", "data": list(range(16))},

@@ -84,11 +84,12 @@ def test_v2_errors(tf_client: httpx.Client) -> None:
         (infer({"inputs": [{**x, "name": "z"}]}), 400, "Missing but required"),
         (infer({"inputs": []}), 400, "needs \"inputs\""),
         (infer({"inputs": [x], "outputs": [{"name": "nope"}]}), 400, "unknown output"),
-        (infer({"inputs": [x]}, "/v2/models/nope/infer"), 404, "Request for unknown model: 'nope' is not found"),
+        (infer({"inputs": [x]}, "/v2/models/nope/infer"), 400, "Request for unknown model: 'nope' is not found"),
         (infer({"inputs": [x]}, "/v2/models/two/versions/4/infer"), 404,
          "Request for unknown model: 'two' version 4 is not found"),
         (tf_client.post("/v2/models/two/infer", content=b"{bad"), 400, "malformed JSON"),
-        (tf_client.post("/v2/repository/models/two/unload"), 400, "explicit model load / unload is not allowed"),
+        (tf_client.post("/v2/repository/models/two/unload"), 400, "explicit model load / unload is not allowed "
+         "if polling is enabled"),
         (tf_client.post("/v2/models/two/infer", content=b'{"inputs": []}', headers={"Content-Encoding": "br"}), 400,
          "Content-Encoding"),
     ]

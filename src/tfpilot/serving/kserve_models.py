@@ -2,9 +2,10 @@
 
 Triton's answers, as its server gives them (its source and its own QA tests are the reference):
 
-* lookups worded as Triton words them: ``Request for unknown model: 'm' is not found``,
-  ``... 'm' version 3 is not found``, ``... 'm' has no available versions``,
-  ``... 'm' version 1 is not at ready state``;
+* lookups worded, and coded, as Triton's (``model_repository_manager.cc``, ``model_lifecycle.cc``):
+  ``Request for unknown model: 'm' is not found`` (INVALID_ARGUMENT, HTTP 400),
+  ``... 'm' version 3 is not found`` and ``... 'm' has no available versions`` (NOT_FOUND, 404),
+  ``... 'm' version 1 is not at ready state`` (UNAVAILABLE, 503);
 * statistics (the statistics extension): per model version, requests that succeeded and
   failed with their time, and the time spent decoding (``compute_input``), in the model
   (``compute_infer``) and encoding (``compute_output``), counted over the protocol's REST and
@@ -222,8 +223,8 @@ class OipModels:
         manager = self.core.managers.get(name)
         if manager is None:
             if name in self.unloaded:
-                raise Unavailable(f"Request for unknown model: '{name}' has no available versions")
-            raise NotFound(f"Request for unknown model: '{name}' is not found")
+                raise NotFound(f"Request for unknown model: '{name}' has no available versions")
+            raise BadRequest(f"Request for unknown model: '{name}' is not found")
         return manager
 
     def resolve(self, name: str, version: str | None) -> VersionRecord:
@@ -233,7 +234,7 @@ class OipModels:
         if wanted is None:
             available = manager.available()
             if not available:
-                raise Unavailable(f"Request for unknown model: '{name}' has no available versions")
+                raise NotFound(f"Request for unknown model: '{name}' has no available versions")
             return manager.records[available[-1]]
         record = manager.records.get(wanted)
         if record is None:
@@ -246,7 +247,7 @@ class OipModels:
     def is_ready(self, name: str, version: str | None) -> bool:
         try:
             self.resolve(name, version)
-        except (NotFound, Unavailable):
+        except (BadRequest, NotFound, Unavailable):
             return False
         return True
 
@@ -311,8 +312,10 @@ class OipModels:
 
     def _check_control(self) -> None:
         if self.core.settings.model_control_mode != "explicit":
-            raise FailedPrecondition("explicit model load / unload is not allowed: start tfpilot "
-                                     "serve with --model-control-mode explicit")
+            # Triton's words; its code is UNAVAILABLE, but this is no "retry later": 400
+            raise FailedPrecondition("explicit model load / unload is not allowed if polling is "
+                                     "enabled: start tfpilot serve with "
+                                     "--model-control-mode explicit")
 
     async def load(self, name: str, timeout_s: float = 300.0) -> None:
         """Serve ``name`` again after an unload, or poll its base path now when it is served."""
