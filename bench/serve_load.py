@@ -1,6 +1,6 @@
 """Serving under load: three servers of the same model, the same requests; then a version hot swap.
 
-The servers (one at a time, each a subprocess; uvicorn, one process):
+The servers (one at a time, each a subprocess; uvicorn, one process unless said):
 
 * **baseline** -- what seed 001's ``ImageClassifier`` becomes behind a web framework: FastAPI
   with a plain ``def`` endpoint (run in FastAPI's thread pool) that turns the JSON into an
@@ -9,6 +9,9 @@ The servers (one at a time, each a subprocess; uvicorn, one process):
   FastAPI, an ``async def`` endpoint that reads the body, ``json.loads`` it, and calls the
   model's ``tf.function``-traced concrete function (input signature with a dynamic batch,
   traced and warmed up at start) once per request, inline -- no thread hop, no retrace;
+* **competent-2w** -- the same app in 2 uvicorn worker processes (``uvicorn --workers 2``), what
+  the same engineer does next on a 2-core machine: each worker loads its own model, TensorFlow
+  gets ``cores / 2`` intra-op threads per worker, and the kernel spreads connections over them;
 * **tfpilot** -- ``tfpilot serve RUN --name mnist --grpc-port P`` with its defaults (max batch 32,
   batch timeout 5 ms, access log on); loaded over REST and, as **tfpilot-grpc**, over TF
   Serving's gRPC ``Predict`` with ``tensorflow_serving.apis`` (same images, uint8 tensors);
@@ -42,8 +45,8 @@ Usage:
     TFPILOT_DATA_DIR=../shared/datasets nice .venv/bin/python bench/serve_load.py \\
         --run /tmp/runs/mnist_cnn_serve [--servers competent tfpilot] [--swap] [--json out.json]
 
-Targets: 0 errors; tfpilot's throughput at concurrency 32 >= 3x the competent server's;
-tfpilot's p50 at concurrency 1 <= the competent server's; tfpilot's gRPC p50 at concurrency 1 <
+Targets: 0 errors; tfpilot's throughput at concurrency 32 >= 3x the competent servers' (one process
+and two workers); tfpilot's p50 at concurrency 1 <= theirs; tfpilot's gRPC p50 at concurrency 1 <
 its REST p50; hot swap: 0 failed requests.
 """
 
@@ -70,8 +73,10 @@ import fastapi
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"  # loopback only, always
 MODEL_NAME = "mnist"
-SERVERS = ("baseline", "competent", "tfpilot", "floor")
-DEFAULT_SERVERS = ("baseline", "competent", "tfpilot")
+SERVERS = ("baseline", "competent", "competent-2w", "tfpilot", "floor")
+DEFAULT_SERVERS = ("baseline", "competent", "competent-2w", "tfpilot")
+#: Worker processes of the competent-2w server.
+COMPETENT_WORKERS = 2
 
 
 # -- the hand-written servers ------------------------------------------------------------------
@@ -136,9 +141,23 @@ def competent_app(run_dir: Path) -> Any:
     return app
 
 
+def competent_worker_app() -> Any:
+    """The competent app in one of competent-2w's worker processes (the run in ``$SERVE_LOAD_RUN``),
+    with TensorFlow's intra-op threads shared out between the workers."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(max(1, (os.cpu_count() or 1) // COMPETENT_WORKERS))
+    return competent_app(Path(os.environ["SERVE_LOAD_RUN"]))
+
+
 def serve_app(kind: str, run_dir: Path, port: int) -> None:
     import uvicorn
 
+    if kind == "competent-2w":
+        os.environ["SERVE_LOAD_RUN"] = str(run_dir)
+        uvicorn.run("serve_load:competent_worker_app", factory=True, app_dir=str(Path(__file__).parent),
+                    workers=COMPETENT_WORKERS, host=HOST, port=port, log_level="warning", access_log=False)
+        return
     app = baseline_app(run_dir) if kind == "baseline" else competent_app(run_dir)
     uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False)
 
@@ -498,9 +517,20 @@ def check_once(target: Target) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of process ``pid`` and its live descendants (Linux /proc): a
+    multi-worker server's workers count too."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        total += sum(cpu_seconds(int(child)) for child in children)
+    return total
 
 
 def batch_stats(server: Server) -> tuple[float, float]:
@@ -697,7 +727,7 @@ def run_swap(args: argparse.Namespace, images: Any, bodies: list[bytes], tmp: Pa
 def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
     by = {(r["server"], r["concurrency"]): r for r in rows}
     out: dict[str, Any] = {}
-    for other in ("baseline", "competent"):
+    for other in ("baseline", "competent", "competent-2w"):
         if (other, 1) in by and ("tfpilot", 1) in by:
             out[f"p50_c1_{other}_over_tfpilot"] = round(by[other, 1]["p50_ms"] / by["tfpilot", 1]["p50_ms"], 2)
         for c in sorted({r["concurrency"] for r in rows}):
@@ -713,20 +743,25 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def round_ratios(every: list[dict[str, Any]]) -> dict[str, list[float]]:
-    """The c32 throughput ratio and c1 p50 ratio of each round (tfpilot vs competent)."""
+    """The c32 throughput ratio and c1 p50 ratio of each round (tfpilot vs each competent server)."""
     by = {(r["server"], r["concurrency"], r["round"]): r for r in every}
     out: dict[str, list[float]] = {"throughput_c32_tfpilot_over_competent": [], "p50_c1_competent_over_tfpilot": [],
+                                   "throughput_c32_tfpilot_over_competent-2w": [],
+                                   "p50_c1_competent-2w_over_tfpilot": [],
                                    "p50_c1_rest_over_grpc": [], "floor_p50_c1_rest_over_grpc": []}
     for (server, c, rnd), row in by.items():
         if server == "floor" and c == 1 and ("floor-grpc", c, rnd) in by:
             out["floor_p50_c1_rest_over_grpc"].append(round(row["p50_ms"] / by["floor-grpc", c, rnd]["p50_ms"], 2))
         if server != "tfpilot":
             continue
-        other, grpc = by.get(("competent", c, rnd)), by.get(("tfpilot-grpc", c, rnd))
-        if c == 32 and other:
-            out["throughput_c32_tfpilot_over_competent"].append(round(row["throughput_rps"] / other["throughput_rps"], 2))
-        if c == 1 and other:
-            out["p50_c1_competent_over_tfpilot"].append(round(other["p50_ms"] / row["p50_ms"], 2))
+        for name in ("competent", "competent-2w"):
+            other = by.get((name, c, rnd))
+            if c == 32 and other:
+                out[f"throughput_c32_tfpilot_over_{name}"].append(
+                    round(row["throughput_rps"] / other["throughput_rps"], 2))
+            if c == 1 and other:
+                out[f"p50_c1_{name}_over_tfpilot"].append(round(other["p50_ms"] / row["p50_ms"], 2))
+        grpc = by.get(("tfpilot-grpc", c, rnd))
         if c == 1 and grpc:
             out["p50_c1_rest_over_grpc"].append(round(row["p50_ms"] / grpc["p50_ms"], 2))
     return out
@@ -748,7 +783,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 def start_server(name: str, args: argparse.Namespace, tmp: Path) -> Server:
     port = free_port()
-    if name in ("baseline", "competent"):
+    if name in ("baseline", "competent", "competent-2w"):
         cmd = [sys.executable, __file__, "--run", str(args.run), "--serve-app", name, str(port)]
         return Server(name, cmd, port, "/healthz", tmp)
     grpc_port = free_port()

@@ -84,9 +84,12 @@ def test_v2_errors(tf_client: httpx.Client) -> None:
         (infer({"inputs": [{**x, "name": "z"}]}), 400, "Missing but required"),
         (infer({"inputs": []}), 400, "needs \"inputs\""),
         (infer({"inputs": [x], "outputs": [{"name": "nope"}]}), 400, "unknown output"),
-        (infer({"inputs": [x]}, "/v2/models/nope/infer"), 404, "Latest(nope)"),
-        (infer({"inputs": [x]}, "/v2/models/two/versions/4/infer"), 404, "Specific(two, 4)"),
+        (infer({"inputs": [x]}, "/v2/models/nope/infer"), 400, "Request for unknown model: 'nope' is not found"),
+        (infer({"inputs": [x]}, "/v2/models/two/versions/4/infer"), 404,
+         "Request for unknown model: 'two' version 4 is not found"),
         (tf_client.post("/v2/models/two/infer", content=b"{bad"), 400, "malformed JSON"),
+        (tf_client.post("/v2/repository/models/two/unload"), 400, "explicit model load / unload is not allowed "
+         "if polling is enabled"),
         (tf_client.post("/v2/models/two/infer", content=b'{"inputs": []}', headers={"Content-Encoding": "br"}), 400,
          "Content-Encoding"),
     ]
@@ -99,3 +102,15 @@ def test_v2_errors(tf_client: httpx.Client) -> None:
     r = tf_client.post("/v2/models/two/infer", content=gzip.compress(json.dumps({"inputs": [x]}).encode()),
                        headers={"Content-Encoding": "gzip"})
     assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [7.0, 10.0]
+
+
+def test_explicit_model_control_needs_one_worker(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from tfpilot.serving.settings import ServeSettings
+
+    assert ServeSettings(models=[{"path": tmp_path, "name": "m"}], model_control_mode="explicit").workers == 1
+    with pytest.raises(ValidationError, match="needs one worker"):
+        ServeSettings(models=[{"path": tmp_path, "name": "m"}], model_control_mode="explicit", workers=2)
+    with pytest.raises(ValidationError):
+        ServeSettings(models=[{"path": tmp_path, "name": "m"}], model_control_mode="poll")

@@ -41,6 +41,12 @@ TF_SERVING_OPTIONS = ("model_name", "model_base_path", "model_config_file", "mod
 TF_GRPC_PORT, TF_REST_PORT = 8500, 8501
 
 
+def _model_control_mode(value: str) -> str:
+    if value not in ("none", "explicit"):
+        raise typer.BadParameter(f"{value!r}: use none or explicit")
+    return value
+
+
 def tf_serving_argv(argv: list[str]) -> list[str]:
     """``--enable_batching=true|false`` (TF Serving's form) as ``--enable_batching`` / ``--no_enable_batching``.
 
@@ -145,6 +151,9 @@ def serve_command(
                                       "server options, name=value,... (e.g. grpc.optimization_target=latency).")] = "",
     grpc_max_threads: Annotated[int, typer.Option("--grpc_max_threads", min=1, max=4096, help="TF Serving: gRPC "
                                 "calls handled at once (each in a thread of its own); more wait.")] = 64,
+    model_control_mode: Annotated[str, typer.Option("--model-control-mode", help="Triton's: none refuses the "
+                                  "model repository's load/unload (/v2/repository/...), explicit allows them.",
+                                  callback=_model_control_mode)] = "none",
     backend: Annotated[Optional[list[str]], typer.Option("--backend", help=BACKEND_HELP)] = None,
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Most instances per model call.")] = 32,
     batch_timeout_ms: Annotated[float, typer.Option("--batch-timeout-ms", min=0,
@@ -220,7 +229,7 @@ def serve_command(
         host=host, port=rest_port, rest=rest_on, grpc_port=grpc, api_key=api_key, workers=workers,
         grpc_channel_arguments=parse_channel_arguments(grpc_channel_arguments), grpc_max_threads=grpc_max_threads,
         max_body_bytes=max(1024, int(max_body_mb * 2**20)), max_instances=max_instances, access_log=access_log,
-        threads=threads, enable_model_warmup=enable_model_warmup,
+        threads=threads, enable_model_warmup=enable_model_warmup, model_control_mode=model_control_mode,
         **({"prometheus_path": prometheus} if prometheus else {}),
         **_batching(enable_batching, batching_parameters_file, max_batch, batch_timeout_ms),
     )

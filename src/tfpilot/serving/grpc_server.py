@@ -45,6 +45,7 @@ from tfpilot.errors import UserError
 from tfpilot.serving import protocol
 from tfpilot.serving.core import ServerCore
 from tfpilot.serving.errors import BadRequest, ServingError, Unauthorized
+from tfpilot.serving.kserve_grpc import add_inference_service
 from tfpilot.serving.metrics import ServingMetrics
 from tfpilot.serving.model_config import ConfigError, from_proto
 
@@ -274,6 +275,7 @@ async def start_grpc_server(core: ServerCore, host: str, port: int, api_key: str
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core, guard, on_loop),
                                                                         server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, guard, on_loop), server)
+    add_inference_service(server, core, guard, on_loop)  # Triton's GRPCInferenceService
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     bound = server.add_insecure_port(address)
     if bound == 0:

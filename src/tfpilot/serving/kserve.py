@@ -6,8 +6,13 @@
 * ``POST /v2/models/{name}[/versions/{version}]/infer`` -- JSON tensors, or the binary tensor
   extension (``Inference-Header-Content-Length``) as ``tritonclient`` sends by default;
   ``gzip``/``deflate`` request bodies. ``parameters.signature_name`` picks another signature.
+* Triton's extensions (see :mod:`tfpilot.serving.kserve_models`): statistics
+  (``GET /v2/models[/{name}[/versions/{version}]]/stats``), model configuration
+  (``GET /v2/models/{name}[/versions/{version}]/config``) and the model repository
+  (``POST /v2/repository/index``, ``/v2/repository/models/{name}/load`` and ``/unload``).
 
-Errors are ``{"error": "..."}`` with the same statuses as the TF Serving API.
+Errors are ``{"error": "..."}``; unknown models and versions are worded as Triton words them
+("Request for unknown model: 'm' is not found").
 
 Example:
     >>> import tritonclient.http as triton  # doctest: +SKIP
@@ -28,30 +33,16 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from tfpilot.serving.decode import parse_json
-from tfpilot.serving.errors import BadRequest, PayloadTooLarge, Unavailable
+from tfpilot.serving.errors import BadRequest, PayloadTooLarge, ServingError, Unimplemented
+from tfpilot.serving.kserve_models import EXTENSIONS, InferTimer, OipModels
 from tfpilot.serving.kserve_tensors import HEADER_LENGTH, from_binary, from_json, to_binary, to_json
 from tfpilot.serving.lookup import INLINE_BODY_BYTES, off_loop
 from tfpilot.serving.servable import Servable
-from tfpilot.serving.signatures import DEFAULT_SIGNATURE, Signature
+from tfpilot.serving.signatures import Signature
 from tfpilot.serving.tensors import dtype_of_array
-from tfpilot.serving.tf_serving import parse_version
 
 NAME = Path(description="The model's name.")
 VERSION = Path(description="A version number.")
-
-
-def _tensor_meta(sig: Signature, which: str) -> list[dict[str, Any]]:
-    infos = sig.inputs if which == "inputs" else sig.outputs
-    return [{"name": k, "datatype": v.dtype.kserve, "shape": [-1 if d is None else d for d in (v.shape or ())]}
-            for k, v in infos.items()]
-
-
-def model_metadata(servable: Servable, versions: list[int]) -> dict[str, Any]:
-    """V2 model metadata: the default signature's tensors (``platform`` says what serves it)."""
-    sig = servable.signatures.get(DEFAULT_SIGNATURE) or next(iter(servable.signatures.values()))
-    platform = "tensorflow_savedmodel" if servable.kind == "saved_model" else f"tfpilot_{getattr(servable, 'backend', '')}"
-    return {"name": servable.name, "versions": [str(v) for v in versions], "platform": platform,
-            "inputs": _tensor_meta(sig, "inputs"), "outputs": _tensor_meta(sig, "outputs")}
 
 
 def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
@@ -115,7 +106,7 @@ def infer_inputs(header: dict[str, Any], binary: bytes) -> dict[str, np.ndarray]
     return out
 
 
-def _requested(header: dict[str, Any], sig: Signature) -> tuple[list[str], set[str]]:
+def requested_outputs(header: dict[str, Any], sig: Signature) -> tuple[list[str], set[str]]:
     """The outputs asked for (all by default) and which of them go back as binary."""
     all_binary = bool((header.get("parameters") or {}).get("binary_data_output", False))
     outputs = header.get("outputs")
@@ -138,7 +129,7 @@ def _requested(header: dict[str, Any], sig: Signature) -> tuple[list[str], set[s
 def infer_response(servable: Servable, header: dict[str, Any], sig: Signature,
                    outputs: dict[str, np.ndarray]) -> Response:
     """The V2 response: JSON, or JSON header + binary tensors when asked for."""
-    names, binary = _requested(header, sig)
+    names, binary = requested_outputs(header, sig)
     tensors, chunks = [], []
     for name in names:
         arr = np.asarray(outputs[name])
@@ -160,24 +151,52 @@ def infer_response(servable: Servable, header: dict[str, Any], sig: Signature,
                     headers={"Inference-Header-Content-Length": str(len(text))})
 
 
+def rows_of(inputs: dict[str, np.ndarray]) -> int:
+    """Instances in a request: the first dimension of its inputs (1 for scalars)."""
+    first = next(iter(inputs.values()), None)
+    return int(first.shape[0]) if first is not None and first.ndim else 1
+
+
 async def infer(request: Request, name: str, version: str | None) -> Response:
-    core = request.app.state.core
-    record = core.resolve(name, parse_version(version))
+    models = OipModels.of(request.app.state.core)
+    record = models.resolve(name, version)
     with record.lease() as servable:
-        with servable.batcher.arriving():
-            raw = await request.body()
-            limit = request.app.state.settings.max_body_bytes
+        timer = InferTimer(models.stats(servable))
+        try:
+            with servable.batcher.arriving():
+                raw = await request.body()
+                limit = request.app.state.settings.max_body_bytes
 
-            def decode() -> tuple[dict[str, Any], Signature, dict[str, np.ndarray]]:
-                body = _decompress(raw, request.headers.get("content-encoding", "").strip().lower(), limit)
-                header, binary = parse_infer_body(body, request.headers.get(HEADER_LENGTH))
-                params = header.get("parameters") or {}
-                sig = servable.signature(params.get("signature_name") if isinstance(params, dict) else None)
-                return header, sig, infer_inputs(header, binary)
+                def decode() -> tuple[dict[str, Any], Signature, dict[str, np.ndarray]]:
+                    body = _decompress(raw, request.headers.get("content-encoding", "").strip().lower(), limit)
+                    header, binary = parse_infer_body(body, request.headers.get(HEADER_LENGTH))
+                    params = header.get("parameters") or {}
+                    sig = servable.signature(params.get("signature_name") if isinstance(params, dict) else None)
+                    return header, sig, infer_inputs(header, binary)
 
-            header, sig, inputs = await off_loop(decode, heavy=len(raw) > INLINE_BODY_BYTES)
-        outputs = await servable.run(sig.name, inputs)
-        return infer_response(servable, header, sig, outputs)
+                header, sig, inputs = await off_loop(decode, heavy=len(raw) > INLINE_BODY_BYTES)
+            timer.decoded()
+            outputs = await servable.run(sig.name, inputs)
+            timer.inferred()
+            response = infer_response(servable, header, sig, outputs)
+        except Exception:
+            timer.failed()
+            raise
+        timer.done(rows_of(inputs))
+        return response
+
+
+async def _no_parameters(request: Request, what: str) -> None:
+    """Refuse the repository parameters this server does not honour (``config``, ``file:...``)."""
+    raw = await request.body()
+    body = parse_json(raw) if raw.strip() else {}
+    params = body.get("parameters") if isinstance(body, dict) else None
+    if params is not None and not isinstance(params, dict):
+        raise BadRequest(f"{what}: \"parameters\" must be an object")
+    names = sorted(set(params or {}) - {"unload_dependents"})  # no model here depends on another
+    if names:
+        raise Unimplemented(f"{what}: parameters {names} are not supported; tfpilot loads "
+                            "models from their configured base path")
 
 
 def kserve_router(model_dependencies: Sequence[Any] = ()) -> APIRouter:
@@ -207,30 +226,32 @@ def kserve_router(model_dependencies: Sequence[Any] = ()) -> APIRouter:
         """The server's name, version and protocol extensions."""
         from tfpilot import __version__
 
-        return {"name": "tfpilot", "version": __version__, "extensions": ["binary_tensor_data"]}
+        return {"name": "tfpilot", "version": __version__, "extensions": list(EXTENSIONS)}
 
-    def meta(request: Request, name: str, version: str | None) -> dict[str, Any]:
-        manager = request.app.state.core.manager(name)
-        record = manager.resolve(parse_version(version))
-        return model_metadata(record.servable, manager.available())
+    def models(request: Request) -> OipModels:
+        return OipModels.of(request.app.state.core)
 
     def is_ready(request: Request, name: str, version: str | None) -> JSONResponse:
-        manager = request.app.state.core.manager(name)
         try:
-            manager.resolve(parse_version(version))
-        except Unavailable as exc:
-            return JSONResponse({"name": name, "ready": False, "error": str(exc.detail)}, 503)
+            models(request).resolve(name, version)
+        except ServingError as exc:
+            return JSONResponse({"name": name, "ready": False, "error": str(exc.detail)}, exc.status_code)
         return JSONResponse({"name": name, "ready": True})
+
+    @router.get("/v2/models/stats", summary="Statistics of every model", dependencies=guard)
+    async def all_stats(request: Request) -> dict[str, Any]:
+        """Triton's statistics extension: every available version of every model."""
+        return models(request).statistics(None, None)
 
     @router.get("/v2/models/{name}", summary="Model metadata (V2)", dependencies=guard)
     async def model(request: Request, name: str = NAME) -> dict[str, Any]:
         """Name, versions, platform, and the default signature's inputs and outputs."""
-        return meta(request, name, None)
+        return models(request).metadata(name, None)
 
     @router.get("/v2/models/{name}/versions/{version}", summary="Model metadata (V2, one version)", dependencies=guard)
     async def model_version(request: Request, name: str = NAME, version: str = VERSION) -> dict[str, Any]:
         """The metadata of one version."""
-        return meta(request, name, version)
+        return models(request).metadata(name, version)
 
     @router.get("/v2/models/{name}/ready", summary="Model ready (V2)", dependencies=guard)
     async def model_ready(request: Request, name: str = NAME) -> JSONResponse:
@@ -241,6 +262,51 @@ def kserve_router(model_dependencies: Sequence[Any] = ()) -> APIRouter:
     async def model_version_ready(request: Request, name: str = NAME, version: str = VERSION) -> JSONResponse:
         """200 when that version is available."""
         return is_ready(request, name, version)
+
+    @router.get("/v2/models/{name}/stats", summary="Model statistics", dependencies=guard)
+    async def model_stats(request: Request, name: str = NAME) -> dict[str, Any]:
+        """Triton's statistics extension: every available version of the model."""
+        return models(request).statistics(name, None)
+
+    @router.get("/v2/models/{name}/versions/{version}/stats", summary="Model statistics (one version)",
+                dependencies=guard)
+    async def model_version_stats(request: Request, name: str = NAME, version: str = VERSION) -> dict[str, Any]:
+        """The statistics of one version."""
+        return models(request).statistics(name, version)
+
+    @router.get("/v2/models/{name}/config", summary="Model configuration", dependencies=guard)
+    async def model_config(request: Request, name: str = NAME) -> dict[str, Any]:
+        """Triton's model configuration extension: the servable as a Triton ``ModelConfig``."""
+        return models(request).config(name, None)
+
+    @router.get("/v2/models/{name}/versions/{version}/config", summary="Model configuration (one version)",
+                dependencies=guard)
+    async def model_version_config(request: Request, name: str = NAME, version: str = VERSION) -> dict[str, Any]:
+        """The configuration of one version."""
+        return models(request).config(name, version)
+
+    @router.post("/v2/repository/index", summary="Model repository index", dependencies=guard)
+    async def repository_index(request: Request) -> list[dict[str, Any]]:
+        """Every configured model and version, with Triton's state (``{"ready": true}``: READY ones)."""
+        raw = await request.body()
+        body = parse_json(raw) if raw.strip() else {}
+        if not isinstance(body, dict):
+            raise BadRequest("the index request must be a JSON object such as {\"ready\": true}")
+        return models(request).index(bool(body.get("ready", False)))
+
+    @router.post("/v2/repository/models/{name}/load", summary="Load a model", dependencies=guard)
+    async def repository_load(request: Request, name: str = NAME) -> JSONResponse:
+        """Serve an unloaded model again, or poll a served one's base path now (new versions load)."""
+        await _no_parameters(request, "load")
+        await models(request).load(name)
+        return JSONResponse({})
+
+    @router.post("/v2/repository/models/{name}/unload", summary="Unload a model", dependencies=guard)
+    async def repository_unload(request: Request, name: str = NAME) -> JSONResponse:
+        """Stop serving a model (after the requests under way); it stays in the index."""
+        await _no_parameters(request, "unload")
+        await models(request).unload(name)
+        return JSONResponse({})
 
     infer_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["inputs"], "properties": {

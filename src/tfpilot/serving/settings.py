@@ -126,6 +126,8 @@ class ServeSettings(BaseModel):
         enable_model_warmup: replay ``assets.extra/tf_serving_warmup_requests`` before a version serves.
         prometheus_path: where the Prometheus metrics are also served (TF Serving's path).
         workers: server processes (each loads every model).
+        model_control_mode: Triton's ``--model-control-mode``: ``none`` refuses the model repository's
+            load and unload; ``explicit`` allows them (one worker only).
         access_log: one JSON line per request on stdout.
         graceful_timeout_s: how long shutdown waits for in-flight requests.
         threads: TensorFlow intra-op threads per process; None: one less than the CPU count
@@ -160,6 +162,7 @@ class ServeSettings(BaseModel):
     enable_model_warmup: bool = True
     prometheus_path: str = "/monitoring/prometheus/metrics"
     workers: int = Field(1, ge=1, le=64)
+    model_control_mode: Literal["none", "explicit"] = "none"
     access_log: bool = True
     graceful_timeout_s: int = Field(30, ge=1)
     threads: int | None = Field(None, ge=0, le=1024)
@@ -167,6 +170,9 @@ class ServeSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check_names(self) -> ServeSettings:
+        if self.model_control_mode == "explicit" and self.workers > 1:
+            raise ValueError("--model-control-mode explicit needs one worker: a load or unload would "
+                             "reach only the worker that answered it")
         if not (self.models or self.model_configs or self.model_config_file):
             raise ValueError("nothing to serve: give run directories or exported models, --model_name with "
                              "--model_base_path, or --model_config_file")
