@@ -116,12 +116,13 @@ def confusion_matrices(cm: np.ndarray | Sequence[Sequence[int]], class_names: Se
     return fig
 
 
-def reliability_diagram(bins: Any) -> Any:
+def reliability_diagram(bins: Any, title: str = "Reliability diagram") -> Any:
     """Accuracy against confidence per bin (with the diagonal of perfect calibration),
     and how many examples each bin holds.
 
     Args:
         bins: a :class:`~tfpilot.evaluation.calibration.ReliabilityBins`.
+        title: the figure's title (its ECE is added).
     """
     edges = np.asarray(bins.edges)
     width = np.diff(edges)
@@ -137,7 +138,7 @@ def reliability_diagram(bins: Any) -> Any:
     top.vlines(centres[filled], np.minimum(acc, conf)[filled], np.maximum(acc, conf)[filled], color=VAL, lw=1.5)
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
-    _style(top, f"Reliability diagram (ECE {bins.ece:.3f})", "", "accuracy")
+    _style(top, f"{title} (ECE {bins.ece:.3f})", "", "accuracy")
     top.legend(frameon=False, loc="upper left", fontsize=9)
     bottom.bar(centres, bins.counts, width=width, color="#9ca3af", edgecolor="white")
     _style(bottom, "", "confidence (top-label probability)", "examples")

@@ -251,20 +251,49 @@ def per_class_part(metrics: dict[str, Any]) -> str:
     return table + extra
 
 
-def calibration_part(preds: SplitPredictions, n_bins: int, plots: _Plots) -> str:
-    """A category head's reliability diagram and bins, with ROC / precision-recall for two classes."""
+def _bins_table(bins: Any) -> str:
+    return H.table(["confidence bin", "examples", "mean confidence", "accuracy"],
+                   [[f"({bins.edges[i]:.2f}, {bins.edges[i + 1]:.2f}]", int(c), bins.confidence[i], bins.accuracy[i]]
+                    for i, c in enumerate(bins.counts) if c > 0])
+
+
+def calibration_part(preds: SplitPredictions, n_bins: int, plots: _Plots, temperature: float | None = None) -> str:
+    """A category head's reliability diagrams and bins, with ROC / precision-recall for two classes.
+
+    Args:
+        preds: the head's predictions (the model's, with its temperature when it has one).
+        n_bins: confidence bins.
+        plots: where the figures go.
+        temperature: the head's fitted temperature (``train.calibration``), or None: then the
+            diagram is the model's as trained, with how to calibrate it.
+    """
     from tfpilot.evaluation.calibration import binary_curves, reliability_bins
     from tfpilot.evaluation.plots import binary_curves_figure, reliability_diagram
+    from tfpilot.models.calibration import scale_probabilities
 
-    bins = reliability_bins(preds.y_true, preds.probs, n_bins)
-    text = (f"<p>Expected calibration error <b>{bins.ece:.4f}</b> (maximum {bins.mce:.4f}) over "
-            f"{len(bins.counts)} confidence bins: the example-weighted gap between how confident the model "
-            "is and how often it is right.</p>")
-    body = '<div class="cols"><div>' + plots.embed(reliability_diagram(bins), "reliability", "reliability diagram")
-    body += "</div><div>" + text + H.table(
-        ["confidence bin", "examples", "mean confidence", "accuracy"],
-        [[f"({bins.edges[i]:.2f}, {bins.edges[i + 1]:.2f}]", int(c), bins.confidence[i], bins.accuracy[i]]
-         for i, c in enumerate(bins.counts) if c > 0]) + "</div></div>"
+    after = reliability_bins(preds.y_true, preds.probs, n_bins)
+    if temperature is None:
+        text = (f"<p>Expected calibration error <b>{after.ece:.4f}</b> (maximum {after.mce:.4f}) over "
+                f"{len(after.counts)} confidence bins: the example-weighted gap between how confident the model "
+                "is and how often it is right. The model holds no fitted temperature: "
+                "<code>tfpilot evaluate RUN --calibrate</code> fits one on the val split.</p>")
+        body = '<div class="cols"><div>' + plots.embed(reliability_diagram(after), "reliability",
+                                                       "reliability diagram")
+        body += "</div><div>" + text + _bins_table(after) + "</div></div>"
+    else:
+        before = reliability_bins(preds.y_true, scale_probabilities(preds.probs, 1.0 / temperature), n_bins)
+        direction = "softens over-confident" if temperature > 1 else "sharpens under-confident"
+        text = (f"<p>A temperature of <b>{temperature:.4f}</b>, fitted on the validation split (NLL), divides "
+                f"the head's logits: it {direction} probabilities; the predicted class never changes. Expected "
+                f"calibration error over {len(after.counts)} confidence bins on {H.esc(preds.split)}: "
+                f"<b>{before.ece:.4f}</b> before, <b>{after.ece:.4f}</b> after (maximum {before.mce:.4f} and "
+                f"{after.mce:.4f}). Every export of the model carries the temperature.</p>")
+        body = text + '<div class="cols">'
+        for name, bins, title in (("reliability_before", before, "Before calibration"),
+                                  ("reliability", after, f"After calibration (T = {temperature:.3f})")):
+            body += (f'<div class="diagram" data-calibration="{name}">' + plots.embed(
+                reliability_diagram(bins, title), name, f"reliability diagram, {title.lower()}") + "</div>")
+        body += "</div><details><summary>Bins after calibration</summary>" + _bins_table(after) + "</details>"
     if len(preds.class_names) == 2:
         try:
             curves = binary_curves(preds.y_true, preds.probs, positive=1)
@@ -418,11 +447,15 @@ def head_sections(preds: SplitPredictions, metrics: dict[str, Any], model: Any, 
     """
     wrong, right, n_bins, seed = shown
 
+    from tfpilot.models.calibration import temperatures
+
+    temps = temperatures(model)
+
     def parts(p: SplitPredictions, m: dict[str, Any], pl: _Plots) -> list[tuple[str, str]]:
         if p.head.kind == "number":
             return number_parts(p, m, pl, wrong)
         return [(TITLES["confusion"], confusion_part(m, p.class_names, pl)), (TITLES["per-class"], per_class_part(m)),
-                (TITLES["calibration"], calibration_part(p, n_bins, pl)),
+                (TITLES["calibration"], calibration_part(p, n_bins, pl, temps.get(p.head.key))),
                 (TITLES["misclassified"], misclassified_part(p, model, pl, wrong)),
                 (TITLES["correct"], correct_part(p, model, pl, right, seed))]
 

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -139,6 +141,26 @@ def class_heads(spec: Any, outputs: Mapping[str, np.ndarray]) -> dict[str, str]:
     """Head key -> kind ("category" / "binary") of every class head of ``spec`` in ``outputs``."""
     return {o.key: head_kind(o.kind, outputs[o.key]) for o in spec.outputs
             if o.kind in ("category", "binary") and o.key in outputs}
+
+
+def unscaled(outputs: Mapping[str, np.ndarray], current: Mapping[str, float],
+             kinds: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """The outputs a calibrated model gave, with its temperatures ``current`` taken back out
+    (scaling by ``1 / T`` inverts scaling by ``T``); heads without a temperature as they are."""
+    return {k: scale_probabilities(v, 1.0 / current[k], kinds.get(k, "category")) if k in current else v
+            for k, v in outputs.items()}
+
+
+def save_model_atomically(model: Any, path: Path) -> Path:
+    """``model.save`` to a temporary file beside ``path``, then renamed over it: a crash
+    leaves the old model or the new one, never half a file."""
+    tmp = path.with_name(f".{path.stem}.calibrating{path.suffix}")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def calibrate(model: Any, data: Any, batch_size: int = 256) -> tuple[Any, dict[str, Any] | None]:
