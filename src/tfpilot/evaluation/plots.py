@@ -40,7 +40,8 @@ def training_curves(history: Sequence[dict[str, float]], heads: Sequence[str] = 
         history: one dict per epoch (``history.csv`` rows): loss, accuracy (``<head>_loss``),
             their ``val_`` twins, learning_rate (the rate of the epoch's first step); missing keys
             are left out.
-        heads: the output keys of a table model.
+        heads: the output keys of a table model. A figure with no values in ``history`` is
+            left out (a one-head model's per-head loss is its loss).
 
     Example:
         >>> fig = training_curves([{"loss": 0.9, "accuracy": 0.6}, {"loss": 0.5, "accuracy": 0.8}])
@@ -50,6 +51,8 @@ def training_curves(history: Sequence[dict[str, float]], heads: Sequence[str] = 
     if not history:
         raise UserError("no training history: the run has no history.csv rows")
     keys = ["loss", *(f"{h}_loss" for h in heads)] if heads else ["loss", "accuracy"]
+    # no empty frames: a one-head table model records no per-head loss, a table model no accuracy
+    keys = [k for k in keys if any(k in row or f"val_{k}" in row for row in history)] or ["loss"]
     epochs = np.array([row.get("epoch", i) for i, row in enumerate(history)], dtype=float) + 1
     fig = new_figure(min(4.0 * (len(keys) + 1), 16), 3.4)
     axes = fig.subplots(1, len(keys) + 1)
