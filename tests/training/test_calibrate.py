@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfpilot.models.calibration import SUFFIX, TemperatureScaling, scale_probabilities, temperatures
-from tfpilot.training.calibrate import fit_heads, fit_temperature
+from tfpilot.metrics.calibration import fit_heads, fit_temperature, scale_probabilities
+from tfpilot.models.calibration import SUFFIX, TemperatureScaling, temperatures
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -147,6 +147,7 @@ def test_evaluate_calibrate_refits_an_older_run_and_its_exports_carry_the_temper
     result = CliRunner().invoke(app, ["evaluate", str(table_run), "--calibrate", "--json"])
     assert result.exit_code == 0, result.output
     refit = run.metrics["calibration"]
+    assert json.loads(result.stdout)["calibration"] == refit  # --json: the fit beside the metrics
     assert {k: v["temperature"] for k, v in refit.items()} == pytest.approx(trained, rel=1e-3)
     assert refit["kind"]["previous_temperature"] is None and "refit_at" in refit["kind"]
     assert temperatures(run.load_model()) == pytest.approx(trained, rel=1e-3)

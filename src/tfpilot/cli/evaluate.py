@@ -39,14 +39,17 @@ def evaluate_command(
     from tfpilot.evaluation import evaluate
 
     setup_logging()
+    calibration = None
     if calibrate:
         from tfpilot.evaluation.evaluate import recalibrate
 
-        print_calibration(recalibrate(run, data_dir=data_dir))
+        calibration = recalibrate(run, data_dir=data_dir)
     result = evaluate(run, dataset=dataset, split=split, data_dir=data_dir, tta=tta)
     if as_json:
-        console.print_json(json.dumps(result))
+        console.print_json(json.dumps({**result, **({"calibration": calibration} if calibration else {})}))
         return
+    if calibration:
+        print_calibration(calibration)
     source = result["evaluated_on"]
     title = f"{dataset or 'run dataset'} / {split}"
     if "heads" in result:  # a table model: a row per head

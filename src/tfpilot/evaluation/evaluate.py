@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -152,9 +153,9 @@ def recalibrate(run_dir: str | Path, data_dir: str | Path | None = None, batch_s
         0.6021
     """
     from tfpilot.errors import UserError
+    from tfpilot.metrics.calibration import class_heads, fit_heads, unscaled
     from tfpilot.models.calibration import temperatures, with_temperatures
     from tfpilot.spec import CLASSIFIER_HEAD
-    from tfpilot.training.calibrate import class_heads, fit_heads, save_model_atomically, unscaled
 
     run = Run(run_dir)
     model = run.load_model()
@@ -172,7 +173,7 @@ def recalibrate(run_dir: str | Path, data_dir: str | Path | None = None, batch_s
     heads = model.output if isinstance(model.output, dict) else {CLASSIFIER_HEAD: model.output}
     layer_kinds = {k: "binary" if len(heads[k].shape) < 2 or heads[k].shape[-1] == 1 else "category" for k in temps}
     model = with_temperatures(model, temps, layer_kinds)
-    save_model_atomically(model, run.model_path)
+    _save_atomically(model, run.model_path)
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for key, entry in record.items():
         entry.update(refit_at=when, previous_temperature=current.get(key))
@@ -180,3 +181,15 @@ def recalibrate(run_dir: str | Path, data_dir: str | Path | None = None, batch_s
     if run.file("export").is_dir():
         log.warning("%s/export was made with the previous model: run `tfpilot export %s` again", run.path, run.path)
     return record
+
+
+def _save_atomically(model: Any, path: Path) -> Path:
+    """``model.save`` to a temporary file beside ``path``, then renamed over it: a crash
+    leaves the old model or the new one, never half a file."""
+    tmp = path.with_name(f".{path.stem}.calibrating{path.suffix}")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -178,8 +178,8 @@ def leaderboard_section(run: Run) -> str:
     with path.open(newline="", encoding="utf-8") as f:
         header, *rows = list(csv.reader(f))
     body = H.table(header, [[_cell(v) for v in row] for row in rows], css="figures", formatter=H.number)
-    return H.section("leaderboard", "Leaderboard", f"<p>Candidates trained on the same split ({H.esc(LEADERBOARD)}).</p>"
-                     + body)
+    intro = f"<p>Candidates trained on the same split ({H.esc(LEADERBOARD)}).</p>"
+    return H.section("leaderboard", "Leaderboard", intro + body)
 
 
 def tta_lines(run: Run, split: str, metrics: dict[str, Any]) -> list[tuple[str, str]]:
@@ -309,7 +309,7 @@ def calibration_part(preds: SplitPredictions, n_bins: int, plots: _Plots, temper
     """
     from tfpilot.evaluation.calibration import binary_curves, reliability_bins
     from tfpilot.evaluation.plots import binary_curves_figure, reliability_diagram
-    from tfpilot.models.calibration import scale_probabilities
+    from tfpilot.metrics.calibration import scale_probabilities
 
     after = reliability_bins(preds.y_true, preds.probs, n_bins)
     if temperature is None:

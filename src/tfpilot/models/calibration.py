@@ -15,8 +15,8 @@ fitting and the report use on outputs already computed.
 Example:
     >>> import numpy as np
     >>> layer = TemperatureScaling(mode="softmax", temperature=2.0)
-    >>> np.round(np.asarray(layer(np.array([[0.8, 0.2]], "float32"))), 4).tolist()
-    [[0.6667, 0.3333]]
+    >>> [round(float(v), 4) for v in np.asarray(layer(np.array([[0.8, 0.2]], "float32")))[0]]
+    [0.6667, 0.3333]
     >>> np.round(scale_probabilities(np.array([[0.8, 0.2]]), 2.0, "category"), 4).tolist()
     [[0.6667, 0.3333]]
 """
@@ -30,11 +30,11 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from tfpilot.metrics.calibration import EPS, TINY, mode_of, scale_probabilities
 from tfpilot.registry import serializable
 
-#: Probabilities are clipped to [TINY, 1] (softmax) or [EPS, 1 - EPS] (sigmoid) before the log.
-TINY = 1e-30
-EPS = 1e-7
+__all__ = ["TemperatureScaling", "scale_probabilities", "temperatures", "with_temperatures"]
+
 #: The layer on head ``key`` is named ``key + SUFFIX``.
 SUFFIX = "_temperature"
 MODES = ("softmax", "sigmoid")
@@ -71,10 +71,11 @@ class TemperatureScaling(layers.Layer):
 
     def call(self, probs: Any) -> Any:
         p = ops.cast(probs, "float32")
+        inverse = 1.0 / self.temperature  # a constant to converters: a product, which int8 TFLite has (DIV not)
         if self.mode == "softmax":
-            return ops.softmax(ops.log(ops.maximum(p, TINY)) / self.temperature, axis=-1)
+            return ops.softmax(ops.log(ops.maximum(p, TINY)) * inverse, axis=-1)
         p = ops.clip(p, EPS, 1.0 - EPS)
-        return ops.sigmoid((ops.log(p) - ops.log(1.0 - p)) / self.temperature)
+        return ops.sigmoid((ops.log(p) - ops.log(1.0 - p)) * inverse)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
@@ -82,33 +83,6 @@ class TemperatureScaling(layers.Layer):
     def get_config(self) -> dict[str, Any]:
         value = float(np.asarray(self.temperature)) if self.built else self.initial
         return {**super().get_config(), "mode": self.mode, "temperature": value}
-
-
-def mode_of(kind: str) -> str:
-    """The layer mode of a head kind: "sigmoid" for a binary head, else "softmax"."""
-    return "sigmoid" if kind == "binary" else "softmax"
-
-
-def scale_probabilities(probs: np.ndarray, temperature: float, kind: str = "category") -> np.ndarray:
-    """What :class:`TemperatureScaling` outputs, in NumPy (float64).
-
-    Args:
-        probs: a category head's (N, C) probabilities, or a binary head's (N,) P(positive).
-        temperature: the temperature (1 leaves them as they are, up to clipping).
-        kind: "category" or "binary" (a classifier's one sigmoid unit, shape (N, 1), is binary).
-
-    Example:
-        >>> np.round(scale_probabilities(np.array([0.9, 0.5]), 2.0, "binary"), 4).tolist()
-        [0.75, 0.5]
-    """
-    p = np.asarray(probs, np.float64)
-    if mode_of(kind) == "softmax":
-        z = np.log(np.maximum(p, TINY)) / temperature
-        z -= z.max(axis=-1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=-1, keepdims=True)
-    p = np.clip(p, EPS, 1.0 - EPS)
-    return 1.0 / (1.0 + np.exp(-(np.log(p) - np.log1p(-p)) / temperature))
 
 
 def temperatures(model: Any) -> dict[str, float]:
