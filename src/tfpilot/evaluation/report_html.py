@@ -159,6 +159,7 @@ pre { background:#f3f4f6; padding:12px; border-radius:6px; overflow:auto; font-s
 p.note { color:var(--muted); font-style:italic; }
 .cols { display:flex; flex-wrap:wrap; gap:24px; align-items:flex-start; }
 .cols > div { min-width:0; max-width:100%; }
+.cols > div.diagram { flex:1 1 380px; max-width:560px; }
 .scroll { max-width:100%; overflow-x:auto; }
 table.kv td { overflow-wrap:anywhere; }
 table.rows td, table.rows th { white-space:nowrap; } table.rows td.text { white-space:normal; min-width:14em; }
