@@ -182,3 +182,15 @@ def test_table_figures_read_like_numbers_and_one_head_gets_no_empty_loss_frame()
     assert [ax.get_title() for ax in fig.axes] == ["Loss", "Learning rate (epoch's first step)"]
     assert [ax.get_title() for ax in training_curves([{**h, "price_loss": 1.0, "kind_loss": 2.0} for h in history],
                                                      ["price", "kind"]).axes][:3] == ["Loss", "Price loss", "Kind loss"]
+
+
+def test_a_leaderboard_csv_becomes_a_formatted_table(tmp_path: Path):
+    from tfpilot.evaluation.report import leaderboard_section
+    from tfpilot.runs import Run
+
+    assert leaderboard_section(Run(tmp_path)) == ""  # no candidates: no section
+    (tmp_path / "leaderboard.csv").write_text("model,val_rmse,test_rmse\nydf,258113.27,261004.7\nmlp,339513.54,"
+                                              "341200.0\n", encoding="utf-8")
+    html = leaderboard_section(Run(tmp_path))
+    assert html.startswith('<section id="leaderboard"><h2>Leaderboard</h2>')
+    assert re.findall(r'<td class="num">([^<]*)</td>', html) == ["258,113", "261,005", "339,514", "341,200"]
