@@ -255,8 +255,8 @@ SCHEDULES: Registry[Callable[..., Any]] = Registry(
 KERAS_OBJECTS: Registry[type] = Registry(
     "serializable Keras object",
     autoload=("tfpilot.models.layers", "tfpilot.models.text_layers", "tfpilot.models.transfer_layers",
-              "tfpilot.models.table_layers", "tfpilot.models.airbench_layers", "tfpilot.training.schedules",
-              "tfpilot.training.losses"),
+              "tfpilot.models.table_layers", "tfpilot.models.airbench_layers", "tfpilot.models.calibration",
+              "tfpilot.training.schedules", "tfpilot.training.losses"),
 )
 #: Loss builders for table heads (``features.outputs[].loss``): ``register_loss`` in
 #: ``tfpilot/training/losses.py``; each takes keyword parameters and returns a Keras loss.

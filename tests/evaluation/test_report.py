@@ -142,9 +142,55 @@ def test_a_table_category_head_gets_the_classifier_parts_and_a_number_head_the_r
         assert f"<h3>{part}</h3>" in kind
     assert "macro avg" in kind and "Expected calibration error" in kind and "baseline accuracy" in kind
     price = html[html.index('<section id="head-price">'):html.index('<section id="data">')]
-    assert "<h3>Predicted vs true</h3>" in price and "Largest errors" in price and "|error|" in price
-    assert "title: " in price and "row " in price  # the rows' other inputs and their row numbers
+    assert "<h3>Predicted vs true</h3>" in price and "Largest errors" in price and "error (predicted − true)" in price
+    assert "<th>title</th>" in price and "<td>row " in price  # the rows' other inputs and their row numbers
     assert "<h3>Schema</h3>" in html
     plots = {p.name for p in (image_table_run / "plots").glob("*.png")}
     assert {"kind_confusion.png", "kind_reliability.png", "price_scatter.png", "price_residuals.png",
             "training_curves.png"} <= plots
+
+
+def test_the_calibration_section_shows_reliability_before_and_after_the_temperature(report_run, report_html):
+    from tfpilot.models.calibration import temperatures
+    from tfpilot.runs import Run
+
+    run = Run(report_run)
+    record = run.metrics["calibration"]["label"]
+    assert temperatures(run.load_model())["label"] == pytest.approx(record["temperature"], rel=1e-5)
+    html = report_html.read_text(encoding="utf-8")
+    part = html[html.index('<section id="calibration">'):html.index('<section id="misclassified">')]
+    assert 'data-calibration="reliability_before"' in part and 'data-calibration="reliability"' in part
+    assert f"A temperature of <b>{record['temperature']:.4f}</b>" in part
+    before, after = map(float, re.search(r"<b>([0-9.]+)</b> before, <b>([0-9.]+)</b> after", part).groups())
+    # the report takes the temperature back out of the model's outputs: training's figures, on the same test split
+    assert before == pytest.approx(record["test"]["ece_before"], abs=2e-4)
+    assert after == pytest.approx(record["test"]["ece_after"], abs=2e-4)
+    assert {"reliability_before.png", "reliability.png"} <= {p.name for p in (report_run / "plots").glob("*.png")}
+
+
+def test_table_figures_read_like_numbers_and_one_head_gets_no_empty_loss_frame():
+    from tfpilot.evaluation.plots import training_curves
+    from tfpilot.evaluation.report import _heads_table
+
+    html = _heads_table({"heads": {"Price": {"kind": "number", "mae": 184744.9042, "rmse": 339513.5373,
+                                             "r2": 0.72331, "mape": 17.0512}}})
+    cells = re.findall(r'<td class="num">([^<]*)</td>', html)
+    assert cells == ["184,745", "339,514", "0.7233", "17.05"]
+    assert "<th>MAE</th>" in html and "<th>R²</th>" in html and "184744" not in html
+    history = [{"loss": 0.9, "val_loss": 1.0}, {"loss": 0.5, "val_loss": 0.7}]  # one head: no price_loss
+    fig = training_curves(history, ["price"])
+    assert [ax.get_title() for ax in fig.axes] == ["Loss", "Learning rate (epoch's first step)"]
+    assert [ax.get_title() for ax in training_curves([{**h, "price_loss": 1.0, "kind_loss": 2.0} for h in history],
+                                                     ["price", "kind"]).axes][:3] == ["Loss", "Price loss", "Kind loss"]
+
+
+def test_a_leaderboard_csv_becomes_a_formatted_table(tmp_path: Path):
+    from tfpilot.evaluation.report import leaderboard_section
+    from tfpilot.runs import Run
+
+    assert leaderboard_section(Run(tmp_path)) == ""  # no candidates: no section
+    (tmp_path / "leaderboard.csv").write_text("model,val_rmse,test_rmse\nydf,258113.27,261004.7\nmlp,339513.54,"
+                                              "341200.0\n", encoding="utf-8")
+    html = leaderboard_section(Run(tmp_path))
+    assert html.startswith('<section id="leaderboard"><h2>Leaderboard</h2>')
+    assert re.findall(r'<td class="num">([^<]*)</td>', html) == ["258,113", "261,005", "339,514", "341,200"]

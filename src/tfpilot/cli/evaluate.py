@@ -27,6 +27,9 @@ def evaluate_command(
     tta: Annotated[Optional[str], typer.Option(
         "--tta", help="Test-time augmentation: flip (average with the mirrored image inputs); reported beside the "
         "plain figures.")] = None,
+    calibrate: Annotated[bool, typer.Option(
+        "--calibrate", help="First refit the temperature of every class head on the run's val split (rewrites "
+        "model.keras; metrics.json records ECE before and after).")] = False,
 ) -> None:
     """Accuracy, loss, top-k, per-class report, macro-F1, balanced accuracy, confusion matrix.
 
@@ -36,10 +39,17 @@ def evaluate_command(
     from tfpilot.evaluation import evaluate
 
     setup_logging()
+    calibration = None
+    if calibrate:
+        from tfpilot.evaluation.evaluate import recalibrate
+
+        calibration = recalibrate(run, data_dir=data_dir)
     result = evaluate(run, dataset=dataset, split=split, data_dir=data_dir, tta=tta)
     if as_json:
-        console.print_json(json.dumps(result))
+        console.print_json(json.dumps({**result, **({"calibration": calibration} if calibration else {})}))
         return
+    if calibration:
+        print_calibration(calibration)
     source = result["evaluated_on"]
     title = f"{dataset or 'run dataset'} / {split}"
     if "heads" in result:  # a table model: a row per head
@@ -63,6 +73,24 @@ def evaluate_command(
                 say("  " + " ".join(f"{v:6d}" for v in row))  # a matrix row cut in two would misalign
     if "saved_to" in source:
         say(f"saved to {source['saved_to']} (metrics.json keeps the training-time figures)")
+
+
+def print_calibration(record: dict[str, Any]) -> None:
+    """A row per head: its temperature and ECE / NLL before and after, on val and test."""
+    from rich.table import Table
+
+    table = Table(title="calibration (temperature fitted on val)")
+    for column in ("head", "temperature", "split", "ECE before", "ECE after", "NLL before", "NLL after", "accuracy"):
+        table.add_column(column, justify="left" if column in ("head", "split") else "right")
+    for head, entry in record.items():
+        for split in ("val", "test"):
+            if split in entry:
+                f = entry[split]
+                table.add_row(head, f"{entry['temperature']:.4f}", split, f"{f['ece_before']:.4f}",
+                              f"{f['ece_after']:.4f}", f"{f['nll_before']:.4f}", f"{f['nll_after']:.4f}",
+                              f"{f['accuracy_after']:.4f}")
+    print_table(table)
+    say("model.keras now holds these temperatures; export it again for artifacts that use them")
 
 
 def describe_source(source: dict[str, Any]) -> str:

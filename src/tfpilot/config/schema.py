@@ -388,6 +388,10 @@ class TrainConfig(Section):
     )
     precise_bn: PreciseBNConfig = Field(default_factory=PreciseBNConfig)
     mode_gap: ModeGapConfig = Field(default_factory=ModeGapConfig)
+    calibration: Literal["temperature", "none"] = Field(
+        "temperature", description="After training, fit one temperature per category/binary head on the "
+        "validation split (NLL) and keep it inside the saved model; argmax and the 0.5 threshold never move. "
+        "none: leave the probabilities as trained.")
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,71 @@ def evaluate(
         path = run.save_evaluation(evaluation_name(dataset, split, preds.recorded), record)
         result["evaluated_on"]["saved_to"] = str(path)
     return result
+
+
+def recalibrate(run_dir: str | Path, data_dir: str | Path | None = None, batch_size: int = 256) -> dict[str, Any]:
+    """Refit the temperature of every class head of a finished run on its recorded val split
+    (``tfpilot evaluate RUN --calibrate``): for an older run trained without ``train.calibration``,
+    or to fit again.
+
+    The temperatures a model already holds are taken out of its outputs first, so the fit starts
+    from the model as trained. The model file is rewritten atomically (temporary file, then
+    rename) and ``metrics.json``'s ``calibration`` records the fit: per head the temperature, and
+    ECE / NLL / accuracy before and after on val and test. Exports made before are stale: export again.
+
+    Args:
+        run_dir: the run directory.
+        data_dir: where to look for dataset files first.
+        batch_size: examples per model call.
+
+    Returns:
+        metrics.json's new ``calibration`` record (head key -> entry).
+
+    Raises:
+        ValueError: the run has no category or binary head, or no val split.
+
+    Example:
+        >>> recalibrate("runs/mnist_cnn-mnist-20260101-120000")["label"]["temperature"]  # doctest: +SKIP
+        0.6021
+    """
+    from tfpilot.errors import UserError
+    from tfpilot.metrics.calibration import class_heads, fit_heads, unscaled
+    from tfpilot.models.calibration import temperatures, with_temperatures
+    from tfpilot.spec import CLASSIFIER_HEAD
+
+    run = Run(run_dir)
+    model = run.load_model()
+    current = temperatures(model)
+    val = predict_split(run, "val", model=model, batch_size=batch_size, data_dir=data_dir)
+    kinds = class_heads(val.spec, val.outputs)
+    if not kinds:
+        raise UserError(f"{run.path} has no category or binary head: there is nothing to calibrate")
+    fit = (val.rows.targets, unscaled(val.outputs, current, kinds))
+    test = None
+    if "test" in (run.metrics or {}):
+        t = predict_split(run, "test", model=model, batch_size=batch_size, data_dir=data_dir)
+        test = (t.rows.targets, unscaled(t.outputs, current, kinds))
+    temps, record = fit_heads(kinds, fit, test)
+    heads = model.output if isinstance(model.output, dict) else {CLASSIFIER_HEAD: model.output}
+    layer_kinds = {k: "binary" if len(heads[k].shape) < 2 or heads[k].shape[-1] == 1 else "category" for k in temps}
+    model = with_temperatures(model, temps, layer_kinds)
+    _save_atomically(model, run.model_path)
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for key, entry in record.items():
+        entry.update(refit_at=when, previous_temperature=current.get(key))
+    run.update_metrics("calibration", record)
+    if run.file("export").is_dir():
+        log.warning("%s/export was made with the previous model: run `tfpilot export %s` again", run.path, run.path)
+    return record
+
+
+def _save_atomically(model: Any, path: Path) -> Path:
+    """``model.save`` to a temporary file beside ``path``, then renamed over it: a crash
+    leaves the old model or the new one, never half a file."""
+    tmp = path.with_name(f".{path.stem}.calibrating{path.suffix}")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

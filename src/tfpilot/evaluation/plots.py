@@ -40,7 +40,8 @@ def training_curves(history: Sequence[dict[str, float]], heads: Sequence[str] = 
         history: one dict per epoch (``history.csv`` rows): loss, accuracy (``<head>_loss``),
             their ``val_`` twins, learning_rate (the rate of the epoch's first step); missing keys
             are left out.
-        heads: the output keys of a table model.
+        heads: the output keys of a table model. A figure with no values in ``history`` is
+            left out (a one-head model's per-head loss is its loss).
 
     Example:
         >>> fig = training_curves([{"loss": 0.9, "accuracy": 0.6}, {"loss": 0.5, "accuracy": 0.8}])
@@ -50,6 +51,8 @@ def training_curves(history: Sequence[dict[str, float]], heads: Sequence[str] = 
     if not history:
         raise UserError("no training history: the run has no history.csv rows")
     keys = ["loss", *(f"{h}_loss" for h in heads)] if heads else ["loss", "accuracy"]
+    # no empty frames: a one-head table model records no per-head loss, a table model no accuracy
+    keys = [k for k in keys if any(k in row or f"val_{k}" in row for row in history)] or ["loss"]
     epochs = np.array([row.get("epoch", i) for i, row in enumerate(history)], dtype=float) + 1
     fig = new_figure(min(4.0 * (len(keys) + 1), 16), 3.4)
     axes = fig.subplots(1, len(keys) + 1)
@@ -116,12 +119,13 @@ def confusion_matrices(cm: np.ndarray | Sequence[Sequence[int]], class_names: Se
     return fig
 
 
-def reliability_diagram(bins: Any) -> Any:
+def reliability_diagram(bins: Any, title: str = "Reliability diagram") -> Any:
     """Accuracy against confidence per bin (with the diagonal of perfect calibration),
     and how many examples each bin holds.
 
     Args:
         bins: a :class:`~tfpilot.evaluation.calibration.ReliabilityBins`.
+        title: the figure's title (its ECE is added).
     """
     edges = np.asarray(bins.edges)
     width = np.diff(edges)
@@ -137,7 +141,7 @@ def reliability_diagram(bins: Any) -> Any:
     top.vlines(centres[filled], np.minimum(acc, conf)[filled], np.maximum(acc, conf)[filled], color=VAL, lw=1.5)
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
-    _style(top, f"Reliability diagram (ECE {bins.ece:.3f})", "", "accuracy")
+    _style(top, f"{title} (ECE {bins.ece:.3f})", "", "accuracy")
     top.legend(frameon=False, loc="upper left", fontsize=9)
     bottom.bar(centres, bins.counts, width=width, color="#9ca3af", edgecolor="white")
     _style(bottom, "", "confidence (top-label probability)", "examples")

@@ -99,13 +99,23 @@ def _hardware(env: dict[str, Any]) -> str:
     return H.esc(f"{gpus} + {cpu}" if gpus else cpu)
 
 
+#: How the summary's head table names a figure.
+FIGURE_NAMES = {"mae": "MAE", "rmse": "RMSE", "r2": "R²", "mape": "MAPE (%)", "baseline_mae": "baseline MAE",
+                "accuracy": "accuracy", "macro_f1": "macro F1", "top_k_accuracy": "top-k accuracy",
+                "baseline_accuracy": "baseline accuracy", "baseline_rmse": "baseline RMSE",
+                "max_error": "max error", "baseline": "baseline (training mean)"}
+
+
 def _heads_table(metrics: dict[str, Any]) -> str:
-    """One row per head: its kind and headline figures (beside its baseline's)."""
+    """One row per head: its kind and a column per headline figure (beside its baseline's),
+    written with thousands separators."""
     from tfpilot.metrics.heads import headline
 
-    return H.table(["head", "kind", "figures"],
-                   [[name, m["kind"], "  ".join(f"{k} {H.fmt(v)}" for k, v in headline(m).items())]
-                    for name, m in metrics["heads"].items()])
+    figures = {name: headline(m) for name, m in metrics["heads"].items()}
+    columns = list(dict.fromkeys(k for f in figures.values() for k in f))
+    rows = [[name, metrics["heads"][name]["kind"], *[f.get(k, "") for k in columns]] for name, f in figures.items()]
+    return H.table(["head", "kind", *[FIGURE_NAMES.get(k, k) for k in columns]], rows, css="figures",
+                   formatter=H.number)
 
 
 def summary_section(run: Run, preds: SplitPredictions, metrics: dict[str, Any], env: dict[str, Any],
@@ -140,6 +150,36 @@ def summary_section(run: Run, preds: SplitPredictions, metrics: dict[str, Any], 
     figures = (_tiles(metrics, expected_calibration_error(preds.y_true, preds.probs, n_bins)) if preds.classifier
                else _heads_table(metrics))
     return H.section("summary", TITLES["summary"], head + figures + H.key_values(pairs))
+
+
+#: A table run's candidates, trained on the same split (written by the leaderboard's trainer).
+LEADERBOARD = "leaderboard.csv"
+
+
+def _cell(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def leaderboard_section(run: Run) -> str:
+    """``RUN/leaderboard.csv`` as a table of figures, or "" when the run has none.
+
+    Example:
+        >>> leaderboard_section(Run("runs/melbourne"))  # doctest: +SKIP
+        '<section id="leaderboard"><h2>Leaderboard</h2>...'
+    """
+    import csv
+
+    path = run.file(LEADERBOARD)
+    if not path.is_file():
+        return ""
+    with path.open(newline="", encoding="utf-8") as f:
+        header, *rows = list(csv.reader(f))
+    body = H.table(header, [[_cell(v) for v in row] for row in rows], css="figures", formatter=H.number)
+    intro = f"<p>Candidates trained on the same split ({H.esc(LEADERBOARD)}).</p>"
+    return H.section("leaderboard", "Leaderboard", intro + body)
 
 
 def tta_lines(run: Run, split: str, metrics: dict[str, Any]) -> list[tuple[str, str]]:
@@ -251,20 +291,49 @@ def per_class_part(metrics: dict[str, Any]) -> str:
     return table + extra
 
 
-def calibration_part(preds: SplitPredictions, n_bins: int, plots: _Plots) -> str:
-    """A category head's reliability diagram and bins, with ROC / precision-recall for two classes."""
+def _bins_table(bins: Any) -> str:
+    return H.table(["confidence bin", "examples", "mean confidence", "accuracy"],
+                   [[f"({bins.edges[i]:.2f}, {bins.edges[i + 1]:.2f}]", int(c), bins.confidence[i], bins.accuracy[i]]
+                    for i, c in enumerate(bins.counts) if c > 0])
+
+
+def calibration_part(preds: SplitPredictions, n_bins: int, plots: _Plots, temperature: float | None = None) -> str:
+    """A category head's reliability diagrams and bins, with ROC / precision-recall for two classes.
+
+    Args:
+        preds: the head's predictions (the model's, with its temperature when it has one).
+        n_bins: confidence bins.
+        plots: where the figures go.
+        temperature: the head's fitted temperature (``train.calibration``), or None: then the
+            diagram is the model's as trained, with how to calibrate it.
+    """
     from tfpilot.evaluation.calibration import binary_curves, reliability_bins
     from tfpilot.evaluation.plots import binary_curves_figure, reliability_diagram
+    from tfpilot.metrics.calibration import scale_probabilities
 
-    bins = reliability_bins(preds.y_true, preds.probs, n_bins)
-    text = (f"<p>Expected calibration error <b>{bins.ece:.4f}</b> (maximum {bins.mce:.4f}) over "
-            f"{len(bins.counts)} confidence bins: the example-weighted gap between how confident the model "
-            "is and how often it is right.</p>")
-    body = '<div class="cols"><div>' + plots.embed(reliability_diagram(bins), "reliability", "reliability diagram")
-    body += "</div><div>" + text + H.table(
-        ["confidence bin", "examples", "mean confidence", "accuracy"],
-        [[f"({bins.edges[i]:.2f}, {bins.edges[i + 1]:.2f}]", int(c), bins.confidence[i], bins.accuracy[i]]
-         for i, c in enumerate(bins.counts) if c > 0]) + "</div></div>"
+    after = reliability_bins(preds.y_true, preds.probs, n_bins)
+    if temperature is None:
+        text = (f"<p>Expected calibration error <b>{after.ece:.4f}</b> (maximum {after.mce:.4f}) over "
+                f"{len(after.counts)} confidence bins: the example-weighted gap between how confident the model "
+                "is and how often it is right. The model holds no fitted temperature: "
+                "<code>tfpilot evaluate RUN --calibrate</code> fits one on the val split.</p>")
+        body = '<div class="cols"><div>' + plots.embed(reliability_diagram(after), "reliability",
+                                                       "reliability diagram")
+        body += "</div><div>" + text + _bins_table(after) + "</div></div>"
+    else:
+        before = reliability_bins(preds.y_true, scale_probabilities(preds.probs, 1.0 / temperature), n_bins)
+        direction = "softens over-confident" if temperature > 1 else "sharpens under-confident"
+        text = (f"<p>A temperature of <b>{temperature:.4f}</b>, fitted on the validation split (NLL), divides "
+                f"the head's logits: it {direction} probabilities; the predicted class never changes. Expected "
+                f"calibration error over {len(after.counts)} confidence bins on {H.esc(preds.split)}: "
+                f"<b>{before.ece:.4f}</b> before, <b>{after.ece:.4f}</b> after (maximum {before.mce:.4f} and "
+                f"{after.mce:.4f}). Every export of the model carries the temperature.</p>")
+        body = text + '<div class="cols">'
+        for name, bins, title in (("reliability_before", before, "Before calibration"),
+                                  ("reliability", after, f"After calibration (T = {temperature:.3f})")):
+            body += (f'<div class="diagram" data-calibration="{name}">' + plots.embed(
+                reliability_diagram(bins, title), name, f"reliability diagram, {title.lower()}") + "</div>")
+        body += "</div><details><summary>Bins after calibration</summary>" + _bins_table(after) + "</details>"
     if len(preds.class_names) == 2:
         try:
             curves = binary_curves(preds.y_true, preds.probs, positive=1)
@@ -282,8 +351,8 @@ def calibration_part(preds: SplitPredictions, n_bins: int, plots: _Plots) -> str
 def _caption(preds: SplitPredictions, i: int) -> str:
     if preds.head.kind == "number":
         t, p = float(preds.y_true[i]), float(np.reshape(preds.outputs[preds.head.key], -1)[i])
-        return (f'<div class="cap">true <b>{H.fmt(t)}</b> &middot; predicted <b>{H.fmt(p)}</b> &middot; '
-                f"|error| {H.fmt(abs(p - t))}</div>")
+        return (f'<div class="cap">true <b>{H.number(t)}</b> &middot; predicted <b>{H.number(p)}</b> &middot; '
+                f"|error| {H.number(abs(p - t))}</div>")
     names = preds.class_names
     t, p = int(preds.y_true[i]), int(preds.y_pred[i])
     css = "good" if t == p else "bad"
@@ -355,7 +424,7 @@ def row_gallery(preds: SplitPredictions, index: np.ndarray, max_text: int = 160)
         pics = "".join(H.img(H.array_png(values[c.key][n]), c.name) for c in preds.spec.inputs if c.kind == "image")
         cells = [(c.name, values[c.key][n]) for c in preds.spec.inputs if c.kind != "image"]
         text = "<br>".join(f"{H.esc(k)}: " + (H.esc(str(v)[:max_text]) if isinstance(v, str) else
-                                               "missing" if np.isnan(v) else H.fmt(float(v))) for k, v in cells)
+                                               H.number(float(v))) for k, v in cells)
         cards.append(f'<div class="card"><div class="pics">{pics}</div>{_caption(preds, int(i))}'
                      f'<div class="cap">{text}</div>{_id_html(ident)}</div>')
     return '<div class="gallery">' + "".join(cards) + "</div>"
@@ -402,10 +471,41 @@ def number_parts(preds: SplitPredictions, metrics: dict[str, Any], plots: _Plots
     y, out, name = preds.y_true, np.reshape(preds.outputs[preds.head.key], -1), preds.head.name
     body = (plots.embed(predicted_vs_true(y, out, name, metrics.get("baseline")), "scatter", "predicted vs true")
             + plots.embed(residual_histogram(y, out, name), "residuals", "residuals"))
-    body += H.key_values([(m, metrics[m]) for m in ("mae", "rmse", "r2", "mape", "max_error", "baseline",
-                                                    "baseline_mae", "baseline_rmse") if m in metrics])
+    body += H.key_values([(FIGURE_NAMES.get(m, m.replace("_", " ")), metrics[m])
+                          for m in ("mae", "rmse", "r2", "mape", "max_error", "baseline", "baseline_mae",
+                                    "baseline_rmse") if m in metrics], formatter=H.number)
     index = np.argsort(-np.abs(out - y), kind="stable")[:k]
-    return [("Predicted vs true", body), (f"Largest errors ({len(index)} rows)", row_gallery(preds, index))]
+    return [("Predicted vs true", body), (f"Largest errors ({len(index)} rows)", rows_table(preds, index))]
+
+
+def rows_table(preds: SplitPredictions, index: np.ndarray, max_text: int = 80) -> str:
+    """A number head's rows at ``index`` as a table: the row, true and predicted values, the
+    error, then every input (images as thumbnails); it scrolls sideways inside its section."""
+    y, out = preds.y_true, np.reshape(preds.outputs[preds.head.key], -1)
+    values = {c.key: preds.inputs(index, c.key) for c in preds.spec.inputs}
+
+    def cell(c: Any, v: Any) -> str:
+        if c.kind == "image":
+            return H.img(H.array_png(v), c.name)
+        if isinstance(v, str):
+            text = v if len(v) <= max_text else v[: max_text - 1] + "…"
+            return f'<span title="{H.esc(v)}">{H.esc(text)}</span>'
+        return H.number(float(v))
+
+    head = ["row", f"true {preds.head.name}", "predicted", "error (predicted − true)",
+            *[c.name for c in preds.spec.inputs]]
+    body = []
+    for n, (i, ident) in enumerate(zip(index, preds.ids(index))):
+        numbers = [y[i], out[i], out[i] - y[i]]
+        cells = [f"<td>{H.esc(ident)}</td>", *[f'<td class="num">{H.number(float(v))}</td>' for v in numbers]]
+        for c in preds.spec.inputs:
+            v = values[c.key][n]
+            css = "text" if c.kind == "text" else "num" if c.kind == "number" else ""
+            cells.append(f'<td class="{css}">{cell(c, v)}</td>' if css else f"<td>{cell(c, v)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    header = "".join(f"<th>{H.esc(h)}</th>" for h in head)
+    return (f'<div class="scroll"><table class="rows"><thead><tr>{header}</tr></thead><tbody>{"".join(body)}'
+            "</tbody></table></div>")
 
 
 def head_sections(preds: SplitPredictions, metrics: dict[str, Any], model: Any, plots: _Plots,
@@ -418,11 +518,15 @@ def head_sections(preds: SplitPredictions, metrics: dict[str, Any], model: Any, 
     """
     wrong, right, n_bins, seed = shown
 
+    from tfpilot.models.calibration import temperatures
+
+    temps = temperatures(model)
+
     def parts(p: SplitPredictions, m: dict[str, Any], pl: _Plots) -> list[tuple[str, str]]:
         if p.head.kind == "number":
             return number_parts(p, m, pl, wrong)
         return [(TITLES["confusion"], confusion_part(m, p.class_names, pl)), (TITLES["per-class"], per_class_part(m)),
-                (TITLES["calibration"], calibration_part(p, n_bins, pl)),
+                (TITLES["calibration"], calibration_part(p, n_bins, pl, temps.get(p.head.key))),
                 (TITLES["misclassified"], misclassified_part(p, model, pl, wrong)),
                 (TITLES["correct"], correct_part(p, model, pl, right, seed))]
 
@@ -539,7 +643,9 @@ def report(
     env = _read(run, "env")
     plots = _Plots(run.path / PLOTS)
     heads = head_sections(preds, metrics, model, plots, (misclassified, correct, n_bins, seed))
-    sections = [summary_section(run, preds, metrics, env, n_bins), training_section(run, preds, plots),
+    board = leaderboard_section(run)
+    sections = [summary_section(run, preds, metrics, env, n_bins), *([board] if board else []),
+                training_section(run, preds, plots),
                 *[H.section(*part) for part in heads], data_section(run, preds, plots), environment_section(run, env)]
     title = f"{cfg.model.name} on {Path(cfg.data.dataset).name or cfg.data.dataset}"
     figure = f"{preds.split} accuracy {metrics['accuracy']:.4f} · " if preds.classifier else f"{preds.split}: "
@@ -547,7 +653,8 @@ def report(
                 f"run {run.path.name} · report written {datetime.now():%Y-%m-%d %H:%M}")
     path = Path(out) if out is not None else run.file(REPORT)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nav = [*SECTIONS[:2], *[(anchor, title) for anchor, title, _ in heads], *SECTIONS[7:]]
+    nav = [SECTIONS[0], *([("leaderboard", "Leaderboard")] if board else []), SECTIONS[1],
+           *[(anchor, title) for anchor, title, _ in heads], *SECTIONS[7:]]
     path.write_text(H.page(f"tfpilot report: {title}", subtitle, nav, sections), encoding="utf-8")
     log.debug("report written to %s", path)
     return path

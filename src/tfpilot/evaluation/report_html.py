@@ -5,8 +5,9 @@ Everything the report shows goes through :func:`esc`, and every picture is embed
 
 Example:
     >>> from tfpilot.evaluation.report_html import table
-    >>> table(["class", "f1"], [["<cat>", 0.5]])
-    '<table><thead><tr><th>class</th><th>f1</th></tr></thead><tbody><tr><td>&lt;cat&gt;</td><td class="num">0.5000</td></tr></tbody></table>'
+    >>> table(["class", "f1"], [["<cat>", 0.5]])  # doctest: +NORMALIZE_WHITESPACE
+    '<div class="scroll"><table><thead><tr><th>class</th><th>f1</th></tr></thead><tbody><tr><td>&lt;cat&gt;</td><td
+    class="num">0.5000</td></tr></tbody></table></div>'
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,24 +37,52 @@ def fmt(value: Any, digits: int = 4) -> str:
     return esc(value)
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "", raw: bool = False) -> str:
-    """An HTML table; numbers are right-aligned. ``raw=True`` trusts string cells as HTML."""
+def number(value: Any) -> str:
+    """A figure or a data value as a reader writes it: integers as integers (``3065``, with
+    thousands separators from 10,000: ``1,035,000``), large values to the unit with separators
+    (``184,745``), others to 4 significant digits (``12.35``, ``0.7233``); NaN as "missing".
+
+    Example:
+        >>> [number(v) for v in (3065.0, 1035000.0, 184744.9042, 0.72331, 12.3456, float("nan"), 7)]
+        ['3065', '1,035,000', '184,745', '0.7233', '12.35', 'missing', '7']
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return esc("" if value is None else value)
+    v = float(value)
+    if np.isnan(v):
+        return "missing"
+    if np.isinf(v):
+        return esc(v)
+    if v.is_integer():
+        return f"{int(v):,}" if abs(v) >= 10_000 else str(int(v))
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.4g}" if abs(v) >= 1 else f"{v:.4f}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], css: str = "", raw: bool = False,
+          formatter: Callable[[Any], str] = fmt) -> str:
+    """An HTML table inside a box that scrolls sideways when the table is wider than its section;
+    numbers are right-aligned and written by ``formatter``. ``raw=True`` trusts string cells as HTML."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = []
     for row in rows:
         cells = []
         for cell in row:
             numeric = isinstance(cell, (int, float, np.integer, np.floating)) and not isinstance(cell, bool)
-            text = cell if raw and isinstance(cell, str) else fmt(cell)
+            text = cell if raw and isinstance(cell, str) else formatter(cell)
             cells.append(f'<td class="num">{text}</td>' if numeric else f"<td>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     cls = f' class="{esc(css)}"' if css else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f'<div class="scroll"><table{cls}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+            "</table></div>")
 
 
-def key_values(pairs: Sequence[tuple[str, Any]]) -> str:
-    """A two-column table of labelled values (values already HTML when they are strings)."""
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{v if isinstance(v, str) else fmt(v)}</td></tr>" for k, v in pairs)
+def key_values(pairs: Sequence[tuple[str, Any]], formatter: Callable[[Any], str] = fmt) -> str:
+    """A two-column table of labelled values (values already HTML when they are strings; numbers
+    written by ``formatter``)."""
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{v if isinstance(v, str) else formatter(v)}</td></tr>"
+                   for k, v in pairs)
     return f'<table class="kv"><tbody>{rows}</tbody></table>'
 
 
@@ -129,6 +158,15 @@ img.plot { max-width:100%; height:auto; display:block; margin:6px 0; }
 pre { background:#f3f4f6; padding:12px; border-radius:6px; overflow:auto; font-size:12px; max-height:520px; }
 p.note { color:var(--muted); font-style:italic; }
 .cols { display:flex; flex-wrap:wrap; gap:24px; align-items:flex-start; }
+.cols > div { min-width:0; max-width:100%; }
+.cols > div.diagram { flex:1 1 380px; max-width:560px; }
+.scroll { max-width:100%; overflow-x:auto; }
+table.kv td { overflow-wrap:anywhere; }
+table.rows td, table.rows th { white-space:nowrap; } table.rows td.text { white-space:normal; min-width:14em; }
+table.figures th:nth-child(n+3) { text-align:right; }
+table.rows img { width:48px; height:48px; image-rendering:pixelated; border-radius:3px; }
+section { min-width:0; }
+details summary { cursor:pointer; color:var(--accent); font-size:13px; margin-top:6px; }
 """
 
 

@@ -259,6 +259,12 @@ class Trainer:
             for key, values in hist.items():
                 history.setdefault(key, []).extend(values)
             done = end
+        calibration = None
+        if self.strategy_ is None:  # a distributed run's model calibrates once reloaded, below
+            model, calibration = self._calibrate(model, data)
+            if calibration:  # the calibrated model compiles as the trained one did (model_.loss, evaluate);
+                self._compile(model, self._steps(data), data.num_classes, precision)  # its optimizer built,
+                model.optimizer.build(model.trainable_variables)  # so model.keras loads without a warning
         model.save(run.model_path)
         if self.strategy_ is not None:
             from tfpilot.training.distribute import weights_digest
@@ -272,6 +278,9 @@ class Trainer:
             # Evaluate the saved model outside the strategy: plain variables, no collectives with
             # workers that have finished.
             model = rundir.load_model(run.model_path)
+            model, calibration = self._calibrate(model, data)
+            if calibration:
+                model.save(run.model_path)
 
         metrics: dict[str, Any] = {
             "train_seconds": round(seconds, 3),
@@ -292,6 +301,8 @@ class Trainer:
         if gap is not None:
             metrics["mode_gap"] = gap
         metrics.update(self._evaluate(model, data))
+        if calibration:
+            metrics["calibration"] = calibration
         write_json(run.file(rundir.METRICS), metrics)
 
         self.run_, self.model_, self.data_, self.precision_ = run, model, data, precision
@@ -448,6 +459,15 @@ class Trainer:
         if gap.large:
             log.warning("%s", gap.message())
         return gap.to_dict()
+
+    def _calibrate(self, model: Any, data: Any) -> tuple[Any, dict[str, Any] | None]:
+        """``train.calibration``: the model with a temperature fitted on val per class head
+        (:mod:`tfpilot.training.calibrate`), and its record for ``metrics.json`` (None: off)."""
+        if self.config.train.calibration == "none":
+            return model, None
+        from tfpilot.training.calibrate import calibrate
+
+        return calibrate(model, data, batch_size=max(self.config.train.batch_size, 256))
 
     def _evaluate(self, model: Any, data: Any) -> dict[str, Any]:
         """The val and test metrics of ``metrics.json`` (a table: per head, beside its baseline)."""
