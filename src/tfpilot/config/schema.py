@@ -110,6 +110,9 @@ class DataConfig(Section):
         "category, ... (without a header: the other column).",
     )
     header: bool | None = Field(None, description="CSV/TSV: does the first row name the columns? Default: guessed.")
+    id_column: str | None = Field(
+        None, description="Tables: split rows by a hash of this column's value (rows sharing an id share a split; "
+        "the column is not an input) instead of by a hash of each row's content.")
     text_format: Literal["auto", "csv", "tsv", "jsonl", "json"] = Field(
         "auto", description="Text tables: the file format; auto = from the extension, else sniffed from the content."
     )
