@@ -145,3 +145,10 @@ def test_an_older_positional_split_json_still_gives_its_rows(tmp_path):
     data = prepare_table(_cfg(path), manifest=legacy)
     assert {k: v.ids.tolist() for k, v in data.splits.items()} == legacy["splits"]
     assert data.manifest == legacy  # what evaluate compares with split.json
+
+
+def test_an_id_column_is_refused_where_it_would_not_be_honoured():
+    with pytest.raises(ValueError, match="data.id_column keys the split of a table's rows"):
+        load_config({"data": {"dataset": "digits", "id_column": "user"}})
+    with pytest.raises(ValueError, match="'kind' is an output"):
+        load_config({"data": {"dataset": "t.csv", "id_column": "kind"}, "features": {"outputs": ["kind"]}})
