@@ -4,6 +4,7 @@ alike, a saved model that takes raw date strings, and a table with a date column
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,23 @@ def test_a_format_tfpilot_cannot_read_is_a_user_error():
     for fmt, why in [("%Y-%m", "needs a year"), ("%Y%m%d", "separated"), ("%Y-%m-%d %I", "unknown field")]:
         with pytest.raises(UserError, match=why):
             parse_format(fmt)
+
+
+def test_the_format_can_be_set_and_is_refused_on_other_columns(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("when,n,y\n" + "".join(f"0{i % 9 + 1}/0{i % 3 + 1}/2016,{i},{i % 2}\n" for i in range(30)))
+    inferred = prepare_table(load_config({"data": {"dataset": str(path)}, "features": {"outputs": ["y"]}}))
+    assert inferred.spec.input("when").format == "%d/%m/%Y"  # nothing over 12: day-first, and it says so
+    assert "no field over 12" in next(c.how for c in inferred.schema if c.name == "when")
+    declared = prepare_table(load_config({"data": {"dataset": str(path)}, "features": {
+        "inputs": [{"name": "when", "format": "%m/%d/%Y"}, "n"], "outputs": ["y"]}}))
+    assert declared.spec.input("when").kind == "date" and declared.spec.input("when").format == "%m/%d/%Y"
+    with pytest.raises(ValueError, match="format is for date columns; 'n' is number"):
+        load_config({"data": {"dataset": str(path)},
+                     "features": {"inputs": [{"name": "n", "type": "number", "format": "%Y"}], "outputs": ["y"]}})
+    with pytest.raises(UserError, match="not dates tfpilot recognises.*set features.inputs\\[n\\].format"):
+        prepare_table(load_config({"data": {"dataset": str(path)},
+                                   "features": {"inputs": [{"name": "n", "type": "date"}], "outputs": ["y"]}}))
 
 
 DATES = st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2099, 12, 31)).map(
@@ -128,24 +146,44 @@ def _date_table(path, rows=120):
     return path
 
 
-def test_a_table_with_a_date_column_trains_and_predicts_from_raw_strings(tmp_path):
+@pytest.fixture(scope="module")
+def date_run(tmp_path_factory):
+    """A table with a date column, trained 1 epoch (no report)."""
     import tfpilot
 
-    table = _date_table(tmp_path / "sales.csv")
-    config = {"data": {"dataset": str(table)}, "features": {"outputs": ["sales"]},
+    root = tmp_path_factory.mktemp("dates")
+    config = {"data": {"dataset": str(_date_table(root / "sales.csv"))}, "features": {"outputs": ["sales"]},
               "model": {"name": "multitask", "params": {"hidden_units": [8]}},
               "train": {"epochs": 1, "batch_size": 32, "precision": "float32",
                         "callbacks": {"tensorboard": False, "progress": "none"}},
-              "output": {"run_dir": str(tmp_path / "run")}}
-    data = prepare_table(load_config(config))
-    assert data.spec.input("Date").kind == "date" and data.spec.input("Date").format == "%d/%m/%Y"
-    run = tfpilot.train(config, report=False)
-    schema = yaml.safe_load((run.path / "schema.yaml").read_text())["features"]["inputs"]
+              "output": {"run_dir": str(root / "run")}}
+    return tfpilot.train(config, report=False).path
+
+
+def test_a_table_with_a_date_column_trains_and_predicts_from_raw_strings(date_run):
+    import tfpilot
+
+    schema = yaml.safe_load((date_run / "schema.yaml").read_text())["features"]["inputs"]
     assert {"name": "Date", "type": "date", "format": "%d/%m/%Y"} in schema  # how it was read, to edit
-    predictor = tfpilot.load(run.path)  # a fresh load of the saved model
+    assert tfpilot.load(date_run).spec.input("Date").format == "%d/%m/%Y"
+    predictor = tfpilot.load(date_run)  # a fresh load of the saved model
     dates = ["5/03/2016", "6/03/2016", ""]
     out = predictor.predict_raw([{"Date": d, "shop": "a"} for d in dates])["sales"]
     layer = predictor.model.get_layer("Date_date")
     np.testing.assert_array_equal(np.asarray(layer.features(np.array(dates, dtype=object))),
                                   date_features(dates, "%d/%m/%Y"))
     assert np.isfinite(out).all() and len(set(out.tolist())) == 3  # each date gives its own prediction
+
+
+def test_evaluate_reads_an_older_positional_split_json_as_it_was(date_run, tmp_path):
+    import shutil
+
+    from tfpilot.evaluation.evaluate import evaluate
+
+    run = shutil.copytree(date_run, tmp_path / "old-run")
+    legacy = {"dataset": json.loads((run / "split.json").read_text())["dataset"], "seed": 42,
+              "held_out_of_train": {"val": 0.2, "test": 0.1},  # as split.json was before hash splits
+              "splits": {"train": list(range(30, 120)), "val": list(range(0, 30, 2)), "test": list(range(1, 30, 2))}}
+    (run / "split.json").write_text(json.dumps(legacy))
+    result = evaluate(run, save=False)
+    assert result["num_examples"] == 15 and result["evaluated_on"]["recorded_split"]

@@ -260,6 +260,7 @@ def _date_feature(feat: Any, series: Any) -> tuple[Any, str]:
     """A date input with its format: the one set (checked), else the one recognised in its cells."""
     from tfpilot.data.dates import detect_format, parse_format
 
+    feat.check_encoder("date")
     if feat.format is not None:
         parse_format(feat.format)
         return feat.model_copy(update={"type": "date"}), f"declared, read as {feat.format}"
