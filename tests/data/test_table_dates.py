@@ -141,7 +141,8 @@ def _date_table(path, rows=120):
     days = [dt.date(2016, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 700, rows)]
     frame = pd.DataFrame({"Date": [f"{d.day}/{d.month:02d}/{d.year}" for d in days],
                           "shop": rng.choice(["a", "b"], rows),
-                          "sales": [100.0 * (d.weekday() >= 5) + float(x) for d, x in zip(days, rng.normal(size=rows))]})
+                          "sales": [100.0 * (d.weekday() >= 5) + float(x)
+                                    for d, x in zip(days, rng.normal(size=rows))]})
     frame.to_csv(path, index=False)
     return path
 

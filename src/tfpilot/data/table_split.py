@@ -88,7 +88,8 @@ def check_id_column(frame: Any, id_column: str | None) -> None:
 
     columns = [str(c) for c in frame.columns]
     if id_column not in columns:
-        raise UnknownNameError(f"data.id_column: the table has no column {id_column!r}.{did_you_mean(id_column, columns)} "
+        hint = did_you_mean(id_column, columns)
+        raise UnknownNameError(f"data.id_column: the table has no column {id_column!r}.{hint} "
                                f"Its columns: {', '.join(columns)}.")
 
 
