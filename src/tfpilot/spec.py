@@ -79,8 +79,9 @@ def column_key(name: str) -> str:
 
 
 #: Kinds of table columns: what a model input or output holds.
-FEATURE_KINDS = ("image", "text", "number", "category", "binary")
-_FEATURE_DTYPES = {"image": "uint8", "text": "string", "number": "float32", "category": "string", "binary": "string"}
+FEATURE_KINDS = ("image", "text", "number", "category", "binary", "date")
+_FEATURE_DTYPES = {"image": "uint8", "text": "string", "number": "float32", "category": "string", "binary": "string",
+                   "date": "string"}
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,12 @@ class FeatureSpec:
         name: the column's name in the table.
         kind: "image" (uint8 pixels HxWxC, from a file path), "text" (raw string),
             "number" (float; NaN = missing), "category" (string, a label of a known set)
-            or "binary" (a category with two values; a sigmoid head).
+            or "binary" (a category with two values; a sigmoid head), "date" (a raw date string).
         key: the model's input/output name (``name`` made a valid TensorFlow name).
         shape: per-example shape: (H, W, C) for images, () otherwise.
         classes: category/binary outputs: the class names, in output order.
+        format: date inputs: how the strings are written (``%d/%m/%Y``; see
+            :mod:`tfpilot.data.dates`).
 
     Example:
         >>> FeatureSpec("price", "number").dtype
@@ -102,10 +105,11 @@ class FeatureSpec:
     """
 
     name: str
-    kind: Literal["image", "text", "number", "category", "binary"]
+    kind: Literal["image", "text", "number", "category", "binary", "date"]
     key: str = ""
     shape: tuple[int, ...] = ()
     classes: tuple[str, ...] = ()
+    format: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in FEATURE_KINDS:
@@ -119,12 +123,14 @@ class FeatureSpec:
         return _FEATURE_DTYPES[self.kind]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "key": self.key, "shape": list(self.shape),
-                "classes": list(self.classes)}
+        d = {"name": self.name, "kind": self.kind, "key": self.key, "shape": list(self.shape),
+             "classes": list(self.classes)}
+        return {**d, "format": self.format} if self.format else d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
-        return cls(d["name"], d["kind"], d.get("key", ""), tuple(d.get("shape", ())), tuple(d.get("classes", ())))
+        return cls(d["name"], d["kind"], d.get("key", ""), tuple(d.get("shape", ())), tuple(d.get("classes", ())),
+                   d.get("format", ""))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tfpilot.errors import UnknownNameError, UserError
 from tfpilot.registry import LOSSES, MODELS, check_params, did_you_mean
 
-INPUT_TYPES = ("auto", "image", "text", "number", "category")
+INPUT_TYPES = ("auto", "image", "text", "number", "category", "date")
 OUTPUT_TYPES = ("auto", "number", "category", "binary")
 #: Default loss of each head type.
 DEFAULT_LOSS = {"number": "mse", "category": "crossentropy", "binary": "crossentropy"}
@@ -62,9 +62,12 @@ class InputFeature(_Section):
     """One input column: its name in the table, its type and its encoder."""
 
     name: str = Field(description="The column's name in the table.")
-    type: Literal["auto", "image", "text", "number", "category"] = Field(
-        "auto", description="auto: inferred (number / category / text / image path).")
+    type: Literal["auto", "image", "text", "number", "category", "date"] = Field(
+        "auto", description="auto: inferred (number / category / text / image path / date).")
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    format: str | None = Field(
+        None, description="date: how the cells are written, with %Y %y %m %d %H %M %S (e.g. %d/%m/%Y or "
+        "%Y-%m-%d %H:%M:%S); default: recognised from the data. Setting it makes the column a date.")
 
     def check_encoder(self, kind: str) -> None:
         """Raise ValueError when the encoder settings do not fit a column of ``kind``."""
@@ -80,8 +83,10 @@ class InputFeature(_Section):
             check_params(MODELS, model, enc.params, skip=("input_spec", "num_classes"))
         elif enc.model is not None or enc.params:
             raise UserError(f"{where}: model/params are for image and text columns; {self.name!r} is {kind}")
-        elif kind == "number" and (enc.mode != "auto" or enc.embedding_dim is not None):
-            raise UserError(f"{where}: number columns take no encoder settings (they are normalised)")
+        elif kind in ("number", "date") and (enc.mode != "auto" or enc.embedding_dim is not None):
+            raise UserError(f"{where}: {kind} columns take no encoder settings (they are normalised)")
+        if self.format is not None and kind != "date":
+            raise UserError(f"features.inputs[{self.name}].format is for date columns; {self.name!r} is {kind}")
 
     @model_validator(mode="after")
     def _fits_type(self) -> InputFeature:

@@ -110,6 +110,9 @@ class DataConfig(Section):
         "category, ... (without a header: the other column).",
     )
     header: bool | None = Field(None, description="CSV/TSV: does the first row name the columns? Default: guessed.")
+    id_column: str | None = Field(
+        None, description="Tables: split rows by a hash of this column's value (rows sharing an id share a split; "
+        "the column is not an input) instead of by a hash of each row's content.")
     text_format: Literal["auto", "csv", "tsv", "jsonl", "json"] = Field(
         "auto", description="Text tables: the file format; auto = from the extension, else sniffed from the content."
     )
@@ -486,6 +489,9 @@ class Config(Section):
                                  "output columns (tfpilot train --dataset TABLE --target COLUMN)")
             if self.train.class_head is not None:
                 raise ValueError("train.class_head names a head of a table model: a classifier has one; remove it")
+            if self.data.id_column is not None:
+                raise ValueError("data.id_column keys the split of a table's rows (a config with a features "
+                                 "section); image folders are split by path and texts by content: remove it")
             return self
         if "table" not in tags:
             raise ValueError(f"a features section trains a table model; model {self.model.name!r} is a "
@@ -501,6 +507,9 @@ class Config(Section):
             raise ValueError("data.augment.mixup/cutmix mix two rows' labels, but a table row's other columns "
                              "cannot be mixed: set them to 0 (the other augmentations apply to every image column)")
         outs, head = [o.name for o in self.features.outputs], self.train.class_head
+        if d.id_column in outs:
+            raise ValueError(f"data.id_column: {d.id_column!r} is an output; the id column keys the split and "
+                             "must be another column")
         if head is not None and head not in outs:
             raise ValueError(f"train.class_head: no output {head!r}.{did_you_mean(head, outs)} The outputs: "
                              f"{', '.join(outs)}.")

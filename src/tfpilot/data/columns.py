@@ -5,6 +5,8 @@ Inference, for a column not declared in ``features``:
 * numeric cells -> ``number``; as a target, integer values with at most
   :data:`MAX_TARGET_CLASSES` distinct values -> ``category`` (``binary`` for two);
 * strings naming existing image files (relative to the table) -> ``image``;
+* dates and times (ISO ``yyyy-mm-dd``, day- or month-first ``d/m/yyyy``, with a time or
+  without; :func:`~tfpilot.data.dates.detect_format`) -> ``date``, with the format read;
 * strings that are long (on average :data:`TEXT_MIN_LENGTH` characters or more) or
   mostly distinct -> ``text``; other strings -> ``category`` (``binary`` as a target with two values);
 * an input whose every value is distinct and short (an ``id``) is left out, and says so.
@@ -43,11 +45,12 @@ MISSING = ("?",)
 class Inferred:
     """The inferred type of one column and why (printed, and saved in the run's schema)."""
 
-    kind: str  # image, text, number, category, binary, or "skip"
+    kind: str  # image, text, number, category, binary, date, or "skip"
     reason: str
+    format: str | None = None  # a date's format (tfpilot.data.dates)
 
 
-def _strings(series: Any) -> Any:
+def present_strings(series: Any) -> Any:
     """Non-missing cells as stripped strings."""
     s = series.dropna().astype(str).str.strip()
     return s[s != ""]
@@ -70,7 +73,7 @@ def resolve_path(cell: str, base: Path) -> Path:
 
 def looks_like_images(series: Any, base: Path, sample: int = 20) -> bool:
     """Most cells end in an image suffix and the first few name existing files."""
-    s = _strings(series)
+    s = present_strings(series)
     if s.empty or s.map(lambda v: is_image_file(v)).mean() < 0.9:
         return False
     head = s.iloc[:sample]
@@ -100,9 +103,18 @@ def infer_type(series: Any, role: str, base: Path | None = None) -> Inferred:
         if distinct == n and _integral(v) and n > MAX_TARGET_CLASSES:
             return Inferred("skip", "an identifier (every value distinct); declare it in features.inputs to use it")
         return Inferred("number", "numeric")
-    s = _strings(series)
+    import pandas as pd
+
+    from tfpilot.data.dates import detect_format
+
+    if role == "input" and pd.api.types.is_datetime64_any_dtype(series):
+        return Inferred("date", "date-times, read as %Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S")
+    s = present_strings(series)
     if base is not None and role == "input" and looks_like_images(series, base):
         return Inferred("image", "paths of image files")
+    found = detect_format(s) if role == "input" else None
+    if found is not None:
+        return Inferred("date", f"dates, read as {found[0]} ({found[1]})", found[0])
     mean_len = float(s.str.len().mean())
     if role == "output":
         if distinct == 2:

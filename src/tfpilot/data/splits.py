@@ -63,7 +63,8 @@ def hash_split(
     the rest. Its part depends on its key and the seed only, so adding or removing other
     examples never moves it -- with one exception that keeps every class learnable: a
     class none of whose examples hashed into 'train' keeps its highest-hashing example in
-    'train' (this can only happen to a class of a few examples).
+    'train' (this can only happen to a class of a few examples). Examples with equal keys
+    (duplicate texts or table rows) always share a part, that exception included.
 
     Args:
         keys: a stable key per example (a path relative to the dataset root, a text).
@@ -90,7 +91,8 @@ def hash_split(
     for cls in np.unique(y):
         members = np.flatnonzero(y == cls)
         if len(members) and not np.any(part[members] == len(names)):
-            part[members[np.argmax(u[members])]] = len(names)  # keep the class learnable
+            top = members[u[members] == u[members].max()]  # the highest key, with its duplicates
+            part[top] = len(names)  # keep the class learnable
     out = {"train": [np.flatnonzero(part == len(names))]}
     out.update({n: [np.flatnonzero(part == i)] for i, n in enumerate(names)})
     return _finish(out)

@@ -4,8 +4,9 @@
 column's type (declared in ``features`` or inferred, :mod:`tfpilot.data.columns`), turns
 the cells into what the model takes (uint8 pixels decoded from image paths, strings,
 float32 with NaN for missing numbers) and the targets into what the losses take (class
-ids, 0/1, floats), and splits the rows (stratified by the first class target, else by
-quintiles of the first number target). Category vocabularies and every statistic the
+ids, 0/1, floats), and splits the rows by a hash of each row's content or id
+(:mod:`tfpilot.data.table_split`: adding rows never moves another row, duplicate rows
+share a split; stratified in expectation). Category vocabularies and every statistic the
 model learns come from the training split only.
 
 Rows are dropped, never silently: a missing target, a missing or unreadable image file
@@ -34,11 +35,13 @@ import numpy as np
 
 from tfpilot.config.features import FeaturesConfig
 from tfpilot.data import columns as C
+from tfpilot.data.manifest import RecordedSplitError
 from tfpilot.data.registry import RunData, prepare_data
 from tfpilot.data.report import DataReport
-from tfpilot.data.splits import limit_stratified, stratified_split
+from tfpilot.data.splits import limit_stratified
 from tfpilot.data.table_io import LoadedTable, load_table
-from tfpilot.data.table_split import TableSplit
+from tfpilot.data.table_split import (TableSplit, check_id_column, fingerprint, recorded_rows, row_keys, split_by,
+                                      split_rows)
 from tfpilot.errors import UserError
 from tfpilot.spec import FeatureSpec, TableSpec, column_key
 
@@ -189,9 +192,11 @@ class TableData(RunData):
 
 
 # -- schema ------------------------------------------------------------------------------------
-def resolve_features(frame: Any, features: FeaturesConfig, base: Path) -> tuple[FeaturesConfig, list[ColumnInfo]]:
+def resolve_features(frame: Any, features: FeaturesConfig, base: Path, id_column: str | None = None
+                     ) -> tuple[FeaturesConfig, list[ColumnInfo]]:
     """Every feature with its type: declared ones checked, ``auto`` ones inferred; inputs
-    default to every column that is not an output (identifier columns left out).
+    default to every column that is not an output (identifier columns, and ``id_column``
+    that keys the split, left out).
 
     Raises:
         KeyError: a feature names a column the table lacks (with a did-you-mean).
@@ -215,13 +220,18 @@ def resolve_features(frame: Any, features: FeaturesConfig, base: Path) -> tuple[
     declared = features.inputs
     names = [i.name for i in declared] if declared is not None else [c for c in columns
                                                                       if c not in {o.name for o in outputs}]
+    if declared is None and id_column in names:
+        names.remove(id_column)
+        info.append(ColumnInfo(id_column, "skipped", "-", "the split's id column (data.id_column)"))
     by_name = {i.name: i for i in declared or []}
     from tfpilot.config.features import InputFeature
 
     inputs = []
     for name in names:
         feat = by_name.get(name) or InputFeature(name=name)
-        if feat.type == "auto":
+        if feat.type == "date" or feat.format is not None:
+            feat, how = _date_feature(feat, frame[name])
+        elif feat.type == "auto":
             found = C.infer_type(frame[name], "input", base)
             if found.kind == "skip":
                 if declared is None:
@@ -229,7 +239,7 @@ def resolve_features(frame: Any, features: FeaturesConfig, base: Path) -> tuple[
                     continue
                 found = C.Inferred("number" if C.is_numeric(frame[name]) else "category", "declared, type inferred")
             feat.check_encoder(found.kind)
-            feat = feat.model_copy(update={"type": found.kind})
+            feat = feat.model_copy(update={"type": found.kind, "format": found.format})
             how = found.reason
         else:
             how = "declared"
@@ -246,6 +256,22 @@ def resolve_features(frame: Any, features: FeaturesConfig, base: Path) -> tuple[
     return FeaturesConfig(inputs=inputs, outputs=outputs), info
 
 
+def _date_feature(feat: Any, series: Any) -> tuple[Any, str]:
+    """A date input with its format: the one set (checked), else the one recognised in its cells."""
+    from tfpilot.data.dates import detect_format, parse_format
+
+    feat.check_encoder("date")
+    if feat.format is not None:
+        parse_format(feat.format)
+        return feat.model_copy(update={"type": "date"}), f"declared, read as {feat.format}"
+    found = detect_format(C.present_strings(series))
+    if found is None:
+        raise UserError(f"column {feat.name!r} is declared a date, but its cells are not dates tfpilot recognises "
+                        f"(e.g. {str(series.dropna().iloc[0])[:30]!r}): set features.inputs[{feat.name}].format "
+                        "(e.g. %d/%m/%Y)")
+    return feat.model_copy(update={"type": "date", "format": found[0]}), f"declared, read as {found[0]} ({found[1]})"
+
+
 # -- rows -> values ----------------------------------------------------------------------------
 def _drop(frame: Any, keep: np.ndarray, report: DataReport, reason: str) -> Any:
     for i in np.flatnonzero(~keep):
@@ -253,14 +279,27 @@ def _drop(frame: Any, keep: np.ndarray, report: DataReport, reason: str) -> Any:
     return frame[keep]
 
 
-def _strata(targets: dict[str, np.ndarray], outputs: list[Any]) -> np.ndarray:
-    """Labels to stratify the split by: the first class target, else quintiles of the first number."""
+def _strata(targets: dict[str, np.ndarray], outputs: list[Any], quantiles: bool = True) -> np.ndarray:
+    """Labels to stratify by: the first class target, else quintiles of the first number
+    (one stratum without ``quantiles``: the hash split needs no number strata)."""
     for o in outputs:
         if o.type in ("category", "binary"):
             return targets[column_key(o.name)].astype(np.int64)
     values = targets[column_key(outputs[0].name)]
+    if not quantiles:
+        return np.zeros(len(values), np.int64)
     edges = np.quantile(values, [0.2, 0.4, 0.6, 0.8])
     return np.searchsorted(edges, values, side="right").astype(np.int64)
+
+
+def _note_unread_dates(f: Any, values: np.ndarray, report: DataReport) -> None:
+    """Say how many training dates are missing or unreadable by the column's format."""
+    from tfpilot.data.dates import date_features
+
+    unread = int(np.isnan(date_features(list(values), f.format)).any(axis=1).sum())
+    if unread:
+        report.note(f"column {f.name!r}: {unread} training date(s) missing or not readable as {f.format}, "
+                    "imputed with the training mean (plus a missing-indicator)")
 
 
 def _image_inputs(frame: Any, name: str, base: Path, cfg: Any, report: DataReport
@@ -330,8 +369,13 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str
     d, recorded = cfg.data, manifest
     table = table or load_table(d.dataset, d)
     frame, base = table.frame, table.base
-    features, schema = resolve_features(frame, cfg.features, base)
+    check_id_column(frame, d.id_column)
+    all_keys = row_keys(frame, d.id_column)
+    features, schema = resolve_features(frame, cfg.features, base, d.id_column)
     report = DataReport(dataset=d.dataset, source=table.source)
+    if d.id_column is not None:
+        frame = _drop(frame, np.array([k != "" for k in all_keys], bool), report,
+                      f"no value in the id column {d.id_column!r}")
     inputs, outputs = list(features.inputs or []), list(features.outputs)
     used = [f.name for f in inputs] + [o.name for o in outputs]
     frame = frame[used]
@@ -359,23 +403,29 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str
             values[key] = pixels[pos] if pixels is not None else paths[pos]
         elif f.type == "number":
             values[key] = C.number_values(col, f.name, ids)
-        elif f.type == "text":
+        elif f.type in ("text", "date"):
             values[key] = C.text_values(col)
         else:
             values[key] = C.category_strings(col)
     whole = TableSplit(values, targets, ids, paths_by_key)
 
-    strata = _strata(targets, outputs)
-    if d.train_limit:
-        keep = limit_stratified(strata, d.train_limit, d.split_seed)
-        whole, strata = whole.take(keep), strata[keep]
+    keys = [all_keys[i] for i in ids]
     val = d.val_split if d.val_split is not None else 0.2
     fractions = {k: v for k, v in {"val": val, "test": d.test_split}.items() if v > 0}
-    parts = stratified_split(strata, fractions, d.split_seed)
+    if recorded is not None:
+        if recorded.get("split_by", split_by(d.id_column)) != split_by(d.id_column):
+            raise RecordedSplitError(f"the run's split.json keys rows by {recorded['split_by']!r}, the config by "
+                                     f"{split_by(d.id_column)!r}: set data.id_column as the run did")
+        parts = recorded_rows(recorded, ids, keys, d.dataset)
+    else:
+        parts = split_rows(keys, _strata(targets, outputs, quantiles=bool(d.train_limit)), fractions,
+                           d.split_seed, d.train_limit)
+        if d.test_limit and "test" in parts:
+            t = parts["test"]
+            kept = limit_stratified(_strata(whole.take(t).targets, outputs), d.test_limit, d.split_seed,
+                                    keys=[keys[i] for i in t])
+            parts["test"] = t[kept]
     splits = {name: whole.take(index) for name, index in parts.items() if name == "train" or len(index)}
-    if d.test_limit and "test" in splits:
-        t = splits["test"]
-        splits["test"] = t.take(limit_stratified(_strata(t.targets, outputs), d.test_limit, d.split_seed))
 
     train = splits["train"]
     in_specs = []
@@ -391,12 +441,14 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str
                     report.note(f"column {f.name!r}: {n} {name} value(s) unseen in training (out-of-vocabulary)")
         elif f.type == "image":
             shape = images[key][2]
+        elif f.type == "date":
+            _note_unread_dates(f, train.inputs[key], report)
         elif f.type == "number":
             missing = int(np.isnan(train.inputs[key]).sum())
             if missing:
                 report.notes.append(f"column {f.name!r}: {missing} missing training value(s), imputed with the "
                                     "training mean (plus a missing-indicator)")
-        in_specs.append(FeatureSpec(f.name, f.type, key, shape, vocab))
+        in_specs.append(FeatureSpec(f.name, f.type, key, shape, vocab, f.format or ""))
     out_specs = tuple(FeatureSpec(o.name, o.type, column_key(o.name), (), tuple(classes.get(column_key(o.name), ())))
                       for o in outputs)
     spec = TableSpec(tuple(in_specs), out_specs)
@@ -407,9 +459,10 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str
         for name, s in splits.items()}
     report.warn_skipped()
     manifest = {"dataset": d.dataset, "seed": d.split_seed, "held_out_of_train": fractions,
-                "splits": {k: v.ids.tolist() for k, v in splits.items()}}
-    if recorded is not None and recorded["splits"] != manifest["splits"]:
-        raise UserError(f"the data of {d.dataset} changed since the run started (its split.json differs)")
+                "split_by": split_by(d.id_column), "splits": {k: v.ids.tolist() for k, v in splits.items()},
+                "fingerprints": {k: fingerprint([keys[i] for i in parts[k]]) for k in splits}}
+    if recorded is not None:  # an older, positional split.json (no split_by, no fingerprints) stays as it was
+        manifest = {k: v for k, v in manifest.items() if k in recorded}
     return TableData(spec, features, splits, report, manifest, schema, table.source, base, cfg.train.class_head)
 
 

@@ -109,7 +109,7 @@ class SplitPredictions:
 
         feature = self.spec.input(key) if key else self.spec.inputs[0]
         values = self.rows.inputs[feature.key][np.asarray(index, dtype=np.int64)]
-        if feature.kind in ("text", "category"):
+        if feature.kind in ("text", "category", "date"):
             return [str(v) for v in values]
         if feature.kind != "image" or values.dtype != object:
             return np.asarray(values)
@@ -142,12 +142,8 @@ def table_run_data(run: Run, dataset: str | None = None, data_dir: str | Path | 
     if sizes:
         update["image_size"] = list(next(iter(sizes)))
     cfg = cfg.model_copy(update={"data": load_config({"data": {**cfg.data.model_dump(mode="json"), **update}}).data})
-    data = prepare_table(cfg)
-    if dataset is None:
-        recorded = json.loads(run.file(SPLIT).read_text(encoding="utf-8"))["splits"]
-        if recorded != json.loads(json.dumps(data.manifest))["splits"]:
-            raise UserError(f"the table of {run.path} changed since training: its rows no longer split into the "
-                            "members recorded in split.json. Evaluate on it as another dataset (--dataset PATH)")
+    recorded = None if dataset is not None else json.loads(run.file(SPLIT).read_text(encoding="utf-8"))
+    data = prepare_table(cfg, manifest=recorded)  # the run's own table: exactly the rows split.json records
     for out in (o for o in spec.outputs if o.kind != "number"):
         have = data.spec.output(out.name).classes
         unknown = sorted(set(have) - set(out.classes))

@@ -102,11 +102,15 @@ def named_split(run_dir: str | Path, split: str = "test", limit: int | None = No
         x, y = load_split(run_dir, split, limit=limit, seed=seed)
         view = as_table_spec(spec, run.labels["class_names"])
         return {view.input_keys[0]: x}, {view.output_keys[0]: y}
+    import json
+
     from tfpilot.config import load_config
     from tfpilot.data.table import prepare_table
     from tfpilot.data.table_pipeline import table_pipeline
+    from tfpilot.runs import SPLIT
 
-    data = prepare_table(load_config(run.config_file))
+    recorded = json.loads(run.file(SPLIT).read_text(encoding="utf-8"))
+    data = prepare_table(load_config(run.config_file), manifest=recorded)  # exactly the recorded rows
     if split not in data.splits:
         raise UserError(f"the table has no {split!r} rows; it has {sorted(data.splits)}")
     part = data.splits[split]

@@ -229,7 +229,7 @@ def _head_description(o: Any) -> dict[str, Any]:
 
 def _input_description(c: Any, network: Network | None) -> dict[str, Any]:
     """A named input as the SavedModel (``network`` None) or a converted network takes it."""
-    if network is not None and network.preprocess is not None and c.kind in ("text", "category"):
+    if network is not None and network.preprocess is not None and c.kind in ("text", "category", "date"):
         t = network.model.inputs[network.keys.index(c.key)]
         return {"column": c.name, "kind": c.kind, "dtype": str(t.dtype), "shape": [None, *t.shape[1:]],
                 "note": f"{PREPROCESS_FILE}'s output for this column (tfpilot's loader runs it)"}

@@ -124,7 +124,8 @@ def category_value(v: Any, where: str) -> str:
 
 
 _VALUES: dict[str, Callable[[Any, str], Any]] = {"text": text_value, "number": number_value,
-                                                 "category": category_value, "binary": category_value}
+                                                 "category": category_value, "binary": category_value,
+                                                 "date": category_value}
 _DTYPES = {"image": np.uint8, "number": np.float32}
 
 

@@ -7,7 +7,10 @@
 * number -- :class:`~tfpilot.models.table_layers.ImputeMissing` (training mean, plus a
   missing-indicator) then a Keras ``Normalization`` adapted on the training split;
 * category -- ``StringLookup`` over the training vocabulary with one out-of-vocabulary
-  bucket, then one-hot or an ``Embedding``.
+  bucket, then one-hot or an ``Embedding``;
+* date -- :class:`~tfpilot.models.date_layers.DateFeatures`: year, month, day of week and
+  days since a reference date, read from the raw string by the column's format and
+  standardised on the training split (plus a missing-indicator).
 
 Every encoder works on a raw ``keras.Input``, so the saved model takes raw values.
 
@@ -109,6 +112,10 @@ def encode_column(column: FeatureSpec, inp: Any, encoder: dict[str, Any]) -> Any
     if column.kind == "number":
         x = ImputeMissing(name=f"{k}_impute")(inp)
         return layers.Normalization(axis=-1, name=f"{k}_norm")(x)
+    if column.kind == "date":
+        from tfpilot.models.date_layers import DateFeatures
+
+        return DateFeatures(date_format=column.format, name=f"{k}_date")(inp)
     if column.kind == "category":
         vocab = list(column.classes)
         if not vocab:

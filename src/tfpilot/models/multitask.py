@@ -129,6 +129,8 @@ def adapt_table_model(model: Any, spec: TableSpec, columns: Mapping[str, np.ndar
             impute: ImputeMissing = model.get_layer(f"{c.key}_impute")
             impute.adapt(values)
             model.get_layer(f"{c.key}_norm").adapt(np.asarray(impute(values)))
+        elif c.kind == "date":
+            model.get_layer(f"{c.key}_date").adapt(columns[c.key])
     for c in spec.outputs:
         if c.kind == "number" and normalize.get(c.key, True):
             model.get_layer(c.key).adapt(targets[c.key])
