@@ -60,7 +60,8 @@ class Choice:
     reason: str
 
 
-def text_recipe(profile: Any, num_classes: int) -> tuple[dict[str, Any], dict[str, Any], str]:
+def text_recipe(profile: Any, num_classes: int, batch_size: int | None = None
+                ) -> tuple[dict[str, Any], dict[str, Any], str]:
     """The default text model's params and training keys for a corpus, and why.
 
     A linear model over a bag of 1- to 3-grams (sublinear tf-idf, L2-normalised; Naive-Bayes
@@ -71,6 +72,7 @@ def text_recipe(profile: Any, num_classes: int) -> tuple[dict[str, Any], dict[st
     Args:
         profile: the training texts' :class:`~tfpilot.data.text.TextProfile`.
         num_classes: classes of the label.
+        batch_size: the batch size the user set (the epochs follow it); None: the recipe's 512.
 
     Returns:
         ``(model params, {dotted train key: value}, reason)``.
@@ -86,7 +88,7 @@ def text_recipe(profile: Any, num_classes: int) -> tuple[dict[str, Any], dict[st
         "vocab_size": 200_000, "ngrams": 3, "output_mode": "tf_idf", "sublinear_tf": True, "normalize": True,
         "naive_bayes": num_classes == 2, "hidden_units": [], "tokenize": profile.tokenize,
     }
-    batch = 512
+    batch = batch_size or 512
     steps_per_epoch = max(1, -(-profile.texts // batch))
     epochs = int(min(20, max(2, -(-80 // steps_per_epoch))))  # >= ~80 steps: IMDB's 2 epochs of 46
     train = {"train.epochs": epochs, "train.batch_size": batch, "train.optimizer.learning_rate": 0.02,
@@ -124,14 +126,20 @@ def _choices(config: Config, data: Any) -> list[Choice]:
         log.info("text profile of the training split: %s", profile.describe())
     if config.model.name == AUTO_MODEL:
         if profile is not None:
-            params, train, reason = text_recipe(profile, data.num_classes)
+            batch = config.train.batch_size if _is_set(config, "train.batch_size") else None
+            params, train, reason = text_recipe(profile, data.num_classes, batch)
             choices.append(Choice("model.name", TEXT_MODEL, reason))
             for key, value in params.items():
                 if key not in config.model.params:
-                    choices.append(Choice(f"model.params.{key}", value, f"the {TEXT_MODEL} recipe for this text"))
+                    why = _tokenize_reason(profile) if key == "tokenize" else f"the {TEXT_MODEL} recipe for text"
+                    choices.append(Choice(f"model.params.{key}", value, why))
+            steps = -(-profile.texts // train["train.batch_size"])
             for key, value in train.items():
                 if not _is_set(config, key):
-                    choices.append(Choice(key, value, f"the {TEXT_MODEL} recipe for {profile.texts:,} training texts"))
+                    why = f"the {TEXT_MODEL} recipe for {profile.texts:,} training texts"
+                    if key == "train.epochs":
+                        why += f" ({steps} steps per epoch: at least ~80 steps, as IMDB's 2 epochs of 46, at most 20)"
+                    choices.append(Choice(key, value, why))
         else:
             choices.append(Choice("model.name", IMAGE_MODEL,
                                   f"{spec.kind} data: {IMAGE_MODEL}, the default image model (the model is not yet "
