@@ -117,42 +117,46 @@ def _choices(config: Config, data: Any) -> list[Choice]:
     if config.features is not None:  # a table model: its columns are chosen by the table code
         return []
     spec = data.input_spec
-    choices: list[Choice] = []
     profile = None
     if spec.kind == "text":
         from tfpilot.data.text import profile_texts
 
         profile = profile_texts(data.splits["train"].x)
         log.info("text profile of the training split: %s", profile.describe())
-    if config.model.name == AUTO_MODEL:
-        if profile is not None:
-            batch = config.train.batch_size if _is_set(config, "train.batch_size") else None
-            params, train, reason = text_recipe(profile, data.num_classes, batch)
-            choices.append(Choice("model.name", TEXT_MODEL, reason))
-            for key, value in params.items():
-                if key not in config.model.params:
-                    why = _tokenize_reason(profile) if key == "tokenize" else f"the {TEXT_MODEL} recipe for text"
-                    choices.append(Choice(f"model.params.{key}", value, why))
-            steps = -(-profile.texts // train["train.batch_size"])
-            for key, value in train.items():
-                if not _is_set(config, key):
-                    why = f"the {TEXT_MODEL} recipe for {profile.texts:,} training texts"
-                    if key == "train.epochs":
-                        why += f" ({steps} steps per epoch: at least ~80 steps, as IMDB's 2 epochs of 46, at most 20)"
-                    choices.append(Choice(key, value, why))
-        else:
-            choices.append(Choice("model.name", IMAGE_MODEL,
-                                  f"{spec.kind} data: {IMAGE_MODEL}, the default image model (the model is not yet "
-                                  "chosen by image size and count)"))
-        name = choices[0].value
-    else:
-        name = config.model.name
-    if profile is not None and not any(c.key == "model.params.tokenize" for c in choices):
-        from tfpilot.registry import MODELS
+    if config.model.name != AUTO_MODEL:
+        return _tokenize_choice(config, config.model.name, profile)
+    if profile is None:
+        return [Choice("model.name", IMAGE_MODEL, f"{spec.kind} data: {IMAGE_MODEL}, the default image model (the "
+                       "model is not yet chosen by image size and count)")]
+    return _text_model_choices(config, profile, data.num_classes)
 
-        if "tokenize" not in config.model.params and "tokenize" in (MODELS.info(name).params or ()):
-            choices.append(Choice("model.params.tokenize", profile.tokenize, _tokenize_reason(profile)))
+
+def _text_model_choices(config: Config, profile: Any, num_classes: int) -> list[Choice]:
+    """``model.name: auto`` on text: :func:`text_recipe`, less the keys the user gave."""
+    batch = config.train.batch_size if _is_set(config, "train.batch_size") else None
+    params, train, reason = text_recipe(profile, num_classes, batch)
+    choices = [Choice("model.name", TEXT_MODEL, reason)]
+    for key, value in params.items():
+        if key not in config.model.params:
+            why = _tokenize_reason(profile) if key == "tokenize" else f"the {TEXT_MODEL} recipe for text"
+            choices.append(Choice(f"model.params.{key}", value, why))
+    steps = -(-profile.texts // train["train.batch_size"])
+    for key, value in train.items():
+        if not _is_set(config, key):
+            why = f"the {TEXT_MODEL} recipe for {profile.texts:,} training texts"
+            if key == "train.epochs":
+                why += f" ({steps} steps per epoch: at least ~80 steps, as IMDB's 2 epochs of 46, at most 20)"
+            choices.append(Choice(key, value, why))
     return choices
+
+
+def _tokenize_choice(config: Config, name: str, profile: Any) -> list[Choice]:
+    """A named text model's ``tokenize``, from the texts, unless given (or the model takes none)."""
+    from tfpilot.registry import MODELS
+
+    if profile is None or "tokenize" in config.model.params or "tokenize" not in (MODELS.info(name).params or ()):
+        return []
+    return [Choice("model.params.tokenize", profile.tokenize, _tokenize_reason(profile))]
 
 
 def _tokenize_reason(profile: Any) -> str:
