@@ -77,8 +77,9 @@ def chinese_run(tmp_path_factory):
     rows = [line.split(",", 1)[::-1] for line in data.read_text(encoding="utf-8").splitlines()]
     data.write_text("".join(f"{lab},{text}\n" for lab, text in rows), encoding="utf-8")
     run = tmp / "run"
-    res = runner.invoke(app, ["train", "--dataset", str(data), "--run-dir", str(run), "--no-report",
-                              "--set", "train.callbacks.tensorboard=false", "--set", "train.callbacks.backup=false"])
+    res = runner.invoke(app, ["train", "--dataset", str(data), "--run-dir", str(run), "--no-report", "--epochs", "4",
+                              "--batch-size", "16", "--set", "train.callbacks.tensorboard=false",
+                              "--set", "train.callbacks.backup=false", "--set", "train.callbacks.checkpoint=false"])
     assert res.exit_code == 0, res.output
     return run, res.output
 
@@ -88,7 +89,9 @@ def test_chinese_text_with_no_flags_trains_a_character_model_and_says_why(chines
     cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
     assert cfg["model"]["name"] == "ngram_mlp" and cfg["model"]["params"]["tokenize"] == "chars"
     assert "Chinese" in cfg["chosen"]["model.name"] and "character" in cfg["chosen"]["model.name"]
-    assert cfg["chosen"]["train.epochs"] and "train.epochs" in cfg["chosen"]
+    assert cfg["train"]["optimizer"]["learning_rate"] == 0.02 and "train.optimizer.learning_rate" in cfg["chosen"]
+    assert (cfg["train"]["epochs"], cfg["train"]["batch_size"]) == (4, 16)  # given: kept, not chosen
+    assert not {"train.epochs", "train.batch_size"} & set(cfg["chosen"])
     assert "takes image input" not in output
     metrics = yaml.safe_load((run / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.9  # each class has its own characters
