@@ -24,21 +24,22 @@ BUILTIN_NAMES: dict[str, dict[str, tuple[tuple[str, ...], str | None, dict[str, 
         'airbench': (('image',), 'input_spec num_classes widths whiten_patch whiten_epsilon '
             'whiten_bias bn_momentum bn_epsilon activation logit_scale', {}),
         'bilstm': (('text',), 'input_spec num_classes vocab_size sequence_length '
-            'embedding_dim units dense_units dropout', {}),
+            'embedding_dim units dense_units dropout tokenize', {}),
         'cifar_cnn': (('image',), 'input_spec num_classes', {}),
         'cifar_cnn_bn': (('image',), 'input_spec num_classes', {}),
         'cnn1d': (('text',), 'input_spec num_classes vocab_size sequence_length '
-            'embedding_dim filters kernel_size dense_units dropout', {}),
+            'embedding_dim filters kernel_size dense_units dropout tokenize', {}),
         'cnn_bn_gap': (('image',), 'input_spec num_classes', {}),
         'efficientnet_b0': (('image',), 'input_spec num_classes weights image_size dropout '
             'dense_units pooling freeze_backbone bn_momentum', {}),
         'fast_cnn': (('image',), 'input_spec num_classes filters convs_per_stage dense_units '
             'dropout padding batch_norm bn_momentum', {}),
-        'gru': (('text',), 'input_spec num_classes vocab_size sequence_length embedding_dim units dropout', {}),
+        'gru': (('text',), 'input_spec num_classes vocab_size sequence_length embedding_dim units dropout '
+            'tokenize', {}),
         'lstm': (('text',), 'input_spec num_classes vocab_size sequence_length '
-            'embedding_dim units dropout recurrent_dropout binary_head padding truncating', {}),
+            'embedding_dim units dropout recurrent_dropout binary_head padding truncating tokenize', {}),
         'lstm_dense': (('text',), 'input_spec num_classes vocab_size sequence_length '
-            'embedding_dim units dense_units dropout recurrent_dropout dense_dropout', {}),
+            'embedding_dim units dense_units dropout recurrent_dropout dense_dropout tokenize', {}),
         'mini_resnet': (('image',), 'input_spec num_classes', {}),
         'mlp': (('image',), 'input_spec num_classes hidden_units dropout batch_norm', {}),
         'mnist_cnn': (('image',), 'input_spec num_classes dropout', {}),
@@ -46,13 +47,13 @@ BUILTIN_NAMES: dict[str, dict[str, tuple[tuple[str, ...], str | None, dict[str, 
             'dense_units pooling freeze_backbone bn_momentum alpha', {}),
         'multitask': (('table',), 'input_spec num_classes encoders hidden_units dropout norm activation', {}),
         'ngram_mlp': (('text',), 'input_spec num_classes vocab_size ngrams output_mode '
-            'sublinear_tf normalize hidden_units dropout sparse naive_bayes nb_alpha', {}),
+            'sublinear_tf normalize hidden_units dropout sparse naive_bayes nb_alpha tokenize', {}),
         'resnet': (('image',), 'input_spec num_classes', {}),
         'resnet50': (('image',), 'input_spec num_classes weights image_size dropout '
             'dense_units pooling freeze_backbone bn_momentum', {}),
         'small_cnn': (('image',), 'input_spec num_classes', {}),
         'transformer': (('text',), 'input_spec num_classes vocab_size sequence_length d_model '
-            'num_heads dff rate dense_units dropout', {}),
+            'num_heads dff rate dense_units dropout tokenize', {}),
         'vgg16': (('image',), 'input_spec num_classes weights image_size dropout '
             'dense_units pooling freeze_backbone bn_momentum', {}),
     },

@@ -40,7 +40,7 @@ def test_unknown_section_and_nested_key():
         ("model.name=resnett", "Did you mean 'resnet'"),
         ("train.optimizer.name=adamm", "Did you mean 'adam'"),
         ("train.schedule.name=cosin", "Did you mean 'cosine'"),
-        ("model.params={hidden: 3}", "model 'mnist_cnn' has no parameter 'hidden'"),
+        ("model={name: mnist_cnn, params: {hidden: 3}}", "model 'mnist_cnn' has no parameter 'hidden'"),
         ("data.val_split=0.6", "must leave some data for training"),
         ("data.image_size=[0, 5]", "two positive integers"),
     ],

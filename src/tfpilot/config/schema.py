@@ -8,7 +8,7 @@ Example:
     >>> from tfpilot.config import Config
     >>> cfg = Config.model_validate({"data": {"dataset": "digits"}, "train": {"epochs": 2}})
     >>> cfg.model.name, cfg.train.epochs
-    ('mnist_cnn', 2)
+    ('auto', 2)
 """
 
 from __future__ import annotations
@@ -134,21 +134,32 @@ class DataConfig(Section):
         return v
 
 
+#: ``model.name`` of a model chosen from the data when training starts
+#: (:mod:`tfpilot.training.defaults`).
+AUTO_MODEL = "auto"
+
+
 class ModelConfig(Section):
     """Which registered model to build, and its keyword arguments."""
 
-    name: str = Field("mnist_cnn", description="A registered model (`tfpilot models`).")
-    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the model builder.")
+    name: str = Field(
+        AUTO_MODEL, description="A registered model (`tfpilot models`), or auto: chosen from the data when "
+        "training starts (the run's config.yaml names the model, and `chosen` says why).")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments of the model builder (with name auto: checked "
+        "against the model chosen).")
 
     @field_validator("name")
     @classmethod
     def _known_model(cls, v: str) -> str:
-        MODELS.info(v)  # raises with a did-you-mean message
+        if v != AUTO_MODEL:
+            MODELS.info(v)  # raises with a did-you-mean message
         return v
 
     @model_validator(mode="after")
     def _known_params(self) -> ModelConfig:
-        check_params(MODELS, self.name, self.params, skip=("input_spec", "num_classes", "encoders"))
+        if self.name != AUTO_MODEL:
+            check_params(MODELS, self.name, self.params, skip=("input_spec", "num_classes", "encoders"))
         return self
 
 
@@ -459,6 +470,10 @@ class Config(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    chosen: dict[str, str] = Field(
+        default_factory=dict, description="Written by tfpilot: each key it chose from the data (model.name, "
+        "model.params.tokenize, train.epochs, ...) and why. A record: the keys themselves hold the values, so "
+        "editing this changes nothing.")
 
     @model_validator(mode="before")
     @classmethod
@@ -474,7 +489,7 @@ class Config(Section):
         """A config with ``features`` and no model name trains the ``multitask`` table model."""
         if isinstance(data, dict) and data.get("features") is not None:
             model = data.get("model")
-            if model is None or (isinstance(model, dict) and "name" not in model):
+            if model is None or (isinstance(model, dict) and model.get("name", AUTO_MODEL) == AUTO_MODEL):
                 data = {**data, "model": {**(model or {}), "name": "multitask"}}
         return data
 
@@ -482,7 +497,7 @@ class Config(Section):
     def _model_fits_the_config(self) -> Config:
         """A table model needs a features section, a zoo classifier must not have one; the
         text-table column guesses and MixUp/CutMix have no meaning with ``features``."""
-        tags = MODELS.info(self.model.name).tags
+        tags = () if self.model.name == AUTO_MODEL else MODELS.info(self.model.name).tags
         if self.features is None:
             if "table" in tags:
                 raise ValueError(f"model {self.model.name!r} is a table model: give a features section with the "
@@ -525,7 +540,7 @@ class Config(Section):
     def _zoo_models(self) -> list[tuple[str, str, dict[str, Any]]]:
         """``(config key, zoo model, params)``: the model, or each table input's zoo encoder."""
         if self.features is None:
-            return [("model", self.model.name, self.model.params)]
+            return [("model", self.model.name, self.model.params)] if self.model.name != AUTO_MODEL else []
         return [(f"features.inputs[{i.name}].encoder", i.encoder.model, i.encoder.params)
                 for i in self.features.inputs or [] if i.encoder.model]
 

@@ -43,6 +43,7 @@ def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_
     if not features.get("outputs"):
         raise UserError("--input needs --target: name the column(s) to predict")
     tree["features"] = features
-    if not model_given and "table" not in MODELS.info(tree["model"]["name"]).tags:
+    name = tree["model"]["name"]
+    if not model_given and (name == "auto" or "table" not in MODELS.info(name).tags):
         tree["model"] = {"name": "multitask", "params": {}}
     return validate_tree(tree)

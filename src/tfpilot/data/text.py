@@ -105,6 +105,101 @@ def _repair(cell: str) -> tuple[str, bool]:
         return cell.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), True
 
 
+# -- what the texts are like ------------------------------------------------------------------
+#: Scripts written without spaces between words, by their Unicode blocks (Han: the CJK
+#: ideographs; Japanese: the kana, beside Han).
+UNSPACED_SCRIPTS: dict[str, str] = {
+    "Chinese": "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f",
+    "Japanese": "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f",
+    "Thai": "\u0e00-\u0e7f",
+    "Lao": "\u0e80-\u0eff",
+    "Khmer": "\u1780-\u17ff",
+    "Myanmar": "\u1000-\u109f",
+}
+_SCRIPT_RE = {name: re.compile(f"[{chars}]") for name, chars in UNSPACED_SCRIPTS.items()}
+#: Share of a corpus' letters in scripts written without spaces above which its texts are
+#: tokenised by characters (mixed text -- Chinese with English brand names -- is still mostly Han).
+UNSPACED_SHARE = 0.3
+
+
+@dataclass(frozen=True)
+class TextProfile:
+    """What a corpus of texts is like: the measures the default text model is chosen by.
+
+    Attributes:
+        texts: texts in the corpus (all of them, not just the sample measured).
+        median_chars: median length in characters.
+        median_words: median count of space-separated words.
+        unspaced_share: share of the letters that belong to a script written without spaces
+            between words (Chinese, Japanese, Thai, Lao, Khmer, Myanmar).
+        script: the most common of those scripts ("Chinese", "Japanese", ...; Han with kana is
+            Japanese), or "spaced" below :data:`UNSPACED_SHARE`.
+    """
+
+    texts: int
+    median_chars: float
+    median_words: float
+    unspaced_share: float
+    script: str
+
+    @property
+    def tokenize(self) -> str:
+        """"chars" for a script written without spaces, else "words"."""
+        return "words" if self.script == "spaced" else "chars"
+
+    def describe(self) -> str:
+        """One line of the measures, for logs and the reasons of chosen defaults.
+
+        Example:
+            >>> TextProfile(7766, 97.0, 3.0, 0.97, "Chinese").describe()
+            '7,766 texts, median 97 characters / 3 words, 97% of letters Chinese'
+        """
+        script = "in scripts written without spaces" if self.script == "spaced" else self.script
+        return (f"{self.texts:,} texts, median {self.median_chars:.0f} characters / {self.median_words:.0f} words, "
+                f"{self.unspaced_share:.0%} of letters {script}")
+
+
+def profile_texts(texts: Sequence[str], sample: int = 2000, chars: int = 2000) -> TextProfile:
+    """Measure a corpus (an evenly spaced sample of at most ``sample`` texts, the first
+    ``chars`` characters of each for the script): length and script.
+
+    Args:
+        texts: the texts (str or bytes).
+        sample: texts measured at most.
+        chars: characters of each text looked at for the script.
+
+    Example:
+        >>> profile_texts(["酒店很好，房间干净", "服务太差了"]).script
+        'Chinese'
+        >>> profile_texts(["ホテルはきれいでした", "部屋が狭い"]).script
+        'Japanese'
+        >>> profile_texts(["a fine film", "dull"]).tokenize
+        'words'
+    """
+    n = len(texts)
+    if n == 0:
+        raise UserError("no texts to measure: the training split is empty")
+    picked = np.unique(np.linspace(0, n - 1, min(n, sample)).astype(np.int64))
+    lengths, words, letters = [], [], 0
+    per_script = dict.fromkeys(UNSPACED_SCRIPTS, 0)
+    for i in picked:
+        t = texts[int(i)]
+        t = t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t)
+        lengths.append(len(t))
+        words.append(len(t.split()))
+        head = t[:chars]
+        letters += sum(c.isalpha() for c in head)
+        for name, pattern in _SCRIPT_RE.items():
+            per_script[name] += len(pattern.findall(head))
+    unspaced = sum(per_script.values())
+    share = unspaced / letters if letters else 0.0
+    script = "spaced"
+    if share >= UNSPACED_SHARE:
+        kana = per_script["Japanese"]
+        script = "Japanese" if kana >= 0.1 * unspaced else max(per_script, key=per_script.__getitem__)
+    return TextProfile(n, float(np.median(lengths)), float(np.median(words)), round(min(share, 1.0), 4), script)
+
+
 # -- labels -------------------------------------------------------------------------------
 def encode_labels(raw: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
     """Labels (strings or integers) -> ``(ids, class_names)``.

@@ -1,7 +1,9 @@
 """Text classifiers: the seeds' sequence models and a fast n-gram baseline.
 
 Every model takes raw strings (``InputSpec.text()``): a :class:`TextEncoder` inside the
-model tokenises them and is adapted on the training split only (see
+model tokenises them (``tokenize``: "words" split on spaces; "chars" one token per
+character of Chinese, Japanese, Thai, ... text, which writes no spaces between words) and
+is adapted on the training split only (see
 :func:`~tfpilot.models.text_layers.adapt_preprocessing`), so the saved ``.keras`` file
 takes raw text too.
 
@@ -45,10 +47,10 @@ def text_input(input_spec: InputSpec, **encoder: Any) -> tuple[Any, Any]:
 
 
 def sequence_input(input_spec: InputSpec, vocab_size: int, sequence_length: int, padding: str = "pre",
-                   truncating: str = "pre") -> tuple[Any, Any]:
+                   truncating: str = "pre", tokenize: str = "words") -> tuple[Any, Any]:
     """Strings -> ``sequence_length`` token ids (front-padded/truncated like ``pad_sequences``)."""
     return text_input(input_spec, max_tokens=vocab_size, output_mode="int", sequence_length=sequence_length,
-                      padding=padding, truncating=truncating)
+                      padding=padding, truncating=truncating, tokenize=tokenize)
 
 
 def binary_or_softmax_head(x: Any, num_classes: int, binary_head: bool) -> Any:
@@ -71,6 +73,7 @@ def lstm(
     binary_head: bool = True,
     padding: str = "pre",
     truncating: str = "pre",
+    tokenize: str = "words",
 ) -> keras.Model:
     """Seed 000 §3.2: Embedding 128 -> LSTM 64 (dropout 0.2, recurrent 0.2) -> sigmoid.
 
@@ -82,13 +85,15 @@ def lstm(
             the fused kernel: slower on CPU, as in the seed).
         binary_head: one sigmoid unit for two classes (the seed); softmax otherwise.
         padding, truncating: "pre" (the seed's ``pad_sequences`` defaults) or "post".
+        tokenize: "words" (split on spaces) or "chars" (a token per character of a script
+            written without spaces; see :class:`TextEncoder`).
 
     Example:
         >>> from tfpilot.spec import InputSpec
         >>> lstm(InputSpec.text(), 2).output.shape
         (None, 1)
     """
-    inputs, x = sequence_input(input_spec, vocab_size, sequence_length, padding, truncating)
+    inputs, x = sequence_input(input_spec, vocab_size, sequence_length, padding, truncating, tokenize)
     x = layers.Embedding(vocab_size, embedding_dim)(x)
     x = layers.LSTM(units, dropout=dropout, recurrent_dropout=recurrent_dropout)(x)
     return keras.Model(inputs, binary_or_softmax_head(x, num_classes, binary_head), name="lstm")
@@ -106,6 +111,7 @@ def lstm_dense(
     dropout: float = 0.2,
     recurrent_dropout: float = 0.2,
     dense_dropout: float = 0.3,
+    tokenize: str = "words",
 ) -> keras.Model:
     """Seed 001 §3.3: Embedding 128 -> LSTM 128 -> Dense 64 (ReLU) -> Dropout 0.3 -> softmax.
 
@@ -114,7 +120,7 @@ def lstm_dense(
         >>> lstm_dense(InputSpec.text(), 3).output.shape
         (None, 3)
     """
-    inputs, x = sequence_input(input_spec, vocab_size, sequence_length)
+    inputs, x = sequence_input(input_spec, vocab_size, sequence_length, tokenize=tokenize)
     x = layers.Embedding(vocab_size, embedding_dim)(x)
     x = layers.LSTM(units, dropout=dropout, recurrent_dropout=recurrent_dropout)(x)
     x = layers.Dense(dense_units, activation="relu")(x)
@@ -132,6 +138,7 @@ def bilstm(
     units: int = 64,
     dense_units: int = 64,
     dropout: float = 0.3,
+    tokenize: str = "words",
 ) -> keras.Model:
     """Embedding -> Bidirectional LSTM -> Dense (ReLU) -> Dropout -> softmax.
 
@@ -140,7 +147,7 @@ def bilstm(
         >>> bilstm(InputSpec.text(), 2).output.shape
         (None, 2)
     """
-    inputs, x = sequence_input(input_spec, vocab_size, sequence_length)
+    inputs, x = sequence_input(input_spec, vocab_size, sequence_length, tokenize=tokenize)
     x = layers.Embedding(vocab_size, embedding_dim)(x)
     x = layers.Bidirectional(layers.LSTM(units))(x)
     x = layers.Dense(dense_units, activation="relu")(x)
@@ -157,6 +164,7 @@ def gru(
     embedding_dim: int = 128,
     units: int = 64,
     dropout: float = 0.2,
+    tokenize: str = "words",
 ) -> keras.Model:
     """Embedding -> GRU -> Dropout -> softmax.
 
@@ -165,7 +173,7 @@ def gru(
         >>> gru(InputSpec.text(), 2).output.shape
         (None, 2)
     """
-    inputs, x = sequence_input(input_spec, vocab_size, sequence_length)
+    inputs, x = sequence_input(input_spec, vocab_size, sequence_length, tokenize=tokenize)
     x = layers.Embedding(vocab_size, embedding_dim)(x)
     x = layers.GRU(units)(x)
     x = layers.Dropout(dropout)(x)
@@ -183,6 +191,7 @@ def cnn1d(
     kernel_size: int = 5,
     dense_units: int = 64,
     dropout: float = 0.5,
+    tokenize: str = "words",
 ) -> keras.Model:
     """Embedding -> Conv1D (ReLU) -> global max-pool -> Dense (ReLU) -> Dropout -> softmax.
 
@@ -191,7 +200,7 @@ def cnn1d(
         >>> cnn1d(InputSpec.text(), 2).output.shape
         (None, 2)
     """
-    inputs, x = sequence_input(input_spec, vocab_size, sequence_length)
+    inputs, x = sequence_input(input_spec, vocab_size, sequence_length, tokenize=tokenize)
     x = layers.Embedding(vocab_size, embedding_dim)(x)
     x = layers.Conv1D(filters, kernel_size, activation="relu")(x)
     x = layers.GlobalMaxPooling1D()(x)
@@ -212,6 +221,7 @@ def transformer(
     rate: float = 0.1,
     dense_units: int = 64,
     dropout: float = 0.3,
+    tokenize: str = "words",
 ) -> keras.Model:
     """Seed 001 §4.2: token + position embedding -> Transformer block -> GAP -> Dense 64.
 
@@ -228,7 +238,7 @@ def transformer(
         >>> transformer(InputSpec.text(), 2, sequence_length=32).output.shape
         (None, 2)
     """
-    inputs, x = sequence_input(input_spec, vocab_size, sequence_length)
+    inputs, x = sequence_input(input_spec, vocab_size, sequence_length, tokenize=tokenize)
     x = TokenAndPositionEmbedding(sequence_length, vocab_size, d_model, name="embedding")(x)
     x = TransformerBlock(d_model, num_heads, dff, rate, name="encoder_block")(x)
     x = layers.GlobalAveragePooling1D()(x)
@@ -251,6 +261,7 @@ def ngram_mlp(
     sparse: bool = True,
     naive_bayes: bool = False,
     nb_alpha: float = 1.0,
+    tokenize: str = "words",
 ) -> keras.Model:
     """A bag of n-grams (sublinear, L2-normalised tf-idf) into a small dense network.
 
@@ -270,6 +281,8 @@ def ngram_mlp(
             (NBSVM, Wang & Manning 2012), learned from the training labels with the
             vocabulary (see :class:`~tfpilot.models.text_layers.TextEncoder`).
         nb_alpha: the Naive-Bayes smoothing.
+        tokenize: "words" (split on spaces) or "chars" (a token per character of a script
+            written without spaces, so ``ngrams`` makes character n-grams).
 
     Example:
         >>> from tfpilot.spec import InputSpec
@@ -283,7 +296,7 @@ def ngram_mlp(
                         "set model.params.naive_bayes false")
     inputs, x = text_input(input_spec, max_tokens=vocab_size, output_mode=output_mode, ngrams=ngrams,
                            sequence_length=None, sublinear_tf=sublinear_tf, normalize=normalize, sparse=sparse,
-                           naive_bayes=naive_bayes, nb_alpha=nb_alpha)
+                           naive_bayes=naive_bayes, nb_alpha=nb_alpha, tokenize=tokenize)
     for units in hidden_units:
         x = layers.Dense(units, activation="relu")(x)
         if dropout:

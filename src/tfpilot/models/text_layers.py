@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 
 #: Output modes of :class:`TextEncoder`.
 OUTPUT_MODES = ("int", "multi_hot", "count", "tf_idf")
+#: How :class:`TextEncoder` splits a text into tokens (see ``tokenize``).
+TOKENIZE_MODES = ("words", "chars")
+#: One character of a script written without spaces between words (Han, kana, Thai, Lao,
+#: Khmer, Myanmar) with its combining marks: each becomes a token of its own in "chars" mode.
+UNSPACED_CHAR = r"((?:\p{Han}|\p{Hiragana}|\p{Katakana}|\p{Thai}|\p{Lao}|\p{Khmer}|\p{Myanmar})\p{M}*)"
 
 
 @serializable
@@ -48,6 +53,43 @@ def standardize_text(texts: Any) -> Any:
     x = tf.strings.lower(texts, encoding="utf-8")
     x = tf.strings.regex_replace(x, r"<br\s*/?>", " ")
     return tf.strings.regex_replace(x, r"[^\p{L}\p{N}\p{M}\s]", " ")
+
+
+@serializable
+def split_unspaced(texts: Any) -> Any:
+    """Put spaces around every character of a script written without spaces (Chinese,
+    Japanese kana, Thai, ...), so a whitespace split makes each one a token; words of other
+    scripts (Latin, digits) stay whole.
+
+    Example:
+        >>> split_unspaced(tf.constant(["很好hotel"])).numpy()[0].decode()
+        ' 很  好 hotel'
+    """
+    return tf.strings.regex_replace(texts, UNSPACED_CHAR, r" \1 ")
+
+
+@serializable
+def standardize_chars(texts: Any) -> Any:
+    """:func:`standardize_text`, then :func:`split_unspaced` (``tokenize="chars"``).
+
+    Example:
+        >>> standardize_chars(tf.constant(["房间很大，Good!"])).numpy()[0].decode().split()
+        ['房', '间', '很', '大', 'good']
+    """
+    return split_unspaced(standardize_text(texts))
+
+
+@serializable
+def lower_chars(texts: Any) -> Any:
+    """Lower-case, then :func:`split_unspaced` (``tokenize="chars"``, ``standardize="lower"``)."""
+    return split_unspaced(tf.strings.lower(texts, encoding="utf-8"))
+
+
+#: The vectorizer's standardisation per ``(tokenize, standardize)`` of :class:`TextEncoder`.
+_STANDARDIZE = {
+    ("words", "default"): standardize_text, ("words", "lower"): "lower", ("words", None): None,
+    ("chars", "default"): standardize_chars, ("chars", "lower"): lower_chars, ("chars", None): split_unspaced,
+}
 
 
 @serializable
@@ -66,6 +108,9 @@ class TextEncoder(layers.Layer):
         sparse: bag modes: output a ``tf.SparseTensor`` (fast into a Dense layer).
         standardize: "default" (:func:`standardize_text`), "lower", or None (as given).
         adapt_batch_size: texts per batch while adapting.
+        tokenize: "words": split on spaces (scripts that space their words); "chars": every
+            character of a script written without spaces (Chinese, Japanese, Thai, ...) is a
+            token, so ``ngrams`` makes character n-grams; runs of other letters stay words.
         naive_bayes: bag modes, two classes: also weigh each n-gram by its Naive-Bayes
             log-count ratio ``log((p_j / |p|) / (q_j / |q|))``, ``p``/``q`` the smoothed
             counts of the positive/negative training texts holding it (NBSVM, Wang &
@@ -95,6 +140,7 @@ class TextEncoder(layers.Layer):
         adapt_batch_size: int = 4096,
         naive_bayes: bool = False,
         nb_alpha: float = 1.0,
+        tokenize: str = "words",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("dtype", "float32")  # preprocessing stays float32 under mixed precision
@@ -109,6 +155,10 @@ class TextEncoder(layers.Layer):
             raise UserError(f"max_tokens must be at least 3 (padding, unknown and one word), got {max_tokens}")
         if standardize not in ("default", "lower", None):
             raise UserError(f"standardize must be 'default', 'lower' or None, not {standardize!r}")
+        if tokenize not in TOKENIZE_MODES:
+            raise UserError(f"tokenize must be one of {', '.join(TOKENIZE_MODES)}, not {tokenize!r} (words: split on "
+                            "spaces; chars: one token per character of Chinese, Japanese, Thai, ... text)")
+        self.tokenize_mode = tokenize
         self.max_tokens = int(max_tokens)
         self.output_mode = output_mode
         self.sequence_length = int(sequence_length) if sequence_length else None
@@ -127,7 +177,7 @@ class TextEncoder(layers.Layer):
         self.nb_alpha = float(nb_alpha)
         self.vectorizer = layers.TextVectorization(
             max_tokens=self.max_tokens,
-            standardize={"default": standardize_text, "lower": "lower", None: None}[standardize],
+            standardize=_STANDARDIZE[tokenize, standardize],
             ngrams=self.ngrams,
             output_mode="int" if output_mode == "int" else ("multi_hot" if output_mode == "multi_hot" else "count"),
             ragged=output_mode == "int",
@@ -152,10 +202,11 @@ class TextEncoder(layers.Layer):
     def words(self, texts: Any) -> tf.RaggedTensor:
         """The words of each text: the standardisation and whitespace split of ``TextVectorization``."""
         x = tf.convert_to_tensor(texts, tf.string)
-        if self.standardize == "default":
-            x = standardize_text(x)
-        elif self.standardize == "lower":
+        standardize = _STANDARDIZE[self.tokenize_mode, self.standardize]
+        if standardize == "lower":
             x = tf.strings.lower(x)
+        elif standardize is not None:
+            x = standardize(x)
         return tf.strings.split(x)
 
     def tokenize(self, texts: Any) -> tf.RaggedTensor:
@@ -308,6 +359,7 @@ class TextEncoder(layers.Layer):
             adapt_batch_size=self.adapt_batch_size,
             naive_bayes=self.naive_bayes,
             nb_alpha=self.nb_alpha,
+            tokenize=self.tokenize_mode,
         )
         return config
 

@@ -34,8 +34,9 @@ class Task:
     """
 
     def prepare(self, config: Config, source: Run | None = None) -> tuple[Config, Any]:
-        """The config (a table's with its resolved ``features``) and its data: split afresh, or
-        exactly as ``source`` recorded.
+        """The config (a table's with its resolved ``features``; the keys left to tfpilot
+        chosen from the data, :func:`~tfpilot.training.defaults.choose_defaults`) and its data:
+        split afresh, or exactly as ``source`` recorded.
 
         Args:
             config: the run config.
@@ -46,10 +47,11 @@ class Task:
             ValueError: a table's rows or split changed since ``source`` started.
         """
         from tfpilot.data.table import prepare_run_data
+        from tfpilot.training.defaults import choose_defaults
 
         manifest = None if source is None else json.loads(source.file(SPLIT).read_text())
         data = prepare_run_data(config, manifest)
-        return config.model_copy(update={"features": data.features}), data
+        return choose_defaults(config.model_copy(update={"features": data.features}), data), data
 
     def create_model(self, config: Config, data: Any) -> Any:
         """The registered model of ``model.name`` for the data's named inputs and heads.

@@ -219,6 +219,7 @@ class Trainer:
         decoded = getattr(getattr(data, "report", None), "decode_cache_line", lambda: "")()
         log.info("data prepared in %.2f s%s", data_prep_s, f"; {decoded}" if decoded else "")
         cfg = self.config
+        t = cfg.train  # keys chosen from the data (training/defaults.py) are in the prepared config
         if not resume:
             self._write_data_files(run, data)
         write_json(run.file(rundir.ENV), environment(precision, t.seed))
