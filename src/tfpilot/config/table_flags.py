@@ -16,7 +16,8 @@ from tfpilot.errors import UserError
 from tfpilot.registry import MODELS
 
 
-def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_given: bool = False) -> Any:
+def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_given: bool = False,
+                 model: str | None = None) -> Any:
     """``cfg`` with ``features.outputs`` set to ``targets`` and ``features.inputs`` to ``inputs``
     (columns already declared in the config keep their settings); the model becomes
     ``multitask`` unless a table model was chosen.
@@ -26,6 +27,8 @@ def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_
         targets: output columns (empty: keep the config's).
         inputs: input columns (empty: keep the config's, or every other column).
         model_given: ``--model`` was passed (then it is kept, and checked).
+        model: ``--model``'s name, when the config was read without it (a table model cannot be
+            validated before its ``features``).
     """
     from tfpilot.config.loader import validate_tree
 
@@ -43,6 +46,8 @@ def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_
     if not features.get("outputs"):
         raise UserError("--input needs --target: name the column(s) to predict")
     tree["features"] = features
-    if not model_given and "table" not in MODELS.info(tree["model"]["name"]).tags:
+    if model is not None and model != tree["model"]["name"]:
+        tree["model"] = {"name": model, "params": {}}
+    elif not model_given and model is None and "table" not in MODELS.info(tree["model"]["name"]).tags:
         tree["model"] = {"name": "multitask", "params": {}}
     return validate_tree(tree)
