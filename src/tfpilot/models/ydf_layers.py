@@ -196,6 +196,20 @@ def forest_heads(model: Any) -> list[ForestHead]:
     return [layer for layer in getattr(model, "layers", []) if isinstance(layer, ForestHead)]
 
 
+def refuse_conversion(model: Any) -> None:
+    """Refuse to convert a model with decision forests to TFLite or ONNX.
+
+    Raises:
+        UserError: ``model`` has :class:`ForestHead` layers. Their trees run as YDF's own
+            TensorFlow ops (``ydf-tf``), which neither the TFLite nor the ONNX converter has.
+    """
+    heads = forest_heads(model)
+    if heads:
+        raise UserError(f"{model.name}: the heads {', '.join(h.head.name for h in heads)} are decision forests, "
+                        "which run as YDF's own TensorFlow ops (ydf-tf); TFLite and ONNX have no such ops. "
+                        "Export keras or saved_model (tfpilot export RUN -f saved_model), which serve them.")
+
+
 def training_values(kind: str, values: np.ndarray) -> Any:
     """One column of a table split as YDF's learner takes it (the same values :func:`forest_value`
     gives the op at inference)."""
