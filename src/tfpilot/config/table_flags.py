@@ -17,7 +17,7 @@ from tfpilot.registry import MODELS
 
 
 def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_given: bool = False,
-                 model: str | None = None) -> Any:
+                 model: str | None = None, overrides: Sequence[str] = ()) -> Any:
     """``cfg`` with ``features.outputs`` set to ``targets`` and ``features.inputs`` to ``inputs``
     (columns already declared in the config keep their settings); the model becomes
     ``multitask`` unless a table model was chosen.
@@ -29,8 +29,10 @@ def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_
         model_given: ``--model`` was passed (then it is kept, and checked).
         model: ``--model``'s name, when the config was read without it (a table model cannot be
             validated before its ``features``).
+        overrides: ``--set`` overrides applied after the model is set (``model.params.*`` of a
+            table model).
     """
-    from tfpilot.config.loader import validate_tree
+    from tfpilot.config.loader import parse_override, set_path, validate_tree
 
     tree = cfg.model_dump(mode="json")
     features = dict(tree.get("features") or {})
@@ -50,4 +52,6 @@ def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_
         tree["model"] = {"name": model, "params": {}}
     elif not model_given and model is None and "table" not in MODELS.info(tree["model"]["name"]).tags:
         tree["model"] = {"name": "multitask", "params": {}}
+    for text in overrides:
+        set_path(tree, *parse_override(text))
     return validate_tree(tree)
