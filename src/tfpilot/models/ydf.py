@@ -3,7 +3,8 @@
 
 A builder returns a ``keras.Model`` over the table's named raw inputs with one
 :class:`~tfpilot.models.ydf_layers.ForestHead` per head: one YDF model per head, reading the
-number, category and text columns directly (text as its set of words). Image columns are
+number, category, text and date columns directly (text as its set of words, a date as its year,
+month, day of week and days since a reference date). Image columns are
 taken by the model's signature but left out of the forests (the training log says so).
 
 ``model.params`` are the learner's hyper-parameters, checked by :class:`GBTParams` /
@@ -81,10 +82,12 @@ def _forests(spec: TableSpec, learner: str, schema: type[_Params], params: Mappi
         raise UserError("a table model needs at least one input and one output column")
     features = {c.key: c.kind for c in spec.inputs if c.kind in FOREST_KINDS}
     if not features:
-        raise UserError(f"{name} reads number, category and text columns; the table's inputs are "
+        raise UserError(f"{name} reads number, category, text and date columns; the table's inputs are "
                         f"{', '.join(f'{c.name} ({c.kind})' for c in spec.inputs)}")
+    dates = {c.key: getattr(c, "format", "") for c in spec.inputs if c.kind == "date"}
     inputs = {c.key: table_input(c) for c in spec.inputs}
-    outputs = {o.key: ForestHead(o.to_dict(), features, learner, hyper, name=o.key)(inputs) for o in spec.outputs}
+    outputs = {o.key: ForestHead(o.to_dict(), features, learner, hyper, dates, name=o.key)(inputs)
+               for o in spec.outputs}
     return keras.Model(inputs, outputs, name=name)
 
 

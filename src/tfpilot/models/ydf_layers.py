@@ -7,7 +7,9 @@ the neural table model: ``model.keras``, evaluation, the Predictor, every SavedM
 ``tfpilot serve`` take it as they take any model.
 
 * Inputs: number columns (float32, NaN = missing) and category columns (strings, "" = missing)
-  go in as they are; text columns as the set of their lower-cased words (:func:`word_set`).
+  go in as they are; text columns as the set of their lower-cased words (:func:`word_set`); date
+  columns as four numbers (year, month, day of week, days since a reference date, read by the
+  column's format as the neural date encoder reads them: ``tfpilot.models.date_layers``).
   Columns the forest does not use (images) are taken and ignored.
 * Output, as :func:`tfpilot.models.multitask.head`: a category head's probabilities (N, C)
   in the order of the head's classes (a class the training split lacked gets 0); a binary
@@ -49,7 +51,7 @@ from tfpilot.registry import serializable
 from tfpilot.spec import FeatureSpec
 
 #: The column kinds a forest reads directly (images go in through an encoder or are left out).
-FOREST_KINDS = ("number", "category", "text")
+FOREST_KINDS = ("number", "category", "text", "date")
 #: Where in the ``.keras`` archive's assets of the layer the YDF model's files are.
 MODEL_DIR = "ydf_model"
 
@@ -69,8 +71,19 @@ def word_set(texts: Any) -> Any:
     return tf.strings.split(tf.strings.regex_replace(lowered, r"[^\pL\pN]+", " "))
 
 
+def date_parts(key: str) -> list[str]:
+    """The forest's names of a date column's numbers: ``<key>__year``, ``<key>__month``, ...
+
+    Example:
+        >>> date_parts("sold")[:2]
+        ['sold__year', 'sold__month']
+    """
+    return [f"{key}__{name}" for name in ("year", "month", "day_of_week", "days")]
+
+
 def forest_value(kind: str, values: Any) -> Any:
-    """tf: one column of raw values -> what the forest's op takes for it (float32, string, words)."""
+    """tf: one column of raw values -> what the forest's op takes for it (float32, string, words;
+    a date's numbers come from :meth:`ForestHead.call`)."""
     import tensorflow as tf
 
     if kind == "number":
@@ -86,14 +99,16 @@ class ForestHead(layers.Layer):
 
     Args:
         head: the head's :meth:`FeatureSpec.to_dict` (its name, kind, key and classes).
-        features: column key -> kind ("number", "category" or "text") of every column the
-            forest reads.
+        features: column key -> kind ("number", "category", "text" or "date") of every column
+            the forest reads.
+        date_formats: date column key -> how its strings are written (``%d/%m/%Y``).
         learner: the YDF learner it is trained with ("GRADIENT_BOOSTED_TREES" or "RANDOM_FOREST").
         hyperparameters: the learner's keyword arguments (``model.params``).
     """
 
     def __init__(self, head: Mapping[str, Any], features: Mapping[str, str], learner: str = "GRADIENT_BOOSTED_TREES",
-                 hyperparameters: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+                 hyperparameters: Mapping[str, Any] | None = None, date_formats: Mapping[str, str] | None = None,
+                 **kwargs: Any) -> None:
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.head = FeatureSpec.from_dict(dict(head))
@@ -103,6 +118,13 @@ class ForestHead(layers.Layer):
             raise UserError(f"a forest reads {', '.join(FOREST_KINDS)} columns, not {bad}")
         self.learner = str(learner)
         self.hyperparameters = dict(hyperparameters or {})
+        self.date_formats = {str(k): str(v) for k, v in (date_formats or {}).items()}
+        self.date_readers = {}  # date key -> the neural date encoder, whose raw features the forest reads
+        if self.date_formats:
+            from tfpilot.models.date_layers import DateFeatures
+
+            self.date_readers = {k: DateFeatures(date_format=f, name=f"{k}_date_reader")
+                                 for k, f in self.date_formats.items()}
         self.forest: Any = None
         self._function: Any = None
         self._class_columns: list[int] = []
@@ -139,7 +161,9 @@ class ForestHead(layers.Layer):
 
         if self._function is None:
             raise ValueError(f"head {self.head.name!r}: the forest is not trained yet")
-        x = {k: forest_value(kind, inputs[k]) for k, kind in self.features.items()}
+        x = {k: forest_value(kind, inputs[k]) for k, kind in self.features.items() if kind != "date"}
+        for k, fmt in self.date_formats.items():
+            x.update(zip(date_parts(k), tf.unstack(self.date_readers[k].features(inputs[k]), axis=-1)))
         out = tf.cast(self._function(x), tf.float32)
         if self.head.kind == "number":
             return tf.reshape(out, [-1])
@@ -155,7 +179,8 @@ class ForestHead(layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "head": self.head.to_dict(), "features": dict(self.features),
-                "learner": self.learner, "hyperparameters": dict(self.hyperparameters)}
+                "learner": self.learner, "hyperparameters": dict(self.hyperparameters),
+                "date_formats": dict(self.date_formats)}
 
     def save_assets(self, dir_path: str) -> None:
         """Write the YDF model's own files into the ``.keras`` archive."""
@@ -210,9 +235,13 @@ def refuse_conversion(model: Any) -> None:
                         "Export keras or saved_model (tfpilot export RUN -f saved_model), which serve them.")
 
 
-def training_values(kind: str, values: np.ndarray) -> Any:
+def training_values(kind: str, values: np.ndarray, date_format: str = "") -> Any:
     """One column of a table split as YDF's learner takes it (the same values :func:`forest_value`
-    gives the op at inference)."""
+    gives the op at inference); a date column: its (N, 4) numbers."""
+    if kind == "date":
+        from tfpilot.data.dates import date_features
+
+        return date_features(list(np.asarray(values, dtype=object).reshape(-1)), date_format)
     if kind == "text":
         return [[w.decode("utf-8") for w in row] for row in word_set(values).to_list()]
     if kind == "number":

@@ -33,13 +33,13 @@ import numpy as np
 
 from tfpilot.config import Config
 from tfpilot.errors import UserError
-from tfpilot.models.ydf_layers import ForestHead, forest_heads, quiet_ydf, training_values
+from tfpilot.models.ydf_layers import ForestHead, date_parts, forest_heads, quiet_ydf, training_values
 from tfpilot.runs import HISTORY
 
 log = logging.getLogger(__name__)
 
 #: Semantics YDF reads each column kind with.
-SEMANTICS = {"number": "NUMERICAL", "category": "CATEGORICAL", "text": "CATEGORICAL_SET"}
+SEMANTICS = {"number": "NUMERICAL", "category": "CATEGORICAL", "text": "CATEGORICAL_SET", "date": "NUMERICAL"}
 
 
 def refused_options(config: Config) -> list[str]:
@@ -97,7 +97,11 @@ def forest_table(layer: ForestHead, split: Any) -> dict[str, Any]:
         layer: the head's layer.
         split: a :class:`~tfpilot.data.table_split.TableSplit`.
     """
-    return {key: training_values(kind, split.inputs[key]) for key, kind in layer.features.items()}
+    table: dict[str, Any] = {}
+    for key, kind in layer.features.items():
+        values = training_values(kind, split.inputs[key], layer.date_formats.get(key, ""))
+        table.update(zip(date_parts(key), values.T) if kind == "date" else [(key, values)])
+    return table
 
 
 def forest_label(layer: ForestHead, split: Any) -> np.ndarray:
@@ -120,7 +124,8 @@ def learner(layer: ForestHead, seed: int) -> Any:
     cls = {"GRADIENT_BOOSTED_TREES": ydf.GradientBoostedTreesLearner,
            "RANDOM_FOREST": ydf.RandomForestLearner}[layer.learner]
     task = ydf.Task.REGRESSION if layer.head.kind == "number" else ydf.Task.CLASSIFICATION
-    features = [ydf.Feature(k, getattr(ydf.Semantic, SEMANTICS[kind])) for k, kind in layer.features.items()]
+    features = [ydf.Feature(name, getattr(ydf.Semantic, SEMANTICS[kind])) for key, kind in layer.features.items()
+                for name in (date_parts(key) if kind == "date" else [key])]
     return cls(label=layer.head.key, task=task, features=features, include_all_columns=False,
                random_seed=seed, **layer.hyperparameters)
 
@@ -144,7 +149,7 @@ def fit_forests(model: Any, data: Any, config: Config, run_dir: str | Path) -> t
     read = set(heads[0].features)
     left_out = [f"{c.name} ({c.kind})" for c in spec.inputs if c.key not in read]
     log.info("%s reads %s%s", config.model.name, ", ".join(c.name for c in spec.inputs if c.key in read),
-             f"; left out: {', '.join(left_out)} (forests read number, category and text columns)"
+             f"; left out: {', '.join(left_out)} (forests read number, category, text and date columns)"
              if left_out else "")
     logs: dict[str, list[Any]] = {}
     started = time.perf_counter()
