@@ -156,6 +156,11 @@ class ForestHead(layers.Layer):
         return self.forest is not None
 
     # -- Keras ------------------------------------------------------------------------------
+    def build(self, input_shape: Any = None) -> None:
+        for reader in self.date_readers.values():  # their weights exist from the start; nothing to shape
+            reader.build(None)
+        self.built = True
+
     def call(self, inputs: Mapping[str, Any]) -> Any:
         import tensorflow as tf
 
