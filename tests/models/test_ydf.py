@@ -158,3 +158,14 @@ def test_history_rows_are_tree_counts_with_each_heads_losses_and_their_sum():
     assert table["epoch"] == [0.0, 1.0]
     assert table["loss"][0] == pytest.approx(2.9) and np.isnan(table["loss"][1])
     assert table["val_a_loss"] == [1.0, 0.8] and table["val_loss"][0] == pytest.approx(4.0)
+
+
+def test_the_lr_range_test_is_refused_for_forests(tmp_path):
+    from tfpilot.config import load_config
+    from tfpilot.testing.table import make_table
+    from tfpilot.training.lr_finder import find_lr
+
+    table = make_table(tmp_path, rows=40, images=False)
+    cfg = load_config({"data": {"dataset": str(table)}, "features": {"outputs": ["price"]}, "model": {"name": "ydf_rf"}})
+    with pytest.raises(UserError, match="ydf_rf is trained by YDF's learner.*LR range test does not apply"):
+        find_lr(cfg, out_dir=tmp_path / "lr")
