@@ -44,7 +44,8 @@ def trained():
     model = ydf_gbt(SPEC, num_trees=20)
     forests = {}
     for layer in forest_heads(model):
-        forest = learner(layer, seed=1).train({**forest_table(layer, split), layer.head.key: forest_label(layer, split)})
+        table = {**forest_table(layer, split), layer.head.key: forest_label(layer, split)}
+        forest = learner(layer, seed=1).train(table)
         layer.set_forest(forest)
         forests[layer.head.key] = forest
     return model, forests
@@ -166,6 +167,7 @@ def test_the_lr_range_test_is_refused_for_forests(tmp_path):
     from tfpilot.training.lr_finder import find_lr
 
     table = make_table(tmp_path, rows=40, images=False)
-    cfg = load_config({"data": {"dataset": str(table)}, "features": {"outputs": ["price"]}, "model": {"name": "ydf_rf"}})
+    cfg = load_config({"data": {"dataset": str(table)}, "features": {"outputs": ["price"]},
+                       "model": {"name": "ydf_rf"}})
     with pytest.raises(UserError, match="ydf_rf is trained by YDF's learner.*LR range test does not apply"):
         find_lr(cfg, out_dir=tmp_path / "lr")

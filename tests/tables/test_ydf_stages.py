@@ -72,7 +72,8 @@ def ydf_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pd.read_csv(table).head(5).to_csv(rows, index=False)
     stages = [["evaluate", ["evaluate", str(run)]], ["report", ["report", str(run)]],
               ["predict", ["predict", str(run), str(rows), "-f", "json"]],
-              ["export", ["export", str(run), "-f", "keras", "-f", "saved_model"]], ["verify", ["verify", str(run), "--json"]]]
+              ["export", ["export", str(run), "-f", "keras", "-f", "saved_model"]],
+              ["verify", ["verify", str(run), "--json"]]]
     with (root / "stages.log").open("wb") as out:
         proc = subprocess.run([sys.executable, "-c", STAGES, str(root), json.dumps(stages)], stdout=out,
                               stderr=subprocess.STDOUT, env=ENV, timeout=900)
@@ -177,7 +178,8 @@ def test_serve_answers_rest_predict_as_the_loaded_run(ydf_run, served, name):
     table = ydf_run["table"]
     rows = pd.read_csv(table).dropna().head(4)
     instances = [{"photo": {"b64": base64.b64encode((table.parent / p).read_bytes()).decode()}, "title": t,
-                  "size": float(s), "colour": c} for p, t, s, c in zip(rows.photo, rows.title, rows["size"], rows.colour)]
+                  "size": float(s), "colour": c}
+                 for p, t, s, c in zip(rows.photo, rows.title, rows["size"], rows.colour)]
     r = httpx.post(f"{served}/v1/models/{name}:predict", json={"instances": instances}, timeout=60)
     assert r.status_code == 200, r.text
     preds = r.json()["predictions"]

@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -35,8 +34,6 @@ from tfpilot.models.multitask import table_input
 from tfpilot.models.registry import register_model
 from tfpilot.models.ydf_layers import FOREST_KINDS, ForestHead, forest_heads
 from tfpilot.spec import TableSpec
-
-log = logging.getLogger(__name__)
 
 __all__ = ["GBTParams", "RFParams", "forest_heads", "ydf_gbt", "ydf_rf"]
 
