@@ -17,11 +17,12 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# tensorflow-serving-api's protos are all tfpilot serve needs from it; installed without its
-# dependencies, since it declares `tensorflow` and pip would put the full wheel over tensorflow-cpu.
+# tensorflow-serving-api's protos are all tfpilot serve needs from it, and ydf-tf carries YDF's
+# TensorFlow ops (decision forests in a SavedModel); both are installed without their dependencies,
+# since they declare `tensorflow` and pip would put the full wheel over tensorflow-cpu.
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 	$(PIP) install -q -e .
-	$(PIP) install -q --no-deps "tensorflow-serving-api==2.21.*"
+	$(PIP) install -q --no-deps "tensorflow-serving-api==2.21.*" "ydf-tf==2.21.0.post1"
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

@@ -56,6 +56,12 @@ BUILTIN_NAMES: dict[str, dict[str, tuple[tuple[str, ...], str | None, dict[str, 
             'num_heads dff rate dense_units dropout tokenize', {}),
         'vgg16': (('image',), 'input_spec num_classes weights image_size dropout '
             'dense_units pooling freeze_backbone bn_momentum', {}),
+        'ydf_gbt': (('table',), 'input_spec num_classes encoders num_trees max_depth min_examples '
+            'num_candidate_attributes_ratio growing_strategy max_num_nodes num_threads shrinkage subsample '
+            'l1_regularization l2_regularization early_stopping early_stopping_num_trees_look_ahead', {}),
+        'ydf_rf': (('table',), 'input_spec num_classes encoders num_trees max_depth min_examples '
+            'num_candidate_attributes_ratio growing_strategy max_num_nodes num_threads winner_take_all '
+            'bootstrap_training_dataset', {}),
     },
     'optimizer': {
         'adagrad': ((), 'cfg lr kw', {}),

@@ -242,7 +242,7 @@ def _builtins(kind: str) -> dict[str, Info]:
 MODELS: Registry[Callable[..., Any]] = Registry(
     "model", builtins=_builtins("model"),
     autoload=("tfpilot.models.mlp", "tfpilot.models.cnn", "tfpilot.models.resnet", "tfpilot.models.text",
-              "tfpilot.models.transfer", "tfpilot.models.multitask", "tfpilot.models.airbench"),
+              "tfpilot.models.transfer", "tfpilot.models.multitask", "tfpilot.models.airbench", "tfpilot.models.ydf"),
 )
 #: Optimizer builders: registered in ``tfpilot/training/optimizers.py``.
 OPTIMIZERS: Registry[Callable[..., Any]] = Registry(
@@ -256,6 +256,7 @@ KERAS_OBJECTS: Registry[type] = Registry(
     "serializable Keras object",
     autoload=("tfpilot.models.layers", "tfpilot.models.text_layers", "tfpilot.models.transfer_layers",
               "tfpilot.models.table_layers", "tfpilot.models.airbench_layers", "tfpilot.models.calibration",
+              "tfpilot.models.ydf_layers",
               "tfpilot.training.schedules", "tfpilot.training.losses"),
 )
 #: Loss builders for table heads (``features.outputs[].loss``): ``register_loss`` in

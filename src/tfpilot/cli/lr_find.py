@@ -37,12 +37,13 @@ def lr_find_command(
     from tfpilot.api import find_lr
 
     setup_logging()
-    cfg = load_config(config, overrides=set_ or [], dataset=dataset, model=model, batch_size=batch_size,
+    cfg = load_config(config, overrides=set_ or [], dataset=dataset, model=None if target else model,
+                      batch_size=batch_size,
                       data_dir=data_dir)
     if target:
         from tfpilot.config.table_flags import with_columns
 
-        cfg = with_columns(cfg, target, [], model_given=model is not None)
+        cfg = with_columns(cfg, target, [], model=model)
     if out is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         out = cfg.output.runs_root / f"lr_find-{cfg.model.name}-{Path(cfg.data.dataset).name or 'data'}-{stamp}"

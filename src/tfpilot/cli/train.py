@@ -56,8 +56,11 @@ def train_command(
     setup_logging(verbose)
     reuse = [f"output.{key}=true" for key, on in (("resume_if_exists", resume_if_exists), ("overwrite", overwrite))
              if on]
+    table = bool(target or input_)  # a table model is checked once its features are known: model.* after them
+    later = [o for o in set_ or [] if table and o.strip().startswith("model.")]
     cfg = with_cli_imports(ctx, load_config(
-        config, overrides=[*(set_ or []), *reuse], dataset=dataset, model=model, epochs=epochs,
+        config, overrides=[*(o for o in set_ or [] if o not in later), *reuse], dataset=dataset,
+        model=None if table else model, epochs=epochs,
         batch_size=batch_size, run_dir=run_dir, data_dir=data_dir,
     ))
     if config is not None and run_dir is None:
@@ -65,7 +68,7 @@ def train_command(
     if target or input_:
         from tfpilot.config.table_flags import with_columns
 
-        cfg = with_columns(cfg, target or [], input_ or [], model_given=model is not None)
+        cfg = with_columns(cfg, target or [], input_ or [], model=model, overrides=later)
     if check_determinism:
         report = determinism_twins(cfg)
         if report.identical:

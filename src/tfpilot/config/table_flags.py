@@ -16,7 +16,8 @@ from tfpilot.errors import UserError
 from tfpilot.registry import MODELS
 
 
-def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_given: bool = False) -> Any:
+def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_given: bool = False,
+                 model: str | None = None, overrides: Sequence[str] = ()) -> Any:
     """``cfg`` with ``features.outputs`` set to ``targets`` and ``features.inputs`` to ``inputs``
     (columns already declared in the config keep their settings); the model becomes
     ``multitask`` unless a table model was chosen.
@@ -26,8 +27,12 @@ def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_
         targets: output columns (empty: keep the config's).
         inputs: input columns (empty: keep the config's, or every other column).
         model_given: ``--model`` was passed (then it is kept, and checked).
+        model: ``--model``'s name, when the config was read without it (a table model cannot be
+            validated before its ``features``).
+        overrides: ``--set`` overrides applied after the model is set (``model.params.*`` of a
+            table model).
     """
-    from tfpilot.config.loader import validate_tree
+    from tfpilot.config.loader import parse_override, set_path, validate_tree
 
     tree = cfg.model_dump(mode="json")
     features = dict(tree.get("features") or {})
@@ -44,6 +49,10 @@ def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_
         raise UserError("--input needs --target: name the column(s) to predict")
     tree["features"] = features
     name = tree["model"]["name"]
-    if not model_given and (name == "auto" or "table" not in MODELS.info(name).tags):
+    if model is not None and model != name:
+        tree["model"] = {"name": model, "params": {}}
+    elif not model_given and model is None and (name == "auto" or "table" not in MODELS.info(name).tags):
         tree["model"] = {"name": "multitask", "params": {}}
+    for text in overrides:
+        set_path(tree, *parse_override(text))
     return validate_tree(tree)

@@ -158,6 +158,9 @@ def saved_model_runner(path: Path, bundle: Bundle) -> Runner:
     ``probabilities`` as its one head."""
     import tensorflow as tf
 
+    from tfpilot.models.ydf_ops import ensure_ops
+
+    ensure_ops()  # a SavedModel with decision forests calls YDF's ops
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
     heads = _spec(bundle).output_keys
     names = heads if bundle.input_spec.kind == "table" else ["probabilities"]

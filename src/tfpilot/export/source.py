@@ -370,6 +370,9 @@ class ExportSource:
 
     @cached_property
     def _network(self) -> Network:
+        from tfpilot.models.ydf_layers import refuse_conversion
+
+        refuse_conversion(self.model)
         # Cut first, then rebuild the numeric part in float32: cloning the whole model would
         # share its (float32) string layers between two graphs and leave no single cut.
         return split_strings(self.inference_model(), self.spec)

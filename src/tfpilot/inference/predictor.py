@@ -115,9 +115,16 @@ def number_value(v: Any, where: str) -> float:
 
 
 def category_value(v: Any, where: str) -> str:
-    """A category as the string the model looks up (2.0 -> "2"; missing is "")."""
+    """A category as the string the model looks up (2.0 -> "2"; b"red" -> "red"; missing is "").
+
+    Example:
+        >>> [category_value(v, "x") for v in (2.0, b"red", None)]
+        ['2', 'red', '']
+    """
     if _missing(v):
         return ""
+    if isinstance(v, bytes):  # a served request's strings arrive as bytes
+        v = v.decode("utf-8", errors="replace")
     if isinstance(v, (float, np.floating)) and float(v).is_integer():
         return str(int(v))
     return str(v).strip()

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.models.ydf_ops import ensure_ops
 from tfpilot.serving.decode import InstanceDecoder
 from tfpilot.serving.errors import BadRequest
 from tfpilot.serving.examples import feature_type_hint
@@ -101,6 +102,7 @@ class SavedModelServable(Servable):
 
         t0 = time.perf_counter()
         protos = read_signature_defs(self.path)
+        ensure_ops()  # a SavedModel with decision forests calls YDF's ops
         loaded = tf.saved_model.load(str(self.path), tags=["serve"])
         functions = dict(loaded.signatures)
         signatures = {name: Signature.from_proto(name, proto) for name, proto in sorted(protos.items())

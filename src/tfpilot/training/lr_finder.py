@@ -308,6 +308,11 @@ def _model_and_stream(cfg: Any, model: Any, dataset: Any) -> tuple[Any, Any, Any
     steps_per_epoch = t.steps_per_epoch or max(math.ceil(len(data.splits["train"]) / t.batch_size), 1)
     if model is None:
         model = build_model(cfg, data, choose_precision(t.precision))
+    from tfpilot.models.ydf_layers import forest_heads
+
+    if forest_heads(model):
+        raise UserError(f"{cfg.model.name} is trained by YDF's learner, which has no learning rate: the LR range "
+                        "test does not apply (set the trees with model.params, e.g. shrinkage)")
     if dataset is None:
         one_hot = cfg.one_hot_labels and model.outputs[0].shape[-1] > 1
         dataset = data.pipeline("train", t.batch_size, training=True, seed=t.seed,

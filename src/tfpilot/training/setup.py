@@ -72,7 +72,10 @@ class Task:
             model: the built model.
             data: the prepared data.
         """
-        data.adapt(model)
+        from tfpilot.models.ydf_layers import forest_heads
+
+        if not forest_heads(model):  # decision forests learn everything in their own fit (ydf_fit)
+            data.adapt(model)
 
     def loss_and_metrics(self, config: Config, model: Any, num_classes: int) -> tuple[Any, Any]:
         """A loss and metrics per head (a classifier's one head: unwrapped).

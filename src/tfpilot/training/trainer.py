@@ -203,6 +203,7 @@ class Trainer:
 
     def _train(self, resume: bool, source: Run | None, run: Run) -> Trainer:
         """Train into ``run`` (resuming from ``source``'s last backup when ``resume``)."""
+        from tfpilot.models.ydf_layers import forest_heads
         from tfpilot.training.environment import environment
         from tfpilot.training.precision import choose_precision
         from tfpilot.training.resume import latest_checkpoint
@@ -240,13 +241,19 @@ class Trainer:
                 log.warning("no completed epoch in %s: starting it from the beginning", run_dir)
             with self._scope():
                 model = build_model(cfg, data, precision)
-            self._compile(model, self._steps(data), data.num_classes, precision)
+            if not forest_heads(model):
+                self._compile(model, self._steps(data), data.num_classes, precision)
 
         ft = t.fine_tune
         total = t.epochs + (ft.epochs if ft.enabled else 0)
         stages = [(1, 0, t.epochs)] + ([(2, t.epochs, total)] if ft.enabled else [])
         history: dict[str, list[float]] = {}
         seconds = 0.0
+        if forest_heads(model):  # decision forests: YDF's own learner, not model.fit
+            from tfpilot.training.ydf_fit import fit_forests
+
+            history, seconds = fit_forests(model, data, cfg, run_dir)
+            stages = []
         for number, start, end in stages:
             if done >= end:
                 continue
