@@ -171,3 +171,32 @@ def test_the_lr_range_test_is_refused_for_forests(tmp_path):
                        "model": {"name": "ydf_rf"}})
     with pytest.raises(UserError, match="ydf_rf is trained by YDF's learner.*LR range test does not apply"):
         find_lr(cfg, out_dir=tmp_path / "lr")
+
+
+def test_a_date_column_goes_in_as_its_year_month_weekday_and_days(tmp_path):
+    """(Needs the date column kind of h/tsplit.) The forest reads a date as four numbers, the
+    same ones in training (numpy) and in the model (TensorFlow ops), missing dates included."""
+    from tfpilot.data.table_split import TableSplit
+    from tfpilot.models.ydf import ydf_gbt
+    from tfpilot.models.ydf_layers import forest_heads
+    from tfpilot.runs import load_model
+    from tfpilot.training.ydf_fit import forest_label, forest_table, learner
+
+    rng = np.random.default_rng(0)
+    days = rng.integers(0, 900, ROWS)
+    dates = (np.datetime64("2016-01-01") + days).astype("datetime64[D]")
+    text = np.array([f"{d.item().day}/{d.item().month:02d}/{d.item().year}" for d in dates], dtype=object)
+    text[::17] = ""
+    year = np.array([d.item().year for d in dates])
+    spec = TableSpec((FeatureSpec("sold", "date", format="%d/%m/%Y"),), (FeatureSpec("price", "number"),))
+    split = TableSplit({"sold": text}, {"price": ((year - 2016) * 10.0).astype(np.float32)}, np.arange(ROWS))
+    model = ydf_gbt(spec, num_trees=30)
+    layer = forest_heads(model)[0]
+    forest = learner(layer, seed=1).train({**forest_table(layer, split), "price": forest_label(layer, split)})
+    layer.set_forest(forest)
+    assert forest.input_feature_names() == ["sold__year", "sold__month", "sold__day_of_week", "sold__days"]
+    out = np.asarray(model({"sold": text[:40]})["price"])
+    np.testing.assert_allclose(out, forest.predict(forest_table(layer, split.take(np.arange(40)))), rtol=1e-5)
+    model.save(tmp_path / "model.keras")
+    np.testing.assert_allclose(np.asarray(load_model(tmp_path / "model.keras")({"sold": text[:40]})["price"]), out,
+                               rtol=1e-6)
