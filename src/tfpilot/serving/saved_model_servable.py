@@ -58,8 +58,8 @@ def tf_message(message: str) -> str:
         if not text or line.startswith("    ") or text.startswith(
                 ("File ", "Detected at node", "Graph execution error", "[[{{node", "[Op:")):
             continue
-        lines.append(text.split(" [Op:")[0])
-    return " ".join(lines) or message.strip()
+        lines.append(text.split(" [Op:")[0].replace("<stack traces unavailable>", "").strip())
+    return " ".join(line for line in lines if line) or message.strip()
 
 
 def tf_error_code(exc: BaseException) -> str:
