@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -116,31 +117,43 @@ def write_mnist_idx(work_dir: Path, npz: Path, n_train: int = MNIST_TRAIN) -> Pa
 def tf_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Base paths of TF Serving's test models: ``half_plus_two`` and ``half_plus_three`` (version
     00000123 each, as in its testdata), ``two_versions`` (123: half_plus_two, 124: half_plus_three),
-    ``strings`` (version 1 of :func:`tf1_strings_and_dtypes`), and ``mnist`` exported by TF Serving's
-    own ``mnist_saved_model.py`` (``work_dir``: its MNIST files)."""
+    ``strings`` (version 1 of :func:`tf1_strings_and_dtypes`); ``mnist`` (empty: see
+    :func:`export_mnist`) and ``mnist_work`` (the MNIST files TF Serving's tutorial reads)."""
     root = tmp_path_factory.mktemp("tf_models")
-    work_dir = write_mnist_idx(root / "mnist_work", Path(os.environ.get(
-        "TFPILOT_DATA_DIR", Path(__file__).parents[2] / "../shared/datasets")) / "mnist.npz")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    export = subprocess.Popen(  # meanwhile the other models are built here
-        [sys.executable, "mnist_saved_model.py", "--training_iteration=300", f"--work_dir={work_dir}",
-         str(root / "mnist")], cwd=MNIST_SCRIPTS, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     half_plus_n(root / "half_plus_two" / "00000123", b=2.0)
     half_plus_n(root / "half_plus_three" / "00000123", b=3.0)
-    half_plus_n(root / "two_versions" / "123", b=2.0)
-    half_plus_n(root / "two_versions" / "124", b=3.0)
+    shutil.copytree(root / "half_plus_two" / "00000123", root / "two_versions" / "123")
+    shutil.copytree(root / "half_plus_three" / "00000123", root / "two_versions" / "124")
     tf1_strings_and_dtypes(root / "strings" / "1")
-    out, _ = export.communicate(timeout=300)
-    assert export.returncode == 0, out.decode(errors="replace")[-3000:]
+    (root / "mnist").mkdir()
+    data_dir = Path(os.environ.get("TFPILOT_DATA_DIR", Path(__file__).parents[2] / "../shared/datasets"))
+    write_mnist_idx(root / "mnist_work", data_dir / "mnist.npz")
     return {name: root / name for name in ("half_plus_two", "half_plus_three", "two_versions", "strings",
                                            "mnist", "mnist_work")}
+
+
+def export_mnist(models: dict[str, Path]) -> subprocess.Popen:
+    """Start TF Serving's ``mnist_saved_model.py`` (300 training steps): it writes version 1 beside
+    the base path, which :func:`publish_mnist` then moves in whole."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen(
+        [sys.executable, "mnist_saved_model.py", "--training_iteration=300", f"--work_dir={models['mnist_work']}",
+         str(models["mnist"].parent / "mnist_export")], cwd=MNIST_SCRIPTS, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
+
+
+def publish_mnist(export: subprocess.Popen, models: dict[str, Path]) -> None:
+    out, _ = export.communicate(timeout=600)
+    assert export.returncode == 0, out.decode(errors="replace")[-3000:]
+    (models["mnist"].parent / "mnist_export" / "1").rename(models["mnist"] / "1")
 
 
 @pytest.fixture(scope="session")
 def tf_server(tf_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[TFServer]:
     """One ``tfpilot serve --model_config_file ... --monitoring_config_file ...`` for the REST, gRPC and
     MNIST modules: ``default`` (half_plus_two), ``half_plus_three``, ``two_versions`` (every version,
-    labels ``stable`` -> 123 and ``canary`` -> 124), ``strings`` and ``mnist``."""
+    labels ``stable`` -> 123 and ``canary`` -> 124), ``strings`` and ``mnist``. It starts while the
+    MNIST model is still being exported, and waits for it, as TF Serving waits for a first version."""
     folder = tmp_path_factory.mktemp("tf_server")
     config = folder / "models.config"
     config.write_text(model_config_text(
@@ -150,8 +163,11 @@ def tf_server(tf_models: dict[str, Path], tmp_path_factory: pytest.TempPathFacto
                          "version_labels { key: 'canary' value: 124 }"}))
     monitoring = folder / "monitoring.config"
     monitoring.write_text('prometheus_config: { enable: true, path: "/monitoring/prometheus/metrics" }\n')
+    export = export_mnist(tf_models)
     server = TFServer(["--model_config_file", str(config), "--monitoring_config_file", str(monitoring)], folder)
     try:
+        publish_mnist(export, tf_models)
         yield server.wait_listening()
     finally:
+        export.kill()
         server.stop()

@@ -47,12 +47,15 @@ def started(tf_models, tmp_path_factory):
     config.write_text(model_config_text({"default": tf_models["half_plus_two"], "late": late}))
     server = TFServer(["--model_config_file", str(config), "--model_config_file_poll_wait_seconds", "1",
                        "--file_system_poll_wait_seconds", "1"], folder)
+    corrupt_version(folder / "bad" / "123")  # meanwhile, a server whose initial load fails
+    failing = TFServer(["--model_name", "default", "--model_base_path", str(folder / "bad")], folder)
     try:
         server.wait_log(NO_VERSION)
-        seen = {"listening_before_version": server.listening(), "folder": folder, "config": config}
+        seen = {"listening_before_version": server.listening(), "config": config, "failing": failing}
         shutil.copytree(tf_models["half_plus_three"] / "00000123", late / "7")
         yield server.wait_listening(), seen
     finally:
+        failing.stop()
         server.stop()
 
 
@@ -105,24 +108,24 @@ def test_handle_reload_config_request(started, tf_models, tmp_path):
         assert "Only ModelConfigList is currently supported" in err.value.details()
 
 
-def test_failed_initial_load_exits(tmp_path):
-    """A model whose initial load fails: reported, and the server exits non-zero without listening."""
-    corrupt_version(tmp_path / "bad" / "123")
-    server = TFServer(["--model_name", "default", "--model_base_path", str(tmp_path / "bad")], tmp_path)
-    try:
-        assert server.proc.wait(180) != 0
-    finally:
-        server.stop()
-    assert "1 model(s) did not become available: {{{name: default version: 123} due to error" in server.stderr()
+def test_failed_initial_load_exits(started):
+    """A model whose initial load fails: reported, and the server exits non-zero, never listening."""
+    failing = started[1]["failing"]
+    assert failing.proc.wait(180) != 0
+    assert "1 model(s) did not become available: {{{name: default version: 123} due to error: DATA_LOSS" in \
+        failing.stderr()
+    assert "Uvicorn running" not in failing.stderr()
 
 
 def test_bad_model_config_file(tmp_path):
-    """testBadModelConfig."""
+    """testBadModelConfig: ``tfpilot serve`` refuses the file with the parser's message, before
+    anything starts (run in this process: the command stops before it would serve)."""
+    from typer.testing import CliRunner
+
+    from tfpilot.cli.main import app
+
     bad = tmp_path / "bad_model_config.txt"
     bad.write_text("improperly formatted file")
-    server = TFServer(["--model_config_file", str(bad)], tmp_path)
-    try:
-        assert server.proc.wait(120) != 0
-    finally:
-        server.stop()
-    assert "Error parsing text-format tensorflow.serving.ModelServerConfig" in server.stderr()
+    result = CliRunner().invoke(app, ["serve", "--model_config_file", str(bad)], env={"COLUMNS": "300"})
+    assert result.exit_code != 0
+    assert "Error parsing text-format tensorflow.serving.ModelServerConfig" in " ".join(result.output.split())
