@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tests.conformance.conftest import MNIST_SCRIPTS
 
-NUM_TESTS = 200
+NUM_TESTS = 100
 
 
 def own_error_rate(model_dir, images: np.ndarray, labels: np.ndarray) -> float:
