@@ -60,7 +60,7 @@ class TFServer:
             return False
         return True
 
-    def wait_listening(self, timeout: float = 180.0) -> TFServer:
+    def wait_listening(self, timeout: float = 300.0) -> TFServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -71,7 +71,7 @@ class TFServer:
         self.stop()
         raise TimeoutError(f"tfpilot serve did not listen in {timeout}s:\n{self.stderr()[-4000:]}")
 
-    def wait_log(self, text: str, timeout: float = 120.0) -> None:
+    def wait_log(self, text: str, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.stderr():
             if self.proc.poll() is not None or time.monotonic() > deadline:
