@@ -50,7 +50,7 @@ class ServerProcess:
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
 
-    def wait_ready(self, timeout: float = 120.0) -> ServerProcess:
+    def wait_ready(self, timeout: float = 300.0) -> ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

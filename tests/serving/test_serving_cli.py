@@ -148,10 +148,14 @@ def test_batching_flags_and_files(tmp_path: Path, captured) -> None:
     assert r.exit_code == 0, r.text
     s = captured[-1]
     assert (s.max_batch, s.batch_timeout_ms, s.max_queue, s.allowed_batch_sizes) == (16, 0.5, 64, (8, 16))
+    assert s.enable_batching is True
     assert serve_tf(str(tmp_path), "--enable_batching=false").exit_code == 0
-    assert captured[-1].max_batch == 1
+    assert (captured[-1].enable_batching, captured[-1].batch_options().enabled) == (False, False)
     assert serve_tf(str(tmp_path), "--enable_batching=true", "--enable_model_warmup=false").exit_code == 0
     assert (captured[-1].max_batch, captured[-1].enable_model_warmup) == (32, False)
+    r = serve_tf(str(tmp_path), "--batching_parameters_file", str(params))  # TF Serving ignores it then
+    assert r.exit_code == 0 and "ignored without --enable_batching" in r.text
+    assert (captured[-1].enable_batching, captured[-1].max_batch) == (None, 32)
     params.write_text("max_batch_size { value: 0 }\n")
     r = serve_tf(str(tmp_path), "--enable_batching", "--batching_parameters_file", str(params))
     assert r.exit_code == 2 and "max_batch_size must be at least 1" in r.text

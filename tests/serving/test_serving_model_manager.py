@@ -226,8 +226,13 @@ def test_tensor_conversions() -> None:
                 np.array([True, False]), np.array([b"a", b"\xff"], dtype=object)):
         back = array_from_proto(array_to_proto(arr))
         assert back.dtype == arr.dtype and back.tolist() == arr.tolist()
+        packed = array_to_proto(arr, tensor_content=True)  # what tf.make_tensor_proto sends: still taken
+        assert array_from_proto(packed).tolist() == arr.tolist()
         kind = "BYTES" if arr.dtype == object else {"int64": "INT64", "float32": "FP32", "bool": "BOOL"}[arr.dtype.name]
         assert from_binary(to_binary(arr), kind, list(arr.shape)).tolist() == arr.tolist()
+    half = array_to_proto(np.array([1.5, -2.0], np.float16))  # Tensor::AsProtoField: the bits of each half
+    assert list(half.half_val) == np.array([1.5, -2.0], np.float16).view(np.uint16).tolist()
+    assert not half.tensor_content and list(array_to_proto(np.array([7], np.uint8)).int_val) == [7]
     assert from_json([1, 2, 3, 4], "INT32", [2, 2]).tolist() == [[1, 2], [3, 4]]
     assert json_to_array([[1, 2]], DTYPES["DT_UINT8"], "x").dtype == np.uint8
     assert json_to_array(["a", {"b64": "YQ=="}], DTYPES["DT_STRING"], "x").tolist() == [b"a", b"a"]

@@ -74,13 +74,13 @@ def test_tf1_predict_classify_regress(tf_client: httpx.Client, direct) -> None:
     r = tf_client.post("/v1/models/hpt:predict", json={"instances": [[1.0], [2.0], [5]]})
     np.testing.assert_allclose(r.json()["predictions"], tf1_expected([[1.0], [2.0], [5.0]]))
     body = {"signature_name": "classify_x_to_y", "context": {"bias": 0.5}, "examples": [{"x": 3.0}, {"x": [1.5]}]}
-    result = tf_client.post("/v1/models/hpt:classify", json=body).json()["result"]
+    result = tf_client.post("/v1/models/hpt:classify", json=body).json()["results"]
     assert [[label for label, _ in pairs] for pairs in result] == [list(TF1_CLASSES)] * 2
     p_high = 1 / (1 + np.exp(-(tf1_expected([3.0, 1.5], 0.5) - 2.5)))
     np.testing.assert_allclose([pairs[1][1] for pairs in result], p_high, rtol=1e-5)
     body = {"signature_name": "regress_x_to_y", "examples": [{"x": 3.0}, {"x": 1.0, "bias": 1.0}]}
     r = tf_client.post("/v1/models/hpt:regress", json=body)
-    assert r.json() == {"result": pytest.approx([3.5, 3.5])}
+    assert r.json() == {"results": pytest.approx([3.5, 3.5])}
 
 
 def test_tfpilot_export_answers_as_tf_serving_plus_its_extras(tf_client: httpx.Client, direct, shape_images,
@@ -105,7 +105,8 @@ def test_tfpilot_export_answers_as_tf_serving_plus_its_extras(tf_client: httpx.C
 
 
 @pytest.mark.parametrize("path, body, status, fragment", [
-    ("/v1/models/two:predict", {"instances": [[1.0, 2.0, 3.0]]}, 400, "wrong shape [1, 3]"),
+    ("/v1/models/two:predict", {"instances": [[1.0, 2.0, 3.0]]}, 400,  # the model refuses it, with its reason
+     "the model rejected the input: Matrix size-incompatible: In[0]: [1,3], In[1]: [2,2]"),
     ("/v1/models/two:predict", {"instances": [["a", "b"]]}, 400, "DT_FLOAT tensor takes numbers"),
     ("/v1/models/two:predict", {"signature_name": "words", "instances": [[1]]}, 400, "list of objects"),
     ("/v1/models/two:predict", {"signature_name": "words", "instances": [{"text": "a"}]}, 400, "must be equal"),

@@ -98,16 +98,13 @@ def _batching(enable: Optional[bool], params_file: Optional[Path], max_batch: in
     """Batch settings from tfpilot's flags and TF Serving's file (the file wins where it sets a value)."""
     from tfpilot.serving.model_config import read_batching_parameters
 
-    if enable is False:
-        if params_file is not None:
-            say(("warning:", "yellow"), " --batching_parameters_file is ignored with batching off", err=True)
-        return {"max_batch": 1, "batch_timeout_ms": 0.0}
-    out: dict[str, Any] = {"max_batch": max_batch, "batch_timeout_ms": timeout_ms}
+    out: dict[str, Any] = {"max_batch": max_batch, "batch_timeout_ms": timeout_ms, "enable_batching": enable}
     if params_file is None:
         return out
-    if enable is None:
-        say(("warning:", "yellow"), " --batching_parameters_file without --enable_batching: TF Serving "
-            "would ignore it; tfpilot batches always, so it is applied", err=True)
+    if not enable:
+        say(("warning:", "yellow"), " --batching_parameters_file is ignored without --enable_batching, as in "
+            "TF Serving", err=True)
+        return out
     found = read_batching_parameters(params_file)
     if found.max_batch is not None:
         out["max_batch"] = found.max_batch
@@ -159,7 +156,8 @@ def serve_command(
     batch_timeout_ms: Annotated[float, typer.Option("--batch-timeout-ms", min=0,
                                 help="Longest a batch waits for requests already arriving.")] = 5.0,
     enable_batching: Annotated[Optional[bool], typer.Option("--enable_batching/--no_enable_batching",
-                               help="TF Serving's flag: tfpilot always micro-batches; off: batches of 1.",
+                               help="TF Serving's flag: batch requests together (default: only tfpilot's own "
+                               "models; off: one request is one model call).",
                                show_default=False)] = None,
     batching_parameters_file: Annotated[Optional[Path], typer.Option("--batching_parameters_file", help="TF "
                                         "Serving's text-format BatchingParameters (max_batch_size, "
@@ -230,6 +228,7 @@ def serve_command(
         grpc_channel_arguments=parse_channel_arguments(grpc_channel_arguments), grpc_max_threads=grpc_max_threads,
         max_body_bytes=max(1024, int(max_body_mb * 2**20)), max_instances=max_instances, access_log=access_log,
         threads=threads, enable_model_warmup=enable_model_warmup, model_control_mode=model_control_mode,
+        wait_for_models=_tf_mode(ctx),
         **({"prometheus_path": prometheus} if prometheus else {}),
         **_batching(enable_batching, batching_parameters_file, max_batch, batch_timeout_ms),
     )

@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from tfpilot.serving.core import ServerCore, config_watcher, initial_configs
+from tfpilot.serving.core import ModelsUnavailable, ServerCore, config_watcher, initial_configs
 from tfpilot.serving.errors import install_error_handlers
 from tfpilot.serving.friendly import STATIC_DIR, friendly_router, web_router
 from tfpilot.serving.kserve import kserve_router
@@ -59,6 +59,12 @@ async def serving_lifespan(core: ServerCore, settings: ServeSettings, metrics: S
     if frozen:
         log.info("%d objects frozen out of the garbage collector", frozen)
     await core.apply(initial_configs(settings))
+    if settings.wait_for_models:  # TF Serving's start-up: ports open once the initial models are AVAILABLE
+        failure = await core.wait_available()
+        if failure:
+            log.error("%s", failure)
+            await core.stop()
+            raise ModelsUnavailable(failure)
     loading = asyncio.get_running_loop().create_task(core.wait_initial_loads(), name="initial-loads")
     grpc_server = None
     if settings.grpc_port is not None:

@@ -59,10 +59,12 @@ class BatchMismatch(ValueError):
 
 
 def batch_size(batch: Any) -> int:
-    """N: the rows of an array, or of every array in a dict of named arrays."""
+    """N: the rows of an array, or of every array in a dict of named arrays (a scalar counts as one)."""
     if isinstance(batch, dict):
-        return len(next(iter(batch.values()))) if batch else 0
-    return len(batch)
+        if not batch:
+            return 0
+        batch = next(iter(batch.values()))
+    return len(batch) if np.ndim(batch) else 1
 
 
 def _concat(parts: list[Any]) -> Any:

@@ -43,6 +43,10 @@ from tfpilot.serving.versions import AVAILABLE, END, LOADING, ManagerOptions, Mo
 log = logging.getLogger("tfpilot.serving")
 
 
+class ModelsUnavailable(RuntimeError):
+    """The initial models did not become available (TF Serving then exits non-zero)."""
+
+
 def is_saved_model_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file())
 
@@ -168,6 +172,44 @@ class ServerCore:
         gc.collect()
         gc.freeze()
         return gc.get_freeze_count()
+
+    async def wait_available(self, names: Sequence[str] | None = None) -> str:
+        """Wait as TF Serving's ``ServerCore::WaitUntilModelsAvailable`` does; '' once each model has a
+        version AVAILABLE, else TF Serving's message naming the versions that failed to load.
+
+        A model whose base path holds no version yet is waited for (with TF Serving's log line),
+        unless another model failed.
+
+        Args:
+            names: the models to wait for (default: all).
+        """
+        names = list(self.managers if names is None else names)
+        told: set[str] = set()
+        while True:
+            pending, failed = False, []
+            for name in names:
+                manager = self.managers.get(name)
+                if manager is None or manager.ready:
+                    continue
+                errors = [r for r in manager.records.values() if r.state == END and r.error_code != "OK"]
+                if manager.loading:
+                    pending = True
+                elif errors:
+                    failed.append((name, errors[-1]))
+                else:
+                    pending = True
+                    if name not in told:
+                        told.add(name)
+                        log.warning("No versions of servable %s found under base path %s. Did you forget to name "
+                                    "your leaf directory as a number (eg. '/1/')?%s", name, manager.config.base_path,
+                                    f" ({manager.source_error})" if manager.source_error else "")
+            if failed:
+                parts = "".join(f"{{{{name: {name} version: {r.version}}} due to error: {r.error_code}: "
+                                f"{r.error_message}}}, " for name, r in failed)
+                return f"{len(failed)} model(s) did not become available: {{{parts}}}"
+            if not pending:
+                return ""
+            await asyncio.sleep(0.05)
 
     async def wait_initial_loads(self) -> None:
         """Return once every model has had its first poll."""

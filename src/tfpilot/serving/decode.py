@@ -55,7 +55,8 @@ def parse_json(body: bytes) -> dict[str, Any]:
     which also gives the line and column of the error.
     """
     if not body.strip():
-        raise BadRequest(f"empty request body: send a JSON object like {_EXAMPLE}")
+        raise BadRequest(f"JSON Parse error: The document is empty (empty request body): send a JSON object "
+                         f"like {_EXAMPLE}")
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -70,7 +71,8 @@ def _parse_slowly(body: bytes) -> Any:
         payload = json.loads(body)
     except json.JSONDecodeError as exc:
         raise BadRequest(
-            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; "
+            f"JSON Parse error: Invalid value (malformed JSON at line {exc.lineno} column {exc.colno}: "
+            f"{exc.msg}); "
             f"send a JSON object like {_EXAMPLE}"
         ) from None
     except UnicodeDecodeError:

@@ -44,7 +44,7 @@ from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 from tfpilot.errors import UserError
 from tfpilot.serving import protocol
 from tfpilot.serving.core import ServerCore
-from tfpilot.serving.errors import BadRequest, ServingError, Unauthorized
+from tfpilot.serving.errors import BadRequest, ServingError, Unauthorized, error_for_code
 from tfpilot.serving.kserve_grpc import add_inference_service
 from tfpilot.serving.metrics import ServingMetrics
 from tfpilot.serving.model_config import ConfigError, from_proto
@@ -206,12 +206,23 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     def HandleReloadConfigRequest(self, request: Any, context: Any) -> Any:  # noqa: N802
         async def call() -> Any:
+            if request.config.WhichOneof("config") != "model_config_list":
+                raise BadRequest("ServerModelConfig type not supported by HandleReloadConfigRequest. Only "
+                                 "ModelConfigList is currently supported")
             try:
                 configs = from_proto(request.config, "the ReloadConfigRequest")
             except ConfigError as exc:
                 raise BadRequest(str(exc)) from None
+            before = {n: m for n, m in self.core.managers.items()}
             await self.core.apply(configs)
-            await self.core.wait_first_polls(self.reload_wait_s)
+            new = [n for n, m in self.core.managers.items() if before.get(n) is not m]
+            try:
+                failure = await asyncio.wait_for(self.core.wait_available(new), self.reload_wait_s)
+            except asyncio.TimeoutError:
+                failure = f"{len(new)} model(s) did not become available in {self.reload_wait_s:.0f}s"
+            if failure:  # TF Serving: ServerCore::ReloadConfig's status, UNKNOWN with the versions' errors
+                log.error("ReloadConfig failed: %s", failure)
+                raise error_for_code("UNKNOWN", failure)
             response = model_management_pb2.ReloadConfigResponse()
             response.status.error_code = 0
             return response

@@ -108,7 +108,8 @@ def parse_model_server_config(text: str, source: str = "the model config") -> li
     try:
         text_format.Parse(text, proto)
     except text_format.ParseError as exc:
-        raise ConfigError(f"{source}: not a text-format ModelServerConfig: {exc}") from None
+        raise ConfigError(f"{source}: not a text-format ModelServerConfig (Error parsing text-format "
+                          f"tensorflow.serving.ModelServerConfig): {exc}") from None
     return from_proto(proto, source)
 
 

@@ -59,8 +59,8 @@ def tf_message(message: str) -> str:
         if not text or line.startswith("    ") or text.startswith(
                 ("File ", "Detected at node", "Graph execution error", "[[{{node", "[Op:")):
             continue
-        lines.append(text.split(" [Op:")[0])
-    return " ".join(lines) or message.strip()
+        lines.append(text.split(" [Op:")[0].replace("<stack traces unavailable>", "").strip())
+    return " ".join(line for line in lines if line) or message.strip()
 
 
 def tf_error_code(exc: BaseException) -> str:
@@ -142,6 +142,18 @@ class SavedModelServable(Servable):
     def unload(self) -> None:
         self.loaded, self._functions = None, {}
 
+    @property
+    def batches_by_default(self) -> bool:  # type: ignore[override]
+        """A tfpilot export batches unless told not to; another SavedModel only with ``--enable_batching``
+        (its outputs may depend on the other rows of a batch), as in TF Serving."""
+        return self.bundle is not None
+
+    @property
+    def strict_shapes(self) -> bool:  # type: ignore[override]
+        """A tfpilot export checks shapes with its friendly messages; another SavedModel gets the
+        tensors as sent, and its graph decides (TF Serving feeds ``[3]`` to an ``x`` declared ``[-1, 1]``)."""
+        return self.bundle is not None
+
     # -- tfpilot's extras -----------------------------------------------------------------------
     @property
     def class_names(self) -> list[str]:
@@ -186,4 +198,8 @@ class SavedModelServable(Servable):
         except tf.errors.InvalidArgumentError as exc:
             message = tf_message(exc.message)
             raise BadRequest(f"the model rejected the input: {message}{feature_type_hint(message)}") from None
+        except (TypeError, ValueError) as exc:  # a TF2 function refusing the tensors it is given
+            if self.strict_shapes:
+                raise
+            raise BadRequest(f"the model rejected the input: {tf_message(str(exc))}") from None
         return {k: v.numpy() for k, v in out.items()}

@@ -71,6 +71,9 @@ class BatchOptions:
             power-of-two buckets for Keras models, no padding otherwise).
         threads: model calls that may run at once (``num_batch_threads``).
         max_instances: most instances in one request (a 400 beyond).
+        enabled: whether requests are batched together at all (TF Serving's ``--enable_batching``);
+            None: each kind of servable's default (tfpilot's models: on; other SavedModels: off,
+            as in TF Serving). Off, one request is one model call, whatever its size.
     """
 
     max_batch: int = 32
@@ -79,6 +82,7 @@ class BatchOptions:
     allowed_batch_sizes: tuple[int, ...] = ()
     threads: int = 1
     max_instances: int = 256
+    enabled: bool | None = None
 
 
 def pad_size(n: int, allowed: tuple[int, ...]) -> int:
@@ -105,6 +109,9 @@ class Servable:
     kind = "base"
     #: True for tfpilot's Predictor-based servables, which answer REST in tfpilot's shapes.
     legacy_rest = False
+    #: Whether requests are batched when ``--enable_batching`` is not given (tfpilot's models,
+    #: whose rows are independent: yes).
+    batches_by_default = True
 
     def __init__(self, name: str, version: int, path: str | Path, options: BatchOptions,
                  metrics: ServingMetrics | None = None) -> None:
@@ -161,6 +168,18 @@ class Servable:
     async def stop(self) -> None:
         await self.batcher.stop()
 
+    @property
+    def batching(self) -> bool:
+        """Whether requests share model calls (else one request is one model call)."""
+        enabled = self.options.enabled
+        return self.batches_by_default if enabled is None else enabled
+
+    @property
+    def strict_shapes(self) -> bool:
+        """Whether input shapes are checked against the signature before the model is called
+        (tfpilot's models, which know their input contract); else the graph decides, as in TF Serving."""
+        return True
+
     # -- signatures -----------------------------------------------------------------------------
     def signature(self, name: str | None) -> Signature:
         """The signature ``name`` ('' or None: serving_default), or a 400 naming the ones there are."""
@@ -185,7 +204,8 @@ class Servable:
             raise BadRequest(f"input size does not match signature {sig.name!r} of model {self.name!r}: "
                              f"{len(got)}!={len(want)} len({sorted(got)}) != len({sorted(want)}). "
                              f"Sent extra: {extra}. Missing but required: {missing}.")
-        return {k: sig.inputs[k].check(np.asarray(v) if not isinstance(v, np.ndarray) else v, f"input {k!r}")
+        return {k: sig.inputs[k].check(np.asarray(v) if not isinstance(v, np.ndarray) else v, f"input {k!r}",
+                                       shape=self.strict_shapes)
                 for k, v in inputs.items()}
 
     async def run(self, signature_name: str | None, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -211,7 +231,7 @@ class Servable:
         sig = self.signature(signature_name)
         checked = self.check_inputs(sig, inputs)
         rows = {np.shape(v)[0] if np.ndim(v) else -1 for v in checked.values()}
-        batchable = sig.batchable and len(rows) == 1 and rows != {0}
+        batchable = self.batching and sig.batchable and len(rows) == 1 and rows != {0} and -1 not in rows
         if batchable:
             n = batch_size(checked)
             if n > self.options.max_instances:
@@ -353,7 +373,7 @@ class PredictorServable(Servable):
         return self._decoder
 
     async def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        return await self._submit(batch)
+        return await self._submit(batch, None, self.batching)
 
     def _batch_job(self, signature_name: str | None, inputs: Mapping[str, np.ndarray]) -> tuple[Any, Any, bool]:
         """A classifier's one signature: its batches are shared with REST's raw-instance requests (no key)."""
@@ -367,7 +387,7 @@ class PredictorServable(Servable):
         if len(batch) == 0:
             raise BadRequest(f"input {self.input_name!r} is empty: send at least one instance")
         self.decoder.check_count(len(batch))
-        return batch, None, True
+        return batch, None, self.batching
 
     def _outputs(self, out: Any) -> dict[str, np.ndarray]:
         return {PROBABILITIES: out} if self.legacy_rest else out

@@ -74,7 +74,10 @@ def serve(settings: ServeSettings, log_level: str = "info") -> None:
     if settings.workers == 1:
         from tfpilot.serving.app import create_app
 
-        uvicorn.Server(uvicorn.Config(create_app(settings), **common)).run()
+        server = uvicorn.Server(uvicorn.Config(create_app(settings), **common))
+        server.run()
+        if not server.started:  # the lifespan failed: e.g. an initial model did not load (logged)
+            raise SystemExit(1)
         return
     saved = {k: os.environ.get(k) for k in (SETTINGS_ENV, "PROMETHEUS_MULTIPROC_DIR")}
     with tempfile.TemporaryDirectory(prefix="tfpilot-metrics-") as metrics_dir:
@@ -115,4 +118,9 @@ def serve_grpc_only(settings: ServeSettings, log_level: str = "info") -> None:
         async with serving_lifespan(ServerCore(settings, metrics), settings, metrics):
             await stop.wait()
 
-    asyncio.run(main())
+    from tfpilot.serving.core import ModelsUnavailable
+
+    try:
+        asyncio.run(main())
+    except ModelsUnavailable:  # logged where it was found; TF Serving exits non-zero too
+        raise SystemExit(1) from None

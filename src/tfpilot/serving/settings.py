@@ -118,6 +118,9 @@ class ServeSettings(BaseModel):
         batch_timeout_ms: longest a batch waits for requests that have already arrived.
         allowed_batch_sizes: batch sizes to pad to (TF Serving's; default: tfpilot's buckets).
         batch_threads: model calls per model version that may run at once.
+        enable_batching: whether requests share model calls (TF Serving's ``--enable_batching``);
+            None: tfpilot's own models batch (their rows are independent), other SavedModels do
+            not (TF Serving's default). Off, one request is one model call.
         api_key: when set, /v1/*, /v2/*, /metrics and gRPC need ``X-API-Key: KEY`` or
             ``Authorization: Bearer KEY`` (gRPC: metadata ``x-api-key`` or ``authorization``).
         max_body_bytes: larger request bodies get a 413 (and larger gRPC messages RESOURCE_EXHAUSTED).
@@ -132,6 +135,9 @@ class ServeSettings(BaseModel):
         graceful_timeout_s: how long shutdown waits for in-flight requests.
         threads: TensorFlow intra-op threads per process; None: one less than the CPU count
             (one core stays free for HTTP, JSON and decoding), 0: TensorFlow's default (all).
+        wait_for_models: open the ports only once every initial model has a version AVAILABLE,
+            and stop when one fails to load (``tensorflow_model_server``'s start-up; set by TF
+            Serving's flags); otherwise the ports open at once and ``/readyz`` says when ready.
         freeze_gc: once the models are warm, freeze the objects alive so far out of Python's
             garbage collector (``gc.freeze()``), whose full collections would stall requests;
             leave it on in a server process, turn it off when embedding the app in a process
@@ -155,6 +161,7 @@ class ServeSettings(BaseModel):
     batch_timeout_ms: float = Field(5.0, ge=0, le=10_000)
     allowed_batch_sizes: tuple[int, ...] = ()
     batch_threads: int = Field(1, ge=1, le=64)
+    enable_batching: bool | None = None
     api_key: str | None = Field(None, min_length=1, repr=False)
     max_body_bytes: int = Field(10 * 2**20, ge=1024)
     max_instances: int = Field(256, ge=1)
@@ -167,6 +174,7 @@ class ServeSettings(BaseModel):
     graceful_timeout_s: int = Field(30, ge=1)
     threads: int | None = Field(None, ge=0, le=1024)
     freeze_gc: bool = True
+    wait_for_models: bool = False
 
     @model_validator(mode="after")
     def _check_names(self) -> ServeSettings:
@@ -200,7 +208,7 @@ class ServeSettings(BaseModel):
 
         return BatchOptions(max_batch=self.max_batch, timeout_ms=self.batch_timeout_ms, max_queue=self.max_queue,
                             allowed_batch_sizes=self.allowed_batch_sizes, threads=self.batch_threads,
-                            max_instances=self.max_instances)
+                            max_instances=self.max_instances, enabled=self.enable_batching)
 
     def to_env(self) -> str:
         """JSON for :data:`SETTINGS_ENV` (includes the API key: keep the environment private)."""

@@ -72,13 +72,14 @@ class TensorInfo:
     shape: Shape
     tensor_name: str = ""
 
-    def check(self, arr: np.ndarray, where: str) -> np.ndarray:
-        """``arr`` if its dtype and shape fit this input, else a 400 that says what is expected."""
+    def check(self, arr: np.ndarray, where: str, shape: bool = True) -> np.ndarray:
+        """``arr`` if its dtype (and, with ``shape``, its shape) fit this input, else a 400 that says
+        what is expected. Without ``shape`` the graph decides, as TF Serving feeds a tensor as sent."""
         got = dtype_of_array(arr)
         if got.name != self.dtype.name:
             raise BadRequest(f"{where}: expects {self.dtype.short} ({self.dtype.name}) but {got.short} "
                              f"({got.name}) was provided")
-        if self.shape is not None:
+        if shape and self.shape is not None:
             ok = arr.ndim == len(self.shape) and all(w is None or w == g for w, g in zip(self.shape, arr.shape))
             if not ok:
                 raise BadRequest(f"{where}: wrong shape {list(arr.shape)}: the signature takes "

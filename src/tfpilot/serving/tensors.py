@@ -133,8 +133,28 @@ def array_from_proto(proto: Any) -> np.ndarray:
     return arr
 
 
-def array_to_proto(arr: np.ndarray) -> Any:
-    """A numpy array as a ``tensorflow.TensorProto`` (numbers packed into ``tensor_content``)."""
+#: The ``TensorProto`` field TensorFlow's ``Tensor::AsProtoField`` fills for each dtype.
+PROTO_FIELDS: Mapping[str, str] = MappingProxyType({
+    "DT_FLOAT": "float_val", "DT_DOUBLE": "double_val", "DT_INT32": "int_val", "DT_UINT8": "int_val",
+    "DT_INT16": "int_val", "DT_INT8": "int_val", "DT_UINT16": "int_val", "DT_STRING": "string_val",
+    "DT_INT64": "int64_val", "DT_BOOL": "bool_val", "DT_HALF": "half_val", "DT_BFLOAT16": "half_val",
+    "DT_UINT32": "uint32_val", "DT_UINT64": "uint64_val",
+})
+
+
+def array_to_proto(arr: np.ndarray, tensor_content: bool = False) -> Any:
+    """A numpy array as a ``tensorflow.TensorProto``, filled as TF Serving fills its answers.
+
+    Args:
+        arr: the tensor.
+        tensor_content: pack numbers into ``tensor_content`` (``Tensor::AsProtoTensorContent``);
+            by default every value goes to its dtype's typed field (``float_val``, ``int64_val``,
+            ``half_val`` as the bits of each half, ...), as ``Tensor::AsProtoField`` does.
+
+    Example:
+        >>> list(array_to_proto(np.array([[1.5, 2.0]], np.float32)).float_val)
+        [1.5, 2.0]
+    """
     from tensorflow.core.framework import tensor_pb2
 
     arr = np.asarray(arr)
@@ -142,10 +162,15 @@ def array_to_proto(arr: np.ndarray) -> Any:
     proto = tensor_pb2.TensorProto(dtype=dtype.enum)
     for d in arr.shape:
         proto.tensor_shape.dim.add(size=d)
+    flat = arr.reshape(-1)
     if dtype.is_string:
-        proto.string_val.extend(_as_bytes(x) for x in arr.reshape(-1))
-    else:
+        proto.string_val.extend(_as_bytes(x) for x in flat)
+    elif tensor_content:
         proto.tensor_content = np.ascontiguousarray(arr).tobytes()
+    elif dtype.name in ("DT_HALF", "DT_BFLOAT16"):
+        proto.half_val.extend(flat.view(np.uint16).astype(np.int32).tolist())
+    else:
+        getattr(proto, PROTO_FIELDS[dtype.name]).extend(flat.tolist())
     return proto
 
 
@@ -253,7 +278,8 @@ def json_to_array(value: Any, dtype: DType, where: str) -> np.ndarray:
         return arr.astype(np.bool_)
     if kind not in "iuf" and arr.size:
         found = "booleans" if kind == "b" else "strings, objects or null"
-        raise BadRequest(f"{where}: wrong type: a {dtype.name} tensor takes numbers; found {found}")
+        raise BadRequest(f"{where}: wrong type: a {dtype.name} tensor takes numbers; found {found} "
+                         f"(not of expected type: {dtype.short.replace('float32', 'float')})")
     target = np.dtype(numpy_dtype(dtype))
     if target.kind in "iu":
         if kind == "f" and arr.size:

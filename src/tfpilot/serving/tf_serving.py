@@ -7,7 +7,9 @@ Every route exists three ways: ``/v1/models/{name}`` (the latest available versi
 * ``GET  .../metadata`` -- ``model_spec`` and the ``signature_def`` map
 * ``POST ...:predict`` -- row (``instances``) or columnar (``inputs``) format, any signature
 * ``POST ...:classify`` / ``...:regress`` -- ``examples`` (+ ``context``) for classify and
-  regress signatures; ``{"result": [[[label, score], ...], ...]}`` / ``{"result": [value, ...]}``
+  regress signatures; ``{"results": [[[label, score], ...], ...]}`` / ``{"results": [value, ...]}``
+  (the key TF Serving's server writes, ``kClassifyRegressResponseKey``, though its REST guide says
+  ``result``)
 
 tfpilot's own models answer predict and classify in tfpilot's shapes (see
 :mod:`~tfpilot.serving.rest_tfpilot`); a SavedModel from ``tfpilot export`` answers as TF
@@ -54,6 +56,9 @@ NAME = Path(description="The model's name (see GET /v1/models).")
 VERSION = Path(description="A version number (a numbered folder of the model's base path).")
 LABEL = Path(description="A version label of the model config (e.g. stable).")
 VERBS = ("predict", "classify", "regress")
+INT64_MAX = 2**63 - 1
+#: The key of classify and regress answers (TF Serving's ``util/json_tensor.cc``).
+RESULTS = "results"
 TOP_K = Query(None, ge=1, le=100_000, description="tfpilot models: only the best k classes (default: all).")
 
 
@@ -61,7 +66,7 @@ def parse_version(version: str | None) -> int | None:
     """A URL's version as a number; a 400 for anything else."""
     if version is None:
         return None
-    if not version.isdigit():
+    if not version.isdigit() or int(version) > INT64_MAX:
         raise BadRequest(f"Failed to convert version: {version} to numeric.")
     return int(version)
 
@@ -161,7 +166,7 @@ async def classify(request: Request, name: str, version: str | None = None, labe
         if serialized is None:  # a tfpilot export's predict signature: class names, as tfpilot answers
             return await rest_tfpilot.classify_body(servable, body, top_k)
         _, result = await inference.classify(servable, sig.name, serialized)
-    return await json_answer(lambda: {"result": [inference.classification_pairs(r) for r in result]},
+    return await json_answer(lambda: {RESULTS: [inference.classification_pairs(r) for r in result]},
                              sum(len(r.classes) for r in result))
 
 
@@ -172,7 +177,7 @@ async def regress(request: Request, name: str, version: str | None = None, label
             raise BadRequest("tfpilot models are classifiers: use :predict (probabilities) or :classify (class names)")
         _, sig, serialized = await _read_examples(servable, request, "regress")
         _, values = await inference.regress(servable, sig.name, serialized or [])
-    return JSONResponse({"result": values})
+    return JSONResponse({RESULTS: values})
 
 
 def tf_serving_router() -> APIRouter:
