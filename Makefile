@@ -48,7 +48,7 @@ demo: $(VENV)/.installed
 ## test: the test suite (slow tests excluded; run them with `make test PYTEST_ARGS="-m slow"`)
 # Two processes or more (most tests wait on subprocesses, servers or one core); a file's tests stay
 # in one process, so its module fixtures are built once.
-PYTEST_ARGS ?= -m "not slow" -n auto --maxprocesses 4 --dist loadfile
+PYTEST_ARGS ?= -m "not slow" -n auto --maxprocesses 4 --dist loadfile --durations=30
 test: $(VENV)/.installed-dev browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
