@@ -270,7 +270,7 @@ class Trainer:
         calibration = None
         if self.strategy_ is None:  # a distributed run's model calibrates once reloaded, below
             model, calibration = self._calibrate(model, data)
-            if calibration:  # the calibrated model compiles as the trained one did (model_.loss, evaluate);
+            if calibration and not forest_heads(model):  # compiled as the trained one was (model_.loss, evaluate);
                 self._compile(model, self._steps(data), data.num_classes, precision)  # its optimizer built,
                 model.optimizer.build(model.trainable_variables)  # so model.keras loads without a warning
         model.save(run.model_path)
