@@ -135,12 +135,31 @@ def task_for(config: Config) -> Task:
     return Task()
 
 
+#: TF's global seed for a ``train.seed`` whose 31-bit residue is 0 (see :func:`seed_everything`).
+ZERO_SEED_STAND_IN = 2**31 - 2
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy, TensorFlow and Keras; optionally make TF ops deterministic."""
+    """Seed Python, NumPy, TensorFlow and Keras; optionally make TF ops deterministic.
+
+    TensorFlow's global seed is ``seed``, except where its 31-bit residue is 0 (``seed`` 0):
+    ``tf.random.get_seed`` then compares the pipeline's per-epoch shuffle seed, a tensor, with
+    0 in Python, which fails inside ``tf.data``'s graph functions. Such a seed gets
+    :data:`ZERO_SEED_STAND_IN` as TF's global seed instead (Python, NumPy and Keras keep ``seed``).
+
+    Args:
+        seed: ``train.seed``.
+        deterministic: also enable TF's op determinism.
+
+    Example:
+        >>> seed_everything(0, deterministic=False)  # doctest: +SKIP
+    """
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
+    if seed % (2**31 - 1) == 0:
+        tf.random.set_seed(ZERO_SEED_STAND_IN)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
 
