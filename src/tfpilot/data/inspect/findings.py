@@ -28,7 +28,7 @@ from tfpilot.data.inspect.hashing import array_phashes, hash_image_files
 log = logging.getLogger(__name__)
 
 #: Perceptual hashes this many bits apart or fewer are near-duplicates (of 64).
-IMAGE_DISTANCE = 4
+IMAGE_DISTANCE = 6
 #: Texts whose word-bigram sets have this Jaccard similarity or more are near-duplicates.
 TEXT_SIMILARITY = 0.5
 #: Pairs kept in the JSON per kind (the counts are always complete).
