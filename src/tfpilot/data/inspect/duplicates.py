@@ -43,6 +43,14 @@ def exact_groups(digests: Sequence[str], skip: frozenset[str] = frozenset({"miss
     return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
 
+def popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 (``np.bitwise_count`` on NumPy 2, a byte table before)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x).astype(np.int64)
+    as_bytes = np.ascontiguousarray(x, dtype=np.uint64).view(np.uint8).reshape(*x.shape, 8)
+    return np.unpackbits(as_bytes, axis=-1).sum(axis=-1).astype(np.int64)
+
+
 def _chunks(bits: int, parts: int) -> list[tuple[int, int]]:
     """``parts`` (shift, width) chunks covering ``bits`` bits, widths differing by at most 1."""
     widths = [bits // parts + (1 if i < bits % parts else 0) for i in range(parts)]
@@ -82,7 +90,7 @@ def near_pairs(hashes: np.ndarray, max_distance: int, bits: int = 64, max_bucket
             members = np.sort(order[s:e])
             for b in range(0, len(members), max_bucket):
                 rows = members[b:b + max_bucket]
-                dist = np.bitwise_count(h[rows][:, None] ^ h[members][None, :]).astype(np.int64)
+                dist = popcount(h[rows][:, None] ^ h[members][None, :])
                 i, j = np.nonzero(dist <= max_distance)
                 keep = rows[i] < members[j]
                 found.append(np.stack([rows[i][keep], members[j][keep], dist[i, j][keep]], axis=1))
