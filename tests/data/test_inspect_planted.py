@@ -32,7 +32,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], di
     root = tmp_path_factory.mktemp("inspect-images")
     planted = make_planted_image_folder(root / "colours", per_class=60, test_per_class=15, copies=6)
     cfg = load_config(None, dataset=str(root / "colours"), overrides=["train.batch_size=32"])
-    found = inspect(cfg, root / "out", folds=3, epochs=10, model="mlp", workers=2)
+    found = inspect(cfg, root / "out", folds=3, epochs=15, model="mlp", workers=2)
     return found, planted, root / "out"
 
 
@@ -41,7 +41,7 @@ def texts(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dic
     root = tmp_path_factory.mktemp("inspect-texts")
     planted = make_planted_text_table(root / "news.csv", per_class=80, copies=8)
     found = inspect(load_config(None, dataset=str(root / "news.csv"), overrides=["train.batch_size=32"]),
-                    root / "out", folds=3, epochs=8)
+                    root / "out", folds=3, epochs=15)
     return found, planted
 
 

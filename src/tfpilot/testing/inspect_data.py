@@ -36,8 +36,8 @@ def _image(rng: np.random.Generator, colour: int, size: int) -> np.ndarray:
 
     small = rng.integers(0, 256, size=(12, 12), dtype=np.uint8)
     pattern = np.asarray(Image.fromarray(small).resize((size, size), Image.BILINEAR), dtype=np.float32)
-    rgb = np.stack([pattern * 0.6] * 3, axis=-1)
-    rgb[..., colour] += 100
+    rgb = np.stack([pattern * 0.4] * 3, axis=-1)
+    rgb[..., colour] += 150
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
@@ -103,7 +103,7 @@ def make_planted_image_folder(root: str | Path, per_class: int = 80, test_per_cl
 
 def _text(rng: np.random.Generator, words: tuple[str, ...], length: int) -> list[str]:
     out = list(rng.choice(FILLER, size=length))
-    for pos in rng.choice(length, size=length // 3, replace=False):
+    for pos in rng.choice(length, size=length // 2, replace=False):
         out[pos] = str(rng.choice(words))
     return out
 
