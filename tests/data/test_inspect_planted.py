@@ -30,7 +30,7 @@ def _check(found: dict[str, Any], kind: str, planted: list[tuple[str, str]]) -> 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any], Path]:
     root = tmp_path_factory.mktemp("inspect-images")
-    planted = make_planted_image_folder(root / "colours", per_class=60, test_per_class=15, copies=6)
+    planted = make_planted_image_folder(root / "colours", per_class=60, test_per_class=15, copies=6, broken=2)
     cfg = load_config(None, dataset=str(root / "colours"), overrides=["train.batch_size=32"])
     found = inspect(cfg, root / "out", folds=3, epochs=15, model="mlp", workers=2)
     return found, planted, root / "out"
@@ -74,6 +74,9 @@ def test_image_files_are_described(images: tuple[dict[str, Any], dict[str, Any],
     found, _, out = images
     assert found["images"]["sizes"]["24x24"] >= 200 and "18x18" in found["images"]["sizes"]
     assert found["images"]["modes"] == {"RGB": found["examples"]}
+    unreadable = {Path(u["id"]).name: u["reason"] for u in found["unreadable"]}
+    assert set(unreadable) == {Path(p).name for p in planted["broken"]}
+    assert all(reason for reason in unreadable.values())
     assert set(found["counts"]["per_split"]) == {"train", "val", "test"}
     on_disk = json.loads((out / "inspect.json").read_text())
     assert on_disk["duplicates"]["exact"]["count"] == found["duplicates"]["exact"]["count"]

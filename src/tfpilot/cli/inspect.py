@@ -61,7 +61,10 @@ def inspect_command(
             f"({100 * leak['fraction']:.2f}%) have a copy in an earlier split")
     li = found.get("label_issues") or {}
     if "count" in li:
-        say(f"label issues: {li['count']} of {li['examples']} ({li['method']})")
+        say(f"label issues: {li['count']} of {li['examples']} ({li['method']}; out-of-sample accuracy "
+            f"{li['out_of_sample_accuracy']:.4f})")
+        if li.get("warning"):
+            say(("warning:", "yellow"), f" {li['warning']}")
     cols = found.get("columns")
     if cols:
         for what in ("constant", "id_like", "leaky"):

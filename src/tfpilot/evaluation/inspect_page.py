@@ -117,8 +117,10 @@ def label_section(found: Mapping[str, Any], thumbs: Thumbs, shown: int) -> str:
         return ""
     if "skipped" in li:
         return section("labels", "Label issues", note(li["skipped"]))
-    head = key_values([("issues found", li["count"]), ("examples checked", li["examples"]),
+    warning = f'<p class="warn">{esc(li["warning"])}</p>' if li.get("warning") else ""
+    head = warning + key_values([("issues found", li["count"]), ("examples checked", li["examples"]),
                        ("method", esc(li["method"])), ("held-out accuracy per fold", esc(li["fold_accuracy"])),
+                       ("out-of-sample accuracy", li["out_of_sample_accuracy"]),
                        ("seconds", li["seconds"])])
     cards = [thumbs.card([e["i"]], f"given <b class=\"bad\">{esc(e['given'])}</b>, suggested "
                                    f"<b class=\"good\">{esc(e['suggested'])}</b> "

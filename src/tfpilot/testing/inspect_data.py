@@ -9,7 +9,7 @@ Example:
     >>> import tempfile
     >>> planted = make_planted_image_folder(tempfile.mkdtemp(), per_class=10, test_per_class=4, copies=2)
     >>> sorted(planted)
-    ['exact', 'flipped', 'near', 'root']
+    ['broken', 'exact', 'flipped', 'near', 'root']
 """
 
 from __future__ import annotations
@@ -53,20 +53,20 @@ def _save(array: np.ndarray, path: Path, resize: int | None = None, jpeg: bool =
 
 
 def make_planted_image_folder(root: str | Path, per_class: int = 80, test_per_class: int = 20, copies: int = 6,
-                              size: int = 24, flip: float = 0.05, seed: int = 0) -> dict[str, Any]:
+                              size: int = 24, flip: float = 0.05, broken: int = 0, seed: int = 0) -> dict[str, Any]:
     """``ROOT/{train,test}/<colour>/*.png`` with planted problems.
 
     Planted (``copies`` of each): exact copies inside train and from train into test; near copies
     (resized, or re-encoded as JPEG) inside train and from train into test; ``flip`` of the other
-    training images moved to another class folder.
+    training images moved to another class folder; ``broken`` files that are no image.
 
     Returns:
-        ``{"root", "exact": [(original, copy)], "near": [(original, copy)], "flipped": [path]}``, paths
-        relative to ROOT (``*_leak*`` copies are in test: cross-split).
+        ``{"root", "exact": [(original, copy)], "near": [(original, copy)], "flipped": [path],
+        "broken": [path]}``, paths relative to ROOT (``*_leak*`` copies are in test: cross-split).
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
-    planted: dict[str, Any] = {"root": str(root), "exact": [], "near": [], "flipped": []}
+    planted: dict[str, Any] = {"root": str(root), "exact": [], "near": [], "flipped": [], "broken": []}
     originals = []
     for split, n in (("train", per_class), ("test", test_per_class)):
         for k, colour in enumerate(COLOURS):
@@ -98,6 +98,10 @@ def make_planted_image_folder(root: str | Path, per_class: int = 80, test_per_cl
         moved = f"train/{COLOURS[other]}/flipped_{Path(rel).stem}_{COLOURS[k]}.png"
         (root / rel).rename(root / moved)
         planted["flipped"].append(moved)
+    for n in range(broken):
+        bad = f"train/{COLOURS[n % len(COLOURS)]}/broken_{n}.png"
+        (root / bad).write_bytes(b"\x89PNG but not really" + rng.bytes(32))
+        planted["broken"].append(bad)
     return planted
 
 

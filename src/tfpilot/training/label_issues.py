@@ -11,7 +11,8 @@ contradict.
 For speed on image datasets of CIFAR's scale, in-memory images are downscaled
 (``image_size``, default: the longer side at most 16 pixels) and the model is ``fast_cnn``
 for a few epochs: a weaker model than a full run, so it finds the gross errors and misses
-subtle ones; tables and texts take the model tfpilot would choose (``model.name: auto``).
+subtle ones. Tables of number and category columns take ``ydf_gbt``; texts and other tables
+the model tfpilot would choose (``model.name: auto``).
 
 Example:
     >>> from tfpilot.config import load_config
@@ -163,6 +164,13 @@ def _folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, 
     return out
 
 
+#: Out-of-sample accuracy below which the findings carry a warning (the count is mostly model error).
+WEAK_MODEL = 0.8
+
+#: The folds' model of a table of number and category columns: gradient-boosted trees, strong
+#: and quick on small tables (other tables take tfpilot's choice).
+TABLE_MODEL, TABLE_MODEL_INPUTS = "ydf_gbt", frozenset({"number", "category"})
+
 #: The quick image model of the folds (``fast_cnn`` with these params): "same" padding takes 8x8 images.
 IMAGE_MODEL = ("fast_cnn", {"filters": [16, 32], "padding": "same", "dense_units": 64})
 
@@ -215,6 +223,8 @@ def find_label_issues(config: Config, data: Any, *, folds: int = 4, epochs: int 
     if getattr(data, "features", None) is not None:
         pooled, labels, head = _pool_table(data)
         size = None
+        if model is None and all(f.kind in TABLE_MODEL_INPUTS for f in data.spec.inputs):
+            model = TABLE_MODEL
     else:
         spec = data.input_spec
         size = image_size
@@ -272,10 +282,16 @@ def label_issue_findings(config: Config, data: Any, flat: Any, *, folds: int = 4
         g, s = int(result.labels[i]), int(p.argmax())
         issues.append({"i": int(i), **flat.ref(int(i)), "given": names[g], "suggested": names[s],
                        "p_given": round(float(p[g]), 4), "p_suggested": round(float(p[s]), 4)})
-    method = (f"{len(result.fold_accuracy)}-fold {result.model}, {epochs} epochs"
+    epochs_text = "" if result.model.startswith("ydf") else f", {epochs} epochs"
+    method = (f"{len(result.fold_accuracy)}-fold {result.model}{epochs_text}"
               + (f", images at {result.image_size[0]}x{result.image_size[1]}" if result.image_size else "")
               + "; cleanlab.filter.find_label_issues (ranked by self-confidence)")
-    return {"count": len(issues), "examples": int(len(result.labels)), "method": method,
-            "fold_accuracy": result.fold_accuracy,
-            "out_of_sample_accuracy": round(float((result.probs.argmax(1) == result.labels).mean()), 4),
-            "seconds": result.seconds, "issues": issues}
+    accuracy = round(float((result.probs.argmax(1) == result.labels).mean()), 4)
+    found = {"count": len(issues), "examples": int(len(result.labels)), "method": method,
+             "fold_accuracy": result.fold_accuracy, "out_of_sample_accuracy": accuracy,
+             "seconds": result.seconds, "issues": issues}
+    if accuracy < WEAK_MODEL:
+        found["warning"] = (f"the quick model is weak here ({100 * accuracy:.1f}% out of sample): most issues are its "
+                            "own mistakes, not label errors; look at the top of the ranking, or pass a stronger "
+                            "--model and more --epochs")
+    return found
