@@ -54,3 +54,23 @@ def test_inspect_a_table_names_its_problem_columns(tmp_path: Path) -> None:
 def test_inspect_refuses_what_it_cannot_read(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["inspect", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "error:" in result.output
+
+
+def test_flipped_labels_of_a_table_are_label_issues(tmp_path: Path) -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 300
+    x, c = rng.normal(size=n), rng.choice(["a", "b", "c"], n)
+    y = np.where(x + (c == "a") * 1.5 > 0.5, "yes", "no")
+    flipped = rng.choice(n, 15, replace=False)  # 5%
+    y[flipped] = np.where(y[flipped] == "yes", "no", "yes")
+    pd.DataFrame({"x": x, "c": c, "z": rng.normal(size=n), "y": y}).to_csv(tmp_path / "t.csv", index=False)
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path / "t.csv"), "--target", "y", "--out",
+                                      str(tmp_path / "out"), "--folds", "3"])
+    assert result.exit_code == 0, result.output
+    issues = json.loads((tmp_path / "out" / "inspect.json").read_text())["label_issues"]
+    assert issues["method"].startswith("3-fold ydf_gbt")
+    found = {e["id"] for e in issues["issues"]}
+    planted = {f"row {r + 1}" for r in flipped}
+    assert len(found & planted) >= 0.9 * len(planted) and len(found) <= 2 * len(planted)

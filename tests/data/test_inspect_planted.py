@@ -71,7 +71,7 @@ def test_flipped_image_labels_are_label_issues(images: tuple[dict[str, Any], dic
 
 
 def test_image_files_are_described(images: tuple[dict[str, Any], dict[str, Any], Path]) -> None:
-    found, _, out = images
+    found, planted, out = images
     assert found["images"]["sizes"]["24x24"] >= 200 and "18x18" in found["images"]["sizes"]
     assert found["images"]["modes"] == {"RGB": found["examples"]}
     unreadable = {Path(u["id"]).name: u["reason"] for u in found["unreadable"]}
