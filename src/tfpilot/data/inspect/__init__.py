@@ -7,7 +7,7 @@ composition is :func:`tfpilot.api.inspect`.
 Example:
     >>> from tfpilot.data.inspect import near_pairs
     >>> import numpy as np
-    >>> near_pairs(np.array([0, 1, 2**40], np.uint64), max_distance=2).tolist()
+    >>> near_pairs(np.array([0, 1, 2**40 - 1], np.uint64), max_distance=2).tolist()
     [[0, 1, 1]]
 """
 
