@@ -43,6 +43,7 @@ class Thumbs:
         self.flat, self.size = flat, size
 
     def picture(self, i: int) -> str:
+        """An ``<img>`` of example ``i`` ('' for texts and rows)."""
         flat = self.flat
         try:
             if flat.kind == "image":
@@ -59,6 +60,7 @@ class Thumbs:
         return ""
 
     def text(self, i: int, chars: int = 400) -> str:
+        """The start of example ``i``'s text (a row: its cells) ('' for images)."""
         flat = self.flat
         if flat.kind == "text":
             t = str(flat.texts[i])
@@ -69,6 +71,7 @@ class Thumbs:
         return f'<div class="txt">{esc(t[:chars])}{"…" if len(t) > chars else ""}</div>'
 
     def card(self, positions: Sequence[int], caption: str) -> str:
+        """A card of the examples at ``positions`` side by side, with ``caption`` (HTML) and their ids."""
         pics = "".join(self.picture(i) for i in positions)
         texts = "".join(self.text(i) for i in positions)
         ids = "<br>".join(f"{esc(self.flat.split[i])}: {esc(self.flat.ids[i])}" for i in positions)
@@ -81,6 +84,7 @@ def _label(ref: Mapping[str, Any]) -> str:
 
 
 def duplicates_section(found: Mapping[str, Any], thumbs: Thumbs, shown: int) -> str:
+    """Counts, the leak table, then the first ``shown`` pairs of each kind (cross-split first) as cards."""
     d = found["duplicates"]
     parts = [key_values([("exact duplicate pairs", d["exact"]["count"]),
                          ("  of them across splits", d["exact"]["cross_split"]),
@@ -112,6 +116,7 @@ def duplicates_section(found: Mapping[str, Any], thumbs: Thumbs, shown: int) -> 
 
 
 def label_section(found: Mapping[str, Any], thumbs: Thumbs, shown: int) -> str:
+    """The label issues, most suspicious first, with given and suggested label ('' when not searched)."""
     li = found.get("label_issues")
     if not li:
         return ""
@@ -130,6 +135,7 @@ def label_section(found: Mapping[str, Any], thumbs: Thumbs, shown: int) -> str:
 
 
 def counts_section(found: Mapping[str, Any]) -> str:
+    """Examples per class and split, and each split's imbalance."""
     c = found["counts"]
     parts = [key_values([("kind", found["kind"]), ("examples", found["examples"]),
                          ("splits", esc(found["split_sizes"]))])]
@@ -144,6 +150,7 @@ def counts_section(found: Mapping[str, Any]) -> str:
 
 
 def files_section(found: Mapping[str, Any]) -> str:
+    """Unreadable files, image histograms (sizes, modes, aspect ratios, formats) and text lengths."""
     parts = []
     unread = found["unreadable"]
     parts.append(f"<h3>Unreadable files ({len(unread)})</h3>")
@@ -167,6 +174,7 @@ def files_section(found: Mapping[str, Any]) -> str:
 
 
 def columns_section(found: Mapping[str, Any]) -> str:
+    """A table's columns and their single-column leakage scores ('' for other data)."""
     cols = found.get("columns")
     if not cols:
         return ""
