@@ -94,3 +94,5 @@ def test_batched_phash_is_imagehash_phash(tmp_path) -> None:
     assert infos[4].error.startswith("not a decodable image") and infos[4].phash == 0
     assert (infos[1].width, infos[1].height, infos[1].mode) == (20, 17, "RGB")
     assert array_phashes(np.stack([images[2]])).tolist() == [expected[2]]
+    pooled = hash_image_files([*map(str, paths), str(tmp_path / "bad.png")], workers=2, chunk=2)  # 3 tasks, 2 processes
+    assert pooled == infos

@@ -106,7 +106,9 @@ def image_info(path: str) -> ImageInfo:
         with Image.open(io.BytesIO(data)) as im:
             width, height, mode, fmt = im.width, im.height, im.mode, im.format or ""
             return ImageInfo(digest, phash_input(im), width, height, mode, fmt)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError:
+        return ImageInfo(digest, 0, 0, 0, "", "", "not a decodable image: no image format recognised in its bytes")
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt data
         return ImageInfo(digest, 0, 0, 0, "", "", f"not a decodable image: {exc}")
 
 
