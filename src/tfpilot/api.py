@@ -30,8 +30,8 @@ from tfpilot.training.lr_finder import LRFinderResult, find_lr
 from tfpilot.training.prune import PruneResult, prune
 
 __all__ = ["DeterminismReport", "LRFinderResult", "Predictor", "PruneResult", "Run", "Trainer", "beside_its_run",
-           "check_determinism", "ensemble", "evaluate", "find_lr", "launch", "load", "prune", "report", "resume",
-           "train"]
+           "check_determinism", "ensemble", "evaluate", "find_lr", "inspect", "launch", "load", "prune", "report",
+           "resume", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +97,53 @@ def resume(run_dir: str | Path, report: bool = True) -> Run | None:
     then write its report."""
     return _finish(Trainer.resume(run_dir), report)
 
+
+
+def inspect(config: Config, out: str | Path, *, label_issues: bool = True, folds: int = 4, epochs: int = 4,
+            model: str | None = None, workers: int | None = None, image_distance: int | None = None,
+            text_similarity: float | None = None, shown: int = 60) -> dict[str, Any]:
+    """``tfpilot inspect``: check the data of ``config`` as training would split it; write
+    ``OUT/inspect.json`` and the self-contained ``OUT/inspect.html``; return the findings.
+
+    Args:
+        config: a config naming the data (``data.dataset``, a table's ``features``).
+        out: the output folder.
+        label_issues: also search label issues (a K-fold model, :mod:`tfpilot.training.label_issues`).
+        folds, epochs, model: the K-fold model's folds, epochs and model (default: a quick one).
+        workers: processes hashing image files.
+        image_distance, text_similarity: near-duplicate thresholds (defaults in
+            :mod:`tfpilot.data.inspect.findings`).
+        shown: findings of each kind drawn on the page.
+
+    Example:
+        >>> found = inspect(load_config(None, dataset="digits"), "inspect-digits", folds=3)  # doctest: +SKIP
+        >>> found["duplicates"]["exact"]["count"]  # doctest: +SKIP
+        0
+    """
+    import json
+    import time
+
+    from tfpilot.data.inspect import findings as F
+    from tfpilot.data.table import prepare_run_data
+    from tfpilot.evaluation.inspect_page import write_page
+    from tfpilot.training.label_issues import label_issue_findings
+
+    start = time.perf_counter()
+    data = prepare_run_data(config)
+    frame = None
+    if config.features is not None:
+        from tfpilot.data.table_io import load_table
+
+        frame = load_table(config.data.dataset, config.data).frame
+    found, flat = F.inspect_data(data, frame=frame, workers=workers,
+                                 image_distance=F.IMAGE_DISTANCE if image_distance is None else image_distance,
+                                 text_similarity=F.TEXT_SIMILARITY if text_similarity is None else text_similarity)
+    found = {"dataset": config.data.dataset, **found}
+    if label_issues:
+        found["label_issues"] = label_issue_findings(config, data, flat, folds=folds, epochs=epochs, model=model)
+    found["timings"]["total_s"] = round(time.perf_counter() - start, 2)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "inspect.json").write_text(json.dumps(found, indent=1, default=str), encoding="utf-8")
+    write_page(found, flat, out / "inspect.html", shown=shown)
+    return found

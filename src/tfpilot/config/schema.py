@@ -113,6 +113,10 @@ class DataConfig(Section):
     id_column: str | None = Field(
         None, description="Tables: split rows by a hash of this column's value (rows sharing an id share a split; "
         "the column is not an input) instead of by a hash of each row's content.")
+    dedupe: Literal["warn", "drop", "off"] = Field(
+        "warn", description="Evaluation examples that are exact copies of an example in an earlier split (train "
+        "for val; train or val for test): warn in the log and data_report.json, drop them from val/test "
+        "(recorded in split.json), or skip the check. `tfpilot inspect` finds near-duplicates too.")
     text_format: Literal["auto", "csv", "tsv", "jsonl", "json"] = Field(
         "auto", description="Text tables: the file format; auto = from the extension, else sniffed from the content."
     )

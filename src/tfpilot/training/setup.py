@@ -51,6 +51,10 @@ class Task:
 
         manifest = None if source is None else json.loads(source.file(SPLIT).read_text())
         data = prepare_run_data(config, manifest)
+        if manifest is None:  # a new split: exact copies across splits (data.dedupe)
+            from tfpilot.data.inspect.train_checks import check_splits
+
+            data = check_splits(data, config.data.dedupe)
         return choose_defaults(config.model_copy(update={"features": data.features}), data), data
 
     def create_model(self, config: Config, data: Any) -> Any:
