@@ -216,14 +216,21 @@ def quiet_ydf() -> Iterator[None]:
 
 
 def forest_heads(model: Any) -> list[ForestHead]:
-    """The :class:`ForestHead` layers of ``model`` (none: a neural model).
+    """The :class:`ForestHead` layers of ``model``, nested models' included (an ensemble's
+    members); none: a neural model.
 
     Example:
         >>> import keras
         >>> forest_heads(keras.Sequential([keras.layers.Dense(1)]))
         []
     """
-    return [layer for layer in getattr(model, "layers", []) if isinstance(layer, ForestHead)]
+    found: list[ForestHead] = []
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, ForestHead):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found.extend(forest_heads(layer))
+    return found
 
 
 def refuse_conversion(model: Any) -> None:
