@@ -270,7 +270,9 @@ def fit_leaderboard(config: Config) -> LeaderboardResult:
             continue
         entries.append(_entry(cand.name, trainer, entries))
     if not entries:
-        raise UserError(f"no candidate of the leaderboard could be trained: {skipped}")
+        why = "; ".join(f"{k}: {v}" for k, v in skipped.items())
+        raise UserError(f"no candidate of the leaderboard could be trained ({why}). Raise train.time_limit "
+                        "(--time-limit), or name one model (model.name)")
     return _ensemble(config, path, entries, skipped, started)
 
 
