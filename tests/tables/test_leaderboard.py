@@ -45,10 +45,12 @@ def test_time_limits_are_read_as_durations_and_search_keys_need_the_leaderboard(
 def test_presets_name_their_candidates_and_train_candidates_replace_them():
     from tfpilot.training.leaderboard import BENCHMARK_RANK1, candidates
 
-    assert [c.name for c in candidates(load_config(_table()))] == ["ydf_gbt", "linear", "multitask"]
+    fast = candidates(load_config(_table()))
+    assert [c.name for c in fast] == ["ydf_gbt_rank1", "ydf_gbt_bfg", "multitask", "linear"]
+    assert fast[0].params == BENCHMARK_RANK1
     best = candidates(load_config(_table(preset="best")))
-    assert {"ydf_rf", "ydf_gbt", "multitask", "linear"} <= {c.model for c in best}
-    assert best[0].params.items() >= BENCHMARK_RANK1.items()
+    assert {"ydf_rf", "ydf_gbt", "multitask", "linear"} <= {c.model for c in best} and len(best) > len(fast)
+    assert best[0].params.items() >= BENCHMARK_RANK1.items() and best[0].params["num_trees"] == 1000
     chosen = candidates(load_config(_table(candidates={"linear": {}, "ydf_gbt": {"num_trees": 7}})))
     assert [(c.name, c.params) for c in chosen] == [("linear", {}), ("ydf_gbt", {"num_trees": 7})]
     assert chosen[0].train["train.epochs"] == 40  # the preset's recipe of that model

@@ -81,20 +81,28 @@ BENCHMARK_RANK1 = {"growing_strategy": "BEST_FIRST_GLOBAL", "categorical_algorit
                    "sparse_oblique_num_projections_exponent": 1.0}
 _NEURAL = {"train.epochs": 40, "train.batch_size": 256, "train.callbacks.early_stopping.patience": 5}
 
+#: YDF's ``better_default`` template of gradient-boosted trees: as fast as its defaults.
+BEST_FIRST = {"growing_strategy": "BEST_FIRST_GLOBAL"}
+
 #: The candidates of each ``train.preset``, the most useful first (a time limit skips the last).
+#: Chosen on melbourne-housing's validation split (docs/bench/tables.md): the benchmark_rank1 trees
+#: were the best single model, the best-first trees and the neural model added the most to them in
+#: the ensemble; the random forest and YDF's default trees added little for their time.
 PRESETS: dict[str, tuple[Candidate, ...]] = {
     "fast": (
-        Candidate("ydf_gbt", "ydf_gbt"),
-        Candidate("linear", "linear", {}, _NEURAL),
+        Candidate("ydf_gbt_rank1", "ydf_gbt", BENCHMARK_RANK1),
+        Candidate("ydf_gbt_bfg", "ydf_gbt", BEST_FIRST),
         Candidate("multitask", "multitask", {"hidden_units": [128, 64], "dropout": 0.1}, _NEURAL),
+        Candidate("linear", "linear", {}, _NEURAL),
     ),
     "best": (
-        Candidate("ydf_gbt", "ydf_gbt", {**BENCHMARK_RANK1, "num_trees": 1000}),
-        Candidate("ydf_gbt_default", "ydf_gbt"),
-        Candidate("linear", "linear", {}, _NEURAL),
+        Candidate("ydf_gbt_rank1", "ydf_gbt", {**BENCHMARK_RANK1, "num_trees": 1000, "shrinkage": 0.05}),
+        Candidate("ydf_gbt_bfg", "ydf_gbt", BEST_FIRST),
         Candidate("multitask", "multitask", {"hidden_units": [256, 128], "dropout": 0.1},
                   {**_NEURAL, "train.epochs": 100, "train.callbacks.early_stopping.patience": 10}),
+        Candidate("ydf_gbt", "ydf_gbt"),
         Candidate("ydf_rf", "ydf_rf", {"winner_take_all": False}),
+        Candidate("linear", "linear", {}, _NEURAL),
     ),
 }
 
@@ -107,13 +115,13 @@ def candidates(config: Config) -> list[Candidate]:
         >>> from tfpilot.config import load_config
         >>> cfg = load_config({"data": {"dataset": "t.csv"}, "features": {"outputs": ["y"]}})
         >>> [c.name for c in candidates(cfg)]
-        ['ydf_gbt', 'linear', 'multitask']
+        ['ydf_gbt_rank1', 'ydf_gbt_bfg', 'multitask', 'linear']
     """
     t = config.train
     preset = PRESETS[t.preset]
     if t.candidates is None:
         return list(preset)
-    recipes = {c.model: c.train for c in preset}
+    recipes = {c.model: c.train for c in reversed(preset)}  # a model's first candidate's recipe
     return [Candidate(name, name, dict(params or {}), recipes.get(name, {})) for name, params in t.candidates.items()]
 
 
