@@ -80,7 +80,7 @@ def test_a_time_limit_spent_before_the_first_candidate_skips_them_all(tmp_path: 
     table = make_table(tmp_path, rows=30, images=False)
     cfg = load_config({"data": {"dataset": str(table)}, "features": {"outputs": ["kind"]},
                        "train": {"time_limit": 1}, "output": {"run_dir": str(tmp_path / "run")}})
-    with pytest.raises(UserError, match=r"no candidate .*ydf_gbt: the time limit \(1 s\) ran out"):
+    with pytest.raises(UserError, match=r"no candidate .*ydf_gbt_rank1: the time limit \(1 s\) ran out"):
         fit_leaderboard(cfg)
 
 
