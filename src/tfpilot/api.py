@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tfpilot.config import Config, load_config
+from tfpilot.config.schema import AUTO_MODEL
 from tfpilot.evaluation.evaluate import evaluate
 from tfpilot.evaluation.report import report, report_after_training
 from tfpilot.inference import Predictor, load
@@ -26,6 +27,7 @@ from tfpilot.training import Trainer
 from tfpilot.training.determinism import DeterminismReport, check_determinism
 from tfpilot.training.ensemble import ensemble
 from tfpilot.training.launch import launch
+from tfpilot.training.leaderboard import fit_leaderboard
 from tfpilot.training.lr_finder import LRFinderResult, find_lr
 from tfpilot.training.prune import PruneResult, prune
 
@@ -36,7 +38,7 @@ __all__ = ["DeterminismReport", "LRFinderResult", "Predictor", "PruneResult", "R
 log = logging.getLogger(__name__)
 
 
-def _finish(trainer: Trainer, write_report: bool) -> Run | None:
+def _finish(trainer: Any, write_report: bool) -> Run | None:
     """The run written, with its report; None on a worker of a multi-worker run other than
     the chief (the chief alone writes the run directory and its report)."""
     if not trainer.chief_:
@@ -57,6 +59,10 @@ def train(config: Config | str | Path | dict[str, Any], report: bool = True, **o
         **overrides: short flags (``dataset=``, ``model=``, ``epochs=``, ``batch_size=``,
             ``run_dir=``, ``data_dir=``) applied on top.
 
+    A table with ``model.name: auto`` (the default) trains the leaderboard of table models and
+    their weighted ensemble (:func:`~tfpilot.training.leaderboard.fit_leaderboard`): the run is
+    the ensemble, its candidates are runs in ``RUN/candidates/``.
+
     A YAML path that is a run's own ``config.yaml`` (no ``run_dir=`` given) trains into a new
     directory beside that run (see :func:`beside_its_run`). A run directory that holds a run
     is refused, unless ``output.resume_if_exists`` (an unfinished run: resume it) or
@@ -65,6 +71,8 @@ def train(config: Config | str | Path | dict[str, Any], report: bool = True, **o
     cfg = load_config(config, **overrides) if overrides or not isinstance(config, Config) else config
     if isinstance(config, (str, Path)) and overrides.get("run_dir") is None:
         cfg = beside_its_run(cfg, config)
+    if cfg.features is not None and cfg.model.name == AUTO_MODEL:  # a table, no model named: the leaderboard
+        return _finish(fit_leaderboard(cfg), report)
     return _finish(Trainer(cfg).fit(), report)
 
 

@@ -36,6 +36,7 @@ BUILTIN_NAMES: dict[str, dict[str, tuple[tuple[str, ...], str | None, dict[str, 
             'dropout padding batch_norm bn_momentum', {}),
         'gru': (('text',), 'input_spec num_classes vocab_size sequence_length embedding_dim units dropout '
             'tokenize', {}),
+        'linear': (('table',), 'input_spec num_classes encoders', {}),
         'lstm': (('text',), 'input_spec num_classes vocab_size sequence_length '
             'embedding_dim units dropout recurrent_dropout binary_head padding truncating tokenize', {}),
         'lstm_dense': (('text',), 'input_spec num_classes vocab_size sequence_length '
@@ -58,10 +59,13 @@ BUILTIN_NAMES: dict[str, dict[str, tuple[tuple[str, ...], str | None, dict[str, 
             'dense_units pooling freeze_backbone bn_momentum', {}),
         'ydf_gbt': (('table',), 'input_spec num_classes encoders num_trees max_depth min_examples '
             'num_candidate_attributes_ratio growing_strategy max_num_nodes num_threads shrinkage subsample '
-            'l1_regularization l2_regularization early_stopping early_stopping_num_trees_look_ahead', {}),
+            'l1_regularization l2_regularization early_stopping early_stopping_num_trees_look_ahead '
+            'categorical_algorithm split_axis sparse_oblique_normalization sparse_oblique_num_projections_exponent '
+            'maximum_training_duration_seconds', {}),
         'ydf_rf': (('table',), 'input_spec num_classes encoders num_trees max_depth min_examples '
             'num_candidate_attributes_ratio growing_strategy max_num_nodes num_threads winner_take_all '
-            'bootstrap_training_dataset', {}),
+            'bootstrap_training_dataset categorical_algorithm split_axis sparse_oblique_normalization '
+            'sparse_oblique_num_projections_exponent maximum_training_duration_seconds', {}),
     },
     'optimizer': {
         'adagrad': ((), 'cfg lr kw', {}),

@@ -256,7 +256,7 @@ KERAS_OBJECTS: Registry[type] = Registry(
     "serializable Keras object",
     autoload=("tfpilot.models.layers", "tfpilot.models.text_layers", "tfpilot.models.transfer_layers",
               "tfpilot.models.table_layers", "tfpilot.models.airbench_layers", "tfpilot.models.calibration",
-              "tfpilot.models.ydf_layers",
+              "tfpilot.models.ydf_layers", "tfpilot.models.ensemble_layers",
               "tfpilot.training.schedules", "tfpilot.training.losses"),
 )
 #: Loss builders for table heads (``features.outputs[].loss``): ``register_loss`` in

@@ -9,9 +9,9 @@ from tfpilot.config import ConfigError, load_config
 from tfpilot.config.table_flags import with_columns
 
 
-def test_a_features_section_trains_the_multitask_model_by_default():
+def test_a_features_section_trains_the_leaderboard_by_default():
     cfg = load_config({"features": {"outputs": ["price", {"name": "category", "loss_weight": 0.5}]}})
-    assert cfg.model.name == "multitask"
+    assert cfg.model.name == "auto"  # the leaderboard of table models (training/leaderboard.py)
     assert [(o.name, o.loss_weight) for o in cfg.features.outputs] == [("price", 1.0), ("category", 0.5)]
     assert cfg.features.inputs is None  # every other column
 
@@ -57,7 +57,7 @@ def test_losses_encoders_and_types_are_checked():
 
 def test_target_and_input_flags_write_the_features_section():
     cfg = with_columns(load_config({"data": {"dataset": "t.csv"}}), ["price", "kind"], ["photo"])
-    assert cfg.model.name == "multitask"
+    assert cfg.model.name == "auto"
     assert [o.name for o in cfg.features.outputs] == ["price", "kind"]
     assert [i.name for i in cfg.features.inputs] == ["photo"]
     kept = load_config({"features": {"outputs": [{"name": "price", "loss": "mae"}]}})

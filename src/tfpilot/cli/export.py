@@ -45,6 +45,9 @@ def export_command(
             say(("export failed:", "bold red"), f" {name}: {message}", err=True)
         raise typer.Exit(1) from None
     print_table(_table(result))
+    for reason in dict.fromkeys(result.skipped.values()):
+        names = ", ".join(n for n, r in result.skipped.items() if r == reason)
+        say(("skipped", "yellow"), f" {names}: {reason}")
     for name, check in result.checks.items():
         for head, h in check["heads"].items():
             what = f"{name}{f' {head}' if len(check['heads']) > 1 else ''}"

@@ -42,6 +42,10 @@ def train_command(
         "--resume-if-exists", help="The run directory holds an unfinished run: resume it instead of refusing.")] = False,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Discard the run (finished or not) already in the run directory.")] = False,
+    preset: Annotated[Optional[str], typer.Option(
+        "--preset", help="A table's leaderboard: fast (default) or best (train.preset).")] = None,
+    time_limit: Annotated[Optional[str], typer.Option(
+        "--time-limit", help="A table's leaderboard: the whole search's budget, e.g. 10m (train.time_limit).")] = None,
 ) -> None:
     """Train a model; writes a run directory with the model, metrics and config.
 
@@ -56,8 +60,12 @@ def train_command(
     setup_logging(verbose)
     reuse = [f"output.{key}=true" for key, on in (("resume_if_exists", resume_if_exists), ("overwrite", overwrite))
              if on]
+    search = [f"train.{key}={value}" for key, value in (("preset", preset), ("time_limit", time_limit)) if value]
     table = bool(target or input_)  # a table model is checked once its features are known: model.* after them
-    later = [o for o in set_ or [] if table and o.strip().startswith("model.")]
+    late = ("model.", "train.preset", "train.time_limit", "train.candidates")  # (the leaderboard's keys too)
+    later = [o for o in set_ or [] if table and o.strip().startswith(late)]
+    later += search if table else []
+    reuse += [] if table else search
     cfg = with_cli_imports(ctx, load_config(
         config, overrides=[*(o for o in set_ or [] if o not in later), *reuse], dataset=dataset,
         model=None if table else model, epochs=epochs,
@@ -82,6 +90,11 @@ def train_command(
         say("worker finished: the chief (worker 0) writes the run directory and its report")
         return
     metrics = run.metrics
+    from tfpilot.cli.leaderboard import LEADERBOARD, leaderboard_table
+
+    board = leaderboard_table(run.file(LEADERBOARD))
+    if board is not None:
+        print_table(board)
     test = metrics.get("test", {})
     if "heads" in test:  # a table model: metrics per head
         from tfpilot.cli.heads import print_heads

@@ -3,8 +3,8 @@
 Modelled on Ludwig's ``input_features`` / ``output_features``: a list of named columns,
 each with a type (``auto`` = inferred from the data when the table is read) and, for
 inputs, an encoder; for outputs, a loss, its weight and the metrics' head. A config with
-a ``features`` section trains a table model (``model.name: multitask``); without one, a
-classifier as before.
+a ``features`` section trains table models (``model.name: auto``: a leaderboard of candidates
+and their ensemble; or one named table model); without one, a classifier as before.
 
 Example:
     >>> from tfpilot.config.features import FeaturesConfig

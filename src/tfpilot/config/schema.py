@@ -406,10 +406,40 @@ class TrainConfig(Section):
     )
     precise_bn: PreciseBNConfig = Field(default_factory=PreciseBNConfig)
     mode_gap: ModeGapConfig = Field(default_factory=ModeGapConfig)
+    preset: Literal["fast", "best"] = Field(
+        "fast", description="model.name auto on a table: the leaderboard's candidates and budgets. fast: the neural "
+        "table model, a linear model and YDF gradient-boosted trees (minutes on 2 cores); best: also a random forest, "
+        "YDF's benchmark_rank1 trees and more epochs.")
+    time_limit: float | None = Field(
+        None, gt=0, description="model.name auto on a table: seconds (or 90s, 10m, 1h) for the whole leaderboard "
+        "search; candidates that no longer fit are skipped, the log says which. None: no limit.")
+    candidates: dict[str, dict[str, Any]] | None = Field(
+        None, description="model.name auto on a table: the leaderboard's candidates instead of the preset's, as "
+        "{model name: model.params} (e.g. {ydf_gbt: {num_trees: 50}, linear: {}}).")
     calibration: Literal["temperature", "none"] = Field(
         "temperature", description="After training, fit one temperature per category/binary head on the "
         "validation split (NLL) and keep it inside the saved model; argmax and the 0.5 threshold never move. "
         "none: leave the probabilities as trained.")
+
+    @field_validator("time_limit", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        """``90``, ``"90s"``, ``"10m"``, ``"1.5h"`` -> seconds."""
+        return parse_duration(v) if isinstance(v, str) else v
+
+    @field_validator("candidates")
+    @classmethod
+    def _known_candidates(cls, v: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("train.candidates is empty: name at least one table model, or leave it unset")
+        for name, params in v.items():
+            if "table" not in MODELS.info(name).tags:
+                raise ValueError(f"train.candidates: {name!r} is not a table model "
+                                 f"({', '.join(MODELS.list(tag='table'))})")
+            check_params(MODELS, name, params or {}, skip=("input_spec", "num_classes", "encoders"))
+        return v
 
     @model_validator(mode="before")
     @classmethod
@@ -444,6 +474,21 @@ class TrainConfig(Section):
                 "disable reduce_lr_on_plateau"
             )
         return self
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a duration written as ``90``, ``90s``, ``10m`` or ``1.5h``.
+
+    Example:
+        >>> parse_duration("10m"), parse_duration("1.5h"), parse_duration("45")
+        (600.0, 5400.0, 45.0)
+    """
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text.lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration: write seconds (600), or 90s, 10m, 1.5h")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 class OutputConfig(Section):
@@ -487,21 +532,19 @@ class Config(Section):
             import_modules([str(m) for m in data["imports"]], "imports")
         return data
 
-    @model_validator(mode="before")
-    @classmethod
-    def _table_model_by_default(cls, data: Any) -> Any:
-        """A config with ``features`` and no model name trains the ``multitask`` table model."""
-        if isinstance(data, dict) and data.get("features") is not None:
-            model = data.get("model")
-            if model is None or (isinstance(model, dict) and model.get("name", AUTO_MODEL) == AUTO_MODEL):
-                data = {**data, "model": {**(model or {}), "name": "multitask"}}
-        return data
-
     @model_validator(mode="after")
     def _model_fits_the_config(self) -> Config:
         """A table model needs a features section, a zoo classifier must not have one; the
         text-table column guesses and MixUp/CutMix have no meaning with ``features``."""
         tags = () if self.model.name == AUTO_MODEL else MODELS.info(self.model.name).tags
+        t = self.train
+        search = [k for k, on in (("preset", t.preset != "fast"), ("time_limit", t.time_limit is not None),
+                                  ("candidates", t.candidates is not None)) if on]
+        if search and (self.features is None or self.model.name != AUTO_MODEL):
+            raise ValueError(f"train.{', train.'.join(search)} set the leaderboard that model.name auto trains on a "
+                             "table (a features section, --target); "
+                             + (f"model.name {self.model.name!r} trains one model: unset them"
+                                if self.model.name != AUTO_MODEL else "this config has no features section"))
         if self.features is None:
             if "table" in tags:
                 raise ValueError(f"model {self.model.name!r} is a table model: give a features section with the "
@@ -512,7 +555,7 @@ class Config(Section):
                 raise ValueError("data.id_column keys the split of a table's rows (a config with a features "
                                  "section); image folders are split by path and texts by content: remove it")
             return self
-        if "table" not in tags:
+        if "table" not in tags and self.model.name != AUTO_MODEL:
             raise ValueError(f"a features section trains a table model; model {self.model.name!r} is a "
                              f"{'/'.join(tags) or 'image'} classifier. Use model.name: "
                              f"{' or '.join(MODELS.list(tag='table'))} (image and text models go in "

@@ -4,7 +4,7 @@ Example:
     >>> from tfpilot.config import load_config
     >>> cfg = with_columns(load_config({"data": {"dataset": "auto_mpg"}}), ["mpg"], [])
     >>> cfg.model.name, [o.name for o in cfg.features.outputs], cfg.features.inputs
-    ('multitask', ['mpg'], None)
+    ('auto', ['mpg'], None)
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_
                  model: str | None = None, overrides: Sequence[str] = ()) -> Any:
     """``cfg`` with ``features.outputs`` set to ``targets`` and ``features.inputs`` to ``inputs``
     (columns already declared in the config keep their settings); the model becomes
-    ``multitask`` unless a table model was chosen.
+    ``auto`` (the leaderboard of table models) unless a table model was chosen.
 
     Args:
         cfg: the validated config.
@@ -52,7 +52,7 @@ def with_columns(cfg: Any, targets: Sequence[str], inputs: Sequence[str], model_
     if model is not None and model != name:
         tree["model"] = {"name": model, "params": {}}
     elif not model_given and model is None and (name == "auto" or "table" not in MODELS.info(name).tags):
-        tree["model"] = {"name": "multitask", "params": {}}
+        tree["model"] = {"name": "auto", "params": {}}
     for text in overrides:
         set_path(tree, *parse_override(text))
     return validate_tree(tree)

@@ -89,6 +89,7 @@ class ExportResult:
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def export(
@@ -108,7 +109,9 @@ def export(
     artifact is removed, an earlier one is kept as it was, and :class:`GateError` is raised
     after the other formats are written.
     A format whose converter refuses the model does not stop the others either:
-    :class:`ExportError` names it (with the converter's reason) at the end.
+    :class:`ExportError` names it (with the converter's reason) at the end. ``all`` means every
+    format the model supports: those it cannot be converted to (TFLite and ONNX of a model with
+    decision forests) are skipped, with their reason in ``result.skipped``; named explicitly, they fail.
 
     Args:
         source: a run directory, or an ``ExportSource``.
@@ -124,14 +127,15 @@ def export(
     names = resolve_formats(formats)
     if not isinstance(source, ExportSource):
         source = ExportSource.from_run(source)
+    skipped = _unsupported(source, names, formats)
     if out_dir is None:
         if source.run_path is None:
             raise UserError("give out_dir: the model does not come from a run directory")
         out_dir = source.run_path / "export"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = ExportResult(out)
-    for name in names:
+    result = ExportResult(out, skipped=skipped)
+    for name in (n for n in names if n not in skipped):
         artifact = _export_one(source, name, out / name, max_drop, result)
         if artifact is not None:
             result.artifacts.append(artifact)
@@ -141,6 +145,24 @@ def export(
     if result.rejected:
         raise GateError(" ".join(result.rejected.values()) + _written(result), result)
     return result
+
+
+#: Formats that convert the network (TFLite, ONNX); keras and saved_model keep every TensorFlow op.
+CONVERTED = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx")
+
+
+def _unsupported(source: Any, names: Sequence[str], asked: str | Sequence[str]) -> dict[str, str]:
+    """The formats of ``all`` that ``source``'s model cannot be converted to, each with the reason
+    (logged); formats named explicitly are not skipped, so their exporter says why they fail."""
+    from tfpilot.models.ydf_layers import conversion_refusal
+
+    explicit = {EXPORTERS.entry(n).name for n in ([asked] if isinstance(asked, str) else asked) if n != "all"}
+    candidates = [n for n in names if n in CONVERTED and n not in explicit]
+    reason = conversion_refusal(source.model) if candidates else None
+    if not reason:
+        return {}
+    log.warning("skipped %s (of --format all): %s", ", ".join(candidates), reason)
+    return {n: reason for n in candidates}
 
 
 def _export_one(source: Any, name: str, folder: Path, max_drop: float, result: ExportResult) -> Artifact | None:

@@ -105,6 +105,29 @@ def multitask(
     return keras.Model(inputs, outputs, name="multitask")
 
 
+@register_model("linear", task="table", description="A linear model per head: logistic / softmax / linear "
+                "regression on the encoded columns")
+def linear(input_spec: TableSpec, num_classes: int = 0, encoders: Mapping[str, Mapping[str, Any]] | None = None
+           ) -> keras.Model:
+    """The table model with no hidden layer: each head is a linear function of the encoded columns
+    (softmax / logistic regression for class heads, linear regression for number heads), the
+    linear candidate of the leaderboard.
+
+    Args:
+        input_spec: the table's inputs and outputs.
+        num_classes: unused (the heads' sizes are in ``input_spec.outputs``).
+        encoders: column key -> ``features.inputs[].encoder`` settings.
+
+    Example:
+        >>> from tfpilot.spec import FeatureSpec, TableSpec
+        >>> spec = TableSpec((FeatureSpec("size", "number"),), (FeatureSpec("price", "number"),))
+        >>> linear(spec).name
+        'linear'
+    """
+    model = multitask(input_spec, encoders=encoders, hidden_units=(), dropout=0.0)
+    return keras.Model(model.input, model.output, name="linear")
+
+
 def adapt_table_model(model: Any, spec: TableSpec, columns: Mapping[str, np.ndarray],
                       targets: Mapping[str, np.ndarray], normalize: Mapping[str, bool]) -> None:
     """Learn every statistic of ``model`` from the training split only.

@@ -49,6 +49,12 @@ class _Params(BaseModel):
     growing_strategy: Literal["LOCAL", "BEST_FIRST_GLOBAL"] | None = None
     max_num_nodes: int | None = Field(None, gt=0, description="Nodes of a tree (BEST_FIRST_GLOBAL).")
     num_threads: int | None = Field(None, gt=0, description="Training threads (default: the CPU's cores).")
+    categorical_algorithm: Literal["CART", "ONE_HOT", "RANDOM"] | None = None
+    split_axis: Literal["AXIS_ALIGNED", "SPARSE_OBLIQUE"] | None = None
+    sparse_oblique_normalization: Literal["NONE", "STANDARD_DEVIATION", "MIN_MAX"] | None = None
+    sparse_oblique_num_projections_exponent: float | None = Field(None, gt=0)
+    maximum_training_duration_seconds: float | None = Field(
+        None, gt=0, description="Stop growing trees after this long (the leaderboard's time limit sets it).")
 
 
 class GBTParams(_Params):
@@ -67,6 +73,17 @@ class RFParams(_Params):
 
     winner_take_all: bool | None = None
     bootstrap_training_dataset: bool | None = None
+
+
+def _shared(categorical_algorithm: str | None, split_axis: str | None, sparse_oblique_normalization: str | None,
+            sparse_oblique_num_projections_exponent: float | None,
+            maximum_training_duration_seconds: float | None) -> dict[str, Any]:
+    """The hyper-parameters both learners take besides the trees' shape (YDF's ``benchmark_rank1``
+    template sets the first four; the leaderboard's time limit the last)."""
+    return dict(categorical_algorithm=categorical_algorithm, split_axis=split_axis,
+                sparse_oblique_normalization=sparse_oblique_normalization,
+                sparse_oblique_num_projections_exponent=sparse_oblique_num_projections_exponent,
+                maximum_training_duration_seconds=maximum_training_duration_seconds)
 
 
 def _forests(spec: TableSpec, learner: str, schema: type[_Params], params: Mapping[str, Any], name: str) -> Any:
@@ -95,7 +112,10 @@ def ydf_gbt(input_spec: TableSpec, num_classes: int = 0, encoders: Mapping[str, 
             max_num_nodes: int | None = None, num_threads: int | None = None, shrinkage: float | None = None,
             subsample: float | None = None, l1_regularization: float | None = None,
             l2_regularization: float | None = None, early_stopping: str | None = None,
-            early_stopping_num_trees_look_ahead: int | None = None) -> Any:
+            early_stopping_num_trees_look_ahead: int | None = None, categorical_algorithm: str | None = None,
+            split_axis: str | None = None, sparse_oblique_normalization: str | None = None,
+            sparse_oblique_num_projections_exponent: float | None = None,
+            maximum_training_duration_seconds: float | None = None) -> Any:
     """Gradient-boosted trees (``ydf.GradientBoostedTreesLearner``), one model per head.
 
     Args:
@@ -110,7 +130,9 @@ def ydf_gbt(input_spec: TableSpec, num_classes: int = 0, encoders: Mapping[str, 
                   max_num_nodes=max_num_nodes, num_threads=num_threads, shrinkage=shrinkage, subsample=subsample,
                   l1_regularization=l1_regularization, l2_regularization=l2_regularization,
                   early_stopping=early_stopping,
-                  early_stopping_num_trees_look_ahead=early_stopping_num_trees_look_ahead)
+                  early_stopping_num_trees_look_ahead=early_stopping_num_trees_look_ahead,
+                  **_shared(categorical_algorithm, split_axis, sparse_oblique_normalization,
+                            sparse_oblique_num_projections_exponent, maximum_training_duration_seconds))
     return _forests(input_spec, "GRADIENT_BOOSTED_TREES", GBTParams, params, "ydf_gbt")
 
 
@@ -119,7 +141,10 @@ def ydf_rf(input_spec: TableSpec, num_classes: int = 0, encoders: Mapping[str, A
            num_trees: int | None = None, max_depth: int | None = None, min_examples: int | None = None,
            num_candidate_attributes_ratio: float | None = None, growing_strategy: str | None = None,
            max_num_nodes: int | None = None, num_threads: int | None = None, winner_take_all: bool | None = None,
-           bootstrap_training_dataset: bool | None = None) -> Any:
+           bootstrap_training_dataset: bool | None = None, categorical_algorithm: str | None = None,
+           split_axis: str | None = None, sparse_oblique_normalization: str | None = None,
+           sparse_oblique_num_projections_exponent: float | None = None,
+           maximum_training_duration_seconds: float | None = None) -> Any:
     """A random forest (``ydf.RandomForestLearner``), one model per head.
 
     Args:
@@ -132,5 +157,7 @@ def ydf_rf(input_spec: TableSpec, num_classes: int = 0, encoders: Mapping[str, A
     params = dict(num_trees=num_trees, max_depth=max_depth, min_examples=min_examples,
                   num_candidate_attributes_ratio=num_candidate_attributes_ratio, growing_strategy=growing_strategy,
                   max_num_nodes=max_num_nodes, num_threads=num_threads, winner_take_all=winner_take_all,
-                  bootstrap_training_dataset=bootstrap_training_dataset)
+                  bootstrap_training_dataset=bootstrap_training_dataset,
+                  **_shared(categorical_algorithm, split_axis, sparse_oblique_normalization,
+                            sparse_oblique_num_projections_exponent, maximum_training_duration_seconds))
     return _forests(input_spec, "RANDOM_FOREST", RFParams, params, "ydf_rf")

@@ -216,14 +216,21 @@ def quiet_ydf() -> Iterator[None]:
 
 
 def forest_heads(model: Any) -> list[ForestHead]:
-    """The :class:`ForestHead` layers of ``model`` (none: a neural model).
+    """The :class:`ForestHead` layers of ``model``, nested models' included (an ensemble's
+    members); none: a neural model.
 
     Example:
         >>> import keras
         >>> forest_heads(keras.Sequential([keras.layers.Dense(1)]))
         []
     """
-    return [layer for layer in getattr(model, "layers", []) if isinstance(layer, ForestHead)]
+    found: list[ForestHead] = []
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, ForestHead):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found.extend(forest_heads(layer))
+    return found
 
 
 def refuse_conversion(model: Any) -> None:
@@ -233,11 +240,25 @@ def refuse_conversion(model: Any) -> None:
         UserError: ``model`` has :class:`ForestHead` layers. Their trees run as YDF's own
             TensorFlow ops (``ydf-tf``), which neither the TFLite nor the ONNX converter has.
     """
+    reason = conversion_refusal(model)
+    if reason:
+        raise UserError(f"{reason}. Export keras or saved_model (tfpilot export RUN -f saved_model), which serve them.")
+
+
+def conversion_refusal(model: Any) -> str | None:
+    """Why ``model`` cannot be converted to TFLite or ONNX, or None (it can be tried).
+
+    Example:
+        >>> import keras
+        >>> conversion_refusal(keras.Sequential([keras.layers.Dense(1)])) is None
+        True
+    """
     heads = forest_heads(model)
-    if heads:
-        raise UserError(f"{model.name}: the heads {', '.join(h.head.name for h in heads)} are decision forests, "
-                        "which run as YDF's own TensorFlow ops (ydf-tf); TFLite and ONNX have no such ops. "
-                        "Export keras or saved_model (tfpilot export RUN -f saved_model), which serve them.")
+    if not heads:
+        return None
+    names = sorted({h.head.name for h in heads})
+    return (f"{model.name}: the heads {', '.join(names)} are decision forests, which run as YDF's own TensorFlow "
+            "ops (ydf-tf); TFLite and ONNX have no such ops")
 
 
 def training_values(kind: str, values: np.ndarray, date_format: str = "") -> Any:

@@ -9,7 +9,8 @@ left to tfpilot:
   strongest and fastest text model of the zoo on IMDB and on Chinese hotel reviews
   (``docs/benchmarks.md``, ``bench/cjk_text.py``), with its training recipe (epochs, batch,
   learning rate) for any of those keys the user did not set. Images: ``mnist_cnn``, the
-  image default so far.
+  image default so far. A table trained by one Trainer: ``multitask`` (``tfpilot train`` on a
+  table trains the leaderboard of :mod:`tfpilot.training.leaderboard` instead).
 * ``model.params.tokenize`` of a text model, unless given: "chars" when most letters are
   of a script written without spaces (Chinese, Japanese, Thai, ...), else "words"
   (:func:`tfpilot.data.text.profile_texts`).
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 IMAGE_MODEL = "mnist_cnn"
 #: The text model of ``model.name: auto``.
 TEXT_MODEL = "ngram_mlp"
+#: The table model of ``model.name: auto`` when one Trainer trains one model (``tfpilot train``
+#: trains the leaderboard instead: :mod:`tfpilot.training.leaderboard`).
+TABLE_MODEL = "multitask"
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,11 @@ def _is_set(config: Config, dotted: str) -> bool:
 def _choices(config: Config, data: Any) -> list[Choice]:
     """What to choose for ``config`` on ``data`` (see the module docstring)."""
     if config.features is not None:  # a table model: its columns are chosen by the table code
-        return []
+        if config.model.name != AUTO_MODEL:
+            return []
+        return [Choice("model.name", TABLE_MODEL, "a table, trained as one model: the neural table model (`tfpilot "
+                       "train` with model.name auto trains the leaderboard of table models and their ensemble, "
+                       "training/leaderboard.py)")]
     spec = data.input_spec
     profile = None
     if spec.kind == "text":

@@ -1,4 +1,7 @@
-"""Ensembles: one Keras model that averages the class probabilities of several runs' models.
+"""Ensembles: one Keras model that averages the class probabilities of several runs' models,
+or the heads of several table models with weights chosen on validation (Caruana's ensemble
+selection: :func:`caruana_weights`, :func:`build_table_ensemble`, used by
+:mod:`tfpilot.training.leaderboard`).
 
 ``ensemble(run_dirs, out_dir)`` checks that the members agree (classes, input, test
 split), wires ``raw input -> each member -> Average -> probabilities`` into one functional
@@ -122,6 +125,128 @@ def build_ensemble(models: Sequence[Any], name: str = "ensemble") -> Any:
         outputs.append(m(inputs))
     average = keras.layers.Average(name="average", dtype="float32")(outputs)
     return keras.Model(inputs, average, name=name)
+
+
+#: Rounds of Caruana's ensemble selection (AutoGluon's default is 25 too).
+CARUANA_ROUNDS = 25
+
+
+def head_loss(kind: str, y: np.ndarray, out: np.ndarray) -> float:
+    """The loss ensemble selection minimises on one head: log loss of a class head's probabilities
+    (a binary head's P(classes[1])), RMSE of a number head's values.
+
+    Example:
+        >>> round(head_loss("number", np.array([1.0, 3.0]), np.array([1.0, 1.0])), 4)
+        1.4142
+        >>> round(head_loss("binary", np.array([1, 0]), np.array([0.9, 0.2])), 4)
+        0.1643
+    """
+    out = np.asarray(out, np.float64)
+    if kind == "number":
+        return float(np.sqrt(np.mean((out.reshape(-1) - np.asarray(y, np.float64).reshape(-1)) ** 2)))
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    probs = np.stack([1.0 - out.reshape(-1), out.reshape(-1)], axis=1) if kind == "binary" else out
+    picked = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)
+    return float(-np.mean(np.log(picked)))
+
+
+def caruana_weights(outputs: Sequence[dict[str, np.ndarray]], targets: dict[str, np.ndarray],
+                    kinds: dict[str, str], rounds: int = CARUANA_ROUNDS) -> tuple[np.ndarray, list[float]]:
+    """Caruana et al.'s ensemble selection (2004), as AutoGluon does it: greedy forward selection
+    with replacement. Each round adds the member whose addition gives the lowest loss of the
+    running average; a member's weight is the share of rounds that picked it.
+
+    The loss of several heads is the sum of each head's :func:`head_loss` divided by the best
+    single member's on that head, so heads in different units count alike. Ties go to the
+    earlier member. Call it on validation outputs only.
+
+    Args:
+        outputs: per member, head key -> its outputs on the same rows.
+        targets: head key -> the true class ids / values of those rows.
+        kinds: head key -> "category", "binary" or "number".
+        rounds: selection rounds (weights are multiples of 1 / rounds).
+
+    Returns:
+        ``(weights, losses)``: one weight per member (summing to 1) and the ensemble's loss after
+        each round.
+
+    Example:
+        >>> y = {"v": np.array([0.0, 2.0])}
+        >>> w, _ = caruana_weights([{"v": np.array([1.0, 1.0])}, {"v": np.array([-1.0, 3.0])}], y, {"v": "number"})
+        >>> w.tolist()
+        [0.52, 0.48]
+    """
+    if not outputs:
+        raise ValueError("ensemble selection needs at least one member")
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    keys = list(kinds)
+    scale = {k: min(head_loss(kinds[k], targets[k], o[k]) for o in outputs) or 1.0 for k in keys}
+
+    def loss(out: dict[str, np.ndarray]) -> float:
+        return sum(head_loss(kinds[k], targets[k], out[k]) / scale[k] for k in keys)
+
+    counts = np.zeros(len(outputs))
+    total: dict[str, np.ndarray] = {k: np.zeros_like(np.asarray(outputs[0][k], np.float64)) for k in keys}
+    history: list[float] = []
+    for r in range(rounds):
+        trials = [loss({k: (total[k] + np.asarray(o[k], np.float64)) / (r + 1) for k in keys}) for o in outputs]
+        best = int(np.argmin(trials))
+        counts[best] += 1
+        total = {k: total[k] + np.asarray(outputs[best][k], np.float64) for k in keys}
+        history.append(float(trials[best]))
+    return counts / rounds, history
+
+
+def build_table_ensemble(models: Sequence[Any], weights: Sequence[float], name: str = "ensemble") -> Any:
+    """``named raw inputs -> each member -> a weighted average per head`` as one functional model
+    with the members' named heads, so it evaluates, exports and serves as a single table model.
+
+    Members of weight 0 are left out. Each member stays a nested model (renamed ``member_<i>``,
+    its weights shared); each head ends in a :class:`~tfpilot.models.ensemble_layers.WeightedAverage`
+    named by the head's key (class probabilities, a binary head's P(classes[1]) and numbers are
+    averaged alike).
+
+    Args:
+        models: trained table models with the same named inputs and heads.
+        weights: one weight per model (normalised to sum to 1).
+        name: the ensemble model's name.
+
+    Raises:
+        UserError: the members' inputs or heads differ.
+
+    Example:
+        >>> model = build_table_ensemble([gbt.model_, nn.model_], [0.6, 0.4])  # doctest: +SKIP
+        >>> sorted(model.output)  # doctest: +SKIP
+        ['price']
+    """
+    import keras
+
+    from tfpilot.models.ensemble_layers import WeightedAverage
+
+    if len(models) != len(weights):
+        raise ValueError(f"{len(models)} models but {len(weights)} weights")
+    kept = [(i, m, float(w)) for i, (m, w) in enumerate(zip(models, weights)) if w > 0]
+    if not kept:
+        raise UserError("every ensemble weight is 0: nothing to ensemble")
+    first = kept[0][1]
+    if not isinstance(first.input, dict) or not isinstance(first.output, dict):
+        raise UserError(f"{first.name!r} is not a table model (named inputs and heads): use build_ensemble")
+    shapes = {k: (tuple(t.shape[1:]), t.dtype) for k, t in first.input.items()}
+    heads = {k: tuple(t.shape[1:]) for k, t in first.output.items()}
+    for _, m, _ in kept[1:]:
+        theirs = {k: (tuple(t.shape[1:]), t.dtype) for k, t in m.input.items()}
+        if theirs != shapes or {k: tuple(t.shape[1:]) for k, t in m.output.items()} != heads:
+            raise UserError(f"{m.name!r} takes or predicts other columns than {first.name!r}: ensemble members "
+                            "must be trained on the same table with the same features")
+    inputs = {k: keras.Input(shape=shape, dtype=dtype, name=k) for k, (shape, dtype) in shapes.items()}
+    outs = []
+    for i, m, _ in kept:
+        m.name = f"member_{i}"
+        outs.append(m(inputs))
+    average = [w for _, _, w in kept]
+    outputs = {k: WeightedAverage(average, name=k)([o[k] for o in outs]) for k in heads}
+    return keras.Model(inputs, outputs, name=name)
 
 
 def _split_probabilities(ensemble_model: Any, dataset: Any) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:

@@ -1,0 +1,435 @@
+"""The leaderboard of a table: several candidate models on one recorded split, then their
+ensemble chosen on validation, written as one run.
+
+``model.name: auto`` (the default) on a table (a ``features`` section, ``--target``) makes
+:func:`fit_leaderboard` train the candidates of ``train.preset`` (or ``train.candidates``), each
+an ordinary run through the one fit path (:class:`~tfpilot.training.Trainer`) in
+``RUN/candidates/<name>/``, all on the same stable hash split. Caruana's ensemble selection
+(:func:`~tfpilot.training.ensemble.caruana_weights`) weighs them on the validation split only,
+and the weighted ensemble, calibrated like any model (``train.calibration``), is ``RUN``
+itself: one Keras model over the same named inputs and heads, so ``tfpilot evaluate / report /
+predict / export / verify / serve`` take it as a single run.
+
+``RUN/leaderboard.csv`` has one row per candidate (best validation figure first) and a last row
+``ensemble``: ``candidate``, ``val_<m>`` / ``test_<m>`` of each head's headline metrics (class
+heads: accuracy, loss; number heads: rmse, mae; ``<head>_<m>`` with several heads), ``fit_s``,
+``latency_ms_per_row`` (predicting the test split in batches of 256 in this process) and
+``weight``. ``metrics.json`` holds the ensemble's figures like any run's, with
+``search_seconds`` and a ``leaderboard`` record (preset, time limit, weights, skipped candidates).
+
+``train.time_limit`` bounds the whole search: each candidate gets its share of what is left
+(a neural candidate stops after the epoch that passes it, a forest's learner stops growing
+trees), and a candidate that no longer fits is skipped; the log says so.
+
+Example:
+    >>> from tfpilot.config import load_config
+    >>> cfg = load_config({"data": {"dataset": "melbourne-housing.csv"}, "features": {"outputs": ["Price"]}})
+    >>> result = fit_leaderboard(cfg)  # doctest: +SKIP
+    >>> result.run_.metrics["leaderboard"]["weights"]  # doctest: +SKIP
+    {'ydf_gbt': 0.72, 'linear': 0.0, 'multitask': 0.28}
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfpilot import runs as rundir
+from tfpilot.config import Config, save_config
+from tfpilot.config.schema import AUTO_MODEL, TrainConfig
+from tfpilot.errors import AlreadyExistsError, UserError
+from tfpilot.runs import Run, write_json
+
+log = logging.getLogger(__name__)
+
+#: The run's leaderboard file (read by the report's leaderboard section).
+LEADERBOARD = "leaderboard.csv"
+#: Where the candidates' run directories go inside the leaderboard's run.
+CANDIDATES = "candidates"
+#: A candidate is skipped when less than this many seconds of the time limit are left.
+MIN_SECONDS = 5.0
+#: Share of the time limit kept for the ensemble, its calibration and the report.
+RESERVE = 0.1
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model of the leaderboard.
+
+    Attributes:
+        name: its name in the leaderboard and its folder under ``RUN/candidates/``.
+        model: the registered table model.
+        params: its ``model.params``.
+        train: dotted ``train.*`` keys of its recipe, used where the config keeps the default.
+    """
+
+    name: str
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+
+#: YDF's ``benchmark_rank1`` template of gradient-boosted trees (``hyperparameter_templates()``).
+BENCHMARK_RANK1 = {"growing_strategy": "BEST_FIRST_GLOBAL", "categorical_algorithm": "RANDOM",
+                   "split_axis": "SPARSE_OBLIQUE", "sparse_oblique_normalization": "MIN_MAX",
+                   "sparse_oblique_num_projections_exponent": 1.0}
+_NEURAL = {"train.epochs": 40, "train.batch_size": 256, "train.callbacks.early_stopping.patience": 5}
+
+#: YDF's ``better_default`` template of gradient-boosted trees: as fast as its defaults.
+BEST_FIRST = {"growing_strategy": "BEST_FIRST_GLOBAL"}
+
+#: The candidates of each ``train.preset``, the most useful first (a time limit skips the last).
+#: Chosen on melbourne-housing's validation split (docs/bench/tables.md): the benchmark_rank1 trees
+#: were the best single model, the best-first trees and the neural model added the most to them in
+#: the ensemble; the random forest and YDF's default trees added little for their time.
+PRESETS: dict[str, tuple[Candidate, ...]] = {
+    "fast": (
+        Candidate("ydf_gbt_rank1", "ydf_gbt", BENCHMARK_RANK1),
+        Candidate("ydf_gbt_bfg", "ydf_gbt", BEST_FIRST),
+        Candidate("multitask", "multitask", {"hidden_units": [128, 64], "dropout": 0.1}, _NEURAL),
+        Candidate("linear", "linear", {}, _NEURAL),
+    ),
+    "best": (
+        Candidate("ydf_gbt_rank1", "ydf_gbt", {**BENCHMARK_RANK1, "num_trees": 1000, "shrinkage": 0.05}),
+        Candidate("ydf_gbt_bfg", "ydf_gbt", BEST_FIRST),
+        Candidate("multitask", "multitask", {"hidden_units": [256, 128], "dropout": 0.1},
+                  {**_NEURAL, "train.epochs": 100, "train.callbacks.early_stopping.patience": 10}),
+        Candidate("ydf_gbt", "ydf_gbt"),
+        Candidate("ydf_rf", "ydf_rf", {"winner_take_all": False}),
+        Candidate("linear", "linear", {}, _NEURAL),
+    ),
+}
+
+
+def candidates(config: Config) -> list[Candidate]:
+    """The leaderboard's candidates: ``train.candidates`` (each with its preset recipe, if the
+    preset has the model), else ``train.preset``'s.
+
+    Example:
+        >>> from tfpilot.config import load_config
+        >>> cfg = load_config({"data": {"dataset": "t.csv"}, "features": {"outputs": ["y"]}})
+        >>> [c.name for c in candidates(cfg)]
+        ['ydf_gbt_rank1', 'ydf_gbt_bfg', 'multitask', 'linear']
+    """
+    t = config.train
+    preset = PRESETS[t.preset]
+    if t.candidates is None:
+        return list(preset)
+    recipes = {c.model: c.train for c in reversed(preset)}  # a model's first candidate's recipe
+    return [Candidate(name, name, dict(params or {}), recipes.get(name, {})) for name, params in t.candidates.items()]
+
+
+def _default(dotted: str) -> Any:
+    node: Any = TrainConfig()
+    for part in dotted.split(".")[1:]:
+        node = getattr(node, part)
+    return node
+
+
+def _value(config: Config, dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def candidate_config(config: Config, cand: Candidate, run_dir: Path, seconds: float | None) -> Config:
+    """The config of one candidate's run: the leaderboard's, with the candidate's model and
+    params, its recipe's ``train`` keys where the leaderboard's config keeps their defaults, no
+    search keys, and ``run_dir``.
+
+    Args:
+        config: the leaderboard's config (``model.name: auto``).
+        cand: the candidate.
+        run_dir: its run directory.
+        seconds: its share of the time limit (None: no limit); a forest's learner gets it as
+            ``maximum_training_duration_seconds`` unless its params set that.
+    """
+    from tfpilot.config.loader import set_path, validate_tree
+
+    tree = config.model_dump(mode="json")
+    params = dict(cand.params)
+    if seconds is not None and cand.model.startswith("ydf_"):
+        params.setdefault("maximum_training_duration_seconds", round(max(seconds, 1.0), 1))
+    tree["model"] = {"name": cand.model, "params": params}
+    tree["train"].update(preset="fast", time_limit=None, candidates=None)
+    for key, value in cand.train.items():
+        if _value(config, key) == _default(key):
+            set_path(tree, key.split("."), value)
+    tree["output"] = {**tree["output"], "run_dir": str(run_dir), "resume_if_exists": False}
+    tree["chosen"] = {**config.chosen, "model.name": f"the {cand.name} candidate of the leaderboard "
+                      f"({config.train.preset} preset) in {run_dir.parent.parent}"}
+    return validate_tree(tree)
+
+
+def _deadline_callback(deadline: float, name: str) -> Any:
+    """A Keras callback that stops training after the epoch that passes ``deadline``."""
+    import keras
+
+    class Deadline(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if time.monotonic() > deadline:
+                log.warning("%s: its share of train.time_limit ran out after epoch %d: stopping", name, epoch + 1)
+                self.model.stop_training = True
+
+    return Deadline()
+
+
+@dataclass
+class Entry:
+    """A trained candidate: its name, trainer, validation outputs and timings."""
+
+    name: str
+    trainer: Any
+    val_outputs: dict[str, np.ndarray]
+    latency_ms: float
+    fit_s: float
+
+
+class LeaderboardResult:
+    """What :func:`fit_leaderboard` made: like a fitted Trainer (``run_``, ``model_``, ``data_``,
+    ``chief_``), plus the candidates' ``entries`` and the ensemble ``weights``."""
+
+    chief_ = True
+
+    def __init__(self, run: Run, model: Any, data: Any, entries: list[Entry], weights: dict[str, float]) -> None:
+        self.run_, self.model_, self.data_, self.entries, self.weights = run, model, data, entries, weights
+
+
+def _skip_reason(config: Config, cand: Candidate) -> str | None:
+    """Why ``cand`` cannot train with ``config``'s options (a forest and a neural option), or None."""
+    if not cand.model.startswith("ydf_"):
+        return None
+    from tfpilot.training.ydf_fit import refused_options
+
+    refused = refused_options(config)
+    return f"decision forests cannot take {', '.join(refused)}" if refused else None
+
+
+def _target(config: Config) -> Path:
+    from tfpilot.training.trainer import default_run_dir
+
+    out = config.output
+    path = Path(out.run_dir) if out.run_dir else default_run_dir(config)
+    if Run(path).started and not out.overwrite:
+        raise AlreadyExistsError(f"{path} already holds a run. Choose another --run-dir, or pass --overwrite "
+                                 "(output.overwrite=true) to replace it (a leaderboard is not resumed).")
+    return path
+
+
+def fit_leaderboard(config: Config) -> LeaderboardResult:
+    """Train the leaderboard's candidates, then their Caruana ensemble, into one run directory.
+
+    Args:
+        config: a table config with ``model.name: auto``.
+
+    Returns:
+        a :class:`LeaderboardResult` (the run is the ensemble's).
+
+    Raises:
+        UserError: not a table with ``model.name: auto``, or no candidate could be trained.
+        AlreadyExistsError: the run directory holds a run and ``output.overwrite`` is not set.
+    """
+    from tfpilot.training.trainer import Trainer
+
+    if config.features is None or config.model.name != AUTO_MODEL:
+        raise UserError("the leaderboard trains model.name auto on a table (a features section, --target)")
+    started = time.monotonic()
+    limit = config.train.time_limit
+    deadline = None if limit is None else started + limit * (1 - RESERVE)
+    path = _target(config)
+    if config.output.overwrite and Run(path).started:
+        import shutil
+
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    todo = candidates(config)
+    log.info("leaderboard (%s preset%s): %s", config.train.preset,
+             f", time limit {limit:.0f} s" if limit else "", ", ".join(c.name for c in todo))
+    entries: list[Entry] = []
+    skipped: dict[str, str] = {}
+    for i, cand in enumerate(todo):
+        reason = _skip_reason(config, cand)
+        share = None
+        if reason is None and deadline is not None:
+            left = deadline - time.monotonic()
+            share = left / (len(todo) - i)
+            if left < MIN_SECONDS:
+                reason = f"the time limit ({limit:.0f} s) ran out before it started"
+        if reason is not None:
+            log.warning("leaderboard: skipped %s: %s", cand.name, reason)
+            skipped[cand.name] = reason
+            continue
+        cfg = candidate_config(config, cand, path / CANDIDATES / cand.name, share)
+        log.info("leaderboard: training %s (%s)%s", cand.name, cand.model,
+                 f", about {share:.0f} s of the time limit" if share is not None else "")
+        callbacks = [] if share is None else [_deadline_callback(time.monotonic() + share, cand.name)]
+        try:
+            trainer = Trainer(cfg, callbacks=callbacks).fit()
+        except UserError as exc:  # a candidate the table does not suit (e.g. forests of image columns only)
+            log.warning("leaderboard: %s could not be trained: %s", cand.name, exc)
+            skipped[cand.name] = str(exc)
+            continue
+        entries.append(_entry(cand.name, trainer, entries))
+    if not entries:
+        why = "; ".join(f"{k}: {v}" for k, v in skipped.items())
+        raise UserError(f"no candidate of the leaderboard could be trained ({why}). Raise train.time_limit "
+                        "(--time-limit), or name one model (model.name)")
+    return _ensemble(config, path, entries, skipped, started)
+
+
+def _entry(name: str, trainer: Any, before: list[Entry]) -> Entry:
+    """A trained candidate's validation outputs and latency (its split checked against the first's)."""
+    from tfpilot.data.table_pipeline import predict_heads
+
+    data = trainer.data_
+    if before and data.manifest != before[0].trainer.data_.manifest:
+        raise UserError(f"candidate {name} was trained on another split than {before[0].name}: the table changed "
+                        "while the leaderboard trained")
+    batch = 256
+    val = data.splits.get("val")
+    val_out = predict_heads(trainer.model_, val, data.spec, batch) if val is not None and len(val) else {}
+    test = data.splits.get("test")
+    timed = test if test is not None and len(test) else data.splits["train"]
+    begin = time.perf_counter()
+    predict_heads(trainer.model_, timed, data.spec, batch)
+    latency = (time.perf_counter() - begin) * 1000 / max(1, len(timed))
+    fit_s = float(trainer.run_.metrics.get("train_seconds", 0.0))
+    log.info("leaderboard: %s trained in %.1f s; %.3f ms per row", name, fit_s, latency)
+    return Entry(name, trainer, val_out, latency, fit_s)
+
+
+def _ensemble(config: Config, path: Path, entries: list[Entry], skipped: dict[str, str],
+              started: float) -> LeaderboardResult:
+    """Weigh the candidates on validation, build, calibrate, evaluate and write the ensemble run."""
+    from tfpilot.training.ensemble import CARUANA_ROUNDS, build_table_ensemble, caruana_weights
+
+    data = entries[0].trainer.data_
+    spec = data.spec
+    kinds = {o.key: o.kind for o in spec.outputs}
+    if all(e.val_outputs for e in entries):
+        val = data.splits["val"]
+        weights, losses = caruana_weights([e.val_outputs for e in entries], val.targets, kinds)
+        how = f"Caruana's ensemble selection, {CARUANA_ROUNDS} rounds on the validation split"
+    else:
+        log.warning("leaderboard: no validation split to weigh the candidates on: equal weights")
+        weights, losses = np.full(len(entries), 1.0 / len(entries)), []
+        how = "equal weights (no validation split)"
+    named = {e.name: round(float(w), 4) for e, w in zip(entries, weights)}
+    log.info("leaderboard ensemble (%s): %s", how, ", ".join(f"{k} {w:.2f}" for k, w in named.items() if w))
+    model = build_table_ensemble([e.trainer.model_ for e in entries], weights)
+    calibration = None
+    if config.train.calibration != "none":
+        from tfpilot.training.calibrate import calibrate
+
+        model, calibration = calibrate(model, data, batch_size=max(config.train.batch_size, 256))
+    run = Run(path)
+    final = _final_config(config, data, named, how)
+    _write_run_files(run, final, data, entries, named)
+    model.save(run.model_path)
+    from tfpilot.data.table_pipeline import predict_heads
+
+    test = data.splits.get("test")
+    timed = test if test is not None and len(test) else data.splits["train"]
+    begin = time.perf_counter()
+    predict_heads(model, timed, spec, 256)
+    latency = (time.perf_counter() - begin) * 1000 / max(1, len(timed))
+    evaluated = data.evaluate(model, batch_size=max(config.train.batch_size, 256), top_k=config.train.top_k)
+    fit_s = sum(e.fit_s for e in entries)
+    metrics: dict[str, Any] = {
+        "train_seconds": round(fit_s, 3),
+        "search_seconds": round(time.monotonic() - started, 3),
+        "precision": "float32",
+        "params": int(model.count_params()),
+        "ensemble_of": int(sum(1 for w in named.values() if w > 0)),
+        "leaderboard": {"preset": config.train.preset, "time_limit_s": config.train.time_limit, "method": how,
+                        "weights": named, "val_loss_by_round": [round(v, 6) for v in losses],
+                        "candidates": [e.name for e in entries], "skipped": skipped},
+        **evaluated,
+    }
+    if calibration:
+        metrics["calibration"] = calibration
+    write_json(run.file(rundir.METRICS), metrics)
+    rows = [_row(e.name, e.trainer.run_.metrics, spec, e.fit_s, e.latency_ms, named[e.name]) for e in entries]
+    rows.sort(key=lambda r: _rank(r, spec))
+    rows.append(_row("ensemble", metrics, spec, fit_s, latency, 1.0))
+    write_leaderboard(rows, run.file(LEADERBOARD))
+    log.info("leaderboard written to %s", run.file(LEADERBOARD))
+    return LeaderboardResult(run, model, data, entries, named)
+
+
+def _final_config(config: Config, data: Any, weights: dict[str, float], how: str) -> Config:
+    """The run's config.yaml: the leaderboard's (``model.name: auto``, its resolved features) with
+    the ensemble recorded in ``chosen``."""
+    used = ", ".join(f"{k} {w:.2f}" for k, w in weights.items() if w)
+    chosen = {**config.chosen, "model.name": f"auto on a table: the {config.train.preset} preset's leaderboard "
+              f"({', '.join(weights)}; {CANDIDATES}/) and their weighted ensemble ({how}): {used}"}
+    return config.model_copy(update={"features": data.features, "chosen": chosen})
+
+
+def _write_run_files(run: Run, config: Config, data: Any, entries: list[Entry], weights: dict[str, float]) -> None:
+    from tfpilot.training.environment import environment
+
+    save_config(config, run.file(rundir.CONFIG))
+    write_json(run.file(rundir.SPLIT), data.manifest)
+    data.report.save(run.file(rundir.DATA_REPORT))
+    labels = data.labels_record(config.data.dataset, "ensemble")
+    labels.update(members=[str(e.trainer.run_.path.resolve()) for e in entries], weights=weights)
+    write_json(run.file(rundir.LABELS), labels)
+    data.save_extra_files(run.path)
+    write_json(run.file(rundir.ENV), environment("float32", config.train.seed))
+
+
+def _head_figures(head: dict[str, Any]) -> dict[str, float]:
+    keys = ("rmse", "mae") if head.get("kind") == "number" else ("accuracy", "loss")
+    return {k: float(head[k]) for k in keys if k in head}
+
+
+def _row(name: str, metrics: dict[str, Any], spec: Any, fit_s: float, latency: float, weight: float
+         ) -> dict[str, Any]:
+    """One leaderboard row from a run's metrics.json."""
+    row: dict[str, Any] = {"candidate": name}
+    several = len(spec.outputs) > 1
+    for split in ("val", "test"):
+        heads = metrics.get(split, {}).get("heads", {})
+        for o in spec.outputs:
+            for k, v in _head_figures(heads.get(o.name, {})).items():
+                row[f"{split}_{o.name}_{k}" if several else f"{split}_{k}"] = round(v, 6)
+    row.update(fit_s=round(fit_s, 3), latency_ms_per_row=round(latency, 4), weight=round(weight, 4))
+    return row
+
+
+def _rank(row: dict[str, Any], spec: Any) -> float:
+    """Sort key: the first head's validation figure, best first."""
+    o = spec.outputs[0]
+    prefix = f"val_{o.name}_" if len(spec.outputs) > 1 else "val_"
+    if o.kind == "number":
+        return float(row.get(prefix + "rmse", np.inf))
+    return -float(row.get(prefix + "accuracy", -np.inf))
+
+
+def write_leaderboard(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Write the leaderboard rows as CSV (the union of their columns, in first-seen order).
+
+    Example:
+        >>> write_leaderboard([{"candidate": "a", "val_rmse": 1.0}], Path("/tmp/lb.csv")).read_text().split()
+        ['candidate,val_rmse', 'a,1.0']
+    """
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+__all__ = ["BENCHMARK_RANK1", "CANDIDATES", "LEADERBOARD", "PRESETS", "Candidate", "LeaderboardResult",
+           "candidate_config", "candidates", "fit_leaderboard", "write_leaderboard"]

@@ -1,0 +1,117 @@
+"""The leaderboard's config: model.name auto on a table, presets, the time limit, each candidate's own
+config; the CLI's --preset / --time-limit flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tfpilot.config import load_config
+from tfpilot.config.loader import ConfigError
+from tfpilot.errors import UserError
+
+
+def _table(**train: object) -> dict:
+    return {"data": {"dataset": "t.csv"}, "features": {"outputs": ["y"]}, "train": dict(train)}
+
+
+def test_a_table_with_no_model_named_keeps_auto_and_a_named_model_trains_alone():
+    from tfpilot.config.table_flags import with_columns
+
+    assert load_config(_table()).model.name == "auto"
+    cfg = with_columns(load_config({"data": {"dataset": "auto_mpg"}}), ["mpg"], [])
+    assert cfg.model.name == "auto"
+    assert with_columns(load_config({"data": {"dataset": "auto_mpg"}}), ["mpg"], [], model="ydf_gbt",
+                        model_given=True).model.name == "ydf_gbt"
+
+
+def test_time_limits_are_read_as_durations_and_search_keys_need_the_leaderboard():
+    assert load_config(_table(time_limit="10m")).train.time_limit == 600.0
+    assert load_config(_table(time_limit="1.5h")).train.time_limit == 5400.0
+    assert load_config(_table(time_limit=90)).train.time_limit == 90.0
+    with pytest.raises(ConfigError, match="not a duration"):
+        load_config(_table(time_limit="ten minutes"))
+    with pytest.raises(ConfigError, match="model.name 'multitask' trains one model: unset them"):
+        load_config({**_table(preset="best"), "model": {"name": "multitask"}})
+    with pytest.raises(ConfigError, match="no features section"):
+        load_config({"data": {"dataset": "digits"}, "train": {"time_limit": 60}})
+    with pytest.raises(ConfigError, match="not a table model"):
+        load_config(_table(candidates={"mnist_cnn": {}}))
+    with pytest.raises(ConfigError, match="num_tres"):
+        load_config(_table(candidates={"ydf_gbt": {"num_tres": 3}}))
+
+
+def test_presets_name_their_candidates_and_train_candidates_replace_them():
+    from tfpilot.training.leaderboard import BENCHMARK_RANK1, candidates
+
+    fast = candidates(load_config(_table()))
+    assert [c.name for c in fast] == ["ydf_gbt_rank1", "ydf_gbt_bfg", "multitask", "linear"]
+    assert fast[0].params == BENCHMARK_RANK1
+    best = candidates(load_config(_table(preset="best")))
+    assert {"ydf_rf", "ydf_gbt", "multitask", "linear"} <= {c.model for c in best} and len(best) > len(fast)
+    assert best[0].params.items() >= BENCHMARK_RANK1.items() and best[0].params["num_trees"] == 1000
+    chosen = candidates(load_config(_table(candidates={"linear": {}, "ydf_gbt": {"num_trees": 7}})))
+    assert [(c.name, c.params) for c in chosen] == [("linear", {}), ("ydf_gbt", {"num_trees": 7})]
+    assert chosen[0].train["train.epochs"] == 40  # the preset's recipe of that model
+
+
+def test_a_candidate_config_is_an_ordinary_run_config(tmp_path: Path):
+    from tfpilot.training.leaderboard import Candidate, candidate_config
+
+    cfg = load_config(_table(preset="best", time_limit="5m"))
+    nn = candidate_config(cfg, Candidate("multitask", "multitask", {"hidden_units": [8]}, {"train.epochs": 40}),
+                          tmp_path / "candidates" / "multitask", seconds=100.0)
+    assert (nn.model.name, nn.model.params, nn.train.epochs) == ("multitask", {"hidden_units": [8]}, 40)
+    assert (nn.train.preset, nn.train.time_limit, nn.train.candidates) == ("fast", None, None)
+    assert nn.output.run_dir == tmp_path / "candidates" / "multitask"
+    assert "multitask candidate of the leaderboard" in nn.chosen["model.name"]
+    forest = candidate_config(cfg, Candidate("ydf_gbt", "ydf_gbt"), tmp_path / "g", seconds=42.0)
+    assert forest.model.params == {"maximum_training_duration_seconds": 42.0}
+    given = load_config(_table(epochs=3))  # a key the user set is kept
+    assert candidate_config(given, Candidate("linear", "linear", {}, {"train.epochs": 40}), tmp_path / "l",
+                            None).train.epochs == 3
+
+
+def test_a_time_limit_spent_before_the_first_candidate_skips_them_all(tmp_path: Path):
+    from tfpilot.testing.table import make_table
+    from tfpilot.training.leaderboard import fit_leaderboard
+
+    table = make_table(tmp_path, rows=30, images=False)
+    cfg = load_config({"data": {"dataset": str(table)}, "features": {"outputs": ["kind"]},
+                       "train": {"time_limit": 1}, "output": {"run_dir": str(tmp_path / "run")}})
+    with pytest.raises(UserError, match=r"no candidate .*ydf_gbt_rank1: the time limit \(1 s\) ran out"):
+        fit_leaderboard(cfg)
+
+
+def test_forests_are_skipped_when_a_neural_option_is_set():
+    from tfpilot.training.leaderboard import Candidate, _skip_reason
+
+    cfg = load_config(_table(label_smoothing=0.1))
+    assert "train.label_smoothing" in _skip_reason(cfg, Candidate("ydf_gbt", "ydf_gbt"))
+    assert _skip_reason(cfg, Candidate("linear", "linear")) is None
+
+
+def test_the_cli_passes_preset_and_time_limit_to_the_leaderboard(tmp_path: Path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import tfpilot.api
+    from tfpilot.cli.main import app
+    from tfpilot.testing.table import make_table
+
+    seen = {}
+
+    def fake_train(cfg, report=True):
+        seen["cfg"] = cfg
+        return None  # as a non-chief worker: nothing to print
+
+    monkeypatch.setattr(tfpilot.api, "train", fake_train)
+    table = make_table(tmp_path, rows=20, images=False)
+    result = CliRunner().invoke(app, ["train", "--dataset", str(table), "--target", "kind", "--preset", "best",
+                                      "--time-limit", "10m"])
+    assert result.exit_code == 0, result.output
+    cfg = seen["cfg"]
+    assert (cfg.model.name, cfg.train.preset, cfg.train.time_limit) == ("auto", "best", 600.0)
+    result = CliRunner().invoke(app, ["train", "--dataset", str(table), "--target", "kind", "--model", "multitask",
+                                      "--time-limit", "10m"])
+    assert result.exit_code != 0 and "trains one model" in result.output
