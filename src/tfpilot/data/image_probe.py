@@ -95,7 +95,8 @@ def _folder_probe(path: Path, cfg: Any, fmt: str) -> ImageProbe | None:
     report = DataReport(dataset=str(path))  # the loader reports skipped files itself
     if fmt == "image_csv":
         classes = image_csv_files(path, report)
-        return _probe([p for files in classes.values() for p in files], len(classes), train_share=_train_share(cfg, {"train"}))
+        paths = [p for files in classes.values() for p in files]
+        return _probe(paths, len(classes), train_share=_train_share(cfg, {"train"}))
     _, _, per_split = image_folder_files(path, report)
     train = per_split.get("train", {})
     paths = [p for files in train.values() for p in files]

@@ -120,8 +120,9 @@ def _meminfo_available() -> float | None:
 
 def _cgroup_free() -> float | None:
     """The cgroup (v2, else v1) limit less its usage; None when unlimited or unknown."""
+    v1 = "/sys/fs/cgroup/memory/memory."
     for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+                         (f"{v1}limit_in_bytes", f"{v1}usage_in_bytes")):
         try:
             raw = Path(limit).read_text().strip()
             if raw == "max" or int(raw) >= 2**60:
