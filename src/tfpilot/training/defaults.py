@@ -8,8 +8,17 @@ left to tfpilot:
   character n-grams into a linear softmax (tf-idf, Naive-Bayes weights for two classes), the
   strongest and fastest text model of the zoo on IMDB and on Chinese hotel reviews
   (``docs/benchmarks.md``, ``bench/cjk_text.py``), with its training recipe (epochs, batch,
-  learning rate) for any of those keys the user did not set. Images: ``mnist_cnn``, the
-  image default so far.
+  learning rate) for any of those keys the user did not set. Images: by size and colour
+  (:func:`image_recipe`): ``mnist_cnn`` for digit-sized grayscale images, ``cifar_cnn_bn``
+  for CIFAR-sized colour ones, ``mini_resnet`` (a small residual CNN with BatchNorm) above.
+
+Before any image file is decoded, :func:`choose_before_loading` reads the file list and a
+sample of image headers (:func:`~tfpilot.data.image_probe.probe_images_of`) and chooses
+``data.image_size`` (:func:`choose_image_size`: at most :data:`MAX_SIDE` px on the longer
+side for a CNN trained from scratch, the aspect ratio kept; also for a table's image columns)
+and the image model of an image folder or CSV, then makes the memory plan
+(:mod:`tfpilot.training.memory_plan`), which may shrink what was left to tfpilot or stop with
+the numbers.
 * ``model.params.tokenize`` of a text model, unless given: "chars" when most letters are
   of a script written without spaces (Chinese, Japanese, Thai, ...), else "words"
   (:func:`tfpilot.data.text.profile_texts`).

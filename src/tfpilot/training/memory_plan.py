@@ -307,7 +307,8 @@ def _workload(config: Config, probes: Sequence[Any], size: tuple[int, int], batc
         params, activations = params + counts[0], activations + counts[1]
     images = sum(p.images for p in probes)
     train = sum(p.train_images or p.images for p in probes)
-    return Workload(images, size, channels, in_memory, 1.0 - train / max(images, 1), params, activations, batch)
+    return Workload(images, size, channels, in_memory, 1.0 - train / max(images, 1), params, activations,
+                    max(1, min(batch, train)))  # a step holds at most the training split
 
 
 def plan_memory(config: Config, probes: Sequence[Any], *, size_chosen: bool, batch_chosen: bool,
