@@ -26,9 +26,12 @@ def naive(**overrides):
 def test_the_estimate_adds_runtime_pixels_parameters_and_activations():
     w = Workload(1000, (100, 100), 3, True, 0.3, 1_000_000, 500_000, 64)
     plan = estimate(w, budget=10e9, runtime=1e9)
-    assert plan.data == pytest.approx(1000 * 100 * 100 * 3 * 2.5)
-    assert plan.params == 16e6 and plan.activations == pytest.approx(4 * 3 * 500_000 * 64)
+    pixels = 1000 * 100 * 100 * 3
+    assert plan.data == pytest.approx(2 * pixels) and plan.decoding == pytest.approx(2 * pixels)
+    assert plan.params == 16e6 and plan.activations == pytest.approx(4 * 2 * 500_000 * 64)
     assert plan.total == pytest.approx(1e9 + plan.data + 16e6 + plan.activations) and plan.fits
+    limited = estimate(Workload(1000, (100, 100), 3, True, 0.3, 0, 0, 64, kept_share=0.4), budget=10e9, runtime=0)
+    assert limited.data == pytest.approx(0.8 * pixels) and limited.total == pytest.approx(2 * pixels)  # decoding
     streamed = estimate(Workload(1000, (100, 100), 3, False, 0.3, 0, 0, 64), budget=1.0, runtime=0)
     assert streamed.data == pytest.approx(0.3 * 1000 * 100 * 100 * 3) and not streamed.fits
 

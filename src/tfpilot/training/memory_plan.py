@@ -5,16 +5,19 @@ A run's resident memory is, about:
 
 * **the runtime**: Python, TensorFlow and tfpilot themselves (:data:`RUNTIME_BYTES`, measured);
 * **the decoded images**: every image held in memory at the size it is decoded to (uint8),
-  ``data.cache`` allowing, times :data:`PIXEL_COPIES` (the decoded batches and their
-  concatenation, the split copies, the tensors the input pipeline makes of them); images
-  decoded per epoch instead (``data.cache: none``, or ``auto`` over ``data.cache_max_gb``)
-  hold the validation and test splits in the evaluation pipelines' caches only;
+  ``data.cache`` allowing. While decoding, :data:`PIXEL_COPIES` copies of all of them (the
+  decoded batches and their concatenation); while training, as many copies of the images the
+  splits keep (``data.train_limit`` drops some): the splits' arrays and the
+  tensors the input pipelines make of them. Images decoded per epoch instead (``data.cache:
+  none``, or ``auto`` over ``data.cache_max_gb``) hold the validation and test splits in the
+  evaluation pipelines' caches only;
 * **the parameters**: 4 bytes each, times :data:`PARAM_COPIES` (the weights, their gradients
   and Adam's two moments);
 * **the activations** of one training step: every layer's output for a batch, in float32,
   times :data:`ACTIVATION_COPIES` (kept for the backward pass, their gradients, temporaries).
 
-The parameters and activations are counted on the model itself, built at the chosen size
+The peak is the larger of the decoding phase and the training phase (the images kept, the
+parameters and the activations). The parameters and activations are counted on the model itself, built at the chosen size
 and then dropped (Keras' name counters and random state are put back as they were, so the
 run's own model is built exactly as without the plan).
 
@@ -57,11 +60,11 @@ HEADROOM = 0.8
 RUNTIME_BYTES = 1.1e9
 #: Copies of the decoded images alive at the peak (decoded batches + their concatenation,
 #: the split copies, the pipeline's tensors).
-PIXEL_COPIES = 2.5
+PIXEL_COPIES = 2.0
 #: float32 copies per parameter: weights, gradients, Adam's two moments.
 PARAM_COPIES = 4
 #: float32 copies per activation of a training step.
-ACTIVATION_COPIES = 3
+ACTIVATION_COPIES = 2
 #: The plan does not shrink a chosen image size below this (longer side, px) ...
 MIN_SIDE = 32
 #: ... nor a batch size it chose below this.
@@ -78,10 +81,11 @@ class MemoryPlan:
 
     Attributes:
         runtime: Python, TensorFlow and tfpilot.
-        data: the decoded images held in memory.
+        data: the decoded images held in memory while training.
         params: parameters with gradients and optimizer slots.
         activations: one training step's activations.
         budget: what the machine gives the run.
+        decoding: the decoded images held while decoding (before the model exists).
     """
 
     runtime: float
@@ -89,11 +93,12 @@ class MemoryPlan:
     params: float
     activations: float
     budget: float
+    decoding: float = 0.0
 
     @property
     def total(self) -> float:
-        """The estimated peak."""
-        return self.runtime + self.data + self.params + self.activations
+        """The estimated peak: the runtime and the larger of decoding and training."""
+        return self.runtime + max(self.decoding, self.data + self.params + self.activations)
 
     @property
     def fits(self) -> bool:
@@ -103,8 +108,9 @@ class MemoryPlan:
     def describe(self) -> str:
         """The estimate and its parts, in GB."""
         gb = 1e9
+        decoding = f"; decoding: {self.decoding / gb:.1f}" if self.decoding else ""
         return (f"{self.total / gb:.1f} GB (runtime {self.runtime / gb:.1f} + decoded images {self.data / gb:.1f} + "
-                f"parameters {self.params / gb:.1f} + activations {self.activations / gb:.1f}) of a "
+                f"parameters {self.params / gb:.1f} + activations {self.activations / gb:.1f}{decoding}) of a "
                 f"{self.budget / gb:.1f} GB budget")
 
 
@@ -248,6 +254,7 @@ class Workload:
         channels: 1 or 3.
         in_memory: whether the decoded images are held in memory (else decoded per epoch).
         eval_share: the share of the images in the validation and test splits.
+        kept_share: the share of the images the splits keep (all but what ``train_limit`` drops).
         params: the model's parameters.
         activations: the model's activation elements per example.
         batch_size: examples per training step.
@@ -261,6 +268,7 @@ class Workload:
     params: int
     activations: int
     batch_size: int
+    kept_share: float = 1.0
 
 
 def estimate(work: Workload, budget: float, runtime: float = RUNTIME_BYTES) -> MemoryPlan:
@@ -269,12 +277,13 @@ def estimate(work: Workload, budget: float, runtime: float = RUNTIME_BYTES) -> M
     Example:
         >>> w = Workload(2000, (1500, 1125), 3, True, 0.3, 500_000, 2_000_000, 128)
         >>> round(estimate(w, 24e9).data / 1e9, 1)  # 2,000 decoded 1,500 px photos
-        25.3
+        20.2
     """
     pixels = float(work.images * work.size[0] * work.size[1] * work.channels)
-    data = pixels * PIXEL_COPIES if work.in_memory else pixels * work.eval_share
+    data = pixels * PIXEL_COPIES * work.kept_share if work.in_memory else pixels * work.eval_share
     return MemoryPlan(runtime, data, 4.0 * PARAM_COPIES * work.params,
-                      4.0 * ACTIVATION_COPIES * work.activations * work.batch_size, budget)
+                      4.0 * ACTIVATION_COPIES * work.activations * work.batch_size, budget,
+                      decoding=pixels * PIXEL_COPIES if work.in_memory else 0.0)
 
 
 def scaled_size(size: Sequence[int], side: int) -> tuple[int, int]:
@@ -307,8 +316,10 @@ def _workload(config: Config, probes: Sequence[Any], size: tuple[int, int], batc
         params, activations = params + counts[0], activations + counts[1]
     images = sum(p.images for p in probes)
     train = sum(p.train_images or p.images for p in probes)
-    return Workload(images, size, channels, in_memory, 1.0 - train / max(images, 1), params, activations,
-                    max(1, min(batch, train)))  # a step holds at most the training split
+    evals = images - train
+    used = min(train, config.data.train_limit or train) + evals
+    return Workload(images, size, channels, in_memory, evals / max(images, 1), params, activations,
+                    max(1, min(batch, train)), used / max(images, 1))  # a step holds at most the training split
 
 
 def plan_memory(config: Config, probes: Sequence[Any], *, size_chosen: bool, batch_chosen: bool,
