@@ -99,8 +99,21 @@ def is_image_folder(path: Path) -> bool:
     return path.is_dir()
 
 
-def load_image_folder(path: str | Path, cfg: DataConfig, report: DataReport) -> RawDataset:
-    """Load a class-folder tree (or an archive of one)."""
+def image_folder_files(path: str | Path, report: DataReport) -> tuple[Path, Path, dict[str, dict[str, list[str]]]]:
+    """The image files of a class-folder tree (or an archive of one), read from the file
+    system only (no image is opened).
+
+    Args:
+        path: the folder or archive.
+        report: receives the files skipped (not images) and notes.
+
+    Returns:
+        ``(path, root, {split: {class: [file, ...]}})``: the folder (an archive's extracted
+        copy), the folder the classes (or splits) are in, and the files.
+
+    Raises:
+        UserError: no class folders.
+    """
     path = Path(path).expanduser()
     if is_archive(path):
         log.info("using the extracted copy of %s (extracted once into the cache)", path)
@@ -120,6 +133,13 @@ def load_image_folder(path: str | Path, cfg: DataConfig, report: DataReport) -> 
             f"{root} holds no class folders: expected ROOT/<class>/<image> or "
             "ROOT/train/<class>/<image> (+ test/, val/)"
         )
+    return path, root, per_split
+
+
+def load_image_folder(path: str | Path, cfg: DataConfig, report: DataReport) -> RawDataset:
+    """Load a class-folder tree (or an archive of one)."""
+    path, root, per_split = image_folder_files(path, report)
+    names = sorted({c for classes in per_split.values() for c in classes})
     return _files_to_dataset(str(path), root, per_split, names, cfg, report)
 
 
@@ -145,8 +165,16 @@ def is_image_csv(path: Path) -> bool:
     return any(c in PATH_COLUMNS for c in cols) or bool(rows and is_image_file(rows[0][0]))
 
 
-def load_image_csv(path: str | Path, cfg: DataConfig, report: DataReport) -> RawDataset:
-    """Load a CSV of ``path,label`` rows (a header naming the columns is optional)."""
+def image_csv_files(path: str | Path, report: DataReport) -> dict[str, list[str]]:
+    """The image files of a CSV of ``path,label`` rows, by class (no image is opened).
+
+    Args:
+        path: the CSV.
+        report: receives the rows skipped (no path or label, file not found).
+
+    Raises:
+        UserError: the CSV names no path or no label column.
+    """
     path = Path(path)
     header, rows = _read_csv_rows(path)
     cols = [h.strip().lower() for h in header]
@@ -171,6 +199,13 @@ def load_image_csv(path: str | Path, cfg: DataConfig, report: DataReport) -> Raw
             report.skip(p, "file not found")
             continue
         classes.setdefault(row[lcol].strip(), []).append(str(p))
+    return classes
+
+
+def load_image_csv(path: str | Path, cfg: DataConfig, report: DataReport) -> RawDataset:
+    """Load a CSV of ``path,label`` rows (a header naming the columns is optional)."""
+    path = Path(path)
+    classes = image_csv_files(path, report)
     names = sorted(classes)
     return _files_to_dataset(str(path), path.parent, {"train": classes}, names, cfg, report)
 

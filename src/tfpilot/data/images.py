@@ -47,6 +47,29 @@ def probe_images(paths: Sequence[str], max_files: int = 256) -> tuple[tuple[int,
         ``((height, width), channels, distinct_sizes)``: the most common size, 1 if every
         probed image is grayscale else 3, and how many distinct sizes were seen.
     """
+    sizes, channels = image_sizes(paths, max_files)
+    return sizes.most_common(1)[0][0], channels, len(sizes)
+
+
+def image_sizes(paths: Sequence[str], max_files: int = 256) -> tuple[Counter[tuple[int, int]], int]:
+    """The sizes of up to ``max_files`` images spread over ``paths``, read from their headers
+    (PIL opens a file lazily: nothing is decoded).
+
+    Returns:
+        ``(Counter of (height, width), channels)``: channels 1 if every probed image is
+        grayscale, else 3.
+
+    Raises:
+        ValueError: ``paths`` is empty.
+        UserError: none of the probed files is a readable image.
+
+    Example:
+        >>> from tfpilot.testing import write_image
+        >>> import tempfile
+        >>> png = write_image(Path(tempfile.mkdtemp()) / "a.png", np.zeros((4, 6, 3), np.uint8))
+        >>> image_sizes([str(png)])
+        (Counter({(4, 6): 1}), 3)
+    """
     from PIL import Image
 
     if not paths:
@@ -63,7 +86,7 @@ def probe_images(paths: Sequence[str], max_files: int = 256) -> tuple[tuple[int,
             continue
     if not sizes:
         raise UserError(f"none of the {min(len(paths), max_files)} probed files is a readable image")
-    return sizes.most_common(1)[0][0], (1 if gray else 3), len(sizes)
+    return sizes, (1 if gray else 3)
 
 
 def decode_and_resize(contents, channels: int, size: tuple[int, int]):

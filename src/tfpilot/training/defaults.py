@@ -8,9 +8,18 @@ left to tfpilot:
   character n-grams into a linear softmax (tf-idf, Naive-Bayes weights for two classes), the
   strongest and fastest text model of the zoo on IMDB and on Chinese hotel reviews
   (``docs/benchmarks.md``, ``bench/cjk_text.py``), with its training recipe (epochs, batch,
-  learning rate) for any of those keys the user did not set. Images: ``mnist_cnn``, the
-  image default so far. A table trained by one Trainer: ``multitask`` (``tfpilot train`` on a
+  learning rate) for any of those keys the user did not set. Images: by size and colour
+  (:func:`image_recipe`): ``mnist_cnn`` for digit-sized grayscale images, ``cifar_cnn_bn``
+  for CIFAR-sized colour ones, ``mini_resnet`` (a small residual CNN with BatchNorm) above. A table trained by one Trainer: ``multitask`` (``tfpilot train`` on a
   table trains the leaderboard of :mod:`tfpilot.training.leaderboard` instead).
+
+Before any image file is decoded, :func:`choose_before_loading` reads the file list and a
+sample of image headers (:func:`~tfpilot.data.image_probe.probe_images_of`) and chooses
+``data.image_size`` (:func:`choose_image_size`: at most :data:`MAX_SIDE` px on the longer
+side for a CNN trained from scratch, the aspect ratio kept; also for a table's image columns)
+and the image model of an image folder or CSV, then makes the memory plan
+(:mod:`tfpilot.training.memory_plan`), which may shrink what was left to tfpilot or stop with
+the numbers.
 * ``model.params.tokenize`` of a text model, unless given: "chars" when most letters are
   of a script written without spaces (Chinese, Japanese, Thai, ...), else "words"
   (:func:`tfpilot.data.text.profile_texts`).
@@ -40,8 +49,21 @@ from tfpilot.config.schema import AUTO_MODEL
 
 log = logging.getLogger(__name__)
 
-#: The image model of ``model.name: auto`` (today's default; image models by data size later).
-IMAGE_MODEL = "mnist_cnn"
+#: The image model of ``model.name: auto`` for folders of up to :data:`LARGE_FOLDER` training
+#: images, and its params: a small residual CNN with BatchNorm (a strided stem, so its cost
+#: hardly grows with the image size; global pooling, so its parameters do not).
+IMAGE_MODEL = "mini_resnet"
+IMAGE_PARAMS: dict[str, Any] = {}
+#: ... and above that: the deeper residual network of the zoo.
+LARGE_IMAGE_MODEL = "resnet"
+LARGE_FOLDER = 50_000
+#: Images are decoded at most this large (the longer side, px) for a CNN trained from scratch
+#: (images this small or smaller keep their size): mini_resnet trains on 2,000 images of 64x48
+#: in about 23 CPU seconds on the AVX2-only EPYC kind, 35 at 96x72 (docs/bench/defaults.md).
+MAX_SIDE = 64
+#: Models trained on a pretrained backbone's native input: at most this large.
+TRANSFER_SIDE = 224
+TRANSFER_MODELS = frozenset({"mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16"})
 #: The text model of ``model.name: auto``.
 TEXT_MODEL = "ngram_mlp"
 #: The table model of ``model.name: auto`` when one Trainer trains one model (``tfpilot train``
@@ -134,9 +156,73 @@ def _choices(config: Config, data: Any) -> list[Choice]:
     if config.model.name != AUTO_MODEL:
         return _tokenize_choice(config, config.model.name, profile)
     if profile is None:
-        return [Choice("model.name", IMAGE_MODEL, f"{spec.kind} data: {IMAGE_MODEL}, the default image model (the "
-                       "model is not yet chosen by image size and count)")]
+        name, params, reason = image_recipe(len(data.splits["train"]), spec.image_size, spec.channels)
+        return [Choice("model.name", name, reason),
+                *[Choice(f"model.params.{k}", v, f"the {name} recipe for images") for k, v in params.items()
+                  if k not in config.model.params]]
     return _text_model_choices(config, profile, data.num_classes)
+
+
+def image_recipe(train_images: int, size: tuple[int, int], channels: int) -> tuple[str, dict[str, Any], str]:
+    """The default image model (trained from scratch) for a dataset, its params, and why.
+
+    Args:
+        train_images: images of the training split.
+        size: (height, width) they are decoded to.
+        channels: 1 or 3.
+
+    Example:
+        >>> image_recipe(1800, (96, 128), 3)[0], image_recipe(60_000, (28, 28), 1)[0]
+        ('mini_resnet', 'mnist_cnn')
+    """
+    side = max(size)
+    what = f"image data ({train_images:,} training images of {size[0]}x{size[1]}x{channels})"
+    if side <= 32 and channels == 1:
+        return "mnist_cnn", {}, (f"{what}: mnist_cnn, seed 004's CNN for digit-sized grayscale images (99% on "
+                                 "MNIST in seconds an epoch)")
+    if side <= 32:
+        return "cifar_cnn_bn", {}, (f"{what}: cifar_cnn_bn, a small CNN with BatchNorm and global pooling for "
+                                    "CIFAR-sized images")
+    return IMAGE_MODEL, dict(IMAGE_PARAMS), (
+        f"{what}: {IMAGE_MODEL}, a small residual CNN with BatchNorm (about 1.2M parameters at any image size: "
+        "a stride-4 stem and global pooling keep its cost per image low on a CPU)")
+
+
+def choose_image_size(probe: Any, model: str) -> tuple[tuple[int, int], str]:
+    """The size to decode a dataset's images to (before any is decoded), and why.
+
+    Images whose longer side is at most :data:`MAX_SIDE` px keep their (most common) size; larger
+    ones are scaled to a longer side of :data:`MAX_SIDE` (:data:`TRANSFER_SIDE` for a
+    pretrained backbone), keeping the most common aspect ratio.
+
+    Args:
+        probe: the dataset's :class:`~tfpilot.data.image_probe.ImageProbe`.
+        model: the model chosen or named (``auto``: one trained from scratch).
+
+    Example:
+        >>> from collections import Counter
+        >>> from tfpilot.data.image_probe import ImageProbe
+        >>> choose_image_size(ImageProbe(2000, 6, Counter({(768, 1024): 90}), 3), "auto")[0]
+        (48, 64)
+        >>> choose_image_size(ImageProbe(9000, 10, Counter({(32, 32): 90}), 3), "auto")[0]
+        (32, 32)
+    """
+    from tfpilot.training.memory_plan import scaled_size
+
+    common = probe.common_size
+    sizes = f"{len(probe.sizes)} sizes" if len(probe.sizes) > 1 else "one size"
+    seen = f"{probe.describe()}; {sizes} in a sample of {sum(probe.sizes.values())} headers"
+    transfer = model in TRANSFER_MODELS
+    cap = TRANSFER_SIDE if transfer else MAX_SIDE
+    if max(common) <= cap:
+        return (int(common[0]), int(common[1])), f"{seen}: the most common size, {common[0]}x{common[1]}, kept"
+    size = scaled_size(common, cap)
+    why = (f"the native input of a pretrained {model}" if transfer else
+           f"at most {cap} px on the longer side for a CNN trained from scratch: larger photos cost time and memory "
+           "(mini_resnet: ~1.5x the CPU time at 96 px, ~2.5x at 128 px)")
+    odd = "" if len(probe.sizes) == 1 else " (images of another aspect ratio are stretched to it)"
+    return size, (f"{seen}: {size[0]}x{size[1]}, {why}; the most common aspect ratio "
+                  f"({common[0]}x{common[1]}) kept{odd}")
 
 
 def _text_model_choices(config: Config, profile: Any, num_classes: int) -> list[Choice]:
@@ -190,7 +276,11 @@ def choose_defaults(config: Config, data: Any) -> Config:
         ConfigError: a given key does not fit the model chosen (e.g. ``model.params`` the
             chosen model does not take).
     """
-    choices = _choices(config, data)
+    return _apply(config, _choices(config, data))
+
+
+def _apply(config: Config, choices: list[Choice]) -> Config:
+    """``config`` with ``choices`` set, logged and recorded in ``chosen``; validated again."""
     if not choices:
         return config
     from tfpilot.config.loader import set_path, validate_tree
@@ -199,7 +289,55 @@ def choose_defaults(config: Config, data: Any) -> Config:
     chosen = dict(config.chosen)
     for c in choices:
         set_path(tree, c.key.split("."), c.value)
-        chosen[c.key] = c.reason
+        chosen[c.key] = f"{chosen[c.key]}; then {c.reason}" if c.key in chosen else c.reason
         log.info("chose %s = %s: %s", c.key, c.value, c.reason)
     tree["chosen"] = chosen
     return validate_tree(tree)
+
+
+def choose_before_loading(config: Config) -> Config:
+    """The image keys a run leaves to tfpilot, chosen before any image is decoded, and the
+    memory plan (:mod:`tfpilot.training.memory_plan`).
+
+    From the dataset's file list and a sample of image headers
+    (:func:`~tfpilot.data.image_probe.probe_images_of`): ``data.image_size``
+    (:func:`choose_image_size`) and, for ``model.name: auto`` on an image folder or CSV, the
+    model (:func:`image_recipe`); then the memory plan, which may shrink the image size, the
+    batch size or the in-memory cache of what was left to tfpilot, or stop the run with a
+    :class:`~tfpilot.training.memory_plan.MemoryBudgetError`. Data without image files (built-in
+    arrays, text) is returned as it is.
+
+    Args:
+        config: the run config.
+
+    Raises:
+        MemoryBudgetError: the run does not fit the machine's memory.
+    """
+    from tfpilot.data.image_probe import probe_images_of
+    from tfpilot.training.memory_plan import plan_memory
+
+    probes = probe_images_of(config)
+    if not probes:
+        return config
+    for p in probes:
+        log.info("images: %s", p.describe())
+    choices: list[Choice] = []
+    classifier = config.features is None
+    if classifier and config.model.name == AUTO_MODEL:
+        p = probes[0]
+        size, _ = choose_image_size(p, AUTO_MODEL)
+        channels = {"grayscale": 1, "rgb": 3}.get(config.data.color_mode, p.channels)
+        shape = tuple(config.data.image_size) if _is_set(config, "data.image_size") else size
+        name, params, reason = image_recipe(p.train_images or p.images, shape, channels)
+        choices.append(Choice("model.name", name, reason))
+        choices += [Choice(f"model.params.{k}", v, f"the {name} recipe for images") for k, v in params.items()
+                    if k not in config.model.params]
+    size_chosen, batch_chosen = not config.data.image_size, not _is_set(config, "train.batch_size")
+    if size_chosen:
+        model = choices[0].value if choices else config.model.name
+        largest = max(probes, key=lambda q: max(q.common_size))
+        size, reason = choose_image_size(largest, model)
+        choices.append(Choice("data.image_size", list(size), reason))
+    config = _apply(config, choices)
+    changes, _ = plan_memory(config, probes, size_chosen=size_chosen, batch_chosen=batch_chosen)
+    return _apply(config, [Choice(k, v, why) for k, (v, why) in changes.items()])

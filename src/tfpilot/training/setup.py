@@ -47,9 +47,10 @@ class Task:
             ValueError: a table's rows or split changed since ``source`` started.
         """
         from tfpilot.data.table import prepare_run_data
-        from tfpilot.training.defaults import choose_defaults
+        from tfpilot.training.defaults import choose_before_loading, choose_defaults
 
         manifest = None if source is None else json.loads(source.file(SPLIT).read_text())
+        config = choose_before_loading(config)  # image size and model from image headers; the memory plan
         data = prepare_run_data(config, manifest)
         if manifest is None:  # a new split: exact copies across splits (data.dedupe)
             from tfpilot.data.inspect.train_checks import check_splits
