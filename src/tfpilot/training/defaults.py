@@ -10,8 +10,12 @@ left to tfpilot:
   (``docs/benchmarks.md``, ``bench/cjk_text.py``), with its training recipe (epochs, batch,
   learning rate) for any of those keys the user did not set. Images: by size and colour
   (:func:`image_recipe`): ``mnist_cnn`` for digit-sized grayscale images, ``cifar_cnn_bn``
-  for CIFAR-sized colour ones, ``mini_resnet`` (a small residual CNN with BatchNorm) above. A table trained by one Trainer: ``multitask`` (``tfpilot train`` on a
-  table trains the leaderboard of :mod:`tfpilot.training.leaderboard` instead).
+  for CIFAR-sized colour ones, ``mini_resnet`` (a small residual CNN with BatchNorm) above.
+  A table trained by one Trainer: ``multitask`` (``tfpilot train`` on a table trains the
+  leaderboard of :mod:`tfpilot.training.leaderboard` instead).
+* ``model.params.tokenize`` of a text model, unless given: "chars" when most letters are
+  of a script written without spaces (Chinese, Japanese, Thai, ...), else "words"
+  (:func:`tfpilot.data.text.profile_texts`).
 
 Before any image file is decoded, :func:`choose_before_loading` reads the file list and a
 sample of image headers (:func:`~tfpilot.data.image_probe.probe_images_of`) and chooses
@@ -20,9 +24,6 @@ side for a CNN trained from scratch, the aspect ratio kept; also for a table's i
 and the image model of an image folder or CSV, then makes the memory plan
 (:mod:`tfpilot.training.memory_plan`), which may shrink what was left to tfpilot or stop with
 the numbers.
-* ``model.params.tokenize`` of a text model, unless given: "chars" when most letters are
-  of a script written without spaces (Chinese, Japanese, Thai, ...), else "words"
-  (:func:`tfpilot.data.text.profile_texts`).
 
 Nothing the user set is changed: a key counts as set when the YAML, a flag or ``--set`` gave
 it (pydantic's ``model_fields_set``). Each choice is logged and recorded with its reason in
