@@ -19,6 +19,7 @@ from typing import Any
 
 from tfpilot.config import Config, load_config
 from tfpilot.config.schema import AUTO_MODEL
+from tfpilot.data.inspect.options import InspectOptions
 from tfpilot.evaluation.evaluate import evaluate
 from tfpilot.evaluation.report import report, report_after_training
 from tfpilot.inference import Predictor, load
@@ -31,9 +32,9 @@ from tfpilot.training.leaderboard import fit_leaderboard
 from tfpilot.training.lr_finder import LRFinderResult, find_lr
 from tfpilot.training.prune import PruneResult, prune
 
-__all__ = ["DeterminismReport", "LRFinderResult", "Predictor", "PruneResult", "Run", "Trainer", "beside_its_run",
-           "check_determinism", "ensemble", "evaluate", "find_lr", "inspect", "launch", "load", "prune", "report",
-           "resume", "train"]
+__all__ = ["DeterminismReport", "InspectOptions", "LRFinderResult", "Predictor", "PruneResult", "Run", "Trainer",
+           "beside_its_run", "check_determinism", "ensemble", "evaluate", "find_lr", "inspect", "launch", "load",
+           "prune", "report", "resume", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -106,25 +107,19 @@ def resume(run_dir: str | Path, report: bool = True) -> Run | None:
     return _finish(Trainer.resume(run_dir), report)
 
 
-
-def inspect(config: Config, out: str | Path, *, label_issues: bool = True, folds: int = 4, epochs: int = 4,
-            model: str | None = None, workers: int | None = None, image_distance: int | None = None,
-            text_similarity: float | None = None, shown: int = 60) -> dict[str, Any]:
+def inspect(config: Config, out: str | Path, options: InspectOptions | None = None) -> dict[str, Any]:
     """``tfpilot inspect``: check the data of ``config`` as training would split it; write
     ``OUT/inspect.json`` and the self-contained ``OUT/inspect.html``; return the findings.
 
     Args:
         config: a config naming the data (``data.dataset``, a table's ``features``).
         out: the output folder.
-        label_issues: also search label issues (a K-fold model, :mod:`tfpilot.training.label_issues`).
-        folds, epochs, model: the K-fold model's folds, epochs and model (default: a quick one).
-        workers: processes hashing image files.
-        image_distance, text_similarity: near-duplicate thresholds (defaults in
-            :mod:`tfpilot.data.inspect.findings`).
-        shown: findings of each kind drawn on the page.
+        options: what to check and how hard (:class:`~tfpilot.data.inspect.options.InspectOptions`:
+            the label-issue search with its K-fold model, hashing workers, near-duplicate
+            thresholds); None: the defaults.
 
     Example:
-        >>> found = inspect(load_config(None, dataset="digits"), "inspect-digits", folds=3)  # doctest: +SKIP
+        >>> found = inspect(load_config(None, dataset="digits"), "inspect-digits", InspectOptions(folds=3))  # doctest: +SKIP
         >>> found["duplicates"]["exact"]["count"]  # doctest: +SKIP
         0
     """
@@ -136,6 +131,7 @@ def inspect(config: Config, out: str | Path, *, label_issues: bool = True, folds
     from tfpilot.evaluation.inspect_page import write_page
     from tfpilot.training.label_issues import label_issue_findings
 
+    options = options or InspectOptions()
     start = time.perf_counter()
     data = prepare_run_data(config)
     frame = None
@@ -143,15 +139,15 @@ def inspect(config: Config, out: str | Path, *, label_issues: bool = True, folds
         from tfpilot.data.table_io import load_table
 
         frame = load_table(config.data.dataset, config.data).frame
-    found, flat = F.inspect_data(data, frame=frame, workers=workers,
-                                 image_distance=F.IMAGE_DISTANCE if image_distance is None else image_distance,
-                                 text_similarity=F.TEXT_SIMILARITY if text_similarity is None else text_similarity)
+    found, flat = F.inspect_data(data, frame=frame, workers=options.workers, image_distance=options.image_distance,
+                                 text_similarity=options.text_similarity)
     found = {"dataset": config.data.dataset, **found}
-    if label_issues:
-        found["label_issues"] = label_issue_findings(config, data, flat, folds=folds, epochs=epochs, model=model)
+    if options.label_issues:
+        found["label_issues"] = label_issue_findings(config, data, flat, folds=options.folds, epochs=options.epochs,
+                                                     model=options.model)
     found["timings"]["total_s"] = round(time.perf_counter() - start, 2)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "inspect.json").write_text(json.dumps(found, indent=1, default=str), encoding="utf-8")
-    write_page(found, flat, out / "inspect.html", shown=shown)
+    write_page(found, flat, out / "inspect.html", shown=options.shown)
     return found

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tfpilot.api import inspect
+from tfpilot.api import InspectOptions, inspect
 from tfpilot.config import load_config
 from tfpilot.testing.inspect_data import make_planted_image_folder, make_planted_text_table
 
@@ -32,7 +32,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], di
     root = tmp_path_factory.mktemp("inspect-images")
     planted = make_planted_image_folder(root / "colours", per_class=60, test_per_class=15, copies=6, broken=2)
     cfg = load_config(None, dataset=str(root / "colours"), overrides=["train.batch_size=32"])
-    found = inspect(cfg, root / "out", folds=3, epochs=15, model="mlp", workers=2)
+    found = inspect(cfg, root / "out", InspectOptions(folds=3, epochs=15, model="mlp", workers=2))
     return found, planted, root / "out"
 
 
@@ -41,7 +41,7 @@ def texts(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dic
     root = tmp_path_factory.mktemp("inspect-texts")
     planted = make_planted_text_table(root / "news.csv", per_class=80, copies=8)
     found = inspect(load_config(None, dataset=str(root / "news.csv"), overrides=["train.batch_size=32"]),
-                    root / "out", folds=3, epochs=15)
+                    root / "out", InspectOptions(folds=3, epochs=15))
     return found, planted
 
 
@@ -102,7 +102,7 @@ def test_flipped_text_labels_are_label_issues(texts: tuple[dict[str, Any], dict[
 def test_clean_data_has_no_cross_split_leak(tmp_path: Path) -> None:
     planted = make_planted_image_folder(tmp_path / "clean", per_class=30, test_per_class=10, copies=0, flip=0)
     assert planted["exact"] == planted["near"] == []
-    found = inspect(load_config(None, dataset=str(tmp_path / "clean")), tmp_path / "out", label_issues=False)
+    found = inspect(load_config(None, dataset=str(tmp_path / "clean")), tmp_path / "out", InspectOptions(label_issues=False))
     d = found["duplicates"]
     assert d["exact"]["count"] == d["near"]["count"] == 0
     assert all(v["with_duplicate_in_earlier_split"] == 0 for v in d["leaks"].values())

@@ -41,7 +41,7 @@ def inspect_command(
     """Inspect a dataset as `tfpilot train` would split it: counts and imbalance, unreadable files, image
     sizes and text lengths, table columns, exact and near duplicates within and across splits (train/test
     leakage) and label issues; writes DIR/inspect.json and a self-contained DIR/inspect.html."""
-    from tfpilot.api import inspect
+    from tfpilot.api import InspectOptions, inspect
     from tfpilot.config import load_config
 
     setup_logging()
@@ -50,8 +50,10 @@ def inspect_command(
         from tfpilot.config.table_flags import with_columns
 
         cfg = with_columns(cfg, target, [])
-    found = inspect(cfg, out, label_issues=label_issues, folds=folds, epochs=epochs, model=model, workers=workers,
-                    image_distance=image_distance, text_similarity=text_similarity)
+    given = {"image_distance": image_distance, "text_similarity": text_similarity}
+    options = InspectOptions(label_issues=label_issues, folds=folds, epochs=epochs, model=model, workers=workers,
+                             **{k: v for k, v in given.items() if v is not None})
+    found = inspect(cfg, out, options)
     d = found["duplicates"]
     say(f"{found['examples']} examples ({found['kind']}), {len(found['unreadable'])} unreadable")
     say(f"exact duplicate pairs: {d['exact']['count']} ({d['exact']['cross_split']} across splits); "

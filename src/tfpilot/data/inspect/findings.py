@@ -24,13 +24,10 @@ import numpy as np
 from tfpilot.data.inspect.duplicates import exact_groups, near_pairs, text_near_pairs
 from tfpilot.data.inspect.examples import (Examples, array_digests, flatten, row_digests, text_digests)
 from tfpilot.data.inspect.hashing import array_phashes, hash_image_files
+from tfpilot.data.inspect.options import IMAGE_DISTANCE, TEXT_SIMILARITY
 
 log = logging.getLogger(__name__)
 
-#: Perceptual hashes this many bits apart or fewer are near-duplicates (of 64).
-IMAGE_DISTANCE = 6
-#: Texts whose word-bigram sets have this Jaccard similarity or more are near-duplicates.
-TEXT_SIMILARITY = 0.5
 #: Pairs kept in the JSON per kind (the counts are always complete).
 MAX_PAIRS = 20_000
 
