@@ -28,10 +28,11 @@ from tfpilot.training.ensemble import ensemble
 from tfpilot.training.launch import launch
 from tfpilot.training.lr_finder import LRFinderResult, find_lr
 from tfpilot.training.prune import PruneResult, prune
+from tfpilot.training.tune import TuneResult, resume_tune, tune
 
-__all__ = ["DeterminismReport", "LRFinderResult", "Predictor", "PruneResult", "Run", "Trainer", "beside_its_run",
-           "check_determinism", "ensemble", "evaluate", "find_lr", "launch", "load", "prune", "report", "resume",
-           "train"]
+__all__ = ["DeterminismReport", "LRFinderResult", "Predictor", "PruneResult", "Run", "Trainer", "TuneResult",
+           "beside_its_run", "check_determinism", "ensemble", "evaluate", "find_lr", "launch", "load", "prune", "report",
+           "resume", "resume_tune", "train", "tune"]
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from tfpilot.cli import catalog, demo, evaluate, predict, resume, serve, train
 from tfpilot.cli import gradcam, report
 from tfpilot.cli import benchmark, export, load, prune, verify
 from tfpilot.cli import ensemble, launch, lr_find
+from tfpilot.cli import tune
 from tfpilot.cli.common import DEBUG_ENV, debug_scope, quiet_tensorflow, user_errors
 
 app = typer.Typer(
@@ -61,6 +62,7 @@ app.command("verify")(verify.verify_command)
 app.command("load")(load.load_command)
 app.command("prune")(prune.prune_command)
 app.command("benchmark")(benchmark.benchmark_command)
+app.command("tune")(tune.tune_command)
 
 
 @app.command("version")

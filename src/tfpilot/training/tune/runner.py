@@ -39,11 +39,13 @@ class TuneResult:
         study: the Optuna study.
         best_config: ``DIR/best.yaml`` (None: no trial completed).
         requeued: trials a killed process had left RUNNING, marked FAIL and queued again.
+        metric: the objective's metric.
     """
 
     out_dir: Path
     study: Any
     best_config: Path | None
+    metric: str = "val_accuracy"
     requeued: tuple[int, ...] = ()
 
     @property
@@ -170,7 +172,7 @@ def write_outputs(settings: TuneSettings, out: Path, requeued: tuple[int, ...] =
     write_trials_csv(study, space, out)
     write_html(settings, space, study, out)
     write_hparams(settings, space, study, out)
-    return TuneResult(out_dir=out, study=study, best_config=best, requeued=requeued)
+    return TuneResult(out_dir=out, study=study, best_config=best, requeued=requeued, metric=settings.metric)
 
 
 __all__ = ["TuneResult", "resume_tune", "tune", "write_outputs"]

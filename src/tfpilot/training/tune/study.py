@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,7 +61,9 @@ def open_study(settings: TuneSettings, out_dir: str | Path, worker: int = 0) -> 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=settings.seed + worker, constant_liar=True)
+    with warnings.catch_warnings():  # constant_liar is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=settings.seed + worker, constant_liar=True)
     return optuna.create_study(study_name=STUDY_NAME, storage=open_storage(settings, out_dir),
                                direction=settings.direction, sampler=sampler, pruner=make_pruner(settings),
                                load_if_exists=True)
