@@ -83,7 +83,7 @@ def _importances(study: Any) -> str:
     ax = fig.add_subplot()
     names = list(importances)[::-1]
     ax.barh(names, [importances[n] for n in names], color=TRAIN)
-    ax.set_xlabel("importance (fANOVA share of the objective's variance)")
+    ax.set_xlabel("importance (Optuna's default evaluator, PED-ANOVA; shares sum to 1)")
     return _img(fig, "parameter importances")
 
 
