@@ -85,7 +85,8 @@ class TuneConfig(_Strict):
         None, description="Required unless metric is val_accuracy (maximize).")
     trials: int = Field(20, gt=0)
     jobs: int = Field(1, gt=0, description="Processes sharing the study.")
-    timeout: str | None = Field(None, description="No new trial starts after this long, e.g. 30m, 2h, 90s.")
+    timeout: str | float | None = Field(
+        None, description="No new trial starts after this long, e.g. 30m, 2h, 90s (a number: seconds).")
     pruner: Literal["median", "halving", "none"] = "median"
     pruner_startup_trials: int = Field(5, ge=0, description="median: trials completed before any pruning.")
     pruner_warmup_epochs: int = Field(1, ge=0, description="median: epochs of a trial before it may be pruned.")

@@ -32,6 +32,8 @@ def _img(fig: Any, alt: str) -> str:
 
 
 def _history(study: Any, settings: TuneSettings) -> str:
+    from matplotlib.ticker import MaxNLocator
+
     fig = new_figure(7, 3.2)
     ax = fig.add_subplot()
     best, best_line = None, []
@@ -50,6 +52,7 @@ def _history(study: Any, settings: TuneSettings) -> str:
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=8)
     ax.set_xlabel("trial")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(settings.metric)
     return _img(fig, "optimisation history")
 
