@@ -57,6 +57,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=None, help="Both sides (default: the default config's 10).")
+    p.add_argument("--report-only", action="store_true",
+                   help="Train nothing: summarise the runs and the (possibly stopped) search already in --out.")
     args = p.parse_args()
 
     from _machine import describe, machine
@@ -74,7 +76,7 @@ def main() -> None:
     default = []
     for seed in range(1, args.seeds + 1):  # train.seed=0 fails in data/pipeline.py (a symbolic seed of 0)
         run_dir = args.out / f"default-seed{seed}"
-        if not (run_dir / "metrics.json").is_file():
+        if not (run_dir / "metrics.json").is_file() and not args.report_only:
             tree = {**cfg, "train": {**cfg["train"], "seed": seed}, "output": {"run_dir": str(run_dir),
                                                                                "overwrite": True}}
             tfpilot.train(load_config(tree), report=False)
@@ -84,7 +86,12 @@ def main() -> None:
 
     t1 = time.time()
     search = args.out / "search"
-    if (search / "tune.json").is_file():
+    if args.report_only:
+        from tfpilot.training.tune.runner import write_outputs
+        from tfpilot.training.tune.settings import TuneSettings
+
+        result = write_outputs(TuneSettings.load(search), search)
+    elif (search / "tune.json").is_file():
         result = tfpilot.resume_tune(search)
     else:
         result = tfpilot.tune(load_config(cfg), search, space=SPACE, trials=args.trials, jobs=args.jobs)
