@@ -19,6 +19,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "train": "tfpilot.api",
     "resume": "tfpilot.api",
+    "tune": "tfpilot.api",
+    "resume_tune": "tfpilot.api",
     "Trainer": "tfpilot.api",
     "Run": "tfpilot.runs",
     "load": "tfpilot.api",

@@ -31,10 +31,11 @@ from tfpilot.training.launch import launch
 from tfpilot.training.leaderboard import fit_leaderboard
 from tfpilot.training.lr_finder import LRFinderResult, find_lr
 from tfpilot.training.prune import PruneResult, prune
+from tfpilot.training.tune import TuneResult, resume_tune, tune
 
 __all__ = ["DeterminismReport", "InspectOptions", "LRFinderResult", "Predictor", "PruneResult", "Run", "Trainer",
-           "beside_its_run", "check_determinism", "ensemble", "evaluate", "find_lr", "inspect", "launch", "load",
-           "prune", "report", "resume", "train"]
+           "TuneResult", "beside_its_run", "check_determinism", "ensemble", "evaluate", "find_lr", "inspect", "launch",
+           "load", "prune", "report", "resume", "resume_tune", "train", "tune"]
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from tfpilot.cli import gradcam, report
 from tfpilot.cli import benchmark, export, load, prune, verify
 from tfpilot.cli import ensemble, launch, lr_find
 from tfpilot.cli import inspect as inspect_cli
+from tfpilot.cli import tune
 from tfpilot.cli.common import DEBUG_ENV, debug_scope, quiet_tensorflow, user_errors
 
 app = typer.Typer(
@@ -63,6 +64,7 @@ app.command("load")(load.load_command)
 app.command("prune")(prune.prune_command)
 app.command("benchmark")(benchmark.benchmark_command)
 app.command("inspect")(inspect_cli.inspect_command)
+app.command("tune")(tune.tune_command)
 
 
 @app.command("version")

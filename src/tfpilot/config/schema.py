@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tfpilot.config.features import FeaturesConfig
+from tfpilot.config.tune import TuneConfig
 from tfpilot.plugins import import_modules
 from tfpilot.registry import MODELS, OPTIMIZERS, SCHEDULES, check_params, did_you_mean
 
@@ -523,6 +524,9 @@ class Config(Section):
         default_factory=dict, description="Written by tfpilot: each key it chose from the data (model.name, "
         "model.params.tokenize, train.epochs, ...) and why. A record: the keys themselves hold the values, so "
         "editing this changes nothing.")
+    tune: TuneConfig | None = Field(
+        None, description="tfpilot tune: the search space and its settings (docs/tune.md); tfpilot train does not "
+        "read it.")
 
     @model_validator(mode="before")
     @classmethod
