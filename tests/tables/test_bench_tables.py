@@ -69,7 +69,7 @@ def test_a_baseline_fits_exactly_the_recorded_rows(bench, tmp_path: Path):
 
 
 def test_the_ensemble_check_reads_the_leaderboard(bench, tmp_path: Path):
-    (tmp_path / "leaderboard.csv").write_text("model,val_rmse,test_rmse,fit_s\nydf_gbt,10,12,1\nmlp,11,11.5,2\n"
+    (tmp_path / "leaderboard.csv").write_text("candidate,val_rmse,test_rmse,fit_s\nydf_gbt,10,12,1\nmlp,11,11.5,2\n"
                                               "linear,20,21,0.1\nensemble,9.5,11.8,0\n")
     board = bench.read_leaderboard(tmp_path, "rmse")
     assert [r["model"] for r in board if r["ensemble"]] == ["ensemble"]

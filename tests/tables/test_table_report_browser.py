@@ -24,11 +24,11 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 #: desktop and laptop windows (CSS px)
 VIEWPORTS = [(1280, 900), (1024, 768)]
 #: a leaderboard in RUN/leaderboard.csv's format (candidates, then the ensemble), for a run that wrote none
-LEADERBOARD = ("model,val_rmse,test_rmse,val_mae,test_mae,fit_s,latency_ms_per_row\n"
-               "ydf_gbt,258113.2712,261004.7031,152044.18,155120.93,4.812,0.0213\n"
-               "multitask,339513.5373,344120.0915,184744.9042,190012.5521,38.104,0.0871\n"
-               "linear,402114.9001,409872.3312,251003.21,255918.42,1.022,0.0049\n"
-               "ensemble,251870.0456,255433.1187,149810.77,151932.05,0.000,0.1133\n")
+LEADERBOARD = ("candidate,val_rmse,test_rmse,val_mae,test_mae,fit_s,latency_ms_per_row,weight\n"
+               "multitask,339513.5373,344120.0915,184744.9042,190012.5521,38.104,0.0871,0.25\n"
+               "linear,402114.9001,409872.3312,251003.21,255918.42,1.022,0.0049,0\n"
+               "ydf_gbt,258113.2712,261004.7031,152044.18,155120.93,4.812,0.0213,0.75\n"
+               "ensemble,251870.0456,255433.1187,149810.77,151932.05,43.938,0.1133,1\n")
 
 
 def _chromium() -> str:
