@@ -456,8 +456,14 @@ def summarize(name: str, table: Table, per_seed: dict[str, dict[str, Any]]) -> d
         worst = max(g["worse_by"] for g in gaps)
         ensemble = {"splits": len(gaps), "sd_of_ensemble": sd, "max_worse_by": worst, "holds": worst <= sd,
                     "best_single_models": [g["best_single_model"] for g in gaps]}
+    boards: dict[str, list[float]] = {}
+    for s in per_seed.values():
+        for row in s.get("tfpilot", {}).get("leaderboard") or []:
+            if row["test"] is not None:
+                boards.setdefault(row["model"], []).append(row["test"])
+    candidates = {m: mean_sd(v) for m, v in boards.items()}
     return {"metric": table.metric, "figures": figures, "goal": goal, "holds": holds, "timing": timing,
-            "ensemble_check": ensemble}
+            "ensemble_check": ensemble, "candidates": candidates}
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -477,6 +483,14 @@ def _fmt(metric: str, value: float | None) -> str:
                                                                         else f"{value:,.3f}")
 
 
+def _pm(metric: str, stats: dict[str, Any] | None, n: bool = False) -> str:
+    """``mean ± sd`` (and ``(n=K)``) in the metric's format; "-" when there is none."""
+    if not stats or stats["mean"] is None:
+        return "-"
+    sd = f"{stats['sd']:,.0f}" if stats["mean"] > 1000 else _fmt(metric, stats["sd"])
+    return f"{_fmt(metric, stats['mean'])} ± {sd}" + (f" (n={stats['n']})" if n else "")
+
+
 def markdown(summaries: dict[str, dict[str, Any]], info: dict[str, Any]) -> str:
     """The figures, timings and ensemble check as markdown tables."""
     lines = [f"{info['cpu']} ({info['kind']}), {info['cpu_count']} cores; tfpilot commit {info['commit']}; "
@@ -485,14 +499,7 @@ def markdown(summaries: dict[str, dict[str, Any]], info: dict[str, Any]) -> str:
              "| table | metric | " + " | ".join(NAMES[c] for c in ("tfpilot", "hgb", "ydf", "hgb_text"))
              + " | goal | holds |", "|---|---|---:|---:|---:|---:|---|---|"]
     for name, s in summaries.items():
-        cells = []
-        for c in ("tfpilot", "hgb", "ydf", "hgb_text"):
-            f = s["figures"].get(c)
-            if not f or f["mean"] is None:
-                cells.append("-")
-                continue
-            sd = f"{f['sd']:,.0f}" if f["mean"] > 1000 else _fmt(s["metric"], f["sd"])
-            cells.append(f"{_fmt(s['metric'], f['mean'])} ± {sd} (n={f['n']})")
+        cells = [_pm(s["metric"], s["figures"].get(c), n=True) for c in ("tfpilot", "hgb", "ydf", "hgb_text")]
         lines.append(f"| {name} | {s['metric']} | " + " | ".join(cells) + f" | {s['goal']} | "
                      f"{'yes' if s['holds'] else ('no' if s['holds'] is False else '-')} |")
     lines += ["", "Whole process (import, read, fit, predict; tfpilot: the whole `tfpilot train`), per split:", "",
@@ -506,6 +513,13 @@ def markdown(summaries: dict[str, dict[str, Any]], info: dict[str, Any]) -> str:
         lines.append(f"| {name} | {g(t['tfpilot']['wall_s_median'])} / {g(t['tfpilot']['wall_s_max'])} | "
                      f"{g(t['tfpilot']['cpu_s']['mean'])} | {g(t['hgb']['wall_s_median'])} | "
                      f"{g(t['hgb']['cpu_s']['mean'])} | {g(t['ydf']['wall_s_median'])} |")
+    boards = {n: s.get("candidates") for n, s in summaries.items() if s.get("candidates")}
+    if boards:
+        models = list(dict.fromkeys(m for b in boards.values() for m in b))
+        lines += ["", "tfpilot's leaderboard.csv, test figure of each candidate (mean ± sd over the splits):", "",
+                  "| table | " + " | ".join(models) + " |", "|---|" + "---:|" * len(models)]
+        for n, b in boards.items():
+            lines.append(f"| {n} | " + " | ".join(_pm(summaries[n]["metric"], b.get(m)) for m in models) + " |")
     checks = {n: s["ensemble_check"] for n, s in summaries.items() if s["ensemble_check"]}
     lines += ["", "Ensemble check (leaderboard.csv: ensemble vs the best single candidate on test, per split):", ""]
     if not checks:
@@ -570,10 +584,11 @@ def main(argv: list[str] | None = None) -> int:
 
     seeds = args.seeds[:1] if args.quick else args.seeds
     args.out.mkdir(parents=True, exist_ok=True)
-    state = args.out / "results.json"
+    first = args.out / "results.json"  # what --reuse takes tfpilot's timings from
+    state = first if args.baseline_fit == "train+val" else args.out / f"results-{args.baseline_fit}.json"
     if args.report_only:
         return report_only(state, args.tables, args.json)
-    previous = json.loads(state.read_text()).get("per_seed", {}) if args.reuse and state.is_file() else {}
+    previous = json.loads(first.read_text()).get("per_seed", {}) if args.reuse and first.is_file() else {}
     bench = Bench(args.data_dir.resolve(), args.out.resolve(), args.tfpilot_src.resolve(), args.baseline_fit,
                   args.reuse, args.quick, previous)
     info = {**cpu_info(), "load_1m_at_start": load_average(), "commit": args.tfpilot_commit or commit_of(bench.tfpilot_src),
