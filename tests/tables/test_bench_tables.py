@@ -98,3 +98,20 @@ def test_goals(bench):
     assert not bench.summarize("petfinder", pet, runs)["holds"]  # ydf 0.399 + 0.01 > 0.40
     summary = bench.summarize("auto_mpg", bench.TABLES["auto_mpg"], seeds([2.0, 2.2], [2.1, 2.1]))
     assert summary["holds"] and summary["figures"]["tfpilot"]["sd"] == pytest.approx(np.std([2.0, 2.2], ddof=1))
+
+
+def test_each_split_seed_is_another_split_and_each_is_stable_under_appended_rows():
+    """The benchmark's 5 splits are `data.split_seed` 0-4: different test rows, each kept when rows are added."""
+    from tfpilot.data.table_split import row_keys, split_rows
+
+    frame, more = _table(300, seed=1), _table(40, seed=2)
+    grown = pd.concat([frame, more], ignore_index=True)
+    strata = np.zeros(len(grown), dtype=np.int64)
+    tests = []
+    for seed in range(5):
+        before = split_rows(row_keys(frame), strata[: len(frame)], {"val": 0.2, "test": 0.1}, seed)
+        after = split_rows(row_keys(grown), strata, {"val": 0.2, "test": 0.1}, seed)
+        for name in ("train", "val", "test"):
+            assert set(after[name][after[name] < len(frame)]) == set(before[name])  # no old row moved
+        tests.append(frozenset(before["test"]))
+    assert len(set(tests)) == 5 and max(len(a & b) for a in tests for b in tests if a is not b) < 0.5 * len(tests[0])
