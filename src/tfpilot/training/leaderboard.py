@@ -85,7 +85,7 @@ _NEURAL = {"train.epochs": 40, "train.batch_size": 256, "train.callbacks.early_s
 BEST_FIRST = {"growing_strategy": "BEST_FIRST_GLOBAL"}
 
 #: The candidates of each ``train.preset``, the most useful first (a time limit skips the last).
-#: Chosen on melbourne-housing's validation split (docs/bench/tables.md): the benchmark_rank1 trees
+#: Chosen on melbourne-housing's validation split (docs/bench/tables-preset.md): the benchmark_rank1 trees
 #: were the best single model, the best-first trees and the neural model added the most to them in
 #: the ensemble; the random forest and YDF's default trees added little for their time.
 PRESETS: dict[str, tuple[Candidate, ...]] = {
