@@ -35,7 +35,10 @@ from tfpilot.models.registry import register_model
 from tfpilot.models.ydf_layers import FOREST_KINDS, ForestHead, forest_heads
 from tfpilot.spec import TableSpec
 
-__all__ = ["GBTParams", "RFParams", "forest_heads", "ydf_gbt", "ydf_rf"]
+__all__ = ["FOREST_MODELS", "GBTParams", "RFParams", "forest_heads", "ydf_gbt", "ydf_rf"]
+
+#: The zoo's forest models: they leave a table's image columns out.
+FOREST_MODELS = ("ydf_gbt", "ydf_rf")
 
 
 class _Params(BaseModel):

@@ -330,7 +330,7 @@ def _ensemble(config: Config, path: Path, entries: list[Entry], skipped: dict[st
 
         model, calibration = calibrate(model, data, batch_size=max(config.train.batch_size, 256))
     run = Run(path)
-    final = _final_config(config, data, named, how)
+    final = _final_config(config, entries[0].trainer.config, data, named, how)
     _write_run_files(run, final, data, entries, named)
     model.save(run.model_path)
     from tfpilot.data.table_pipeline import predict_heads
@@ -364,13 +364,15 @@ def _ensemble(config: Config, path: Path, entries: list[Entry], skipped: dict[st
     return LeaderboardResult(run, model, data, entries, named)
 
 
-def _final_config(config: Config, data: Any, weights: dict[str, float], how: str) -> Config:
+def _final_config(config: Config, resolved: Config, data: Any, weights: dict[str, float], how: str) -> Config:
     """The run's config.yaml: the leaderboard's (``model.name: auto``, its resolved features) with
-    the ensemble recorded in ``chosen``."""
+    the data keys chosen from the data (``data.image_size``, ...; the same for every candidate,
+    read from ``resolved``, a candidate's resolved config) and the ensemble recorded in ``chosen``."""
     used = ", ".join(f"{k} {w:.2f}" for k, w in weights.items() if w)
-    chosen = {**config.chosen, "model.name": f"auto on a table: the {config.train.preset} preset's leaderboard "
+    chosen = {**config.chosen, **{k: v for k, v in resolved.chosen.items() if k.startswith("data.")},
+              "model.name": f"auto on a table: the {config.train.preset} preset's leaderboard "
               f"({', '.join(weights)}; {CANDIDATES}/) and their weighted ensemble ({how}): {used}"}
-    return config.model_copy(update={"features": data.features, "chosen": chosen})
+    return config.model_copy(update={"data": resolved.data, "features": data.features, "chosen": chosen})
 
 
 def _write_run_files(run: Run, config: Config, data: Any, entries: list[Entry], weights: dict[str, float]) -> None:

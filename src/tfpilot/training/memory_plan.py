@@ -304,8 +304,12 @@ def _workload(config: Config, probes: Sequence[Any], size: tuple[int, int], batc
     from tfpilot.models.encoders import DEFAULT_MODELS
 
     channels = {"grayscale": 1, "rgb": 3}.get(config.data.color_mode, max(p.channels for p in probes))
+    from tfpilot.models.ydf import FOREST_MODELS
+
     params = activations = 0
     for p in probes:
+        if p.column is not None and config.model.name in FOREST_MODELS:
+            continue  # forests leave image columns out: no encoder to size
         if p.column is None:
             name, model_params, classes = config.model.name, dict(config.model.params), p.classes or 2
         else:  # a table's image column: its encoder (the rest of a table model is small beside it)
