@@ -3,9 +3,49 @@ end-to-end tests of train -> evaluate -> report -> predict -> export -> verify -
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+
+#: The environment of the tfpilot processes these tests start.
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+
+
+@contextlib.contextmanager
+def serving(*args: str, port: int, log: Path, timeout: float = 600) -> Iterator[str]:
+    """``tfpilot serve ARGS`` in its own process, output to ``log``: its REST URL once ``/readyz``
+    answers 200; stopped with SIGTERM (then killed) on exit."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "tfpilot.cli.main", "serve", *args, "--host", "127.0.0.1",
+                                 "--rest_api_port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=ENV)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert proc.poll() is None, log.read_text(errors="replace")[-3000:]
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def table_config(table: Path, run_dir: Path, **train: object) -> dict:

@@ -6,10 +6,8 @@ process, ``tfpilot serve`` of the ensemble's SavedModel and of the run in a thir
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pandas as pd
 import pytest
 
 from tests.tables.test_ydf_stages import ENV, STAGES, _finish, _start
+from tests.tables.conftest import serving
 from tfpilot.training.distribute import free_ports
 
 CANDIDATES = "{ydf_gbt: {num_trees: 30}, linear: {}, multitask: {hidden_units: [16]}}"
@@ -111,29 +110,9 @@ def test_export_all_skips_what_forests_cannot_convert_and_verifies_the_rest(boar
 def served(board) -> Iterator[str]:
     run, root = board["run"], board["root"]
     port, grpc = free_ports(2)
-    log = root / "serve.log"
-    proc = _start("serve", str(run / "export" / "saved_model"), str(run), "--name", "ens_sm", "--name", "ens",
-                  "--host", "127.0.0.1", "--rest_api_port", str(port), "--port", str(grpc), log=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
+    with serving(str(run / "export" / "saved_model"), str(run), "--name", "ens_sm", "--name", "ens", "--port",
+                 str(grpc), port=port, log=root / "serve.log") as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 @pytest.mark.parametrize("name", ["ens", "ens_sm"])

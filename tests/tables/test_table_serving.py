@@ -4,11 +4,6 @@ inputs ({"b64"} images, strings), the columnar format, each head answered by nam
 from __future__ import annotations
 
 import base64
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,38 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.tables.conftest import serving
 from tfpilot.training.distribute import free_ports
 
 
 @pytest.fixture(scope="module")
 def server(table_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_ports(1)[0]
-    logs = tmp_path_factory.mktemp("table-serve")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "tfpilot.cli.main", "serve", str(table_run), "--name", "shop",
-           "--host", "127.0.0.1", "--rest_api_port", str(port)]
-    with (logs / "out").open("wb") as out, (logs / "err").open("wb") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (logs / "err").read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (logs / "err").read_text()[-3000:]
-            time.sleep(0.2)
+    log = tmp_path_factory.mktemp("table-serve") / "serve.log"
+    with serving(str(table_run), "--name", "shop", port=port, log=log, timeout=120) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 def _b64(path: Path) -> str:

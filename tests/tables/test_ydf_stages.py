@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.tables.conftest import ENV, serving
 from tfpilot.training.distribute import free_ports
-
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
 
 
 def _start(*args: str, log: Path) -> subprocess.Popen:
@@ -135,29 +131,9 @@ def served(ydf_run) -> Iterator[str]:
     not from a Keras model with forests loaded before it) and of the run."""
     run, root = ydf_run["run"], ydf_run["root"]
     port, grpc = free_ports(2)
-    log = root / "serve.log"
-    proc = _start("serve", str(run / "export" / "saved_model"), str(run), "--name", "trees_sm", "--name", "trees",
-                  "--host", "127.0.0.1", "--rest_api_port", str(port), "--port", str(grpc), log=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
+    with serving(str(run / "export" / "saved_model"), str(run), "--name", "trees_sm", "--name", "trees", "--port",
+                 str(grpc), port=port, log=root / "serve.log") as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 def test_the_saved_model_verifies_every_head(ydf_run):
