@@ -107,3 +107,20 @@ def test_clean_data_has_no_cross_split_leak(tmp_path: Path) -> None:
     assert d["exact"]["count"] == d["near"]["count"] == 0
     assert all(v["with_duplicate_in_earlier_split"] == 0 for v in d["leaks"].values())
     assert set(d["leaks"]) == {"val", "test"}
+
+
+def test_text_copies_across_splits_are_leaks(texts: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """Equal rows share a split (the content hash), so planted exact copies never leak; planted near
+    copies that the hash put in different splits are each counted as a leak of their later split."""
+    found, planted = texts
+    row = {p: f"news.csv:{p + 1}" for pair in planted["exact"] + planted["near"] for p in pair}
+    pairs = {frozenset((p["a"]["id"], p["b"]["id"])): p for kind in ("exact", "near")
+             for p in found["duplicates"][kind]["pairs"]}
+    exact = [pairs[frozenset((row[a], row[b]))] for a, b in planted["exact"] if frozenset((row[a], row[b])) in pairs]
+    assert exact and not any(p["cross_split"] for p in exact)
+    order = {"train": 0, "val": 1, "test": 2}
+    crossing = [p for a, b in planted["near"] if (p := pairs.get(frozenset((row[a], row[b])))) and p["cross_split"]]
+    assert crossing, "the planted near copies all fell in one split: plant more"
+    later = {max((p["a"], p["b"]), key=lambda e: order[e["split"]])["id"] for p in crossing}
+    leaked = sum(v["with_duplicate_in_earlier_split"] for v in found["duplicates"]["leaks"].values())
+    assert leaked >= 0.9 * len(later)
