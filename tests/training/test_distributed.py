@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tfpilot.training.distribute import Cluster, free_ports, tf_config
 
