@@ -29,14 +29,33 @@ def resolve(*overrides, **flags):
     return cfg, choose_defaults(cfg, prepare_data(cfg.data))
 
 
+@pytest.fixture(scope="module")
+def long_english(tmp_path_factory):
+    """The same reviews, each eight times as long (a median of 104 words)."""
+    texts, labels = make_text_corpus(60, seed=1)
+    return str(write_text_table(tmp_path_factory.mktemp("en-long") / "reviews.csv",
+                                [" ".join([t] * 8) for t in texts], labels))
+
+
 def test_text_with_no_model_named_gets_a_word_ngram_model_and_its_reasons(english):
     given, cfg = resolve(dataset=english)
     assert given.model.name == "auto"
     assert cfg.model.name == "ngram_mlp" and cfg.model.params["tokenize"] == "words"
-    assert cfg.model.params["naive_bayes"] is True and cfg.model.params["hidden_units"] == []
+    assert cfg.model.params["naive_bayes"] is True
     assert "text (40 texts" in cfg.chosen["model.name"] and "word 1- to 3-grams" in cfg.chosen["model.name"]
     assert cfg.train.batch_size == 512 and cfg.train.optimizer.learning_rate == 0.02
     assert cfg.train.epochs == 20 and "40 training texts" in cfg.chosen["train.epochs"]
+
+
+def test_short_spaced_texts_get_a_hidden_layer_and_long_ones_a_linear_model(english, long_english, chinese):
+    _, short = resolve(dataset=english)  # a median of 13 words
+    assert short.model.params["hidden_units"] == [64] and short.model.params["dropout"] == 0.5
+    assert "one hidden layer of 64 (dropout 0.5: short texts, a median of 13 words <= 40)" in short.chosen["model.name"]
+    _, long = resolve(dataset=long_english)
+    assert long.model.params["hidden_units"] == [] and "dropout" not in long.model.params
+    assert "a linear model on tf-idf" in long.chosen["model.name"]
+    _, chars = resolve(dataset=chinese)  # short, but n-grams of characters: linear
+    assert chars.model.params["hidden_units"] == []
 
 
 def test_chinese_text_is_tokenised_by_characters(chinese):
