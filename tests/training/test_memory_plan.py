@@ -34,6 +34,19 @@ def test_the_estimate_adds_runtime_pixels_parameters_and_activations():
     assert limited.data == pytest.approx(0.8 * pixels) and limited.total == pytest.approx(2 * pixels)  # decoding
     streamed = estimate(Workload(1000, (100, 100), 3, False, 0.3, 0, 0, 64), budget=1.0, runtime=0)
     assert streamed.data == pytest.approx(0.3 * 1000 * 100 * 100 * 3) and not streamed.fits
+    half = estimate(Workload(1000, (100, 100), 3, True, 0.3, 1_000_000, 500_000, 64, activation_bytes=2), 10e9, 1e9)
+    assert half.activations == pytest.approx(plan.activations / 2) and half.params == plan.params
+
+
+def test_a_mixed_precision_run_plans_activations_at_two_bytes(monkeypatch):
+    from tfpilot.training import memory_plan, precision
+
+    assert memory_plan._activation_bytes("float32") == 4
+    assert memory_plan._activation_bytes("mixed_bfloat16") == memory_plan._activation_bytes("mixed_float16") == 2
+    monkeypatch.setattr(precision, "choose_precision", lambda requested: "mixed_bfloat16")
+    assert memory_plan._activation_bytes("auto") == 2
+    monkeypatch.setattr(precision, "choose_precision", lambda requested: "float32")
+    assert memory_plan._activation_bytes("auto") == 4
 
 
 def test_the_footprint_is_counted_on_the_model_without_changing_the_next_one():

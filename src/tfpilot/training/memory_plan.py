@@ -13,8 +13,10 @@ A run's resident memory is, about:
   evaluation pipelines' caches only;
 * **the parameters**: 4 bytes each, times :data:`PARAM_COPIES` (the weights, their gradients
   and Adam's two moments);
-* **the activations** of one training step: every layer's output for a batch, in float32,
-  times :data:`ACTIVATION_COPIES` (kept for the backward pass, their gradients, temporaries).
+* **the activations** of one training step: every layer's output for a batch, at the width of
+  the run's compute dtype (4 bytes in float32, 2 under ``mixed_bfloat16`` / ``mixed_float16``:
+  ``train.precision``, ``auto`` resolved for this machine), times :data:`ACTIVATION_COPIES`
+  (kept for the backward pass, their gradients, temporaries).
 
 The peak is the larger of the decoding phase and the training phase (the images kept, the
 parameters and the activations). The parameters and activations are counted on the model itself, built at the chosen size
@@ -258,6 +260,7 @@ class Workload:
         params: the model's parameters.
         activations: the model's activation elements per example.
         batch_size: examples per training step.
+        activation_bytes: bytes per activation element: 4 in float32, 2 under a mixed policy.
     """
 
     images: int
@@ -269,6 +272,7 @@ class Workload:
     activations: int
     batch_size: int
     kept_share: float = 1.0
+    activation_bytes: int = 4
 
 
 def estimate(work: Workload, budget: float, runtime: float = RUNTIME_BYTES) -> MemoryPlan:
@@ -282,7 +286,7 @@ def estimate(work: Workload, budget: float, runtime: float = RUNTIME_BYTES) -> M
     pixels = float(work.images * work.size[0] * work.size[1] * work.channels)
     data = pixels * PIXEL_COPIES * work.kept_share if work.in_memory else pixels * work.eval_share
     return MemoryPlan(runtime, data, 4.0 * PARAM_COPIES * work.params,
-                      4.0 * ACTIVATION_COPIES * work.activations * work.batch_size, budget,
+                      float(work.activation_bytes) * ACTIVATION_COPIES * work.activations * work.batch_size, budget,
                       decoding=pixels * PIXEL_COPIES if work.in_memory else 0.0)
 
 
@@ -323,7 +327,15 @@ def _workload(config: Config, probes: Sequence[Any], size: tuple[int, int], batc
     evals = images - train
     used = min(train, config.data.train_limit or train) + evals
     return Workload(images, size, channels, in_memory, evals / max(images, 1), params, activations,
-                    max(1, min(batch, train)), used / max(images, 1))  # a step holds at most the training split
+                    max(1, min(batch, train)), used / max(images, 1),  # a step holds at most the training split
+                    _activation_bytes(config.train.precision))
+
+
+def _activation_bytes(precision: str) -> int:
+    """Bytes per activation element under ``train.precision`` (``auto``: as this machine resolves it)."""
+    from tfpilot.training.precision import choose_precision
+
+    return 2 if choose_precision(precision).startswith("mixed_") else 4
 
 
 def plan_memory(config: Config, probes: Sequence[Any], *, size_chosen: bool, batch_chosen: bool,
