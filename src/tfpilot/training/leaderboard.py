@@ -110,8 +110,8 @@ BEST_FIRST = {"growing_strategy": "BEST_FIRST_GLOBAL"}
 #: were the best single model, the best-first trees and the neural model added the most to them in
 #: the ensemble; the random forest and YDF's default trees added little for their time. The rank1
 #: trees again at half the shrinkage (up to 1,000 trees) lowered the ensemble's validation RMSE by
-#: 0.8% on melbourne and 0.2% on auto-mpg, weights fitted on half of val and scored on the other
-#: half (docs/bench/refit.md).
+#: 0.8% on melbourne and 0.1% on auto-mpg, weights fitted on half of val and scored on the other
+#: half (docs/bench/refit.md, bench/refit_lever.py).
 PRESETS: dict[str, tuple[Candidate, ...]] = {
     "fast": (
         Candidate("ydf_gbt_rank1", "ydf_gbt", BENCHMARK_RANK1),
