@@ -6,8 +6,9 @@ each contender's mean and sd:
 * **tfpilot**: ``tfpilot train --dataset X --target Y --run-dir RUN --set data.split_seed=S``,
   a whole subprocess with the default preset and no other flag (``--run-dir`` only says where
   the run goes, ``data.split_seed`` which split it is). Its test figure is ``RUN/metrics.json``'s
-  (the model the run exports); its candidates' figures come from ``RUN/leaderboard.csv`` when
-  the run wrote one.
+  (the model the run exports: since issue 26's refit, the ensemble of its members trained again on
+  train + val); its candidates' figures come from ``RUN/leaderboard.csv`` when the run wrote one
+  (the first fits', on train; ``ensemble`` is their ensemble, ``ensemble_refit`` the run's model).
 * **baselines**, each a whole subprocess (import, read the file, fit, predict) fitted on
   EXACTLY the rows of tfpilot's ``RUN/split.json`` -- train+val by default (every row tfpilot
   may learn or choose from; ``--baseline-fit train`` for train alone) -- and scored on its test rows:
@@ -38,7 +39,7 @@ for a missing horsepower); the baselines read the file the same way.
 
 The ensemble check: where ``leaderboard.csv`` has an ``ensemble`` row, on no split is the
 ensemble's test figure worse than the best single candidate's by more than one sd of the
-ensemble's figure over the splits.
+ensemble's figure over the splits (the first fits' ensemble against the first fits: the same rows).
 
 Usage (under ``nice``: it keeps 2 cores busy for an hour or more)::
 

@@ -46,7 +46,8 @@ def test_presets_name_their_candidates_and_train_candidates_replace_them():
     from tfpilot.training.leaderboard import BENCHMARK_RANK1, candidates
 
     fast = candidates(load_config(_table()))
-    assert [c.name for c in fast] == ["ydf_gbt_rank1", "ydf_gbt_bfg", "multitask", "linear"]
+    assert [c.name for c in fast] == ["ydf_gbt_rank1", "ydf_gbt_bfg", "ydf_gbt_rank1_s05", "multitask", "linear"]
+    assert fast[2].params == {**BENCHMARK_RANK1, "num_trees": 1000, "shrinkage": 0.05}
     assert fast[0].params == BENCHMARK_RANK1
     best = candidates(load_config(_table(preset="best")))
     assert {"ydf_rf", "ydf_gbt", "multitask", "linear"} <= {c.model for c in best} and len(best) > len(fast)

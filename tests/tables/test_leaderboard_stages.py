@@ -1,5 +1,6 @@
-"""``tfpilot train --dataset TABLE --target COL`` (model.name auto): the leaderboard of three candidates
-and their Caruana ensemble, then every stage in processes that did not train it: evaluate, report,
+"""``tfpilot train --dataset TABLE --target COL`` (model.name auto): the leaderboard of three candidates,
+their Caruana ensemble and its members refit on train + val (``train.refit``, the default), then every
+stage of that refit run in processes that did not train it: evaluate, report,
 predict, export (the default ``all``: forests skip TFLite and ONNX) and verify by the CLI in a second
 process, ``tfpilot serve`` of the ensemble's SavedModel and of the run in a third, ``tfpilot.load`` here."""
 
@@ -53,8 +54,8 @@ def test_the_leaderboard_lists_every_candidate_and_the_ensemble(board):
         assert (cand / "model.keras").is_file() and (cand / "metrics.json").is_file()
         assert (cand / "split.json").read_text() == (run / "split.json").read_text()
     lb = pd.read_csv(run / "leaderboard.csv")
-    assert list(lb["candidate"])[-1] == "ensemble" and sorted(lb["candidate"][:-1]) == ["linear", "multitask",
-                                                                                        "ydf_gbt"]
+    assert list(lb["candidate"])[-2:] == ["ensemble", "ensemble_refit"]
+    assert sorted(lb["candidate"][:-2]) == ["linear", "multitask", "ydf_gbt"]
     assert {"val_kind_accuracy", "test_kind_accuracy", "val_price_rmse", "test_price_mae", "fit_s",
             "latency_ms_per_row", "weight"} <= set(lb.columns)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -65,8 +66,17 @@ def test_the_leaderboard_lists_every_candidate_and_the_ensemble(board):
         assert row.weight == pytest.approx(w, abs=1e-4)
         own = json.loads((run / "candidates" / name / "metrics.json").read_text())["test"]["heads"]
         assert row.test_price_rmse == pytest.approx(own["price"]["rmse"], rel=1e-4)
-    ens = lb.iloc[-1]
-    assert ens.test_kind_accuracy == pytest.approx(metrics["test"]["heads"]["kind"]["accuracy"])
+    ens, refit = lb.iloc[-2], lb.iloc[-1]
+    assert ens.test_kind_accuracy == pytest.approx(metrics["first_fit"]["test"]["heads"]["kind"]["accuracy"])
+    assert refit.test_kind_accuracy == pytest.approx(metrics["test"]["heads"]["kind"]["accuracy"])
+    # the members with a weight were trained again on train + val; the calibration is the first fit's
+    used = sorted(name for name, w in weights.items() if w > 0)
+    assert sorted(metrics["refit"]["members"]) == used == sorted(p.name for p in (run / "refit").iterdir())
+    assert "before the refit" in metrics["refit"]["calibration"] and "kind" in metrics["calibration"]
+    split = json.loads((run / "split.json").read_text())["splits"]
+    for name in used:
+        refit_split = json.loads((run / "refit" / name / "split.json").read_text())["splits"]
+        assert sorted(refit_split["train"]) == sorted(split["train"] + split["val"])
     # the ensemble's heads beat their trivial baselines, as the candidates' best does
     test = metrics["test"]["heads"]
     assert test["price"]["mae"] < 0.8 * test["price"]["baseline_mae"]

@@ -118,6 +118,10 @@ class DataConfig(Section):
         "warn", description="Evaluation examples that are exact copies of an example in an earlier split (train "
         "for val; train or val for test): warn in the log and data_report.json, drop them from val/test "
         "(recorded in split.json), or skip the check. `tfpilot inspect` finds near-duplicates too.")
+    train_on_val: bool = Field(
+        False, description="Tables: train on the validation rows too. The split is drawn as usual (the test rows stay "
+        "the same) and split.json records train = train + val; nothing is left to stop early or calibrate on. The "
+        "leaderboard's refit (train.refit) trains its chosen members so.")
     text_format: Literal["auto", "csv", "tsv", "jsonl", "json"] = Field(
         "auto", description="Text tables: the file format; auto = from the extension, else sniffed from the content."
     )
@@ -417,6 +421,11 @@ class TrainConfig(Section):
     candidates: dict[str, dict[str, Any]] | None = Field(
         None, description="model.name auto on a table: the leaderboard's candidates instead of the preset's, as "
         "{model name: model.params} (e.g. {ydf_gbt: {num_trees: 50}, linear: {}}).")
+    refit: bool = Field(
+        True, description="model.name auto on a table: once the ensemble's weights (and temperature) are chosen on "
+        "validation, retrain each member with a weight > 0 on train + val for the epochs / trees its first fit kept; "
+        "that ensemble is the run. The leaderboard keeps the first fits' out-of-sample figures. false: the ensemble of "
+        "the first fits is the run.")
     calibration: Literal["temperature", "none"] = Field(
         "temperature", description="After training, fit one temperature per category/binary head on the "
         "validation split (NLL) and keep it inside the saved model; argmax and the 0.5 threshold never move. "
@@ -543,7 +552,7 @@ class Config(Section):
         tags = () if self.model.name == AUTO_MODEL else MODELS.info(self.model.name).tags
         t = self.train
         search = [k for k, on in (("preset", t.preset != "fast"), ("time_limit", t.time_limit is not None),
-                                  ("candidates", t.candidates is not None)) if on]
+                                  ("candidates", t.candidates is not None), ("refit", not t.refit)) if on]
         if search and (self.features is None or self.model.name != AUTO_MODEL):
             raise ValueError(f"train.{', train.'.join(search)} set the leaderboard that model.name auto trains on a "
                              "table (a features section, --target); "
@@ -555,6 +564,9 @@ class Config(Section):
                                  "output columns (tfpilot train --dataset TABLE --target COLUMN)")
             if self.train.class_head is not None:
                 raise ValueError("train.class_head names a head of a table model: a classifier has one; remove it")
+            if self.data.train_on_val:
+                raise ValueError("data.train_on_val folds a table's validation rows into its training split (a config "
+                                 "with a features section); remove it")
             if self.data.id_column is not None:
                 raise ValueError("data.id_column keys the split of a table's rows (a config with a features "
                                  "section); image folders are split by path and texts by content: remove it")

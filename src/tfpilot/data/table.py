@@ -425,6 +425,12 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str
             kept = limit_stratified(_strata(whole.take(t).targets, outputs), d.test_limit, d.split_seed,
                                     keys=[keys[i] for i in t])
             parts["test"] = t[kept]
+    merged = bool(d.train_on_val and len(parts.get("val", ())))
+    if merged:  # data.train_on_val: the same split, its validation rows trained on
+        val_rows = parts.pop("val")
+        parts["train"] = np.sort(np.concatenate([parts["train"], val_rows]))
+        log.info("data.train_on_val: the %d validation rows join the training split (%d rows)", len(val_rows),
+                 len(parts["train"]))
     splits = {name: whole.take(index) for name, index in parts.items() if name == "train" or len(index)}
 
     train = splits["train"]
@@ -461,6 +467,8 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str
     manifest = {"dataset": d.dataset, "seed": d.split_seed, "held_out_of_train": fractions,
                 "split_by": split_by(d.id_column), "splits": {k: v.ids.tolist() for k, v in splits.items()},
                 "fingerprints": {k: fingerprint([keys[i] for i in parts[k]]) for k in splits}}
+    if merged or (recorded or {}).get("train_includes_val"):
+        manifest["train_includes_val"] = True
     if recorded is not None:  # an older, positional split.json (no split_by, no fingerprints) stays as it was
         manifest = {k: v for k, v in manifest.items() if k in recorded}
     return TableData(spec, features, splits, report, manifest, schema, table.source, base, cfg.train.class_head)

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import keras
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tfpilot.errors import UserError
 from tfpilot.models.multitask import table_input
@@ -69,6 +69,19 @@ class GBTParams(_Params):
     l2_regularization: float | None = Field(None, ge=0)
     early_stopping: Literal["NONE", "MIN_LOSS_FINAL", "LOSS_INCREASE"] | None = None
     early_stopping_num_trees_look_ahead: int | None = Field(None, gt=0)
+    validation_ratio: float | None = Field(
+        None, ge=0, lt=1, description="Share of the training rows YDF holds out for early stopping when the run has "
+        "no validation split (YDF's default 0.1); 0: every training row grows trees (no early stopping).")
+    num_trees_by_head: dict[str, int] | None = Field(
+        None, description="Trees of each head's forest, by output name (overrides num_trees for those heads): the "
+        "leaderboard's refit sets the trees each head's early stopping kept.")
+
+    @field_validator("num_trees_by_head")
+    @classmethod
+    def _positive_trees(cls, v: dict[str, int] | None) -> dict[str, int] | None:
+        if v is not None and any(n <= 0 for n in v.values()):
+            raise ValueError(f"num_trees_by_head: every count must be positive, got {v}")
+        return v
 
 
 class RFParams(_Params):
@@ -103,9 +116,36 @@ def _forests(spec: TableSpec, learner: str, schema: type[_Params], params: Mappi
                         f"{', '.join(f'{c.name} ({c.kind})' for c in spec.inputs)}")
     dates = {c.key: getattr(c, "format", "") for c in spec.inputs if c.kind == "date"}
     inputs = {c.key: table_input(c) for c in spec.inputs}
-    outputs = {o.key: ForestHead(o.to_dict(), features, learner, hyper, dates, name=o.key)(inputs)
+    outputs = {o.key: ForestHead(o.to_dict(), features, learner, head_hyperparameters(hyper, o.name, spec), dates,
+                                 name=o.key)(inputs)
                for o in spec.outputs}
     return keras.Model(inputs, outputs, name=name)
+
+
+def head_hyperparameters(hyper: Mapping[str, Any], head: str, spec: TableSpec) -> dict[str, Any]:
+    """The learner's hyper-parameters of one head: ``num_trees_by_head[head]``, where given, is its
+    ``num_trees``.
+
+    Args:
+        hyper: the model's checked params (None values left out).
+        head: the head's output name.
+        spec: the table's spec (every name of ``num_trees_by_head`` must be one of its outputs).
+
+    Example:
+        >>> from tfpilot.spec import FeatureSpec, TableSpec
+        >>> spec = TableSpec((FeatureSpec("x", "number"),), (FeatureSpec("y", "number"),))
+        >>> head_hyperparameters({"num_trees": 300, "num_trees_by_head": {"y": 54}}, "y", spec)
+        {'num_trees': 54}
+    """
+    out = dict(hyper)
+    by_head = out.pop("num_trees_by_head", None) or {}
+    unknown = sorted(set(by_head) - {o.name for o in spec.outputs})
+    if unknown:
+        raise UserError(f"num_trees_by_head names {', '.join(unknown)}, not outputs of the table "
+                        f"({', '.join(o.name for o in spec.outputs)})")
+    if head in by_head:
+        out["num_trees"] = int(by_head[head])
+    return out
 
 
 @register_model("ydf_gbt", task="table", description="YDF gradient-boosted trees: one forest per head")
@@ -118,7 +158,8 @@ def ydf_gbt(input_spec: TableSpec, num_classes: int = 0, encoders: Mapping[str, 
             early_stopping_num_trees_look_ahead: int | None = None, categorical_algorithm: str | None = None,
             split_axis: str | None = None, sparse_oblique_normalization: str | None = None,
             sparse_oblique_num_projections_exponent: float | None = None,
-            maximum_training_duration_seconds: float | None = None) -> Any:
+            maximum_training_duration_seconds: float | None = None, validation_ratio: float | None = None,
+            num_trees_by_head: Mapping[str, int] | None = None) -> Any:
     """Gradient-boosted trees (``ydf.GradientBoostedTreesLearner``), one model per head.
 
     Args:
@@ -126,7 +167,8 @@ def ydf_gbt(input_spec: TableSpec, num_classes: int = 0, encoders: Mapping[str, 
         num_classes: unused (the heads' classes are in ``input_spec.outputs``).
         encoders: unused (forests read the raw columns).
         num_trees, ...: the learner's hyper-parameters (:class:`GBTParams`); None keeps YDF's default
-            (300 trees of depth 6, shrinkage 0.1, early stopping on the validation split's loss).
+            (300 trees of depth 6, shrinkage 0.1, early stopping on the validation split's loss; a run
+            without one: on ``validation_ratio`` (0.1) of the training rows, which then grow no tree).
     """
     params = dict(num_trees=num_trees, max_depth=max_depth, min_examples=min_examples,
                   num_candidate_attributes_ratio=num_candidate_attributes_ratio, growing_strategy=growing_strategy,
@@ -134,6 +176,8 @@ def ydf_gbt(input_spec: TableSpec, num_classes: int = 0, encoders: Mapping[str, 
                   l1_regularization=l1_regularization, l2_regularization=l2_regularization,
                   early_stopping=early_stopping,
                   early_stopping_num_trees_look_ahead=early_stopping_num_trees_look_ahead,
+                  validation_ratio=validation_ratio,
+                  num_trees_by_head=dict(num_trees_by_head) if num_trees_by_head is not None else None,
                   **_shared(categorical_algorithm, split_axis, sparse_oblique_normalization,
                             sparse_oblique_num_projections_exponent, maximum_training_duration_seconds))
     return _forests(input_spec, "GRADIENT_BOOSTED_TREES", GBTParams, params, "ydf_gbt")

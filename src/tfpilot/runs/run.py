@@ -231,8 +231,8 @@ class Run:
         p = self.file(HISTORY)
         if not p.is_file():
             return []
-        with p.open(newline="") as f:
-            return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+        with p.open(newline="") as f:  # Keras' CSVLogger writes NA in the val_ columns of a run with no val split
+            return [{k: float(v) for k, v in row.items() if v not in ("", None, "NA")} for row in csv.DictReader(f)]
 
     @property
     def model_path(self) -> Path:

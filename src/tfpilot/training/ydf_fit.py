@@ -164,14 +164,41 @@ def fit_forests(model: Any, data: Any, config: Config, run_dir: str | Path) -> t
         layer.set_forest(forest)
         logs[layer.head.key] = forest.training_logs()
         log.info("head %s: %s of %d trees in %.1f s (%s)", layer.head.name, layer.learner.lower().replace("_", " "),
-                 forest.num_trees(), time.perf_counter() - head_start,
-                 "early stopping on the validation split" if uses_val else
-                 "out-of-bag evaluation" if layer.learner == "RANDOM_FOREST" else "no validation split")
+                 forest.num_trees(), time.perf_counter() - head_start, _stopping(layer, uses_val))
     seconds = time.perf_counter() - started
     history = history_table(logs)
     if config.train.callbacks.csv_logger:
         write_history(history, Path(run_dir) / HISTORY)
     return history, seconds
+
+
+def _stopping(layer: ForestHead, uses_val: bool) -> str:
+    """How the forest's size was decided, for the log."""
+    if uses_val:
+        return "early stopping on the validation split"
+    if layer.learner == "RANDOM_FOREST":
+        return "out-of-bag evaluation"
+    ratio = layer.hyperparameters.get("validation_ratio")
+    if ratio == 0:
+        return "no validation split: every training row grows trees, no early stopping"
+    return f"no validation split: YDF holds out {0.1 if ratio is None else ratio:g} of the training rows to stop early"
+
+
+def kept_iterations(layer: ForestHead) -> int | None:
+    """The boosting iterations a trained gradient-boosted head kept (its trees over the trees per
+    iteration, one per class of a multi-class head): early stopping's choice, YDF's ``num_trees``
+    to grow them again without early stopping. None: a random forest (no early stopping).
+
+    Args:
+        layer: a trained head.
+
+    Example:
+        >>> [kept_iterations(layer) for layer in forest_heads(trainer.model_)]  # doctest: +SKIP
+        [54]
+    """
+    if layer.learner != "GRADIENT_BOOSTED_TREES" or layer.forest is None:
+        return None
+    return max(1, layer.forest.num_trees() // max(1, layer.forest.num_trees_per_iteration()))
 
 
 def history_table(logs: dict[str, list[Any]]) -> dict[str, list[float]]:
