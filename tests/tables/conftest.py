@@ -76,3 +76,29 @@ def table_run(table_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
     run = tfpilot.train(table_config(table_csv, tmp_path_factory.mktemp("table-run") / "run"), report=True)
     return run.path
+
+
+def check_evaluate_and_predict(fixture: dict, html_ids: tuple[str, ...], base_dir: Path | None = None) -> None:
+    """What the fresh-process stages wrote for ``fixture["run"]`` (a two-head run: kind, price):
+    ``tfpilot evaluate``'s figures are the trained ones, the report has ``html_ids``, and
+    ``tfpilot predict``'s rows (``fixture["root"] / "predict.log"``) are the loaded run's."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    import tfpilot
+
+    run = fixture["run"]
+    evaluated = json.loads((run / "evaluations" / "test.json").read_text())
+    trained = json.loads((run / "metrics.json").read_text())["test"]
+    assert evaluated["heads"]["kind"]["accuracy"] == trained["heads"]["kind"]["accuracy"]
+    assert evaluated["heads"]["price"]["mae"] == pytest.approx(trained["heads"]["price"]["mae"], rel=1e-5)
+    html = (run / "report.html").read_text()
+    assert all(f'id="{name}"' in html for name in html_ids), html_ids
+    out = (fixture["root"] / "predict.log").read_text()
+    preds = json.loads(out[out.index("["):])
+    expected = tfpilot.load(run).predict_raw(pd.read_csv(fixture["rows"]), base_dir=base_dir)
+    assert [p["kind"]["label"] for p in preds] == [["ant", "bee", "cat"][i] for i in expected["kind"].argmax(1)]
+    np.testing.assert_allclose([p["price"] for p in preds], expected["price"], rtol=1e-5)
+

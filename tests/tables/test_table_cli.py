@@ -27,7 +27,7 @@ def test_train_with_only_dataset_and_target_prints_the_inferred_schema(tmp_path,
     assert len(runs) == 1 and runs[0].name.startswith("auto-pets.csv-")  # model.name auto: the leaderboard
     assert (runs[0] / "schema.yaml").is_file() and (runs[0] / "report.html").is_file()
     assert sorted(p.name for p in (runs[0] / "candidates").iterdir()) == ["linear", "multitask", "ydf_gbt_bfg",
-                                                                         "ydf_gbt_rank1"]
+                                                                         "ydf_gbt_rank1", "ydf_gbt_rank1_s05"]
     assert "leaderboard" in out and "ensemble" in out
     assert "accuracy" in out and "baseline_accuracy" in out
 
