@@ -48,7 +48,7 @@ BUILTIN_NAMES: dict[str, dict[str, tuple[tuple[str, ...], str | None, dict[str, 
             'dense_units pooling freeze_backbone bn_momentum alpha', {}),
         'multitask': (('table',), 'input_spec num_classes encoders hidden_units dropout norm activation', {}),
         'ngram_mlp': (('text',), 'input_spec num_classes vocab_size ngrams output_mode '
-            'sublinear_tf normalize hidden_units dropout sparse naive_bayes nb_alpha tokenize', {}),
+            'sublinear_tf normalize hidden_units dropout sparse naive_bayes nb_alpha tokenize input_scale', {}),
         'resnet': (('image',), 'input_spec num_classes', {}),
         'resnet50': (('image',), 'input_spec num_classes weights image_size dropout '
             'dense_units pooling freeze_backbone bn_momentum', {}),

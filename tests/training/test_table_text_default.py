@@ -15,7 +15,7 @@ import tfpilot
 from tfpilot.config import load_config
 from tfpilot.data.table import prepare_run_data
 from tfpilot.models import create_model
-from tfpilot.models.text_layers import TextEncoder, adaptable_layers, char_wb_grams
+from tfpilot.models.text_layers import ScaleInput, TextEncoder, adaptable_layers, char_wb_grams
 from tfpilot.testing.table import make_table
 from tfpilot.training.defaults import choose_defaults
 
@@ -46,7 +46,15 @@ def test_short_titles_get_a_linear_char_ngram_encoder_and_its_reason(table):
     model = create_model(cfg.model.name, **data.model_args(), **cfg.model.params)
     [enc] = adaptable_layers(model)
     assert enc.name == "title_tokens" and enc.tokenize_mode == "char_wb"
-    assert "title_encoder" not in [layer.name for layer in model.layers]  # the n-gram vector feeds the combiner
+    scale = model.get_layer("title_encoder").get_layer("title_network").get_layer("input_scale")
+    assert isinstance(scale, ScaleInput) and scale.scale == 20.0 and "scaled by 20" in cfg.chosen[KEY]  # the text default's rate 0.02 over 1e-3
+
+
+def test_the_text_scale_follows_the_learning_rate_and_only_under_adam(table):
+    cfg, _ = resolved(table, "train.optimizer.learning_rate=0.004")
+    assert next(i for i in cfg.features.inputs if i.name == "title").encoder.params["input_scale"] == 5.0
+    cfg, _ = resolved(table, "train.optimizer.name=sgd")
+    assert next(i for i in cfg.features.inputs if i.name == "title").encoder.params["input_scale"] == 1.0
 
 
 def test_an_encoder_the_user_gave_is_kept(table):
@@ -79,10 +87,11 @@ def test_a_char_wb_encoder_round_trips_through_a_keras_file(tmp_path):
                       normalize=True, sparse=True, name="tokens")
     enc.adapt(np.array(["red shirt", "blue jeans", "sweatshirt", "jeans"], dtype=object))
     inp = keras.Input(shape=(), dtype="string")
-    model = keras.Model(inp, keras.layers.Dense(3)(enc(inp)))
+    model = keras.Model(inp, keras.layers.Dense(3)(ScaleInput(20.0, name="scale")(enc(inp))))
     texts = np.array(["red sweatshirt", "unseen words"], dtype=object)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(loaded.predict(texts, verbose=0), model.predict(texts, verbose=0), rtol=1e-6)
     again = next(layer for layer in loaded.layers if isinstance(layer, TextEncoder))
     assert again.tokenize_mode == "char_wb" and again.get_vocabulary() == enc.get_vocabulary()
+    assert loaded.get_layer("scale").scale == 20.0

@@ -77,6 +77,8 @@ TABLE_MODEL = "multitask"
 #: A table's text column is "short" (names, titles) when its median text has at most this many
 #: words: its encoder is a linear bag of character n-grams inside words (:func:`table_text_encoder`).
 SHORT_TEXT_WORDS = 12
+#: The text default's learning rate (:func:`text_recipe`); a table's linear text encoder learns at it.
+TEXT_LEARNING_RATE = 0.02
 #: Vocabulary of a table's linear text encoder: its n-gram vector goes into the combiner's first
 #: Dense (fashion-9k's 6.8k product names hold ~18k character 1- to 5-grams).
 TABLE_TEXT_VOCAB = 50_000
@@ -128,7 +130,7 @@ def text_recipe(profile: Any, num_classes: int, batch_size: int | None = None
     batch = batch_size or 512
     steps_per_epoch = max(1, -(-profile.texts // batch))
     epochs = int(min(20, max(2, -(-80 // steps_per_epoch))))  # >= ~80 steps: IMDB's 2 epochs of 46
-    train = {"train.epochs": epochs, "train.batch_size": batch, "train.optimizer.learning_rate": 0.02,
+    train = {"train.epochs": epochs, "train.batch_size": batch, "train.optimizer.learning_rate": TEXT_LEARNING_RATE,
              "train.callbacks.early_stopping.patience": 2}
     grams = "character" if chars else "word"
     nb = ", Naive-Bayes weighted" if num_classes == 2 else ""
@@ -149,7 +151,7 @@ def _is_set(config: Config, dotted: str) -> bool:
     return last in node.model_fields_set
 
 
-def table_text_encoder(profile: Any) -> tuple[dict[str, Any], str]:
+def table_text_encoder(profile: Any, learning_rate: float | str | None = 1e-3) -> tuple[dict[str, Any], str]:
     """The encoder of a table's text column (``features.inputs[].encoder``) for its texts, and why.
 
     Short texts of a spaced script (at most :data:`SHORT_TEXT_WORDS` words, median): the text
@@ -157,10 +159,16 @@ def table_text_encoder(profile: Any) -> tuple[dict[str, Any], str]:
     words (scikit-learn's ``char_wb``), with no hidden layer, so the n-gram vector goes straight
     into the combiner (the ``linear`` table model is then a linear text classifier beside the
     other columns). Scripts written without spaces: character 1- to 3-grams, as the text default.
+    The linear encoders scale their n-gram vector (``input_scale``) by the text default's
+    learning rate over the run's: under Adam the weights on the text then learn at the text
+    default's rate (0.02) while the image encoder keeps the table's (1e-3 by default) -- at one
+    rate for both, the text weights learn 20 times too slowly and the image encoder overfits first.
     Longer texts keep the small n-gram MLP encoder (:data:`~tfpilot.models.encoders.DEFAULT_TEXT_PARAMS`).
 
     Args:
         profile: the column's training texts' :class:`~tfpilot.data.text.TextProfile`.
+        learning_rate: the run's ``train.optimizer.learning_rate`` ("auto", or an optimizer other
+            than Adam's family, whose steps follow the gradient's scale: pass None -- no scale).
 
     Returns:
         ``(encoder settings, reason)``: ``{"model": "ngram_mlp", "params": {...}}``.
@@ -168,26 +176,29 @@ def table_text_encoder(profile: Any) -> tuple[dict[str, Any], str]:
     Example:
         >>> from tfpilot.data.text import TextProfile
         >>> enc, why = table_text_encoder(TextProfile(6759, 38.0, 6.0, 0.0, "spaced"))
-        >>> enc["params"]["tokenize"], enc["params"]["ngrams"], enc["params"]["hidden_units"]
-        ('char_wb', 5, [])
+        >>> enc["params"]["tokenize"], enc["params"]["ngrams"], enc["params"]["hidden_units"], enc["params"]["input_scale"]
+        ('char_wb', 5, [], 20.0)
         >>> table_text_encoder(TextProfile(8000, 900.0, 160.0, 0.0, "spaced"))[0]["params"]["tokenize"]
         'words'
     """
     from tfpilot.models.encoders import DEFAULT_TEXT_PARAMS
 
+    scale = round(TEXT_LEARNING_RATE / learning_rate, 4) if isinstance(learning_rate, (int, float)) else 1.0
     linear = {"vocab_size": TABLE_TEXT_VOCAB, "output_mode": "tf_idf", "sublinear_tf": True, "normalize": True,
-              "hidden_units": []}
+              "hidden_units": [], "input_scale": scale}
+    rate = (f"; the n-gram vector scaled by {scale:g} (the text default's learning rate {TEXT_LEARNING_RATE} over the "
+            f"run's {learning_rate}), so under Adam its weights learn at the text default's rate") if scale != 1 else ""
     what = f"text column ({profile.describe()})"
     if profile.tokenize == "chars":
         return {"model": TEXT_MODEL, "params": {**linear, "ngrams": 3, "tokenize": "chars"}}, (
             f"{what}: a linear bag of character 1- to 3-grams (tf-idf), the text default for a script written "
-            "without spaces, into the combiner")
+            f"without spaces, into the combiner{rate}")
     if profile.median_words <= SHORT_TEXT_WORDS:
         return {"model": TEXT_MODEL, "params": {**linear, "ngrams": 5, "tokenize": "char_wb"}}, (
             f"{what}: short texts (median <= {SHORT_TEXT_WORDS} words), a linear bag of character 1- to 5-grams "
             "inside words (sublinear tf-idf, L2-normalised) into the combiner -- on fashion-9k's product names "
             "char_wb 1-5 with a linear classifier scores 0.982 on validation against 0.966 for word 1-2 grams "
-            "(docs/bench/mm.md)")
+            f"(docs/bench/mm.md){rate}")
     return {"model": TEXT_MODEL, "params": {**DEFAULT_TEXT_PARAMS[TEXT_MODEL], "ngrams": 2, "tokenize": "words"}}, (
         f"{what}: long texts, word 1- and 2-grams into a small MLP (the table model's text encoder)")
 
@@ -209,7 +220,8 @@ def _table_choices(config: Config, data: Any) -> list[Choice]:
         if kinds.get(key) != "text" or feat.encoder.model is not None or feat.encoder.params:
             continue
         profile = profile_texts(data.splits["train"].inputs[key])
-        encoder, reason = table_text_encoder(profile)
+        opt = config.train.optimizer
+        encoder, reason = table_text_encoder(profile, opt.learning_rate if opt.name.startswith("adam") else None)
         choices.append(Choice(f"features.inputs[{feat.name}].encoder", encoder, reason))
     return choices
 
