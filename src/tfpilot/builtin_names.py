@@ -46,7 +46,8 @@ BUILTIN_NAMES: dict[str, dict[str, tuple[tuple[str, ...], str | None, dict[str, 
         'mnist_cnn': (('image',), 'input_spec num_classes dropout', {}),
         'mobilenet_v2': (('image',), 'input_spec num_classes weights image_size dropout '
             'dense_units pooling freeze_backbone bn_momentum alpha', {}),
-        'multitask': (('table',), 'input_spec num_classes encoders hidden_units dropout norm activation', {}),
+        'multitask': (('table',), 'input_spec num_classes encoders hidden_units dropout norm activation '
+            'input_dropout', {}),
         'ngram_mlp': (('text',), 'input_spec num_classes vocab_size ngrams output_mode '
             'sublinear_tf normalize hidden_units dropout sparse naive_bayes nb_alpha tokenize input_scale', {}),
         'resnet': (('image',), 'input_spec num_classes', {}),
