@@ -71,7 +71,9 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     board = list(csv.DictReader((run_dir / "leaderboard.csv").open()))
-    return {"test_accuracy": metrics["test"]["accuracy"], "val_accuracy": metrics["val"]["accuracy"],
+    head = "articleType"
+    return {"test_accuracy": metrics["test"]["heads"][head]["accuracy"],
+            "val_accuracy": metrics["val"]["heads"][head]["accuracy"],
             "weights": metrics.get("leaderboard", {}).get("weights"), "leaderboard": board,
             "chosen": config.get("chosen", {}),
             "text_encoder": [i.get("encoder") for i in config["features"]["inputs"] or []
@@ -119,6 +121,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/fashion_default"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--all-columns", action="store_true", help="also run --target articleType alone")
+    parser.add_argument("--reuse", action="store_true", help="read the runs already in --out (no timings)")
     parser.add_argument("--tfpilot-args", nargs=argparse.REMAINDER, default=[],
                         help="extra flags for the image + text run (a recipe tried on validation)")
     a = parser.parse_args()
@@ -127,16 +130,18 @@ def main() -> None:
     args = ["--dataset", "fashion_9k", "--target", "articleType", "--input", "image", "--input", "productDisplayName",
             *a.tfpilot_args]
     run_dir = a.out / "image_text"
-    results["image_text"] = {**run_tfpilot(run_dir, args), **read_run(run_dir)}
+    ran = {"command": "tfpilot train " + " ".join(args)} if a.reuse else run_tfpilot(run_dir, args)
+    results["image_text"] = {**ran, **read_run(run_dir)}
     results["baseline"] = baseline(run_dir)
     if a.all_columns:
         all_dir = a.out / "all_columns"
-        results["all_columns"] = {**run_tfpilot(all_dir, ["--dataset", "fashion_9k", "--target", "articleType"]),
-                                  **read_run(all_dir)}
+        all_args = ["--dataset", "fashion_9k", "--target", "articleType"]
+        ran = {"command": "tfpilot train " + " ".join(all_args)} if a.reuse else run_tfpilot(all_dir, all_args)
+        results["all_columns"] = {**ran, **read_run(all_dir)}
     it, bl = results["image_text"], results["baseline"]
     results["passed"] = it["test_accuracy"] > bl["test_accuracy"]
     print(f"tfpilot default (image + text): test {it['test_accuracy']:.4f} (val {it['val_accuracy']:.4f}), "
-          f"{it['wall_s']} s wall, {it['cpu_s']} CPU s, load {it['load_before']} -> {it['load_after']}")
+          f"{it.get('wall_s')} s wall, {it.get('cpu_s')} CPU s, load {it.get('load_before')} -> {it.get('load_after')}")
     print(f"  weights {it['weights']}")
     for row in it["leaderboard"]:
         print("  ", {k: row[k] for k in row if k in ("candidate", "val_accuracy", "test_accuracy", "fit_s", "weight")})
@@ -144,7 +149,7 @@ def main() -> None:
     if "all_columns" in results:
         ac = results["all_columns"]
         print(f"no-flag default (all columns): test {ac['test_accuracy']:.4f} (val {ac['val_accuracy']:.4f}), "
-              f"{ac['wall_s']} s wall, {ac['cpu_s']} CPU s")
+              f"{ac.get('wall_s')} s wall, {ac.get('cpu_s')} CPU s")
     print("passed" if results["passed"] else "NOT passed")
     if a.json:
         a.json.write_text(json.dumps(results, indent=1, default=str))
