@@ -145,7 +145,8 @@ def main() -> None:
     print(f"  weights {it['weights']}")
     for row in it["leaderboard"]:
         print("  ", {k: row[k] for k in row if k in ("candidate", "val_accuracy", "test_accuracy", "fit_s", "weight")})
-    print(f"baseline {bl['chosen']}: test {bl['test_accuracy']:.4f} (train+val refit {bl['test_accuracy_train_val']:.4f})")
+    print(f"baseline {bl['chosen']}: test {bl['test_accuracy']:.4f} "
+          f"(train+val refit {bl['test_accuracy_train_val']:.4f})")
     if "all_columns" in results:
         ac = results["all_columns"]
         print(f"no-flag default (all columns): test {ac['test_accuracy']:.4f} (val {ac['val_accuracy']:.4f}), "

@@ -47,7 +47,8 @@ def test_short_titles_get_a_linear_char_ngram_encoder_and_its_reason(table):
     [enc] = adaptable_layers(model)
     assert enc.name == "title_tokens" and enc.tokenize_mode == "char_wb"
     scale = model.get_layer("title_encoder").get_layer("title_network").get_layer("input_scale")
-    assert isinstance(scale, ScaleInput) and scale.scale == 20.0 and "scaled by 20" in cfg.chosen[KEY]  # the text default's rate 0.02 over 1e-3
+    assert isinstance(scale, ScaleInput) and scale.scale == 20.0  # the text default's rate 0.02 over 1e-3
+    assert "scaled by 20" in cfg.chosen[KEY]
 
 
 def test_the_text_scale_follows_the_learning_rate_and_only_under_adam(table):

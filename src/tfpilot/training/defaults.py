@@ -176,7 +176,8 @@ def table_text_encoder(profile: Any, learning_rate: float | str | None = 1e-3) -
     Example:
         >>> from tfpilot.data.text import TextProfile
         >>> enc, why = table_text_encoder(TextProfile(6759, 38.0, 6.0, 0.0, "spaced"))
-        >>> enc["params"]["tokenize"], enc["params"]["ngrams"], enc["params"]["hidden_units"], enc["params"]["input_scale"]
+        >>> p = enc["params"]
+        >>> p["tokenize"], p["ngrams"], p["hidden_units"], p["input_scale"]
         ('char_wb', 5, [], 20.0)
         >>> table_text_encoder(TextProfile(8000, 900.0, 160.0, 0.0, "spaced"))[0]["params"]["tokenize"]
         'words'
