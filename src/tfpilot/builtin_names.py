@@ -34,8 +34,8 @@ BUILTIN_NAMES: dict[str, dict[str, tuple[tuple[str, ...], str | None, dict[str, 
             'dense_units pooling freeze_backbone bn_momentum', {}),
         'fast_cnn': (('image',), 'input_spec num_classes filters convs_per_stage dense_units '
             'dropout padding batch_norm bn_momentum', {}),
-        'gru': (('text',), 'input_spec num_classes vocab_size sequence_length embedding_dim units dropout '
-            'tokenize', {}),
+        'gru': (('text',), 'input_spec num_classes vocab_size sequence_length '
+            'embedding_dim units dropout tokenize', {}),
         'linear': (('table',), 'input_spec num_classes encoders', {}),
         'lstm': (('text',), 'input_spec num_classes vocab_size sequence_length '
             'embedding_dim units dropout recurrent_dropout binary_head padding truncating tokenize', {}),
@@ -46,9 +46,10 @@ BUILTIN_NAMES: dict[str, dict[str, tuple[tuple[str, ...], str | None, dict[str, 
         'mnist_cnn': (('image',), 'input_spec num_classes dropout', {}),
         'mobilenet_v2': (('image',), 'input_spec num_classes weights image_size dropout '
             'dense_units pooling freeze_backbone bn_momentum alpha', {}),
-        'multitask': (('table',), 'input_spec num_classes encoders hidden_units dropout norm activation', {}),
+        'multitask': (('table',), 'input_spec num_classes encoders hidden_units dropout norm '
+            'activation input_dropout', {}),
         'ngram_mlp': (('text',), 'input_spec num_classes vocab_size ngrams output_mode '
-            'sublinear_tf normalize hidden_units dropout sparse naive_bayes nb_alpha tokenize', {}),
+            'sublinear_tf normalize hidden_units dropout sparse naive_bayes nb_alpha tokenize input_scale', {}),
         'resnet': (('image',), 'input_spec num_classes', {}),
         'resnet50': (('image',), 'input_spec num_classes weights image_size dropout '
             'dense_units pooling freeze_backbone bn_momentum', {}),
@@ -57,15 +58,10 @@ BUILTIN_NAMES: dict[str, dict[str, tuple[tuple[str, ...], str | None, dict[str, 
             'num_heads dff rate dense_units dropout tokenize', {}),
         'vgg16': (('image',), 'input_spec num_classes weights image_size dropout '
             'dense_units pooling freeze_backbone bn_momentum', {}),
-        'ydf_gbt': (('table',), 'input_spec num_classes encoders num_trees max_depth min_examples '
-            'num_candidate_attributes_ratio growing_strategy max_num_nodes num_threads shrinkage subsample '
-            'l1_regularization l2_regularization early_stopping early_stopping_num_trees_look_ahead '
-            'categorical_algorithm split_axis sparse_oblique_normalization sparse_oblique_num_projections_exponent '
-            'maximum_training_duration_seconds', {}),
-        'ydf_rf': (('table',), 'input_spec num_classes encoders num_trees max_depth min_examples '
-            'num_candidate_attributes_ratio growing_strategy max_num_nodes num_threads winner_take_all '
-            'bootstrap_training_dataset categorical_algorithm split_axis sparse_oblique_normalization '
-            'sparse_oblique_num_projections_exponent maximum_training_duration_seconds', {}),
+        'ydf_gbt': (('table',), 'input_spec num_classes encoders num_trees max_depth '
+            'min_examples num_candidate_attributes_ratio growing_strategy max_num_nodes num_threads shrinkage subsample l1_regularization l2_regularization early_stopping early_stopping_num_trees_look_ahead categorical_algorithm split_axis sparse_oblique_normalization sparse_oblique_num_projections_exponent maximum_training_duration_seconds validation_ratio num_trees_by_head', {}),
+        'ydf_rf': (('table',), 'input_spec num_classes encoders num_trees max_depth '
+            'min_examples num_candidate_attributes_ratio growing_strategy max_num_nodes num_threads winner_take_all bootstrap_training_dataset categorical_algorithm split_axis sparse_oblique_normalization sparse_oblique_num_projections_exponent maximum_training_duration_seconds', {}),
     },
     'optimizer': {
         'adagrad': ((), 'cfg lr kw', {}),

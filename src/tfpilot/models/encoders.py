@@ -67,7 +67,7 @@ def zoo_encoder(column: FeatureSpec, model_name: str | None, params: dict[str, A
     return headless(create_model(name, spec, 2, **params), f"{column.key}_encoder")
 
 
-def split_text_encoder(encoder: Any, key: str) -> tuple[Any, Any]:
+def split_text_encoder(encoder: Any, key: str) -> tuple[Any, Any | None]:
     """A headless text model cut where the strings end: ``(TextEncoder, numeric network)``.
 
     The :class:`~tfpilot.models.text_layers.TextEncoder` is rebuilt under the name
@@ -83,6 +83,8 @@ def split_text_encoder(encoder: Any, key: str) -> tuple[Any, Any]:
     old = found[0]
     tokens = TextEncoder.from_config({**old.get_config(), "name": f"{key}_tokens"})
     boundary = old.output
+    if encoder.output is boundary:
+        return tokens, None
     inner = keras.Model(boundary, encoder.output, name=f"{key}_network")
     ids = keras.Input(shape=tuple(boundary.shape[1:]), dtype=boundary.dtype, sparse=bool(getattr(boundary, "sparse", False)),
                       name=f"{key}_ids")
@@ -108,7 +110,8 @@ def encode_column(column: FeatureSpec, inp: Any, encoder: dict[str, Any]) -> Any
     if column.kind == "text":
         tokens, network = split_text_encoder(zoo_encoder(column, encoder.get("model"),
                                                          dict(encoder.get("params") or {})), k)
-        return network(tokens(inp))
+        x = tokens(inp)
+        return x if network is None else network(x)
     if column.kind == "number":
         x = ImputeMissing(name=f"{k}_impute")(inp)
         return layers.Normalization(axis=-1, name=f"{k}_norm")(x)

@@ -72,6 +72,7 @@ def multitask(
     dropout: float = 0.1,
     norm: str = "none",
     activation: str = "relu",
+    input_dropout: float = 0.0,
 ) -> keras.Model:
     """Encoders per column -> concatenate -> [Dense -> norm -> activation -> dropout]* -> a head per output.
 
@@ -83,6 +84,9 @@ def multitask(
         dropout: dropout after each combiner layer.
         norm: "none", "batch" (BatchNormalization) or "layer" (LayerNormalization) after each Dense.
         activation: the combiner's activation.
+        input_dropout: with several inputs, each example loses each input's whole feature vector
+            with this probability while training (:class:`~tfpilot.models.multitask_layers.InputDropout`),
+            so the combiner learns from every input, not only the strongest.
     """
     if norm not in NORMS:
         raise UserError(f"norm must be one of {', '.join(NORMS)}, not {norm!r}")
@@ -91,6 +95,11 @@ def multitask(
     encoders = encoders or {}
     inputs = {c.key: table_input(c) for c in input_spec.inputs}
     parts = [encode_column(c, inputs[c.key], dict(encoders.get(c.key, {}))) for c in input_spec.inputs]
+    if input_dropout and len(parts) > 1:
+        from tfpilot.models.multitask_layers import InputDropout
+
+        parts = [InputDropout(float(input_dropout), name=f"{c.key}_input_dropout")(p)
+                 for c, p in zip(input_spec.inputs, parts)]
     x = parts[0] if len(parts) == 1 else layers.Concatenate(name="combine")(parts)
     for i, units in enumerate(hidden_units):
         x = layers.Dense(int(units), use_bias=norm == "none", name=f"combiner_dense_{i}")(x)

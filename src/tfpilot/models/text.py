@@ -262,6 +262,7 @@ def ngram_mlp(
     naive_bayes: bool = False,
     nb_alpha: float = 1.0,
     tokenize: str = "words",
+    input_scale: float = 1.0,
 ) -> keras.Model:
     """A bag of n-grams (sublinear, L2-normalised tf-idf) into a small dense network.
 
@@ -281,8 +282,13 @@ def ngram_mlp(
             (NBSVM, Wang & Manning 2012), learned from the training labels with the
             vocabulary (see :class:`~tfpilot.models.text_layers.TextEncoder`).
         nb_alpha: the Naive-Bayes smoothing.
-        tokenize: "words" (split on spaces) or "chars" (a token per character of a script
-            written without spaces, so ``ngrams`` makes character n-grams).
+        tokenize: "words" (split on spaces), "chars" (a token per character of a script
+            written without spaces, so ``ngrams`` makes character n-grams) or "char_wb"
+            (character 1- to ``ngrams``-grams inside words).
+        input_scale: multiply the n-gram vector by this (:class:`~tfpilot.models.text_layers.ScaleInput`):
+            under Adam the weights of the first layer on it then learn ``input_scale`` times
+            as fast -- a learning rate of its own, e.g. for the text part of a table model
+            trained at a rate that suits its image encoder.
 
     Example:
         >>> from tfpilot.spec import InputSpec
@@ -297,6 +303,10 @@ def ngram_mlp(
     inputs, x = text_input(input_spec, max_tokens=vocab_size, output_mode=output_mode, ngrams=ngrams,
                            sequence_length=None, sublinear_tf=sublinear_tf, normalize=normalize, sparse=sparse,
                            naive_bayes=naive_bayes, nb_alpha=nb_alpha, tokenize=tokenize)
+    if float(input_scale) != 1.0:
+        from tfpilot.models.text_layers import ScaleInput
+
+        x = ScaleInput(float(input_scale), name="input_scale")(x)
     for units in hidden_units:
         x = layers.Dense(units, activation="relu")(x)
         if dropout:

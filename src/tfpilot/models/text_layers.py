@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 #: Output modes of :class:`TextEncoder`.
 OUTPUT_MODES = ("int", "multi_hot", "count", "tf_idf")
 #: How :class:`TextEncoder` splits a text into tokens (see ``tokenize``).
-TOKENIZE_MODES = ("words", "chars")
+TOKENIZE_MODES = ("words", "chars", "char_wb")
 #: One character of a script written without spaces between words (Han, kana, Thai, Lao,
 #: Khmer, Myanmar) with its combining marks: each becomes a token of its own in "chars" mode.
 UNSPACED_CHAR = r"((?:\p{Han}|\p{Hiragana}|\p{Katakana}|\p{Thai}|\p{Lao}|\p{Khmer}|\p{Myanmar})\p{M}*)"
@@ -89,7 +89,41 @@ def lower_chars(texts: Any) -> Any:
 _STANDARDIZE = {
     ("words", "default"): standardize_text, ("words", "lower"): "lower", ("words", None): None,
     ("chars", "default"): standardize_chars, ("chars", "lower"): lower_chars, ("chars", None): split_unspaced,
+    ("char_wb", "default"): standardize_text, ("char_wb", "lower"): "lower", ("char_wb", None): None,
 }
+
+
+def char_wb_grams(texts: Any, width: int) -> Any:
+    """Character 1- to ``width``-grams inside word boundaries, scikit-learn's ``char_wb``
+    analyzer: each word, padded with a space on either side, gives its character n-grams
+    (n-grams never span two words).
+
+    Args:
+        texts: a 1-D string tensor (standardised texts).
+        width: the longest n-gram (characters).
+
+    Returns:
+        A ``tf.RaggedTensor`` of n-grams, one row per text.
+
+    Example:
+        >>> sorted(char_wb_grams(tf.constant(["ab"]), 2)[0].numpy().astype(str).tolist())
+        [' ', ' ', ' a', 'a', 'ab', 'b', 'b ']
+    """
+    words = tf.strings.split(texts)
+    chars = tf.strings.unicode_split(" " + words + " ", "UTF-8")
+    grams = tf.strings.ngrams(chars, ngram_width=tuple(range(1, int(width) + 1)), separator="")
+    return grams.merge_dims(1, 2)
+
+
+class CharWordGrams:
+    """A ``TextVectorization`` split: :func:`char_wb_grams` of a fixed width (rebuilt by
+    :class:`TextEncoder` from its own config, so it is never serialised itself)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = int(width)
+
+    def __call__(self, texts: Any) -> Any:
+        return char_wb_grams(texts, self.width)
 
 
 @serializable
@@ -110,7 +144,10 @@ class TextEncoder(layers.Layer):
         adapt_batch_size: texts per batch while adapting.
         tokenize: "words": split on spaces (scripts that space their words); "chars": every
             character of a script written without spaces (Chinese, Japanese, Thai, ...) is a
-            token, so ``ngrams`` makes character n-grams; runs of other letters stay words.
+            token, so ``ngrams`` makes character n-grams; runs of other letters stay words;
+            "char_wb": character 1- to ``ngrams``-grams inside each word padded with spaces
+            (scikit-learn's ``char_wb`` analyzer, :func:`char_wb_grams`), for short texts
+            such as product names, where word pieces ("shirt" in "sweatshirts") carry the class.
         naive_bayes: bag modes, two classes: also weigh each n-gram by its Naive-Bayes
             log-count ratio ``log((p_j / |p|) / (q_j / |q|))``, ``p``/``q`` the smoothed
             counts of the positive/negative training texts holding it (NBSVM, Wang &
@@ -157,7 +194,11 @@ class TextEncoder(layers.Layer):
             raise UserError(f"standardize must be 'default', 'lower' or None, not {standardize!r}")
         if tokenize not in TOKENIZE_MODES:
             raise UserError(f"tokenize must be one of {', '.join(TOKENIZE_MODES)}, not {tokenize!r} (words: split on "
-                            "spaces; chars: one token per character of Chinese, Japanese, Thai, ... text)")
+                            "spaces; chars: one token per character of Chinese, Japanese, Thai, ... text; char_wb: "
+                            "character n-grams inside words)")
+        if tokenize == "char_wb" and output_mode == "int":
+            raise UserError("tokenize char_wb makes a bag of character n-grams: use output_mode tf_idf, count or "
+                            "multi_hot, not int")
         self.tokenize_mode = tokenize
         self.max_tokens = int(max_tokens)
         self.output_mode = output_mode
@@ -175,10 +216,12 @@ class TextEncoder(layers.Layer):
             raise UserError(f"nb_alpha must be > 0 (the smoothing added to every count), got {nb_alpha}")
         self.naive_bayes = bool(naive_bayes)
         self.nb_alpha = float(nb_alpha)
+        char_wb = tokenize == "char_wb"
         self.vectorizer = layers.TextVectorization(
             max_tokens=self.max_tokens,
             standardize=_STANDARDIZE[tokenize, standardize],
-            ngrams=self.ngrams,
+            split=CharWordGrams(self.ngrams or 1) if char_wb else "whitespace",
+            ngrams=None if char_wb else self.ngrams,
             output_mode="int" if output_mode == "int" else ("multi_hot" if output_mode == "multi_hot" else "count"),
             ragged=output_mode == "int",
             sparse=output_mode != "int",  # bag vectors are weighted sparse, densified at the end if asked
@@ -200,20 +243,29 @@ class TextEncoder(layers.Layer):
 
     # -- adapting ------------------------------------------------------------------------
     def words(self, texts: Any) -> tf.RaggedTensor:
-        """The words of each text: the standardisation and whitespace split of ``TextVectorization``."""
+        """The words of each text: the standardisation and whitespace split of ``TextVectorization``
+        (``char_wb``: the character n-grams, :func:`char_wb_grams`)."""
         x = tf.convert_to_tensor(texts, tf.string)
         standardize = _STANDARDIZE[self.tokenize_mode, self.standardize]
         if standardize == "lower":
             x = tf.strings.lower(x)
         elif standardize is not None:
             x = standardize(x)
+        if self.tokenize_mode == "char_wb":
+            return char_wb_grams(x, self.ngrams or 1)
         return tf.strings.split(x)
+
+    @property
+    def word_ngrams(self) -> int:
+        """The longest n-gram of words counted over :meth:`words` (1 for ``char_wb``, whose
+        words are already its n-grams)."""
+        return 1 if self.tokenize_mode == "char_wb" else (self.ngrams or 1)
 
     def tokenize(self, texts: Any) -> tf.RaggedTensor:
         """The tokens (n-grams included) the vectorizer looks up: :meth:`words`, then the
         ``tf.strings.ngrams`` of ``TextVectorization``."""
         tokens = self.words(texts)
-        if self.ngrams:
+        if self.word_ngrams > 1:
             tokens = tf.strings.ngrams(tokens, ngram_width=tuple(range(1, self.ngrams + 1)), separator=" ")
         return tokens
 
@@ -285,7 +337,7 @@ class TextEncoder(layers.Layer):
         batches = list(data)
         if not batches:
             raise UserError("no training texts: cannot learn a vocabulary")
-        return count_ngrams(batches, ngrams=self.ngrams or 1, labels=labels, num_classes=num_classes)
+        return count_ngrams(batches, ngrams=self.word_ngrams, labels=labels, num_classes=num_classes)
 
     @property
     def is_adapted(self) -> bool:
@@ -362,6 +414,42 @@ class TextEncoder(layers.Layer):
             tokenize=self.tokenize_mode,
         )
         return config
+
+
+@serializable
+class ScaleInput(layers.Layer):
+    """Multiply a (sparse or dense) feature vector by a constant.
+
+    Under Adam a weight's step does not depend on the scale of its gradient, so the layer
+    after this one learns ``scale`` times as fast on these features as on unscaled ones: a
+    per-input learning rate inside one model (and one optimizer).
+
+    Args:
+        scale: the factor (> 0).
+
+    Example:
+        >>> import numpy as np
+        >>> ScaleInput(20.0)(np.ones((1, 2), "float32")).numpy().tolist()
+        [[20.0, 20.0]]
+    """
+
+    def __init__(self, scale: float, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if float(scale) <= 0:
+            raise UserError(f"input_scale must be > 0, got {scale}")
+        self.scale = float(scale)
+
+    def call(self, x: Any) -> Any:
+        if isinstance(x, tf.SparseTensor):
+            return tf.SparseTensor(x.indices, x.values * self.scale, x.dense_shape)
+        return x * self.scale
+
+    def compute_output_spec(self, x: Any) -> Any:
+        return keras.KerasTensor(x.shape, dtype=x.dtype, sparse=bool(getattr(x, "sparse", False)))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "scale": self.scale}
 
 
 @serializable
