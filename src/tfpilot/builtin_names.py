@@ -58,9 +58,9 @@ BUILTIN_NAMES: dict[str, dict[str, tuple[tuple[str, ...], str | None, dict[str, 
             'num_heads dff rate dense_units dropout tokenize', {}),
         'vgg16': (('image',), 'input_spec num_classes weights image_size dropout '
             'dense_units pooling freeze_backbone bn_momentum', {}),
-        'ydf_gbt': (('table',), 'input_spec num_classes encoders num_trees max_depth '
+        'ydf_gbt': (('table', 'forest'), 'input_spec num_classes encoders num_trees max_depth '
             'min_examples num_candidate_attributes_ratio growing_strategy max_num_nodes num_threads shrinkage subsample l1_regularization l2_regularization early_stopping early_stopping_num_trees_look_ahead categorical_algorithm split_axis sparse_oblique_normalization sparse_oblique_num_projections_exponent maximum_training_duration_seconds validation_ratio num_trees_by_head', {}),
-        'ydf_rf': (('table',), 'input_spec num_classes encoders num_trees max_depth '
+        'ydf_rf': (('table', 'forest'), 'input_spec num_classes encoders num_trees max_depth '
             'min_examples num_candidate_attributes_ratio growing_strategy max_num_nodes num_threads winner_take_all bootstrap_training_dataset categorical_algorithm split_axis sparse_oblique_normalization sparse_oblique_num_projections_exponent maximum_training_duration_seconds', {}),
     },
     'optimizer': {

@@ -28,16 +28,18 @@ ModelBuilder = Callable[..., Any]
 
 
 def register_model(
-    name: str | None = None, *, task: str = "image", description: str = ""
+    name: str | None = None, *, task: str = "image", description: str = "", tags: tuple[str, ...] = ()
 ) -> Callable[[ModelBuilder], ModelBuilder]:
     """Register a model builder under ``name``.
 
     Args:
         name: registry key (default: the function's name).
-        task: the input kind it consumes, "image" or "text".
+        task: the input kind it consumes, "image", "text" or "table".
         description: one line for ``tfpilot models`` (default: the docstring's first line).
+        tags: more tags after ``task``, e.g. ``("forest",)``: a table model of decision forests,
+            which leaves image columns out (the memory plan sizes no image encoder for it).
     """
-    return MODELS.register(name, description=description, tags=(task,))
+    return MODELS.register(name, description=description, tags=(task, *tags))
 
 
 def list_models(pattern: str = "*", task: str | None = None) -> list[str]:

@@ -35,10 +35,11 @@ from tfpilot.models.registry import register_model
 from tfpilot.models.ydf_layers import FOREST_KINDS, ForestHead, forest_heads
 from tfpilot.spec import TableSpec
 
-__all__ = ["FOREST_MODELS", "GBTParams", "RFParams", "forest_heads", "ydf_gbt", "ydf_rf"]
+__all__ = ["FOREST", "GBTParams", "RFParams", "forest_heads", "ydf_gbt", "ydf_rf"]
 
-#: The zoo's forest models: they leave a table's image columns out.
-FOREST_MODELS = ("ydf_gbt", "ydf_rf")
+#: The registry tag of a decision-forest table model: it leaves a table's image columns out
+#: (``"forest" in MODELS.info(name).tags``).
+FOREST = "forest"
 
 
 class _Params(BaseModel):
@@ -148,7 +149,7 @@ def head_hyperparameters(hyper: Mapping[str, Any], head: str, spec: TableSpec) -
     return out
 
 
-@register_model("ydf_gbt", task="table", description="YDF gradient-boosted trees: one forest per head")
+@register_model("ydf_gbt", task="table", tags=(FOREST,), description="YDF gradient-boosted trees: one forest per head")
 def ydf_gbt(input_spec: TableSpec, num_classes: int = 0, encoders: Mapping[str, Any] | None = None,
             num_trees: int | None = None, max_depth: int | None = None, min_examples: int | None = None,
             num_candidate_attributes_ratio: float | None = None, growing_strategy: str | None = None,
@@ -183,7 +184,7 @@ def ydf_gbt(input_spec: TableSpec, num_classes: int = 0, encoders: Mapping[str, 
     return _forests(input_spec, "GRADIENT_BOOSTED_TREES", GBTParams, params, "ydf_gbt")
 
 
-@register_model("ydf_rf", task="table", description="YDF random forest: one forest per head")
+@register_model("ydf_rf", task="table", tags=(FOREST,), description="YDF random forest: one forest per head")
 def ydf_rf(input_spec: TableSpec, num_classes: int = 0, encoders: Mapping[str, Any] | None = None,
            num_trees: int | None = None, max_depth: int | None = None, min_examples: int | None = None,
            num_candidate_attributes_ratio: float | None = None, growing_strategy: str | None = None,

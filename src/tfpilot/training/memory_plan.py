@@ -308,11 +308,13 @@ def _workload(config: Config, probes: Sequence[Any], size: tuple[int, int], batc
     from tfpilot.models.encoders import DEFAULT_MODELS
 
     channels = {"grayscale": 1, "rgb": 3}.get(config.data.color_mode, max(p.channels for p in probes))
-    from tfpilot.models.ydf import FOREST_MODELS
+    from tfpilot.models.ydf import FOREST
+    from tfpilot.registry import MODELS
 
+    forest = config.model.name in MODELS and FOREST in MODELS.info(config.model.name).tags
     params = activations = 0
     for p in probes:
-        if p.column is not None and config.model.name in FOREST_MODELS:
+        if p.column is not None and forest:
             continue  # forests leave image columns out: no encoder to size
         if p.column is None:
             name, model_params, classes = config.model.name, dict(config.model.params), p.classes or 2
