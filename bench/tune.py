@@ -94,7 +94,7 @@ def main() -> None:
     elif (search / "tune.json").is_file():
         result = tfpilot.resume_tune(search)
     else:
-        result = tfpilot.tune(load_config(cfg), search, space=SPACE, trials=args.trials, jobs=args.jobs)
+        result = tfpilot.tune(load_config(cfg), search, {"space": SPACE, "trials": args.trials, "jobs": args.jobs})
     tune_s = time.time() - t1
     best = result.study.best_trial
     best_val, best_test = accuracies(Path(best.user_attrs["run_dir"]))  # test read once, for the chosen trial

@@ -14,6 +14,7 @@ import yaml
 from optuna.trial import TrialState
 
 from tfpilot.config import ConfigError, load_config
+from tfpilot.config.tune import TuneConfig
 from tfpilot.training.tune import resume_tune, tune
 
 GOOD, BAD = 0.01, 1e-6  # digits learns in 3 epochs at 0.01; at 1e-6 it stays near chance
@@ -32,11 +33,11 @@ def base(epochs: int = 3) -> dict:
 def test_a_bad_space_key_is_refused_before_any_trial(tmp_path):
     out = tmp_path / "search"
     with pytest.raises(ConfigError, match=r"train.optimizer.learnig_rate.*Did you mean 'learning_rate'"):
-        tune(base(), out, space={"train.optimizer.learnig_rate": {"log_uniform": [1e-4, 1e-2]}}, trials=2)
+        tune(base(), out, {"space": {"train.optimizer.learnig_rate": {"log_uniform": [1e-4, 1e-2]}}, "trials": 2})
     with pytest.raises(ConfigError, match=r"train.epochs = 0"):  # a bound the schema rejects
-        tune(base(), out, space={"train.epochs": {"int": [0, 3]}}, trials=2)
+        tune(base(), out, {"space": {"train.epochs": {"int": [0, 3]}}, "trials": 2})
     with pytest.raises(ConfigError, match="never a training or test one"):
-        tune(base(), out, space={LR: {"choice": [GOOD]}}, metric="test_accuracy", direction="maximize")
+        tune(base(), out, {"space": {LR: {"choice": [GOOD]}}, "metric": "test_accuracy", "direction": "maximize"})
     assert not out.exists()
 
 
@@ -44,9 +45,9 @@ def test_two_processes_share_the_journal_and_the_pruner_stops_a_bad_trial(tmp_pa
     out = tmp_path / "search"
     # trials 0 and 1 (good) start at once, one per process; trial 2 (bad) is asked when one of them
     # has completed, so the median pruner (1 startup trial) has a completed curve to compare with
-    result = tune(base(), out, space={LR: {"choice": [GOOD, BAD]}}, trials=4, jobs=2, pruner="median",
-                  pruner_startup_trials=1, pruner_warmup_epochs=1,
-                  enqueue=[{LR: GOOD}, {LR: GOOD}, {LR: BAD}])
+    search = TuneConfig.model_validate({"space": {LR: {"choice": [GOOD, BAD]}}, "trials": 4, "jobs": 2,
+                                        "pruner": "median", "pruner_startup_trials": 1, "pruner_warmup_epochs": 1})
+    result = tune(base(), out, search, enqueue=[{LR: GOOD}, {LR: GOOD}, {LR: BAD}])
     trials = result.study.trials
     assert len(trials) == 4
     assert len({t.user_attrs["pid"] for t in trials}) == 2  # both processes ran trials

@@ -58,8 +58,9 @@ def tune_command(
         if out is None:
             raise ConfigError("tfpilot tune needs --out DIR, the search directory (or --resume DIR)")
         cfg = with_cli_imports(ctx, load_config(config, overrides=set_ or []))
-        result = tune(cfg, out, space=space, trials=trials, jobs=jobs, timeout=timeout, metric=metric,
-                      direction=direction, pruner=pruner, storage=storage, seed=seed)
+        flags = {"space": space, "trials": trials, "jobs": jobs, "timeout": timeout, "metric": metric,
+                 "direction": direction, "pruner": pruner, "seed": seed}
+        result = tune(cfg, out, {k: v for k, v in flags.items() if v is not None}, storage=storage)
     summary = {state.lower(): n for state, n in sorted(result.states.items())}
     if result.requeued:
         summary["rerun after a kill"] = ", ".join(map(str, result.requeued))

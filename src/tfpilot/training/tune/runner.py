@@ -1,7 +1,7 @@
 """Start, run and resume a search, then write its outputs.
 
 Example:
-    >>> result = tune("configs/mnist_mlp.yaml", "tune-out", trials=20, jobs=2)  # doctest: +SKIP
+    >>> result = tune("configs/mnist_mlp.yaml", "tune-out", {"trials": 20, "jobs": 2})  # doctest: +SKIP
     >>> result.best_config  # doctest: +SKIP
     PosixPath('tune-out/best.yaml')
 """
@@ -56,19 +56,22 @@ class TuneResult:
         return counts
 
 
-def _settings(cfg: Config, space: Mapping[str, Any] | str | Path | None, **flags: Any) -> TuneSettings:
-    """The settings of a new search: the ``tune:`` section of ``cfg`` with the flags over it."""
+def _settings(cfg: Config, given: Mapping[str, Any], storage: str | None,
+              enqueue: Sequence[Mapping[str, Any]]) -> TuneSettings:
+    """The settings of a new search: the ``tune:`` section of ``cfg`` with ``given`` over it."""
     section = cfg.tune.model_dump(mode="json", by_alias=True) if cfg.tune else {}
-    merged = {**section, **{k: v for k, v in flags.items() if v is not None}}
-    try:  # the flags are the tune: section's keys: checked as it is
-        TuneConfig.model_validate({k: v for k, v in merged.items() if k not in ("space", "storage", "enqueue")})
+    given = dict(given)
+    space = given.pop("space", None)
+    merged = {**section, **{k: v for k, v in given.items() if v is not None}}
+    try:  # the given keys are the tune: section's: checked as it is
+        TuneConfig.model_validate({k: v for k, v in merged.items() if k != "space"})  # the space: parsed below
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc).replace("invalid configuration", "invalid tune settings")) from None
     if isinstance(space, (str, Path)):
         parsed = SearchSpace.from_file(space)
     else:
-        parsed = SearchSpace.parse(space if space is not None else section.get("space") or {},
-                                   where="--space" if space is not None else "tune.space")
+        parsed = SearchSpace.parse(space if space else section.get("space") or {},
+                                   where="the given space" if space else "tune.space")
     base = cfg.model_dump(mode="json")
     base["tune"] = None
     base["output"]["run_dir"] = None
@@ -79,44 +82,49 @@ def _settings(cfg: Config, space: Mapping[str, Any] | str | Path | None, **flags
         trials=merged.get("trials", 20), jobs=merged.get("jobs", 1), timeout_s=parse_duration(merged.get("timeout")),
         pruner=merged.get("pruner", "median"), pruner_startup_trials=merged.get("pruner_startup_trials", 5),
         pruner_warmup_epochs=merged.get("pruner_warmup_epochs", 1), seed=merged.get("seed", 0),
-        storage=merged.get("storage"), enqueue=[dict(v) for v in merged.get("enqueue") or []])
+        storage=storage, enqueue=[dict(v) for v in enqueue])
 
 
 def tune(config: Config | str | Path | dict[str, Any], out_dir: str | Path,
-         space: Mapping[str, Any] | str | Path | None = None, *, trials: int | None = None,
-         jobs: int | None = None, timeout: str | float | None = None, metric: str | None = None,
-         direction: str | None = None, pruner: str | None = None, storage: str | None = None,
-         seed: int | None = None, enqueue: Sequence[Mapping[str, Any]] = (),
-         **tune_keys: Any) -> TuneResult:
+         settings: TuneConfig | Mapping[str, Any] | None = None, *, storage: str | None = None,
+         enqueue: Sequence[Mapping[str, Any]] = ()) -> TuneResult:
     """Search the config space with Optuna; every trial is a run directory ``DIR/trials/NNN``.
 
     Args:
         config: the base config (object, YAML path or dict); its ``tune:`` section gives the
-            space and settings unless the arguments do.
+            space and settings unless ``settings`` does.
         out_dir: the search directory (must not hold a search: use :func:`resume_tune`).
-        space: ``{dotted key: {log_uniform|uniform|int|choice: ...}}`` or a YAML file of it.
-        trials, jobs, timeout, metric, direction, pruner, storage, seed: see ``docs/tune.md``.
+        settings: the search (:class:`~tfpilot.config.tune.TuneConfig`, or a mapping of its keys:
+            ``space``, ``metric``, ``direction``, ``trials``, ``jobs``, ``timeout``, ``pruner``,
+            ``seed``, ...), each key given over the ``tune:`` section's; ``space`` may also be a
+            YAML file of it. See ``docs/tune.md``.
+        storage: an Optuna RDB URL (``postgresql://...``) for workers on several machines;
+            None: the journal file ``DIR/journal.log``.
         enqueue: config values of trials to run first, e.g. ``[{"train.optimizer.learning_rate": 1e-3}]``.
-        **tune_keys: any other key of the ``tune:`` section (``pruner_startup_trials``, ...).
 
     Raises:
         ConfigError: a bad space key (before any trial), a test metric, no direction.
         AlreadyExistsError: ``out_dir`` already holds a search.
+
+    Example:
+        >>> space = {"train.optimizer.learning_rate": {"log_uniform": [1e-4, 1e-2]}}
+        >>> result = tune("configs/mnist_mlp.yaml", "tune-out", {"space": space, "trials": 20})  # doctest: +SKIP
     """
     cfg = config if isinstance(config, Config) else load_config(config)
-    settings = _settings(cfg, space, trials=trials, jobs=jobs, timeout=timeout, metric=metric, direction=direction,
-                         pruner=pruner, storage=storage, seed=seed, enqueue=list(enqueue) or None, **tune_keys)
+    given = (settings.model_dump(mode="json", by_alias=True, exclude_unset=True) if isinstance(settings, TuneConfig)
+             else dict(settings or {}))
+    search = _settings(cfg, given, storage, enqueue)
     out = Path(out_dir)
     if (out / SETTINGS).exists():
         raise AlreadyExistsError(f"{out} already holds a search: continue it with `tfpilot tune --resume {out}`, "
                                  "or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    settings.save(out)
-    study = open_study(settings, out)
-    queued = SearchSpace.parse(settings.space)
-    for values in settings.enqueue:
+    search.save(out)
+    study = open_study(search, out)
+    queued = SearchSpace.parse(search.space)
+    for values in search.enqueue:
         study.enqueue_trial(queued.to_params(values))
-    return _run(settings, out, ())
+    return _run(search, out, ())
 
 
 def resume_tune(out_dir: str | Path, *, trials: int | None = None, jobs: int | None = None,
