@@ -126,7 +126,7 @@ def test_the_run_exports_the_refit_ensemble_and_keeps_the_first_fits_figures(for
 
 
 def test_no_time_left_keeps_the_first_fits_and_says_so(forest_board, tmp_path, caplog):
-    from tfpilot.training.leaderboard import refit_members
+    from tfpilot.training.leaderboard_refit import refit_members
 
     result = forest_board["result"]
     with caplog.at_level(logging.WARNING, logger="tfpilot.training.leaderboard"):
