@@ -17,6 +17,7 @@ from tfpilot.data.table import prepare_run_data
 from tfpilot.models import create_model
 from tfpilot.models.text_layers import ScaleInput, TextEncoder, adaptable_layers, char_wb_grams
 from tfpilot.testing.table import make_table
+from tfpilot.training import defaults
 from tfpilot.training.defaults import choose_defaults
 
 KEY = "features.inputs[title].encoder"
@@ -25,6 +26,12 @@ KEY = "features.inputs[title].encoder"
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
     return make_table(tmp_path_factory.mktemp("tbl"), rows=60, images=False)
+
+
+@pytest.fixture(autouse=True)
+def few_rows_suffice(monkeypatch):
+    """The 60-row table stands in for one of 1,000+ texts (the linear encoder's minimum)."""
+    monkeypatch.setattr(defaults, "TABLE_TEXT_MIN_ROWS", 10)
 
 
 def resolved(table, *overrides):
@@ -56,6 +63,14 @@ def test_the_text_scale_follows_the_learning_rate_and_only_under_adam(table):
     assert next(i for i in cfg.features.inputs if i.name == "title").encoder.params["input_scale"] == 5.0
     cfg, _ = resolved(table, "train.optimizer.name=sgd")
     assert next(i for i in cfg.features.inputs if i.name == "title").encoder.params["input_scale"] == 1.0
+
+
+def test_too_few_texts_keep_the_small_mlp_encoder(table, monkeypatch):
+    monkeypatch.setattr(defaults, "TABLE_TEXT_MIN_ROWS", 1_000)
+    cfg, _ = resolved(table)
+    title = next(i for i in cfg.features.inputs if i.name == "title")
+    assert title.encoder.params["tokenize"] == "words" and title.encoder.params["hidden_units"] == [64]
+    assert "input_scale" not in title.encoder.params and "fewer than 1,000 training texts" in cfg.chosen[KEY]
 
 
 def test_an_encoder_the_user_gave_is_kept(table):

@@ -78,6 +78,8 @@ TABLE_MODEL = "multitask"
 #: A table's text column is "short" (names, titles) when its median text has at most this many
 #: words: its encoder is a linear bag of character n-grams inside words (:func:`table_text_encoder`).
 TABLE_SHORT_TEXT_WORDS = 12
+#: ... and at least this many training texts (fewer: the small n-gram MLP encoder; :func:`table_text_encoder`).
+TABLE_TEXT_MIN_ROWS = 1_000
 #: The text default's learning rate (:func:`text_recipe`); a table's linear text encoder learns at it.
 TEXT_LEARNING_RATE = 0.02
 #: Vocabulary of a table's linear text encoder: its n-gram vector goes into the combiner's first
@@ -172,7 +174,8 @@ def _is_set(config: Config, dotted: str) -> bool:
 def table_text_encoder(profile: Any, learning_rate: float | str | None = 1e-3) -> tuple[dict[str, Any], str]:
     """The encoder of a table's text column (``features.inputs[].encoder``) for its texts, and why.
 
-    Short texts of a spaced script (at most :data:`TABLE_SHORT_TEXT_WORDS` words, median): the text
+    At least :data:`TABLE_TEXT_MIN_ROWS` training texts, short ones of a spaced script (at most
+    :data:`TABLE_SHORT_TEXT_WORDS` words, median): the text
     default's linear model on sublinear, L2-normalised tf-idf of character 1- to 5-grams inside
     words (scikit-learn's ``char_wb``), with no hidden layer, so the n-gram vector goes straight
     into the combiner (the ``linear`` table model is then a linear text classifier beside the
@@ -181,7 +184,8 @@ def table_text_encoder(profile: Any, learning_rate: float | str | None = 1e-3) -
     learning rate over the run's: under Adam the weights on the text then learn at the text
     default's rate (0.02) while the image encoder keeps the table's (1e-3 by default) -- at one
     rate for both, the text weights learn 20 times too slowly and the image encoder overfits first.
-    Longer texts keep the small n-gram MLP encoder (:data:`~tfpilot.models.encoders.DEFAULT_TEXT_PARAMS`).
+    Longer texts, and fewer than :data:`TABLE_TEXT_MIN_ROWS` texts of any kind, keep the small
+    n-gram MLP encoder (:data:`~tfpilot.models.encoders.DEFAULT_TEXT_PARAMS`).
 
     Args:
         profile: the column's training texts' :class:`~tfpilot.data.text.TextProfile`.
@@ -199,6 +203,8 @@ def table_text_encoder(profile: Any, learning_rate: float | str | None = 1e-3) -
         ('char_wb', 5, [], 20.0)
         >>> table_text_encoder(TextProfile(8000, 900.0, 160.0, 0.0, "spaced"))[0]["params"]["tokenize"]
         'words'
+        >>> table_text_encoder(TextProfile(235, 15.0, 2.0, 0.0, "spaced"))[0]["params"]["hidden_units"]  # auto-mpg
+        [64]
     """
     from tfpilot.models.encoders import DEFAULT_TEXT_PARAMS
 
@@ -208,6 +214,13 @@ def table_text_encoder(profile: Any, learning_rate: float | str | None = 1e-3) -
     rate = (f"; the n-gram vector scaled by {scale:g} (the text default's learning rate {TEXT_LEARNING_RATE} over the "
             f"run's {learning_rate}), so under Adam its weights learn at the text default's rate") if scale != 1 else ""
     what = f"text column ({profile.describe()})"
+    if profile.texts < TABLE_TEXT_MIN_ROWS:
+        return {"model": TEXT_MODEL, "params": {**DEFAULT_TEXT_PARAMS[TEXT_MODEL], "ngrams": 2,
+                                                "tokenize": profile.tokenize}}, (
+            f"{what}: fewer than {TABLE_TEXT_MIN_ROWS:,} training texts, too few for a linear bag of n-grams at the "
+            "text default's rate (auto-mpg's 235 car names: validation MAE 4.05 against 2.04, mean of 3 splits): "
+            f"{'character' if profile.tokenize == 'chars' else 'word'} 1- and 2-grams into a small MLP (the table "
+            "model's text encoder)")
     if profile.tokenize == "chars":
         return {"model": TEXT_MODEL, "params": {**linear, "ngrams": 3, "tokenize": "chars"}}, (
             f"{what}: a linear bag of character 1- to 3-grams (tf-idf), the text default for a script written "
