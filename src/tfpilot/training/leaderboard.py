@@ -307,14 +307,9 @@ def _entry(name: str, trainer: Any, before: list[Entry]) -> Entry:
     if before and data.manifest != before[0].trainer.data_.manifest:
         raise UserError(f"candidate {name} was trained on another split than {before[0].name}: the table changed "
                         "while the leaderboard trained")
-    batch = 256
     val = data.splits.get("val")
-    val_out = predict_heads(trainer.model_, val, data.spec, batch) if val is not None and len(val) else {}
-    test = data.splits.get("test")
-    timed = test if test is not None and len(test) else data.splits["train"]
-    begin = time.perf_counter()
-    predict_heads(trainer.model_, timed, data.spec, batch)
-    latency = (time.perf_counter() - begin) * 1000 / max(1, len(timed))
+    val_out = predict_heads(trainer.model_, val, data.spec, 256) if val is not None and len(val) else {}
+    latency = _latency(trainer.model_, data)
     fit_s = float(trainer.run_.metrics.get("train_seconds", 0.0))
     log.info("leaderboard: %s trained in %.1f s; %.3f ms per row", name, fit_s, latency)
     return Entry(name, trainer, val_out, latency, fit_s)
