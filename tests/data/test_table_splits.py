@@ -155,3 +155,45 @@ def test_an_id_column_is_refused_where_it_would_not_be_honoured():
         load_config({"data": {"dataset": "digits", "id_column": "user"}})
     with pytest.raises(ValueError, match="'kind' is an output"):
         load_config({"data": {"dataset": "t.csv", "id_column": "kind"}, "features": {"outputs": ["kind"]}})
+
+
+def test_cv_folds_deal_train_and_val_into_k_folds_and_keep_test(tmp_path):
+    path = _write(tmp_path / "t.csv", _frame(300))
+    plain = prepare_table(_cfg(path))
+    before = {k: set(v.ids.tolist()) for k, v in plain.splits.items()}
+    folds = [prepare_table(_cfg(path, cv_fold=(i, 4))) for i in range(4)]
+    vals = [set(f.splits["val"].ids.tolist()) for f in folds]
+    assert set().union(*vals) == before["train"] | before["val"]  # every train + val row validates once ...
+    assert sum(len(v) for v in vals) == len(before["train"]) + len(before["val"])  # ... and only once
+    for i, (f, val) in enumerate(zip(folds, vals)):
+        assert set(f.splits["test"].ids.tolist()) == before["test"]
+        assert set(f.splits["train"].ids.tolist()) == (before["train"] | before["val"]) - val
+        assert f.manifest["cv_fold"] == [i, 4]
+    # the folds cut across the split's own train and val (their hashes are salted apart)
+    assert all(val & before["train"] and val & before["val"] for val in vals)
+
+
+def test_a_fold_run_is_rebuilt_from_its_split_json_and_grown_tables_keep_each_rows_fold(tmp_path):
+    frame = _frame(200)
+    path = _write(tmp_path / "t.csv", frame)
+    fold = prepare_table(_cfg(path, cv_fold=(1, 5)))
+    again = prepare_table(_cfg(path, cv_fold=(1, 5)), manifest=json.loads(json.dumps(fold.manifest)))
+    assert again.splits["val"].ids.tolist() == fold.splits["val"].ids.tolist()
+    _write(path, pd.concat([frame, _frame(40, seed=7)], ignore_index=True))
+    grown = prepare_table(_cfg(path, cv_fold=(1, 5)))
+    for name in ("train", "val", "test"):
+        assert set(fold.splits[name].ids.tolist()) <= set(grown.splits[name].ids.tolist())
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"cv_fold": (5, 5)}, "0 <= i < k"),
+    ({"cv_fold": (0, 1)}, "k >= 2"),
+    ({"cv_fold": (0, 5), "train_on_val": True}, "set one"),
+])
+def test_a_bad_cv_fold_is_refused(tmp_path, data, message):
+    with pytest.raises(ValueError, match=message):
+        _cfg(tmp_path / "t.csv", **data)
+    if "train_on_val" not in data:
+        return
+    with pytest.raises(ValueError, match="features section"):
+        load_config({"data": {"dataset": "digits", "cv_fold": (0, 5)}})

@@ -59,6 +59,10 @@ def test_the_leaderboard_lists_every_candidate_and_the_ensemble(board):
     assert {"val_kind_accuracy", "test_kind_accuracy", "val_price_rmse", "test_price_mae", "fit_s",
             "latency_ms_per_row", "weight"} <= set(lb.columns)
     metrics = json.loads((run / "metrics.json").read_text())
+    # ~24 validation rows: the two heads' weights came from 5 folds' out-of-fold predictions (train.cv_folds auto)
+    assert metrics["leaderboard"]["folds"]["folds"] == 5 and "out-of-fold" in metrics["leaderboard"]["method"]
+    cv = lb[lb.candidate.isin(["linear", "multitask", "ydf_gbt"])][["cv_kind_accuracy", "cv_price_rmse"]]
+    assert cv.notna().all().all() and cv.cv_kind_accuracy.max() > 0.9  # the title names the kind: the trees read it
     weights = metrics["leaderboard"]["weights"]
     assert sum(weights.values()) == pytest.approx(1.0) and max(weights.values()) > 0
     for name, w in weights.items():  # the csv's weights and figures are the runs' own

@@ -53,7 +53,7 @@ def planted_table(root: Path, rows: int = 160, plant: bool = True) -> tuple[Path
 
 def leaderboard_config(table: Path, run: Path, candidates: dict, **train: object) -> dict:
     return {"data": {"dataset": str(table), "id_column": "id"}, "features": {"outputs": ["price"]},
-            "train": {"candidates": candidates, "precision": "float32", "batch_size": 32,
+            "train": {"candidates": candidates, "precision": "float32", "batch_size": 32, "cv_folds": 0,
                       "callbacks": {"tensorboard": False, "progress": "none"}, **train},
             "output": {"run_dir": str(run)}}
 
@@ -109,6 +109,7 @@ def test_the_run_exports_the_refit_ensemble_and_keeps_the_first_fits_figures(for
     assert rule_gap(run) > OFFSET / 3  # RUN's model is the refit ensemble
     refit = metrics["refit"]
     assert refit["enabled"] and refit["kept_first_fit"] == {}
+    assert metrics["leaderboard"]["folds"] is None and not (run / "folds").exists()  # train.cv_folds 0: weighed on val
     first_train = json.loads((run / "split.json").read_text())["splits"]["train"]
     assert refit["members"]["ydf_gbt"]["train_rows"] == refit["rows"] == len(first_train) + len(forest_board["val"])
     assert metrics["out_of_sample"]["test"] is True and metrics["out_of_sample"]["val"] is False

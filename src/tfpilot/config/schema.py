@@ -122,6 +122,11 @@ class DataConfig(Section):
         False, description="Tables: train on the validation rows too. The split is drawn as usual (the test rows stay "
         "the same) and split.json records train = train + val; nothing is left to stop early or calibrate on. The "
         "leaderboard's refit (train.refit) trains its chosen members so.")
+    cv_fold: tuple[int, int] | None = Field(
+        None, description="Tables: [i, k]: train on k-fold cross-validation fold i of train + val. The split is drawn "
+        "as usual (the test rows stay the same); its train and val rows are dealt into k folds by a hash of each row's "
+        "key, fold i is the validation split and the other folds train. The leaderboard's out-of-fold weights "
+        "(train.cv_folds) train its candidates so.")
     text_format: Literal["auto", "csv", "tsv", "jsonl", "json"] = Field(
         "auto", description="Text tables: the file format; auto = from the extension, else sniffed from the content."
     )
@@ -133,7 +138,17 @@ class DataConfig(Section):
                 f"val_split ({self.val_split}) + test_split ({self.test_split}) must leave some "
                 "data for training (sum < 1)"
             )
+        if self.cv_fold is not None and self.train_on_val:
+            raise ValueError("data.cv_fold trains on k-1 folds of train + val and data.train_on_val on all of them: "
+                             "set one")
         return self
+
+    @field_validator("cv_fold")
+    @classmethod
+    def _fold_of_folds(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not (v[1] >= 2 and 0 <= v[0] < v[1]):
+            raise ValueError(f"data.cv_fold [i, k] is fold i of k folds (k >= 2, 0 <= i < k), got {list(v)}")
+        return v
 
     @field_validator("image_size")
     @classmethod
@@ -426,6 +441,12 @@ class TrainConfig(Section):
         "validation, retrain each member with a weight > 0 on train + val for the epochs / trees its first fit kept; "
         "that ensemble is the run. The leaderboard keeps the first fits' out-of-sample figures. false: the ensemble of "
         "the first fits is the run.")
+    cv_folds: int | Literal["auto"] = Field(
+        "auto", description="model.name auto on a table: choose the ensemble's weights (and each member's refit "
+        "length) on the out-of-fold predictions of this many cross-validation folds of train + val, each candidate "
+        "trained once per fold (data.cv_fold), instead of on the validation split alone. 0: on the validation "
+        "split. auto: 5 folds when the validation split has fewer than 500 rows (a choice on fewer rows is mostly "
+        "noise), else 0.")
     calibration: Literal["temperature", "none"] = Field(
         "temperature", description="After training, fit one temperature per category/binary head on the "
         "validation split (NLL) and keep it inside the saved model; argmax and the 0.5 threshold never move. "
@@ -436,6 +457,14 @@ class TrainConfig(Section):
     def _duration(cls, v: Any) -> Any:
         """``90``, ``"90s"``, ``"10m"``, ``"1.5h"`` -> seconds."""
         return parse_duration(v) if isinstance(v, str) else v
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _folds(cls, v: int | str) -> int | str:
+        if v != "auto" and (v < 0 or v == 1):
+            raise ValueError(f"train.cv_folds is a number of folds (2 or more), 0 (weigh on the validation split) or "
+                             f"auto, got {v}")
+        return v
 
     @field_validator("candidates")
     @classmethod
@@ -552,7 +581,8 @@ class Config(Section):
         tags = () if self.model.name == AUTO_MODEL else MODELS.info(self.model.name).tags
         t = self.train
         search = [k for k, on in (("preset", t.preset != "fast"), ("time_limit", t.time_limit is not None),
-                                  ("candidates", t.candidates is not None), ("refit", not t.refit)) if on]
+                                  ("candidates", t.candidates is not None), ("refit", not t.refit),
+                                  ("cv_folds", t.cv_folds != "auto")) if on]
         if search and (self.features is None or self.model.name != AUTO_MODEL):
             raise ValueError(f"train.{', train.'.join(search)} set the leaderboard that model.name auto trains on a "
                              "table (a features section, --target); "
@@ -564,6 +594,9 @@ class Config(Section):
                                  "output columns (tfpilot train --dataset TABLE --target COLUMN)")
             if self.train.class_head is not None:
                 raise ValueError("train.class_head names a head of a table model: a classifier has one; remove it")
+            if self.data.cv_fold is not None:
+                raise ValueError("data.cv_fold deals a table's train and val rows into folds (a config with a "
+                                 "features section); remove it")
             if self.data.train_on_val:
                 raise ValueError("data.train_on_val folds a table's validation rows into its training split (a config "
                                  "with a features section); remove it")

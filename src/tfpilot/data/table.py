@@ -40,8 +40,8 @@ from tfpilot.data.registry import RunData, prepare_data
 from tfpilot.data.report import DataReport
 from tfpilot.data.splits import limit_stratified
 from tfpilot.data.table_io import LoadedTable, load_table
-from tfpilot.data.table_split import (TableSplit, check_id_column, fingerprint, recorded_rows, row_keys, split_by,
-                                      split_rows)
+from tfpilot.data.table_split import (TableSplit, check_id_column, fingerprint, fold_rows, recorded_rows, row_keys,
+                                      split_by, split_rows)
 from tfpilot.errors import UserError
 from tfpilot.spec import FeatureSpec, TableSpec, column_key
 
@@ -425,6 +425,10 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str
             kept = limit_stratified(_strata(whole.take(t).targets, outputs), d.test_limit, d.split_seed,
                                     keys=[keys[i] for i in t])
             parts["test"] = t[kept]
+    if d.cv_fold is not None and recorded is None:  # data.cv_fold: fold i of train + val validates, the rest trains
+        parts = fold_rows(parts, keys, d.cv_fold, d.split_seed)
+        log.info("data.cv_fold %d of %d: %d rows train, %d validate (test unchanged)", d.cv_fold[0] + 1, d.cv_fold[1],
+                 len(parts["train"]), len(parts["val"]))
     merged = bool(d.train_on_val and len(parts.get("val", ())))
     if merged:  # data.train_on_val: the same split, its validation rows trained on
         val_rows = parts.pop("val")
@@ -469,6 +473,9 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str
                 "fingerprints": {k: fingerprint([keys[i] for i in parts[k]]) for k in splits}}
     if merged or (recorded or {}).get("train_includes_val"):
         manifest["train_includes_val"] = True
+    fold = d.cv_fold if recorded is None else (recorded or {}).get("cv_fold")
+    if fold is not None:
+        manifest["cv_fold"] = list(fold)
     if recorded is not None:  # an older, positional split.json (no split_by, no fingerprints) stays as it was
         manifest = {k: v for k, v in manifest.items() if k in recorded}
     return TableData(spec, features, splits, report, manifest, schema, table.source, base, cfg.train.class_head)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from tfpilot.data.columns import category_strings
-from tfpilot.data.splits import hash_split, limit_stratified
+from tfpilot.data.splits import hash_split, limit_stratified, unit_hash
 from tfpilot.data.manifest import RecordedSplitError
 from tfpilot.errors import UnknownNameError
 
@@ -145,6 +145,38 @@ def split_rows(keys: Sequence[str], strata: np.ndarray, fractions: Mapping[str, 
         keys, strata = [keys[i] for i in position], strata[position]
     parts = hash_split(keys, strata, fractions, seed)
     return {name: position[index] for name, index in parts.items()}
+
+
+def fold_rows(parts: Mapping[str, np.ndarray], keys: Sequence[str], fold: tuple[int, int], seed: int
+              ) -> dict[str, np.ndarray]:
+    """Cross-validation fold ``i`` of ``k`` (``data.cv_fold``): the train and val rows of ``parts``
+    dealt into ``k`` folds by a hash of each row's key (salted apart from the split's own hash, so
+    the folds cut across train and val); fold ``i`` is 'val', the others 'train', 'test' unchanged.
+
+    A row's fold depends on its key and the seed only: adding rows never moves another, duplicate
+    rows share a fold, and every class is dealt alike (stratified in expectation).
+
+    Args:
+        parts: the split's row positions by name (``split_rows``).
+        keys: each row's key (:func:`row_keys`).
+        fold: ``(i, k)``.
+        seed: ``data.split_seed``.
+
+    Example:
+        >>> keys = [f"row {i}" for i in range(20)]
+        >>> parts = {"train": np.arange(12), "val": np.arange(12, 16), "test": np.arange(16, 20)}
+        >>> folds = [fold_rows(parts, keys, (i, 4), seed=0) for i in range(4)]
+        >>> sorted(np.concatenate([f["val"] for f in folds]).tolist()) == list(range(16))
+        True
+        >>> folds[0]["test"].tolist()
+        [16, 17, 18, 19]
+    """
+    i, k = fold
+    rows = np.sort(np.concatenate([parts["train"], parts.get("val", np.array([], np.int64))]))
+    which = np.array([int(unit_hash(seed, keys[r], salt="cv_fold") * k) for r in rows], dtype=np.int64)
+    out = {name: index for name, index in parts.items() if name not in ("train", "val")}
+    out.update(train=rows[which != i], val=rows[which == i])
+    return out
 
 
 def recorded_rows(recorded: Mapping[str, Any], ids: np.ndarray, keys: Sequence[str], dataset: str

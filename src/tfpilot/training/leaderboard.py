@@ -10,6 +10,12 @@ and the weighted ensemble, calibrated like any model (``train.calibration``), is
 itself: one Keras model over the same named inputs and heads, so ``tfpilot evaluate / report /
 predict / export / verify / serve`` take it as a single run.
 
+``train.cv_folds`` (``auto``: on tables whose validation split has fewer than 500 rows): each
+candidate also trains on every fold of train + val (``RUN/folds/<name>/<i>/``), and Caruana weighs
+them on those out-of-fold predictions instead of on the few validation rows
+(:mod:`~tfpilot.training.leaderboard_folds`); each member's refit then trains for the median length
+its first fit and its fold fits kept.
+
 ``train.refit`` (on by default): once the weights and the ensemble's temperature are chosen on
 validation, each member with a weight > 0 is trained again through the same fit path on train +
 val (``data.train_on_val``: the same split, its validation rows trained on) with what its first
@@ -24,8 +30,8 @@ exports (AutoGluon's ``refit_full``).
 ``ensemble`` (the ensemble of the first fits) and, after a refit, a last row ``ensemble_refit``
 with its test figures only: ``candidate``, ``val_<m>`` / ``test_<m>`` of each head's headline
 metrics (class heads: accuracy, loss; number heads: rmse, mae; ``<head>_<m>`` with several heads),
-``fit_s``, ``latency_ms_per_row`` (predicting the test split in batches of 256 in this process)
-and ``weight``. Every figure but ``ensemble_refit``'s is of models that never trained on val or
+``cv_<m>`` (the out-of-fold figures, with ``train.cv_folds``), ``fit_s``, ``latency_ms_per_row``
+(predicting the test split in batches of 256 in this process) and ``weight``. Every figure but ``ensemble_refit``'s is of models that never trained on val or
 test rows. ``metrics.json`` holds the run's model's figures like any run's (after a refit its
 ``val`` figures are in sample: ``out_of_sample`` says which are not, and ``first_fit`` keeps the
 first fits' ensemble's), with ``search_seconds``, a ``leaderboard`` record (preset, time limit,
@@ -61,8 +67,9 @@ from tfpilot.config import Config, save_config
 from tfpilot.config.schema import AUTO_MODEL, TrainConfig
 from tfpilot.errors import AlreadyExistsError, UserError
 from tfpilot.runs import Run, write_json
-from tfpilot.training.leaderboard_refit import (MIN_SECONDS, REFIT, Refit, deadline_callback, refit_ensemble,
-                                                refit_members, refit_record)
+from tfpilot.training.leaderboard_folds import FOLDS, OutOfFold, fit_folds, fold_count, median_kept
+from tfpilot.training.leaderboard_refit import (MIN_SECONDS, REFIT, Refit, deadline_callback, kept_fit,
+                                                refit_ensemble, refit_members, refit_record)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +106,11 @@ BENCHMARK_RANK1 = {"growing_strategy": "BEST_FIRST_GLOBAL", "categorical_algorit
                    "split_axis": "SPARSE_OBLIQUE", "sparse_oblique_normalization": "MIN_MAX",
                    "sparse_oblique_num_projections_exponent": 1.0}
 _NEURAL = {"train.epochs": 40, "train.batch_size": 256, "train.callbacks.early_stopping.patience": 5}
+
+#: Every candidate's ``train.*`` keys, where the config keeps the default: a leaderboard is not
+#: resumed and early stopping restores a neural candidate's best epoch, so no ``backup/`` and no
+#: ``checkpoints/best.keras`` (two model saves per epoch: 10 of a small table's 15 s fit).
+CANDIDATE_RUN = {"train.callbacks.backup": False, "train.callbacks.checkpoint": False}
 
 #: YDF's ``better_default`` template of gradient-boosted trees: as fast as its defaults.
 BEST_FIRST = {"growing_strategy": "BEST_FIRST_GLOBAL"}
@@ -164,8 +176,8 @@ def _value(config: Config, dotted: str) -> Any:
 
 def candidate_config(config: Config, cand: Candidate, run_dir: Path, seconds: float | None) -> Config:
     """The config of one candidate's run: the leaderboard's, with the candidate's model and
-    params, its recipe's ``train`` keys where the leaderboard's config keeps their defaults, no
-    search keys, and ``run_dir``.
+    params, its recipe's ``train`` keys (and :data:`CANDIDATE_RUN`'s) where the leaderboard's
+    config keeps their defaults, no search keys, and ``run_dir``.
 
     Args:
         config: the leaderboard's config (``model.name: auto``).
@@ -181,8 +193,8 @@ def candidate_config(config: Config, cand: Candidate, run_dir: Path, seconds: fl
     if seconds is not None and cand.model.startswith("ydf_"):
         params.setdefault("maximum_training_duration_seconds", round(max(seconds, 1.0), 1))
     tree["model"] = {"name": cand.model, "params": params}
-    tree["train"].update(preset="fast", time_limit=None, candidates=None, refit=True)
-    for key, value in cand.train.items():
+    tree["train"].update(preset="fast", time_limit=None, candidates=None, refit=True, cv_folds="auto")
+    for key, value in {**CANDIDATE_RUN, **cand.train}.items():
         if _value(config, key) == _default(key):
             set_path(tree, key.split("."), value)
     tree["output"] = {**tree["output"], "run_dir": str(run_dir), "resume_if_exists": False}
@@ -193,13 +205,17 @@ def candidate_config(config: Config, cand: Candidate, run_dir: Path, seconds: fl
 
 @dataclass
 class Entry:
-    """A trained candidate: its name, trainer, validation outputs and timings."""
+    """A trained candidate: its name, trainer, validation outputs and timings; with
+    ``train.cv_folds``, its fold fits' out-of-fold predictions (``oof``) and the median length
+    they and the first fit kept (``kept``, what its refit trains for)."""
 
     name: str
     trainer: Any
     val_outputs: dict[str, np.ndarray]
     latency_ms: float
     fit_s: float
+    oof: OutOfFold | None = None
+    kept: dict[str, Any] | None = None
 
 
 class LeaderboardResult:
@@ -296,7 +312,46 @@ def fit_leaderboard(config: Config) -> LeaderboardResult:
         why = "; ".join(f"{k}: {v}" for k, v in skipped.items())
         raise UserError(f"no candidate of the leaderboard could be trained ({why}). Raise train.time_limit "
                         "(--time-limit), or name one model (model.name)")
+    folds_until = None if deadline is None or first_fits is None else (first_fits + deadline) / 2 \
+        if config.train.refit else deadline
+    _out_of_fold(config, path, entries, folds_until)
     return _ensemble(config, path, entries, skipped, started, deadline)
+
+
+def _out_of_fold(config: Config, path: Path, entries: list[Entry], until: float | None) -> None:
+    """With ``train.cv_folds`` (:func:`~tfpilot.training.leaderboard_folds.fold_count`), train
+    every candidate on each fold of train + val (:func:`~tfpilot.training.leaderboard_folds.fit_folds`)
+    and set its ``oof`` and ``kept``; when the time limit (``until``) leaves too little for every
+    fold fit, or one fails, none is used and the log says why (the validation split weighs)."""
+    data = entries[0].trainer.data_
+    train, val = len(data.splits["train"]), len(data.splits.get("val", ()))
+    folds = fold_count(config, val)
+    if not folds:
+        return
+    rows = (train + val) * (folds - 1) / folds / max(1, train)
+    estimate = sum(e.fit_s for e in entries) * rows * folds
+    left = None if until is None else until - time.monotonic()
+    if left is not None and left < max(MIN_SECONDS, estimate):
+        log.warning("leaderboard: no out-of-fold weights: the time limit left %.0f s, %d folds of every candidate "
+                    "take about %.0f s; the validation split weighs the ensemble", max(left, 0.0), folds, estimate)
+        return
+    log.info("leaderboard: %d validation rows: each candidate trains on %d folds of train + val (%d rows), whose "
+             "out-of-fold predictions weigh the ensemble (train.cv_folds %s)", val, folds, train + val,
+             config.train.cv_folds)
+    found: dict[str, OutOfFold] = {}
+    for i, e in enumerate(entries):
+        seconds = None
+        if until is not None:
+            seconds = (until - time.monotonic()) / ((len(entries) - i) * folds)
+        try:
+            found[e.name] = fit_folds(e.trainer.config, e.name, folds, path, seconds)
+        except UserError as exc:
+            log.warning("leaderboard: no out-of-fold weights: %s could not be trained on a fold (%s); the validation "
+                        "split weighs the ensemble", e.name, exc)
+            return
+    for e in entries:
+        e.oof = found[e.name]
+        e.kept = median_kept([kept_fit(e.trainer), *e.oof.kept])
 
 
 def _entry(name: str, trainer: Any, before: list[Entry]) -> Entry:
@@ -316,11 +371,21 @@ def _entry(name: str, trainer: Any, before: list[Entry]) -> Entry:
 
 
 def _weigh(entries: list[Entry], data: Any) -> tuple[np.ndarray, list[float], str]:
-    """The members' weights chosen on the validation split (Caruana), the loss after each round,
-    and how they were chosen."""
+    """The members' weights chosen by Caruana on the out-of-fold predictions of train + val
+    (``train.cv_folds``), else on the validation split; the loss after each round, and how they
+    were chosen."""
     from tfpilot.training.ensemble import CARUANA_ROUNDS, caruana_weights
 
     kinds = {o.key: o.kind for o in data.spec.outputs}
+    oofs = [e.oof for e in entries if e.oof is not None]
+    if oofs and len(oofs) == len(entries):
+        if any(not np.array_equal(o.ids, oofs[0].ids) for o in oofs):
+            raise UserError("the leaderboard's candidates were trained on other folds of train + val: the table "
+                            "changed while the leaderboard trained")
+        weights, losses = caruana_weights([o.outputs for o in oofs], oofs[0].targets, kinds)
+        return weights, losses, (f"Caruana's ensemble selection, {CARUANA_ROUNDS} rounds on the out-of-fold "
+                                 f"predictions of {len(oofs[0].kept)} folds of train + val ({len(oofs[0].ids)} rows, "
+                                 f"{FOLDS}/)")
     if all(e.val_outputs for e in entries):
         weights, losses = caruana_weights([e.val_outputs for e in entries], data.splits["val"].targets, kinds)
         return weights, losses, f"Caruana's ensemble selection, {CARUANA_ROUNDS} rounds on the validation split"
@@ -373,7 +438,7 @@ def _ensemble(config: Config, path: Path, entries: list[Entry], skipped: dict[st
     _write_run_files(run, _final_config(config, entries[0].trainer.config, data, named, how, sorted(refits)), data,
                      members, named)
     final.save(run.model_path)
-    fit_s = sum(e.fit_s for e in entries)
+    fit_s = sum(e.fit_s + (e.oof.fit_s if e.oof else 0.0) for e in entries)
     refit_s = sum(r.fit_s for r in refits.values())
     metrics: dict[str, Any] = {
         "train_seconds": round(fit_s + refit_s, 3),
@@ -382,8 +447,9 @@ def _ensemble(config: Config, path: Path, entries: list[Entry], skipped: dict[st
         "params": int(final.count_params()),
         "ensemble_of": int(sum(1 for w in named.values() if w > 0)),
         "leaderboard": {"preset": config.train.preset, "time_limit_s": config.train.time_limit, "method": how,
-                        "weights": named, "val_loss_by_round": [round(v, 6) for v in losses],
-                        "candidates": [e.name for e in entries], "skipped": skipped},
+                        "weights": named, "loss_by_round": [round(v, 6) for v in losses],
+                        "candidates": [e.name for e in entries], "skipped": skipped,
+                        "folds": _folds_record(entries)},
         "refit": refit_record(config, data, refits, kept_first, calibration is not None),
         **evaluated,
     }
@@ -393,7 +459,7 @@ def _ensemble(config: Config, path: Path, entries: list[Entry], skipped: dict[st
     if calibration:
         metrics["calibration"] = calibration
     write_json(run.file(rundir.METRICS), metrics)
-    rows = [_row(e.name, e.trainer.run_.metrics, spec, e.fit_s, e.latency_ms, named[e.name]) for e in entries]
+    rows = [_row(e.name, e.trainer.run_.metrics, spec, e.fit_s, e.latency_ms, named[e.name], e.oof) for e in entries]
     rows.sort(key=lambda r: _rank(r, spec))
     rows.append(_row("ensemble", first, spec, fit_s, first_latency, 1.0))
     if refits:
@@ -401,6 +467,18 @@ def _ensemble(config: Config, path: Path, entries: list[Entry], skipped: dict[st
     write_leaderboard(rows, run.file(LEADERBOARD))
     log.info("leaderboard written to %s", run.file(LEADERBOARD))
     return LeaderboardResult(run, final, data, entries, named, refits)
+
+
+def _folds_record(entries: list[Entry]) -> dict[str, Any] | None:
+    """``metrics.json``'s ``leaderboard.folds``: the fold fits that weighed the ensemble, or None."""
+    if not entries[0].oof:
+        return None
+    first = entries[0].oof
+    return {"folds": len(first.kept), "rows": len(first.ids), "runs": f"{FOLDS}/<candidate>/<fold>",
+            "fit_s": {e.name: round(e.oof.fit_s, 3) for e in entries if e.oof},
+            "refit_length": {e.name: e.kept for e in entries},
+            "note": "the weights were chosen on the out-of-fold predictions of train + val; each member's refit trains "
+                    "for the median length its first fit and its fold fits kept"}
 
 
 def _out_of_sample(refit: bool) -> dict[str, Any]:
@@ -449,9 +527,9 @@ def _head_figures(head: dict[str, Any]) -> dict[str, float]:
     return {k: float(head[k]) for k in keys if k in head}
 
 
-def _row(name: str, metrics: dict[str, Any], spec: Any, fit_s: float, latency: float, weight: float
-         ) -> dict[str, Any]:
-    """One leaderboard row from a run's metrics.json."""
+def _row(name: str, metrics: dict[str, Any], spec: Any, fit_s: float, latency: float, weight: float,
+         oof: OutOfFold | None = None) -> dict[str, Any]:
+    """One leaderboard row from a run's metrics.json (and its out-of-fold figures, ``cv_<m>``)."""
     row: dict[str, Any] = {"candidate": name}
     several = len(spec.outputs) > 1
     for split in ("val", "test"):
@@ -459,8 +537,33 @@ def _row(name: str, metrics: dict[str, Any], spec: Any, fit_s: float, latency: f
         for o in spec.outputs:
             for k, v in _head_figures(heads.get(o.name, {})).items():
                 row[f"{split}_{o.name}_{k}" if several else f"{split}_{k}"] = round(v, 6)
+    if oof is not None:
+        for o in spec.outputs:
+            for k, v in oof_figures(o.kind, oof.targets[o.key], oof.outputs[o.key]).items():
+                row[f"cv_{o.name}_{k}" if several else f"cv_{k}"] = round(v, 6)
     row.update(fit_s=round(fit_s, 3), latency_ms_per_row=round(latency, 4), weight=round(weight, 4))
     return row
+
+
+def oof_figures(kind: str, y: np.ndarray, out: np.ndarray) -> dict[str, float]:
+    """A head's leaderboard figures (:func:`_head_figures`' keys) from outputs and targets:
+    RMSE and MAE of a number head, accuracy and log loss of a class head.
+
+    Example:
+        >>> oof_figures("number", np.array([1.0, 3.0]), np.array([1.0, 1.0]))
+        {'rmse': 1.4142135623730951, 'mae': 1.0}
+        >>> oof_figures("binary", np.array([1, 0]), np.array([0.9, 0.6]))["accuracy"]
+        0.5
+    """
+    from tfpilot.training.ensemble import head_loss
+
+    if kind == "number":
+        err = np.asarray(out, np.float64).reshape(-1) - np.asarray(y, np.float64).reshape(-1)
+        return {"rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err)))}
+    out = np.asarray(out)
+    picked = (out.reshape(-1) > 0.5).astype(np.int64) if kind == "binary" else out.argmax(axis=1)
+    return {"accuracy": float(np.mean(picked == np.asarray(y).astype(np.int64).reshape(-1))),
+            "loss": head_loss(kind, y, out)}
 
 
 def _rank(row: dict[str, Any], spec: Any) -> float:

@@ -196,7 +196,7 @@ def refit_members(path: Path, entries: list[Any], weights: dict[str, float], dea
     done: dict[str, Refit] = {}
     kept_first: dict[str, str] = {}
     for e in members:
-        kept = kept_fit(e.trainer)
+        kept = e.kept or kept_fit(e.trainer)  # the folds' median (train.cv_folds), else its own
         estimate = _estimate(e, kept, (train + val) / train)
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left < max(MIN_SECONDS, estimate):
