@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,10 +82,28 @@ def fold_config(first: Config, fold: int, folds: int, run_dir: Path, seconds: fl
     tree["data"]["cv_fold"] = [fold, folds]
     if seconds is not None and tree["model"]["name"].startswith("ydf_"):
         tree["model"]["params"]["maximum_training_duration_seconds"] = round(max(seconds, 1.0), 1)
+    tree["train"]["callbacks"]["progress"] = "none"
     tree["output"] = {**tree["output"], "run_dir": str(run_dir), "resume_if_exists": False, "overwrite": False}
     tree["chosen"] = {**first.chosen, "data.cv_fold": f"fold {fold + 1} of {folds} of train + val: the leaderboard "
-                      "weighs its ensemble on out-of-fold predictions (train.cv_folds)"}
+                      "weighs its ensemble on out-of-fold predictions (train.cv_folds)",
+                      "train.callbacks.progress": "none: a fold fit logs one line (its history.csv has every epoch)"}
     return validate_tree(tree)
+
+
+@contextmanager
+def _one_line_per_fit() -> Iterator[None]:
+    """Keep each fold fit to its warnings and this module's one line: the schema, the model and
+    the epochs were logged by the candidate's first fit (k fits of 5 candidates would repeat them
+    25 times)."""
+    quiet = logging.getLogger("tfpilot")
+    before, own, shown = quiet.level, log.level, log.getEffectiveLevel()
+    quiet.setLevel(max(logging.WARNING, quiet.getEffectiveLevel()))
+    log.setLevel(shown)
+    try:
+        yield
+    finally:
+        quiet.setLevel(before)
+        log.setLevel(own)
 
 
 def fit_folds(first: Config, name: str, folds: int, run_dir: Path, seconds: float | None) -> OutOfFold:
@@ -106,8 +126,13 @@ def fit_folds(first: Config, name: str, folds: int, run_dir: Path, seconds: floa
     for i in range(folds):
         cfg = fold_config(first, i, folds, run_dir / FOLDS / name / str(i), seconds)
         callbacks = [] if seconds is None else [deadline_callback(time.monotonic() + seconds, f"{name} fold {i + 1}")]
-        trainer = Trainer(cfg, callbacks=callbacks).fit()
+        with _one_line_per_fit():
+            trainer = Trainer(cfg, callbacks=callbacks).fit()
         val = trainer.data_.splits["val"]
+        log.info("leaderboard: %s fold %d of %d: %d rows train, %d validate, %s, %.1f s", name, i + 1, folds,
+                 len(trainer.data_.splits["train"]), len(val),
+                 ", ".join(f"{k} {v}" for k, v in kept_fit(trainer).items()),
+                 float(trainer.run_.metrics.get("train_seconds", 0.0)))
         ids.append(val.ids)
         outputs.append(predict_heads(trainer.model_, val, trainer.data_.spec, 256))
         targets.append(val.targets)
