@@ -116,3 +116,27 @@ def test_a_run_that_cannot_fit_stops_before_decoding_with_the_numbers(tmp_path, 
     with pytest.raises(MemoryBudgetError, match=r"of a 0\.5 GB budget \(\$TFPILOT_MEMORY_GB\)"):
         train(load_config(None, dataset=str(root), epochs=1, run_dir=str(tmp_path / "run")), report=False)
     assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_an_evaluation_batch_too_large_for_the_model_falls_to_the_training_batch(caplog):
+    """388M-parameter mnist_cnn at 768x1024 trained at batch 8, then crashed evaluating 256 images a call."""
+    cfg = load_config({"data": {"dataset": "photos", "image_size": [768, 1024]}, "model": {"name": "mnist_cnn"},
+                       "train": {"batch_size": 8, "precision": "float32"}})
+    photos = [ImageProbe(3000, 3, Counter({(768, 1024): 40}), 4, None, 2100)]
+    with caplog.at_level(logging.WARNING, logger="tfpilot"):
+        changes, plan = plan_memory(cfg, photos, size_chosen=False, batch_chosen=False, budget=(40e9, "test"))
+    value, why = changes["train.eval_batch_size"]
+    assert value == 8 and "256 examples a call" in why and plan.fits
+    assert "evaluated 8 examples a call" in caplog.text
+    small = load_config({"data": {"dataset": "photos", "image_size": [64, 64]}, "model": {"name": "mnist_cnn"}})
+    changes, _ = plan_memory(small, photos, size_chosen=False, batch_chosen=False, budget=(40e9, "test"))
+    assert "train.eval_batch_size" not in changes  # small images: 256 a call, as before
+    assert load_config({"data": {"dataset": "photos"}, "train": {"batch_size": 8}}).train.evaluation_batch == 256
+
+
+def test_a_save_at_the_end_of_an_epoch_is_planned_beside_the_parameters():
+    w = Workload(3000, (768, 1024), 3, True, 0.3, 388_161_156, 88_000_000, 8, activation_bytes=2, saved_copies=3)
+    plan = estimate(w, budget=24e9)
+    assert plan.saving == pytest.approx(4 * 2 * 3 * 388_161_156) and plan.saving > plan.activations
+    assert plan.total == pytest.approx(plan.runtime + plan.data + plan.params + plan.saving)
+    assert "saving the model 9.3" in plan.describe()

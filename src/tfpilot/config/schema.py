@@ -384,9 +384,17 @@ class LRScalingConfig(Section):
         return (batch_size / self.reference_batch_size) ** power
 
 
+#: Examples per model call after training, unless ``train.eval_batch_size`` says otherwise.
+EVAL_BATCH = 256
+
+
 class TrainConfig(Section):
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(128, gt=0)
+    eval_batch_size: int | None = Field(
+        None, gt=0, description="Examples per model call when the finished model is calibrated, evaluated and "
+        "reported (then by tfpilot evaluate / report). None: the larger of batch_size and 256; the memory plan "
+        "sets batch_size where 256 images would not fit (large images, a large model).")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
@@ -457,6 +465,16 @@ class TrainConfig(Section):
     def _duration(cls, v: Any) -> Any:
         """``90``, ``"90s"``, ``"10m"``, ``"1.5h"`` -> seconds."""
         return parse_duration(v) if isinstance(v, str) else v
+
+    @property
+    def evaluation_batch(self) -> int:
+        """``eval_batch_size``, else the larger of ``batch_size`` and :data:`EVAL_BATCH`.
+
+        Example:
+            >>> TrainConfig(batch_size=8).evaluation_batch, TrainConfig(batch_size=8, eval_batch_size=8).evaluation_batch
+            (256, 8)
+        """
+        return self.eval_batch_size or max(self.batch_size, EVAL_BATCH)
 
     @field_validator("cv_folds")
     @classmethod

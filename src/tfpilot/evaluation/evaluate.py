@@ -70,7 +70,7 @@ def evaluate(
     dataset: str | None = None,
     split: str = "test",
     data_dir: str | Path | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     save: bool = True,
     tta: str | None = None,
 ) -> dict[str, Any]:
@@ -82,7 +82,8 @@ def evaluate(
             run's own dataset): the run's recorded split.
         split: "test", "val", "train" (or "all" rows).
         data_dir: where to look for dataset files first.
-        batch_size: examples per model call.
+        batch_size: examples per model call; default: the run's ``train.evaluation_batch``
+            (``train.eval_batch_size``, which the memory plan lowers for large images).
         save: write the result to ``RUN/evaluations/<name>.json`` (``test``, or
             ``<dataset>-<split>`` for another dataset); ``metrics.json`` is never changed.
         tta: test-time augmentation, besides the plain figures: ``"flip"`` averages every head's
@@ -107,6 +108,7 @@ def evaluate(
     cfg = load_config(run.config_file)
     check_tta(tta, run_spec(run)[0])
     model = run.load_model()
+    batch_size = batch_size or cfg.train.evaluation_batch
     preds = predict_split(run, split, model=model, batch_size=batch_size, dataset=dataset, data_dir=data_dir)
     result = split_metrics(preds, cfg.train.top_k)
     if not preds.classifier:
@@ -127,7 +129,8 @@ def evaluate(
     return result
 
 
-def recalibrate(run_dir: str | Path, data_dir: str | Path | None = None, batch_size: int = 256) -> dict[str, Any]:
+def recalibrate(run_dir: str | Path, data_dir: str | Path | None = None, batch_size: int | None = None
+                ) -> dict[str, Any]:
     """Refit the temperature of every class head of a finished run on its recorded val split
     (``tfpilot evaluate RUN --calibrate``): for an older run trained without ``train.calibration``,
     or to fit again.
@@ -140,7 +143,7 @@ def recalibrate(run_dir: str | Path, data_dir: str | Path | None = None, batch_s
     Args:
         run_dir: the run directory.
         data_dir: where to look for dataset files first.
-        batch_size: examples per model call.
+        batch_size: examples per model call; default: the run's ``train.evaluation_batch``.
 
     Returns:
         metrics.json's new ``calibration`` record (head key -> entry).
@@ -158,6 +161,7 @@ def recalibrate(run_dir: str | Path, data_dir: str | Path | None = None, batch_s
     from tfpilot.spec import CLASSIFIER_HEAD
 
     run = Run(run_dir)
+    batch_size = batch_size or load_config(run.config_file).train.evaluation_batch
     model = run.load_model()
     current = temperatures(model)
     val = predict_split(run, "val", model=model, batch_size=batch_size, data_dir=data_dir)

@@ -256,7 +256,7 @@ def check_tta(tta: str | None, spec: TableSpec) -> list[str]:
 
 
 def predict_split(run: str | Path | Run, split: str = "test", model: Any = None, data: Any = None,
-                  batch_size: int = 256, dataset: str | None = None, data_dir: str | Path | None = None,
+                  batch_size: int | None = None, dataset: str | None = None, data_dir: str | Path | None = None,
                   tta: str | None = None) -> SplitPredictions:
     """Predictions of a run's model on one split of its data, every head.
 
@@ -266,7 +266,7 @@ def predict_split(run: str | Path | Run, split: str = "test", model: Any = None,
         model: the trained model if already in memory (default: load ``model.keras``).
         data: the run's prepared data if already in memory (the Trainer's; default: the run's
             recorded split, rebuilt from ``split.json``).
-        batch_size: examples per model call.
+        batch_size: examples per model call; default: the run's ``train.evaluation_batch``.
         dataset, data_dir: another dataset with the same classes, and where to look first.
         tta: a test-time augmentation (:func:`with_tta`).
 
@@ -274,6 +274,7 @@ def predict_split(run: str | Path | Run, split: str = "test", model: Any = None,
         ValueError: an unknown ``tta``, or ``tta`` for a model without an image input.
     """
     run = run if isinstance(run, Run) else Run(run)
+    batch_size = batch_size or load_config(run.config_file).train.evaluation_batch
     spec, classifier = run_spec(run)
     check_tta(tta, spec)
     data, rows, recorded = load_rows(run, split, dataset, data_dir, data)

@@ -415,7 +415,7 @@ def _ensemble(config: Config, path: Path, entries: list[Entry], skipped: dict[st
     weights, losses, how = _weigh(entries, data)
     named = {e.name: round(float(w), 4) for e, w in zip(entries, weights)}
     log.info("leaderboard ensemble (%s): %s", how, ", ".join(f"{k} {w:.2f}" for k, w in named.items() if w))
-    batch = max(config.train.batch_size, 256)
+    batch = config.train.evaluation_batch
     model = build_table_ensemble([e.trainer.model_ for e in entries], weights)
     calibration = None
     if config.train.calibration != "none":

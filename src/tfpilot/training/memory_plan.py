@@ -16,10 +16,14 @@ A run's resident memory is, about:
 * **the activations** of one training step: every layer's output for a batch, at the width of
   the run's compute dtype (4 bytes in float32, 2 under ``mixed_bfloat16`` / ``mixed_float16``:
   ``train.precision``, ``auto`` resolved for this machine), times :data:`ACTIVATION_COPIES`
-  (kept for the backward pass, their gradients, temporaries).
+  (kept for the backward pass, their gradients, temporaries);
+* **a save**: at each epoch's end the backup (``train.callbacks.backup``: the weights and Adam's
+  two moments) and the best-epoch checkpoint are written as ``.keras`` files, whose weights Keras
+  builds in memory and copies once more into the zip: :data:`SAVE_COPIES` float32 copies of the
+  parameters per saved copy, while the step's activations are gone.
 
 The peak is the larger of the decoding phase and the training phase (the images kept, the
-parameters and the activations). The parameters and activations are counted on the model itself, built at the chosen size
+parameters and the larger of the activations and a save). The parameters and activations are counted on the model itself, built at the chosen size
 and then dropped (Keras' name counters and random state are put back as they were, so the
 run's own model is built exactly as without the plan).
 
@@ -50,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from tfpilot.config import Config
+from tfpilot.config.schema import EVAL_BATCH
 from tfpilot.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -67,6 +72,15 @@ PIXEL_COPIES = 2.0
 PARAM_COPIES = 4
 #: float32 copies per activation of a training step.
 ACTIVATION_COPIES = 2
+#: Copies of a saved array held while Keras saves a ``.keras`` file: its in-memory H5 and the
+#: bytes copied from it into the zip (``keras.src.saving.saving_lib.H5IOStore``). 388M-parameter
+#: ``mnist_cnn`` with its backup: 17.7 GB peak against 11.3 GB planned without this term
+#: (docs/bench/defaults.md).
+SAVE_COPIES = 2
+#: TensorFlow's CPU kernels may index a tensor with 32 bits: a model call whose layer outputs
+#: reach 2^31 elements can crash the process (a segfault, no error). 388M-parameter ``mnist_cnn``
+#: at 768x1024 trained at batch 8 and then crashed evaluating at batch 256 (docs/bench/defaults.md).
+MAX_CALL_ELEMENTS = 2**31 - 1
 #: The plan does not shrink a chosen image size below this (longer side, px) ...
 MIN_SIDE = 32
 #: ... nor a batch size it chose below this.
@@ -88,6 +102,7 @@ class MemoryPlan:
         activations: one training step's activations.
         budget: what the machine gives the run.
         decoding: the decoded images held while decoding (before the model exists).
+        saving: what an epoch's end holds while saving the model (no activations then).
     """
 
     runtime: float
@@ -96,11 +111,12 @@ class MemoryPlan:
     activations: float
     budget: float
     decoding: float = 0.0
+    saving: float = 0.0
 
     @property
     def total(self) -> float:
         """The estimated peak: the runtime and the larger of decoding and training."""
-        return self.runtime + max(self.decoding, self.data + self.params + self.activations)
+        return self.runtime + max(self.decoding, self.data + self.params + max(self.activations, self.saving))
 
     @property
     def fits(self) -> bool:
@@ -111,9 +127,11 @@ class MemoryPlan:
         """The estimate and its parts, in GB."""
         gb = 1e9
         decoding = f"; decoding: {self.decoding / gb:.1f}" if self.decoding else ""
+        step = f"activations {self.activations / gb:.1f}"
+        if self.saving > self.activations:
+            step = f"saving the model {self.saving / gb:.1f} (more than the activations, {self.activations / gb:.1f})"
         return (f"{self.total / gb:.1f} GB (runtime {self.runtime / gb:.1f} + decoded images {self.data / gb:.1f} + "
-                f"parameters {self.params / gb:.1f} + activations {self.activations / gb:.1f}{decoding}) of a "
-                f"{self.budget / gb:.1f} GB budget")
+                f"parameters {self.params / gb:.1f} + {step}{decoding}) of a {self.budget / gb:.1f} GB budget")
 
 
 def _meminfo_available() -> float | None:
@@ -261,6 +279,8 @@ class Workload:
         activations: the model's activation elements per example.
         batch_size: examples per training step.
         activation_bytes: bytes per activation element: 4 in float32, 2 under a mixed policy.
+        saved_copies: float32 copies of the parameters a save writes: 3 with the backup (the
+            weights and Adam's moments), else 1 (the model).
     """
 
     images: int
@@ -273,6 +293,7 @@ class Workload:
     batch_size: int
     kept_share: float = 1.0
     activation_bytes: int = 4
+    saved_copies: int = 1
 
 
 def estimate(work: Workload, budget: float, runtime: float = RUNTIME_BYTES) -> MemoryPlan:
@@ -287,7 +308,8 @@ def estimate(work: Workload, budget: float, runtime: float = RUNTIME_BYTES) -> M
     data = pixels * PIXEL_COPIES * work.kept_share if work.in_memory else pixels * work.eval_share
     return MemoryPlan(runtime, data, 4.0 * PARAM_COPIES * work.params,
                       float(work.activation_bytes) * ACTIVATION_COPIES * work.activations * work.batch_size, budget,
-                      decoding=pixels * PIXEL_COPIES if work.in_memory else 0.0)
+                      decoding=pixels * PIXEL_COPIES if work.in_memory else 0.0,
+                      saving=4.0 * SAVE_COPIES * work.saved_copies * work.params)
 
 
 def scaled_size(size: Sequence[int], side: int) -> tuple[int, int]:
@@ -330,7 +352,7 @@ def _workload(config: Config, probes: Sequence[Any], size: tuple[int, int], batc
     used = min(train, config.data.train_limit or train) + evals
     return Workload(images, size, channels, in_memory, evals / max(images, 1), params, activations,
                     max(1, min(batch, train)), used / max(images, 1),  # a step holds at most the training split
-                    _activation_bytes(config.train.precision))
+                    _activation_bytes(config.train.precision), 3 if config.train.callbacks.backup else 1)
 
 
 def _activation_bytes(precision: str) -> int:
@@ -400,4 +422,34 @@ def plan_memory(config: Config, probes: Sequence[Any], *, size_chosen: bool, bat
         plan = plan_of()
     if changes:
         log.info("memory plan: %s after shrinking (was %.1f GB)", plan.describe(), first.total / 1e9)
+    if config.train.eval_batch_size is None:
+        work = _workload(config, probes, size, batch, in_memory)
+        evaluation = max(batch, EVAL_BATCH)
+        why = evaluation_problem(work, plan, evaluation)
+        if why:
+            changes["train.eval_batch_size"] = (batch, f"{why}: the finished model is evaluated {batch} examples "
+                                                       "a call, as it trained")
+            log.warning("memory plan: %s", changes["train.eval_batch_size"][1])
     return changes, plan
+
+
+def evaluation_problem(work: Workload, plan: MemoryPlan, batch: int) -> str | None:
+    """Why evaluating ``batch`` examples a call would not do (None: it would): its layer outputs
+    over :data:`MAX_CALL_ELEMENTS`, or its memory (one copy of each layer's output, no gradients
+    or optimizer slots) over the budget.
+
+    Example:
+        >>> w = Workload(3000, (768, 1024), 3, True, 0.3, 388_161_156, 88_000_000, 8, activation_bytes=2)
+        >>> evaluation_problem(w, estimate(w, 20e9), 256)[:57]
+        '256 examples a call make 22,528,000,000 elements of layer'
+        >>> evaluation_problem(w, estimate(w, 20e9), 8) is None
+        True
+    """
+    elements = work.activations * batch
+    if elements > MAX_CALL_ELEMENTS:
+        return (f"{batch} examples a call make {elements:,} elements of layer outputs, over the "
+                f"{MAX_CALL_ELEMENTS + 1:,} TensorFlow's CPU kernels can index")
+    need = plan.runtime + plan.data + 4.0 * work.params + float(work.activation_bytes) * elements
+    if need > plan.budget:
+        return f"evaluating {batch} examples a call needs about {need / 1e9:.1f} GB of a {plan.budget / 1e9:.1f} GB budget"
+    return None

@@ -475,9 +475,9 @@ class Trainer:
             return model, None
         from tfpilot.training.calibrate import calibrate
 
-        return calibrate(model, data, batch_size=max(self.config.train.batch_size, 256))
+        return calibrate(model, data, batch_size=self.config.train.evaluation_batch)
 
     def _evaluate(self, model: Any, data: Any) -> dict[str, Any]:
         """The val and test metrics of ``metrics.json`` (a table: per head, beside its baseline)."""
         t = self.config.train
-        return data.evaluate(model, batch_size=max(t.batch_size, 256), top_k=t.top_k)
+        return data.evaluate(model, batch_size=t.evaluation_batch, top_k=t.top_k)
