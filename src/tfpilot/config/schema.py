@@ -471,7 +471,7 @@ class TrainConfig(Section):
         """``eval_batch_size``, else the larger of ``batch_size`` and :data:`EVAL_BATCH`.
 
         Example:
-            >>> TrainConfig(batch_size=8).evaluation_batch, TrainConfig(batch_size=8, eval_batch_size=8).evaluation_batch
+            >>> TrainConfig(batch_size=8).evaluation_batch, TrainConfig(eval_batch_size=8).evaluation_batch
             (256, 8)
         """
         return self.eval_batch_size or max(self.batch_size, EVAL_BATCH)

@@ -31,11 +31,12 @@ exports (AutoGluon's ``refit_full``).
 with its test figures only: ``candidate``, ``val_<m>`` / ``test_<m>`` of each head's headline
 metrics (class heads: accuracy, loss; number heads: rmse, mae; ``<head>_<m>`` with several heads),
 ``cv_<m>`` (the out-of-fold figures, with ``train.cv_folds``), ``fit_s``, ``latency_ms_per_row``
-(predicting the test split in batches of 256 in this process) and ``weight``. Every figure but ``ensemble_refit``'s is of models that never trained on val or
-test rows. ``metrics.json`` holds the run's model's figures like any run's (after a refit its
+(predicting the test split in batches of 256 in this process) and ``weight``. Every figure but
+``ensemble_refit``'s is of models that never trained on val or test rows. ``metrics.json``
+holds the run's model's figures like any run's (after a refit its
 ``val`` figures are in sample: ``out_of_sample`` says which are not, and ``first_fit`` keeps the
 first fits' ensemble's), with ``search_seconds``, a ``leaderboard`` record (preset, time limit,
-weights, skipped candidates) and a ``refit`` record.
+weights, skipped candidates, the folds that chose the weights) and a ``refit`` record.
 
 ``train.time_limit`` bounds the whole search: each candidate gets its share of what is left
 (a neural candidate stops after the epoch that passes it, a forest's learner stops growing
@@ -312,8 +313,9 @@ def fit_leaderboard(config: Config) -> LeaderboardResult:
         why = "; ".join(f"{k}: {v}" for k, v in skipped.items())
         raise UserError(f"no candidate of the leaderboard could be trained ({why}). Raise train.time_limit "
                         "(--time-limit), or name one model (model.name)")
-    folds_until = None if deadline is None or first_fits is None else (first_fits + deadline) / 2 \
-        if config.train.refit else deadline
+    folds_until = deadline  # the folds may take half of what the first fits left the refit
+    if deadline is not None and first_fits is not None and config.train.refit:
+        folds_until = (first_fits + deadline) / 2
     _out_of_fold(config, path, entries, folds_until)
     return _ensemble(config, path, entries, skipped, started, deadline)
 

@@ -152,7 +152,8 @@ def median_kept(kept: list[dict[str, Any]]) -> dict[str, Any]:
     each head's trees, or the epochs (and epochs run).
 
     Example:
-        >>> median_kept([{"epochs": 4, "epochs_run": 9}, {"epochs": 12, "epochs_run": 17}, {"epochs": 7, "epochs_run": 12}])
+        >>> median_kept([{"epochs": 4, "epochs_run": 9}, {"epochs": 12, "epochs_run": 17},
+        ...              {"epochs": 7, "epochs_run": 12}])
         {'epochs': 7, 'epochs_run': 12}
         >>> median_kept([{"num_trees": {"y": 40}}, {"num_trees": {"y": 90}}])
         {'num_trees': {'y': 65}}

@@ -451,5 +451,6 @@ def evaluation_problem(work: Workload, plan: MemoryPlan, batch: int) -> str | No
                 f"{MAX_CALL_ELEMENTS + 1:,} TensorFlow's CPU kernels can index")
     need = plan.runtime + plan.data + 4.0 * work.params + float(work.activation_bytes) * elements
     if need > plan.budget:
-        return f"evaluating {batch} examples a call needs about {need / 1e9:.1f} GB of a {plan.budget / 1e9:.1f} GB budget"
+        return (f"evaluating {batch} examples a call needs about {need / 1e9:.1f} GB of a "
+                f"{plan.budget / 1e9:.1f} GB budget")
     return None
