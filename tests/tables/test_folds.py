@@ -113,10 +113,24 @@ def test_cv_folds_are_checked_and_auto_folds_only_small_validation_splits():
 
     table = {"data": {"dataset": "t.csv"}, "features": {"outputs": ["y"]}}
     cfg = load_config(table)
-    assert (fold_count(cfg, 78), fold_count(cfg, 499), fold_count(cfg, 500), fold_count(cfg, 0)) == (5, 5, 0, 0)
-    assert fold_count(load_config({**table, "train": {"cv_folds": 3}}), 5000) == 3
-    assert fold_count(load_config({**table, "train": {"cv_folds": 0}}), 78) == 0
+    assert [fold_count(cfg, v, 400) for v in (78, 499, 500, 0)] == [5, 5, 0, 0]
+    assert (fold_count(cfg, 20, 100), fold_count(cfg, 20, 99)) == (5, 0)  # auto: 20 rows a fold
+    assert fold_count(load_config({**table, "train": {"cv_folds": 3}}), 5000, 25000) == 3
+    assert fold_count(load_config({**table, "train": {"cv_folds": 0}}), 78, 400) == 0
     with pytest.raises(ConfigError, match="2 or more"):
         load_config({**table, "train": {"cv_folds": 1}})
     with pytest.raises(ConfigError, match="trains one model: unset them"):
         load_config({**table, "model": {"name": "multitask"}, "train": {"cv_folds": 5}})
+
+
+def test_a_fold_without_validation_rows_weighs_on_validation_and_says_so(board, tmp_path, caplog):
+    from tfpilot.training.leaderboard import _out_of_fold
+
+    entries = board["result"].entries
+    cfg = entries[0].trainer.config.model_copy(update={"train": entries[0].trainer.config.train.model_copy(
+        update={"cv_folds": 1000})})  # ~200 rows dealt into 1000 folds: the first folds hold none
+    before = [e.oof for e in entries]
+    with caplog.at_level(logging.WARNING, logger="tfpilot.training.leaderboard"):
+        _out_of_fold(cfg, tmp_path, entries, until=None)
+    assert "could not be trained on a fold (fold 1 of 1000 holds no rows of train + val" in caplog.text
+    assert [e.oof for e in entries] == before

@@ -454,7 +454,7 @@ class TrainConfig(Section):
         "length) on the out-of-fold predictions of this many cross-validation folds of train + val, each candidate "
         "trained once per fold (data.cv_fold), instead of on the validation split alone. 0: on the validation "
         "split. auto: 5 folds when the validation split has fewer than 500 rows (a choice on fewer rows is mostly "
-        "noise), else 0.")
+        "noise) and train + val has at least 100 (20 a fold), else 0.")
     calibration: Literal["temperature", "none"] = Field(
         "temperature", description="After training, fit one temperature per category/binary head on the "
         "validation split (NLL) and keep it inside the saved model; argmax and the 0.5 threshold never move. "

@@ -327,7 +327,7 @@ def _out_of_fold(config: Config, path: Path, entries: list[Entry], until: float 
     fold fit, or one fails, none is used and the log says why (the validation split weighs)."""
     data = entries[0].trainer.data_
     train, val = len(data.splits["train"]), len(data.splits.get("val", ()))
-    folds = fold_count(config, val)
+    folds = fold_count(config, val, train + val)
     if not folds:
         return
     rows = (train + val) * (folds - 1) / folds / max(1, train)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from tfpilot.config import Config
+from tfpilot.errors import UserError
 from tfpilot.training.leaderboard_refit import deadline_callback, kept_fit
 
 log = logging.getLogger(__name__)
@@ -38,23 +39,26 @@ log = logging.getLogger(__name__)
 FOLDS = "folds"
 #: ``train.cv_folds: auto``: this many folds ...
 AUTO_FOLDS = 5
-#: ... when the validation split has fewer rows than this.
+#: ... when the validation split has fewer rows than this ...
 AUTO_MAX_VAL_ROWS = 500
+#: ... and each fold would validate on at least this many rows (fewer: a fold may hold none).
+AUTO_MIN_FOLD_ROWS = 20
 
 
-def fold_count(config: Config, val_rows: int) -> int:
+def fold_count(config: Config, val_rows: int, rows: int) -> int:
     """How many folds weigh the ensemble: ``train.cv_folds``, or for ``auto``
-    :data:`AUTO_FOLDS` when ``val_rows`` < :data:`AUTO_MAX_VAL_ROWS`, else 0 (the validation split).
+    :data:`AUTO_FOLDS` when ``val_rows`` < :data:`AUTO_MAX_VAL_ROWS` and the ``rows`` of train + val
+    give each fold :data:`AUTO_MIN_FOLD_ROWS`, else 0 (the validation split).
 
     Example:
         >>> from tfpilot.config import load_config
         >>> cfg = load_config({"data": {"dataset": "t.csv"}, "features": {"outputs": ["y"]}})
-        >>> fold_count(cfg, 78), fold_count(cfg, 2700)
-        (5, 0)
+        >>> fold_count(cfg, 78, 396), fold_count(cfg, 2700, 13500), fold_count(cfg, 4, 24)
+        (5, 0, 0)
     """
     folds = config.train.cv_folds
     if folds == "auto":
-        return AUTO_FOLDS if 0 < val_rows < AUTO_MAX_VAL_ROWS else 0
+        return AUTO_FOLDS if 0 < val_rows < AUTO_MAX_VAL_ROWS and rows >= AUTO_FOLDS * AUTO_MIN_FOLD_ROWS else 0
     return int(folds)
 
 
@@ -128,7 +132,10 @@ def fit_folds(first: Config, name: str, folds: int, run_dir: Path, seconds: floa
         callbacks = [] if seconds is None else [deadline_callback(time.monotonic() + seconds, f"{name} fold {i + 1}")]
         with _one_line_per_fit():
             trainer = Trainer(cfg, callbacks=callbacks).fit()
-        val = trainer.data_.splits["val"]
+        val = trainer.data_.splits.get("val")
+        if val is None or not len(val):
+            raise UserError(f"fold {i + 1} of {folds} holds no rows of train + val to validate on: set "
+                            "train.cv_folds to fewer folds, or 0")
         log.info("leaderboard: %s fold %d of %d: %d rows train, %d validate, %s, %.1f s", name, i + 1, folds,
                  len(trainer.data_.splits["train"]), len(val),
                  ", ".join(f"{k} {v}" for k, v in kept_fit(trainer).items()),
@@ -167,5 +174,5 @@ def median_kept(kept: list[dict[str, Any]]) -> dict[str, Any]:
     return {key: mid([k[key] for k in kept]) for key in ("epochs", "epochs_run")}
 
 
-__all__ = ["AUTO_FOLDS", "AUTO_MAX_VAL_ROWS", "FOLDS", "OutOfFold", "fit_folds", "fold_config", "fold_count",
+__all__ = ["AUTO_FOLDS", "AUTO_MAX_VAL_ROWS", "AUTO_MIN_FOLD_ROWS", "FOLDS", "OutOfFold", "fit_folds", "fold_config", "fold_count",
            "median_kept"]
