@@ -10,11 +10,11 @@ and the weighted ensemble, calibrated like any model (``train.calibration``), is
 itself: one Keras model over the same named inputs and heads, so ``tfpilot evaluate / report /
 predict / export / verify / serve`` take it as a single run.
 
-``train.cv_folds`` (``auto``: on tables whose validation split has fewer than 500 rows): each
-candidate also trains on every fold of train + val (``RUN/folds/<name>/<i>/``), and Caruana weighs
-them on those out-of-fold predictions instead of on the few validation rows
-(:mod:`~tfpilot.training.leaderboard_folds`); each member's refit then trains for the median length
-its first fit and its fold fits kept.
+``train.cv_folds`` (``auto``: on tables whose validation split has fewer than 500 rows, and train +
+val at least 100): each candidate also trains on every fold of train + val
+(``RUN/folds/<name>/<i>/``), and Caruana weighs them on those out-of-fold predictions instead of
+on the few validation rows (:mod:`~tfpilot.training.leaderboard_folds`); each member's refit then
+trains for the median length its first fit and its fold fits kept.
 
 ``train.refit`` (on by default): once the weights and the ensemble's temperature are chosen on
 validation, each member with a weight > 0 is trained again through the same fit path on train +

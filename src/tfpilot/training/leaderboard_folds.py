@@ -11,7 +11,7 @@ ensemble, and the median of the folds' (and the first fit's) early-stopped lengt
 member's refit (AutoGluon's bagging, whose fold models choose the weights, then ``refit_full``).
 
 Example:
-    >>> k = fold_count(cfg, val_rows=78)  # doctest: +SKIP
+    >>> k = fold_count(cfg, val_rows=78, rows=396)  # doctest: +SKIP
     >>> oof = fit_folds(entry.trainer.config, "ydf_gbt_rank1", k, run_dir, None)  # doctest: +SKIP
     >>> len(oof.ids), sorted(oof.outputs)  # doctest: +SKIP
     (318, ['mpg'])
@@ -141,7 +141,7 @@ def fit_folds(first: Config, name: str, folds: int, run_dir: Path, seconds: floa
                  ", ".join(f"{k} {v}" for k, v in kept_fit(trainer).items()),
                  float(trainer.run_.metrics.get("train_seconds", 0.0)))
         ids.append(val.ids)
-        outputs.append(predict_heads(trainer.model_, val, trainer.data_.spec, 256))
+        outputs.append(predict_heads(trainer.model_, val, trainer.data_.spec, cfg.train.evaluation_batch))
         targets.append(val.targets)
         kept.append(kept_fit(trainer))
         fit_s += float(trainer.run_.metrics.get("train_seconds", 0.0))
@@ -174,5 +174,5 @@ def median_kept(kept: list[dict[str, Any]]) -> dict[str, Any]:
     return {key: mid([k[key] for k in kept]) for key in ("epochs", "epochs_run")}
 
 
-__all__ = ["AUTO_FOLDS", "AUTO_MAX_VAL_ROWS", "AUTO_MIN_FOLD_ROWS", "FOLDS", "OutOfFold", "fit_folds", "fold_config", "fold_count",
-           "median_kept"]
+__all__ = ["AUTO_FOLDS", "AUTO_MAX_VAL_ROWS", "AUTO_MIN_FOLD_ROWS", "FOLDS", "OutOfFold", "fit_folds", "fold_config",
+           "fold_count", "median_kept"]

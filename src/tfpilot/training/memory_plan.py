@@ -23,9 +23,10 @@ A run's resident memory is, about:
   parameters per saved copy, while the step's activations are gone.
 
 The peak is the larger of the decoding phase and the training phase (the images kept, the
-parameters and the larger of the activations and a save). The parameters and activations are counted on the model itself, built at the chosen size
-and then dropped (Keras' name counters and random state are put back as they were, so the
-run's own model is built exactly as without the plan).
+parameters and the larger of the activations and a save). The parameters and activations are
+counted on the model itself, built at the chosen size and then dropped (Keras' name counters and
+random state are put back as they were, so the run's own model is built exactly as without the
+plan).
 
 The budget is what the machine can give: the smaller of ``MemAvailable`` (``/proc/meminfo``)
 and the cgroup's limit less its usage, plus what this process already holds, times
