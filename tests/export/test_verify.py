@@ -61,3 +61,31 @@ def test_verify_without_exports_says_how_to_make_them(tmp_path, image_run):
     run = shutil.copytree(image_run, tmp_path / "run", ignore=shutil.ignore_patterns("export"))
     result = CliRunner().invoke(app, ["verify", str(run)])
     assert result.exit_code == 2 and "tfpilot export" in result.output
+
+
+def test_the_gate_verify_and_the_predictor_call_the_model_at_the_runs_evaluation_batch(image_run, tmp_path,
+                                                                                      monkeypatch):
+    """A run whose memory plan lowered train.eval_batch_size (mnist_cnn at 768x1024 segfaulted at 256
+    images a call) is exported, verified and loaded at that batch."""
+    import shutil
+
+    import yaml
+
+    import tfpilot
+    from tfpilot.export import export, runtime
+    from tfpilot.export.source import ExportSource
+
+    run = tmp_path / "run"
+    shutil.copytree(image_run, run, ignore=shutil.ignore_patterns("export", "checkpoints", "logs", "backup"))
+    tree = yaml.safe_load((run / "config.yaml").read_text())
+    tree["train"]["eval_batch_size"] = 7
+    (run / "config.yaml").write_text(yaml.safe_dump(tree))
+    calls = []
+    batched = runtime.run_batched
+    monkeypatch.setattr(runtime, "run_batched", lambda r, x, batch_size=256: calls.append(batch_size) or
+                        batched(r, x, batch_size))
+    assert ExportSource.from_run(run).batch_size == 7 and tfpilot.load(run).batch_size == 7
+    export(run, ["tflite-int8"])  # the int8 gate runs the Keras model and the artifact
+    report = verify(run)
+    assert report.passed and report.checks[0].format == "tflite-int8"
+    assert calls == [7, 7, 7, 7]

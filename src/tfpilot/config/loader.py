@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tfpilot.config.schema import Config
+from tfpilot.config.schema import EVAL_BATCH, Config
 from tfpilot.errors import UserError
 from tfpilot.plugins import PluginError
 from tfpilot.registry import RegistryError, close_matches, did_you_mean
@@ -188,6 +188,19 @@ def save_config(config: Config, path: str | Path) -> Path:
     path = Path(path)
     path.write_text(dump_config(config), encoding="utf-8")
     return path
+
+
+def evaluation_batch(path: str | Path) -> int:
+    """The examples per model call of a run's finished model: ``train.evaluation_batch`` of the
+    resolved config at ``path`` (the memory plan lowers it for large images), or
+    :data:`~tfpilot.config.schema.EVAL_BATCH` where there is no config (a model copied without it).
+
+    Example:
+        >>> evaluation_batch("no/such/config.yaml")
+        256
+    """
+    path = Path(path)
+    return load_config(path).train.evaluation_batch if path.is_file() else EVAL_BATCH
 
 
 def dump_config(config: Config) -> str:

@@ -393,8 +393,9 @@ class TrainConfig(Section):
     batch_size: int = Field(128, gt=0)
     eval_batch_size: int | None = Field(
         None, gt=0, description="Examples per model call when the finished model is calibrated, evaluated and "
-        "reported (then by tfpilot evaluate / report). None: the larger of batch_size and 256; the memory plan "
-        "sets batch_size where 256 images would not fit (large images, a large model).")
+        "reported (then by tfpilot evaluate / report / export / verify and tfpilot.load). None: the larger of "
+        "batch_size and 256; the memory plan sets batch_size where 256 images would not fit (large images, a large "
+        "model).")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)

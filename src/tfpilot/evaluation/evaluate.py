@@ -161,7 +161,6 @@ def recalibrate(run_dir: str | Path, data_dir: str | Path | None = None, batch_s
     from tfpilot.spec import CLASSIFIER_HEAD
 
     run = Run(run_dir)
-    batch_size = batch_size or load_config(run.config_file).train.evaluation_batch
     model = run.load_model()
     current = temperatures(model)
     val = predict_split(run, "val", model=model, batch_size=batch_size, data_dir=data_dir)

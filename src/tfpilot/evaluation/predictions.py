@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tfpilot.config import load_config
+from tfpilot.config import evaluation_batch, load_config
 from tfpilot.data.table_split import TableSplit
 from tfpilot.errors import UserError
 from tfpilot.runs import SPLIT, Run
@@ -274,7 +274,7 @@ def predict_split(run: str | Path | Run, split: str = "test", model: Any = None,
         ValueError: an unknown ``tta``, or ``tta`` for a model without an image input.
     """
     run = run if isinstance(run, Run) else Run(run)
-    batch_size = batch_size or load_config(run.config_file).train.evaluation_batch
+    batch_size = batch_size or evaluation_batch(run.config_file)
     spec, classifier = run_spec(run)
     check_tta(tta, spec)
     data, rows, recorded = load_rows(run, split, dataset, data_dir, data)

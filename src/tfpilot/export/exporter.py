@@ -282,9 +282,9 @@ def _gate(source: Any, artifact: Artifact, max_drop: float) -> dict[str, Any] | 
         log.warning("%s: no evaluation data, so its accuracy was not checked", artifact.format)
         return None
     x, y = data
-    reference = run_batched(keras_runner(source.model, source.spec), x)
-    check = check_artifact(artifact.path, x, y, reference, max_drop,
-                           max_number_diff=MAX_NUMBER_DIFF[artifact.format]).to_dict()
+    reference = run_batched(keras_runner(source.model, source.spec), x, source.batch_size)
+    check = check_artifact(artifact.path, x, y, reference, max_drop, max_number_diff=MAX_NUMBER_DIFF[artifact.format],
+                           batch_size=source.batch_size).to_dict()
     artifact.bundle.verification = check
     artifact.bundle.write(artifact.path.parent)
     return check

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.config.schema import EVAL_BATCH
 from tfpilot.errors import NotFoundError, UserError
 from tfpilot.export.runtime import PREPROCESS_FILE
 from tfpilot.spec import InputSpec, TableSpec, as_table_spec, spec_from_dict
@@ -254,6 +255,8 @@ class ExportSource:
         evaluation: ``(x, y)`` the int8 gate checks accuracy on (default: none, no gate).
         run_path: the run directory the model comes from, if any.
         model_name: the registered model name, if known.
+        batch_size: examples per model call when the gate runs the model and its artifacts (a
+            run's ``train.evaluation_batch``: the memory plan lowers it for large images).
 
     Example:
         >>> import numpy as np
@@ -271,6 +274,7 @@ class ExportSource:
     evaluation: Any = None
     run_path: Path | None = None
     model_name: str | None = None
+    batch_size: int = EVAL_BATCH
 
     @property
     def spec(self) -> TableSpec:
@@ -294,6 +298,7 @@ class ExportSource:
             gate_split: split the int8 accuracy gate checks on.
             gate_limit: at most this many gate examples (class-balanced); default all.
         """
+        from tfpilot.config import evaluation_batch
         from tfpilot.export.data import named_split
         from tfpilot.runs import Run
 
@@ -314,6 +319,7 @@ class ExportSource:
             evaluation=lambda: named_split(run.path, gate_split, limit=gate_limit),
             run_path=run.path.resolve(),
             model_name=labels.get("model"),
+            batch_size=evaluation_batch(run.config_file),
         )
 
     def bundle(self, format: str, file: str, network: Network | None = None, **fields: Any) -> Any:

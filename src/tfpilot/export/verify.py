@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.config.schema import EVAL_BATCH
 from tfpilot.errors import NotFoundError
 from tfpilot.export.formats import FORMAT_ORDER, GATED_FORMATS, artifact_size
 
@@ -152,16 +153,16 @@ def compare(
 
 def check_artifact(path: str | Path, x: dict[str, np.ndarray], y: dict[str, np.ndarray],
                    reference: dict[str, np.ndarray], max_drop: float = 1.0, min_agreement: float | None = None,
-                   max_number_diff: float | None = None) -> FormatCheck:
-    """Run the artifact at ``path`` over the named inputs ``x``; compare every head with ``reference``
-    (the Keras model's outputs over ``x``) and the labels ``y``."""
+                   max_number_diff: float | None = None, batch_size: int = EVAL_BATCH) -> FormatCheck:
+    """Run the artifact at ``path`` over the named inputs ``x``, ``batch_size`` rows a call; compare
+    every head with ``reference`` (the Keras model's outputs over ``x``) and the labels ``y``."""
     from tfpilot.export.backends import resolve
     from tfpilot.export.runtime import named_runner, run_batched
     from tfpilot.spec import as_table_spec
 
     found = resolve(path)
     spec = as_table_spec(found.bundle.input_spec, found.bundle.class_names)
-    got = run_batched(named_runner(found.backend, found.path, found.bundle), x)
+    got = run_batched(named_runner(found.backend, found.path, found.bundle), x, batch_size)
     heads = compare_heads(spec, reference, got, y)
     return judge(found.format, str(found.path), heads, len(next(iter(x.values()))), max_drop, min_agreement,
                  max_number_diff, artifact_size(found.path))
@@ -241,6 +242,7 @@ def verify(
         max_number_diff: the largest difference of a number head, in standard deviations of its targets
             (default 0.01; 0.05 fp16 or a mixed-precision model, 0.1 dynamic, 0.25 int8).
     """
+    from tfpilot.config import evaluation_batch
     from tfpilot.export.backends import read_bundle
     from tfpilot.export.data import named_split
     from tfpilot.export.runtime import keras_runner, run_batched
@@ -251,7 +253,8 @@ def verify(
     run = Run(run_dir)
     spec = as_table_spec(spec_from_dict(run.labels["input"]), run.labels.get("class_names") or [])
     x, y = named_split(run_dir, split, limit=limit)
-    reference = run_batched(keras_runner(run.load_model(), spec), x)
+    batch = evaluation_batch(run.config_file)  # the memory plan's, for large images
+    reference = run_batched(keras_runner(run.load_model(), spec), x, batch)
     keras = compare_heads(spec, reference, reference, y)
     first = next((h for h in keras.values() if "keras_accuracy" in h), {})
     report = VerifyReport(str(run_dir), split, len(next(iter(x.values()))), first.get("keras_accuracy"))
@@ -261,5 +264,5 @@ def verify(
         key = fmt if fmt in MIN_AGREEMENT else ("mixed" if mixed else "")
         need = min_agreement if min_agreement is not None or fmt in GATED_FORMATS else MIN_AGREEMENT[key]
         tol = max_number_diff if max_number_diff is not None else MAX_NUMBER_DIFF.get(fmt, MAX_NUMBER_DIFF[key])
-        report.checks.append(check_artifact(path, x, y, reference, max_drop, need, tol))
+        report.checks.append(check_artifact(path, x, y, reference, max_drop, need, tol, batch))
     return report

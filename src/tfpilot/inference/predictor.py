@@ -256,10 +256,13 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, **kwargs: Any) -> Predictor:
-        """Load the model and labels of a run directory."""
+        """Load the model and labels of a run directory (``batch_size`` defaults to the run's
+        ``train.evaluation_batch``, which the memory plan lowers for large images)."""
+        from tfpilot.config import evaluation_batch
         from tfpilot.runs import Run
 
         run = Run(run_dir)
+        kwargs.setdefault("batch_size", evaluation_batch(run.config_file))
         return cls(run.load_model(), run.labels.get("class_names", ()), spec_from_dict(run.labels["input"]), **kwargs)
 
     @classmethod
