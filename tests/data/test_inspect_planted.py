@@ -41,7 +41,7 @@ def texts(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dic
     root = tmp_path_factory.mktemp("inspect-texts")
     planted = make_planted_text_table(root / "news.csv", per_class=80, copies=8)
     found = inspect(load_config(None, dataset=str(root / "news.csv"), overrides=["train.batch_size=32"]),
-                    root / "out", InspectOptions(folds=3, epochs=15))
+                    root / "out", InspectOptions(folds=3, epochs=6))
     return found, planted
 
 
