@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tfpilot.config.schema import EVAL_BATCH, Config
+from tfpilot.config.schema import Config, TrainConfig
 from tfpilot.errors import UserError
 from tfpilot.plugins import PluginError
 from tfpilot.registry import RegistryError, close_matches, did_you_mean
@@ -195,12 +195,17 @@ def evaluation_batch(path: str | Path) -> int:
     resolved config at ``path`` (the memory plan lowers it for large images), or
     :data:`~tfpilot.config.schema.EVAL_BATCH` where there is no config (a model copied without it).
 
+    Only the two batch keys are read: a run whose own model's module is not imported yet still
+    gets its batch, and loading the model then says what is missing.
+
     Example:
         >>> evaluation_batch("no/such/config.yaml")
         256
     """
     path = Path(path)
-    return load_config(path).train.evaluation_batch if path.is_file() else EVAL_BATCH
+    train = (read_yaml(path).get("train") or {}) if path.is_file() else {}
+    keys = {k: train[k] for k in ("batch_size", "eval_batch_size") if train.get(k) is not None}
+    return TrainConfig.model_validate(keys).evaluation_batch
 
 
 def dump_config(config: Config) -> str:
