@@ -32,6 +32,13 @@ def test_time_limits_are_read_as_durations_and_search_keys_need_the_leaderboard(
     assert load_config(_table(time_limit=90)).train.time_limit == 90.0
     with pytest.raises(ConfigError, match="not a duration"):
         load_config(_table(time_limit="ten minutes"))
+    with pytest.raises(ConfigError, match="above 0"):
+        load_config(_table(time_limit=0))
+    # auto (the default): the preset's budget; null: no limit
+    assert [load_config(_table(**k)).train.time_limit_s for k in ({}, {"preset": "best"}, {"time_limit": None})] \
+        == [290.0, 1800.0, None]
+    for unset in ("auto", None):  # a named model's config, and older runs' config.yaml (time_limit: null)
+        assert load_config({**_table(time_limit=unset), "model": {"name": "multitask"}}).model.name == "multitask"
     with pytest.raises(ConfigError, match="model.name 'multitask' trains one model: unset them"):
         load_config({**_table(preset="best"), "model": {"name": "multitask"}})
     with pytest.raises(ConfigError, match="no features section"):
@@ -64,7 +71,7 @@ def test_a_candidate_config_is_an_ordinary_run_config(tmp_path: Path):
     nn = candidate_config(cfg, Candidate("multitask", "multitask", {"hidden_units": [8]}, {"train.epochs": 40}),
                           tmp_path / "candidates" / "multitask", seconds=100.0)
     assert (nn.model.name, nn.model.params, nn.train.epochs) == ("multitask", {"hidden_units": [8]}, 40)
-    assert (nn.train.preset, nn.train.time_limit, nn.train.candidates) == ("fast", None, None)
+    assert (nn.train.preset, nn.train.time_limit, nn.train.candidates) == ("fast", "auto", None)
     assert nn.output.run_dir == tmp_path / "candidates" / "multitask"
     assert "multitask candidate of the leaderboard" in nn.chosen["model.name"]
     forest = candidate_config(cfg, Candidate("ydf_gbt", "ydf_gbt"), tmp_path / "g", seconds=42.0)
@@ -109,10 +116,10 @@ def test_the_cli_passes_preset_and_time_limit_to_the_leaderboard(tmp_path: Path,
     monkeypatch.setattr(tfpilot.api, "train", fake_train)
     table = make_table(tmp_path, rows=20, images=False)
     result = CliRunner().invoke(app, ["train", "--dataset", str(table), "--target", "kind", "--preset", "best",
-                                      "--time-limit", "10m"])
+                                      "--time-limit", "10m", "--set", "train.cv_folds=3"])
     assert result.exit_code == 0, result.output
     cfg = seen["cfg"]
-    assert (cfg.model.name, cfg.train.preset, cfg.train.time_limit) == ("auto", "best", 600.0)
+    assert (cfg.model.name, cfg.train.preset, cfg.train.time_limit, cfg.train.cv_folds) == ("auto", "best", 600.0, 3)
     result = CliRunner().invoke(app, ["train", "--dataset", str(table), "--target", "kind", "--model", "multitask",
                                       "--time-limit", "10m"])
     assert result.exit_code != 0 and "trains one model" in result.output

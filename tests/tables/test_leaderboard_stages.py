@@ -19,6 +19,7 @@ import pytest
 
 from tests.tables.test_ydf_stages import ENV, STAGES, _finish, _start
 from tests.tables.conftest import check_evaluate_and_predict, serving
+from tfpilot.config import load_config
 from tfpilot.training.distribute import free_ports
 
 CANDIDATES = "{ydf_gbt: {num_trees: 30}, linear: {}, multitask: {hidden_units: [16]}}"
@@ -87,6 +88,10 @@ def test_the_leaderboard_lists_every_candidate_and_the_ensemble(board):
     assert test["kind"]["accuracy"] > test["kind"]["baseline_accuracy"] + 0.2
     config = (run / "config.yaml").read_text()
     assert "name: auto" in config and "Caruana" in config
+    # no --time-limit: the fast preset's budget, resolved in the run's config and its metrics
+    saved = load_config(run / "config.yaml")
+    assert saved.train.time_limit == 290.0 and "fast preset's budget" in saved.chosen["train.time_limit"]
+    assert metrics["leaderboard"]["time_limit_s"] == 290.0
     out = " ".join((board["root"] / "train.log").read_text().split())
     assert "leaderboard" in out and "ensemble" in out and "latency_ms_per_row" in out
 

@@ -63,7 +63,7 @@ def train_command(
     search = [f"train.{key}={value}" for key, value in (("preset", preset), ("time_limit", time_limit)) if value]
     table = bool(target or input_)  # a table model is checked once its features are known: model.* after them
     late = ("model.", "train.preset", "train.time_limit", "train.candidates",  # (the leaderboard's keys too)
-            "train.refit")
+            "train.refit", "train.cv_folds")
     later = [o for o in set_ or [] if table and o.strip().startswith(late)]
     later += search if table else []
     reuse += [] if table else search

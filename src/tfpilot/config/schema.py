@@ -386,6 +386,11 @@ class LRScalingConfig(Section):
 
 #: Examples per model call after training, unless ``train.eval_batch_size`` says otherwise.
 EVAL_BATCH = 256
+#: ``train.time_limit: auto``: each preset's budget for the whole leaderboard search, in seconds.
+#: fast: with the process's start and the table's reading, a whole ``tfpilot train`` stays
+#: within 5 minutes on any of the 2-core machines (melbourne-housing's search took 109-157 s on the
+#: AVX512-BF16 kind, its forests most of it, so the budget binds only on slower CPUs).
+PRESET_TIME_LIMITS = {"fast": 290.0, "best": 1800.0}
 
 
 class TrainConfig(Section):
@@ -439,9 +444,11 @@ class TrainConfig(Section):
         "fast", description="model.name auto on a table: the leaderboard's candidates and budgets. fast: the neural "
         "table model, a linear model and YDF gradient-boosted trees (minutes on 2 cores); best: also a random forest, "
         "YDF's benchmark_rank1 trees and more epochs.")
-    time_limit: float | None = Field(
-        None, gt=0, description="model.name auto on a table: seconds (or 90s, 10m, 1h) for the whole leaderboard "
-        "search; candidates that no longer fit are skipped, the log says which. None: no limit.")
+    time_limit: float | Literal["auto"] | None = Field(
+        "auto", description="model.name auto on a table: seconds (or 90s, 10m, 1h) for the whole leaderboard "
+        "search; candidates that no longer fit are cut short or skipped, the log says which. auto: the preset's "
+        "budget (fast: 290 s, so that a whole tfpilot train takes at most 5 minutes on 2 cores; best: 30 min). "
+        "null: no limit.")
     candidates: dict[str, dict[str, Any]] | None = Field(
         None, description="model.name auto on a table: the leaderboard's candidates instead of the preset's, as "
         "{model name: model.params} (e.g. {ydf_gbt: {num_trees: 50}, linear: {}}).")
@@ -464,8 +471,24 @@ class TrainConfig(Section):
     @field_validator("time_limit", mode="before")
     @classmethod
     def _duration(cls, v: Any) -> Any:
-        """``90``, ``"90s"``, ``"10m"``, ``"1.5h"`` -> seconds."""
-        return parse_duration(v) if isinstance(v, str) else v
+        """``90``, ``"90s"``, ``"10m"``, ``"1.5h"`` -> seconds (``auto`` and null kept)."""
+        v = parse_duration(v) if isinstance(v, str) and v != "auto" else v
+        if isinstance(v, (int, float)) and not v > 0:
+            raise ValueError(f"train.time_limit is a duration above 0 (or auto, or null: no limit), got {v}")
+        return v
+
+    @property
+    def time_limit_s(self) -> float | None:
+        """The search's budget in seconds: ``time_limit``, or for ``auto`` the preset's
+        (:data:`PRESET_TIME_LIMITS`); None: no limit.
+
+        Example:
+            >>> TrainConfig().time_limit_s, TrainConfig(preset="best").time_limit_s
+            (290.0, 1800.0)
+            >>> TrainConfig(time_limit="10m").time_limit_s, TrainConfig(time_limit=None).time_limit_s
+            (600.0, None)
+        """
+        return PRESET_TIME_LIMITS[self.preset] if self.time_limit == "auto" else self.time_limit
 
     @property
     def evaluation_batch(self) -> int:
@@ -599,7 +622,7 @@ class Config(Section):
         text-table column guesses and MixUp/CutMix have no meaning with ``features``."""
         tags = () if self.model.name == AUTO_MODEL else MODELS.info(self.model.name).tags
         t = self.train
-        search = [k for k, on in (("preset", t.preset != "fast"), ("time_limit", t.time_limit is not None),
+        search = [k for k, on in (("preset", t.preset != "fast"), ("time_limit", t.time_limit not in ("auto", None)),
                                   ("candidates", t.candidates is not None), ("refit", not t.refit),
                                   ("cv_folds", t.cv_folds != "auto")) if on]
         if search and (self.features is None or self.model.name != AUTO_MODEL):

@@ -38,7 +38,8 @@ holds the run's model's figures like any run's (after a refit its
 first fits' ensemble's), with ``search_seconds``, a ``leaderboard`` record (preset, time limit,
 weights, skipped candidates, the folds that chose the weights) and a ``refit`` record.
 
-``train.time_limit`` bounds the whole search: each candidate gets its share of what is left
+``train.time_limit`` bounds the whole search (``auto``, the default: the preset's budget, 290 s
+for ``fast``): each candidate gets its share of what is left
 (a neural candidate stops after the epoch that passes it, a forest's learner stops growing
 trees), and a candidate that no longer fits is skipped; the log says so. With ``train.refit``
 the first fits share :data:`FIRST_FIT_SHARE` of it, and a member whose refit would not fit in
@@ -194,7 +195,7 @@ def candidate_config(config: Config, cand: Candidate, run_dir: Path, seconds: fl
     if seconds is not None and cand.model.startswith("ydf_"):
         params.setdefault("maximum_training_duration_seconds", round(max(seconds, 1.0), 1))
     tree["model"] = {"name": cand.model, "params": params}
-    tree["train"].update(preset="fast", time_limit=None, candidates=None, refit=True, cv_folds="auto")
+    tree["train"].update(preset="fast", time_limit="auto", candidates=None, refit=True, cv_folds="auto")
     for key, value in {**CANDIDATE_RUN, **cand.train}.items():
         if _value(config, key) == _default(key):
             set_path(tree, key.split("."), value)
@@ -271,6 +272,7 @@ def fit_leaderboard(config: Config) -> LeaderboardResult:
     if config.features is None or config.model.name != AUTO_MODEL:
         raise UserError("the leaderboard trains model.name auto on a table (a features section, --target)")
     started = time.monotonic()
+    config = _budgeted(config)
     limit = config.train.time_limit
     deadline = None if limit is None else started + limit * (1 - RESERVE)
     first_fits = None if limit is None else started + limit * (1 - RESERVE) * (
@@ -318,6 +320,19 @@ def fit_leaderboard(config: Config) -> LeaderboardResult:
         folds_until = (first_fits + deadline) / 2
     _out_of_fold(config, path, entries, folds_until)
     return _ensemble(config, path, entries, skipped, started, deadline)
+
+
+def _budgeted(config: Config) -> Config:
+    """``train.time_limit: auto`` resolved to the preset's budget
+    (:data:`~tfpilot.config.schema.PRESET_TIME_LIMITS`), recorded in ``chosen``: the run's
+    config.yaml says which limit the search ran under."""
+    t = config.train
+    if t.time_limit != "auto":
+        return config
+    why = (f"{t.time_limit_s:.0f} s: the {t.preset} preset's budget for the whole search (train.time_limit auto; "
+           "a duration such as 10m sets another, null none)")
+    return config.model_copy(update={"train": t.model_copy(update={"time_limit": t.time_limit_s}),
+                                     "chosen": {**config.chosen, "train.time_limit": why}})
 
 
 def _out_of_fold(config: Config, path: Path, entries: list[Entry], until: float | None) -> None:
