@@ -81,14 +81,14 @@ def test_report_renders_offline_in_chromium(report_html: Path, tmp_path: Path):
 @pytest.fixture(scope="module")
 def melbourne_report(tmp_path_factory: pytest.TempPathFactory, shared_datasets: Path) -> Path:
     """The report of a quick run on every 17th of melbourne-housing.csv's 13,580 sales (800 rows,
-    20 columns -> Price)."""
+    20 columns -> Price); 2 folds (not auto's 5) still give the leaderboard its cv_ columns."""
     import tfpilot
 
     root = tmp_path_factory.mktemp("melbourne")
     header, *lines = (shared_datasets / "melbourne-housing.csv").read_text(encoding="utf-8").splitlines()
     (root / "melbourne.csv").write_text("\n".join([header, *lines[::17]]) + "\n", encoding="utf-8")
     cfg = {"data": {"dataset": str(root / "melbourne.csv")}, "features": {"outputs": ["Price"]},
-           "train": {"epochs": 2, "callbacks": {"tensorboard": False, "progress": "none"}},
+           "train": {"epochs": 2, "cv_folds": 2, "callbacks": {"tensorboard": False, "progress": "none"}},
            "output": {"run_dir": str(root / "run")}}
     return tfpilot.train(cfg, report=True).file("report.html")
 
@@ -109,12 +109,14 @@ def test_a_table_report_fits_the_page_width(melbourne_report: Path, tmp_path: Pa
                     " section: e.closest('section').getBoundingClientRect().right, text: e.innerText})")
 
             summary = box("section#summary table.figures")
+            board = box("section#leaderboard table.figures")
             rows = box("section#head-Price .scroll:has(table.rows)")
             page.screenshot(path=str(tmp_path / "melbourne.png"), full_page=True)
         finally:
             browser.close()
     assert page_width[0] <= page_width[1], f"the page is {page_width[0]} px wide in a {page_width[1]} px window"
     assert summary["right"] <= summary["section"] and rows["right"] <= rows["section"]
+    assert board["right"] <= board["section"] and "cv_rmse" in board["text"] and "ensemble_refit" in board["text"]
     assert rows["scroll"] > rows["client"]  # 20 columns: the worst rows scroll inside their section
     assert re.search(r"\d{3},\d{3}", summary["text"]) and not re.search(r"\d{5}\.\d", summary["text"])
     postcodes = re.findall(r"\b3\d{3}(?:\.\d+)?\b", rows["text"])
