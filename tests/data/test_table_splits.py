@@ -197,3 +197,11 @@ def test_a_bad_cv_fold_is_refused(tmp_path, data, message):
         return
     with pytest.raises(ValueError, match="features section"):
         load_config({"data": {"dataset": "digits", "cv_fold": (0, 5)}})
+
+
+def test_a_fold_with_no_rows_is_refused_before_anything_trains(tmp_path):
+    from tfpilot.errors import UserError
+
+    path = _write(tmp_path / "t.csv", _frame(30))
+    with pytest.raises(UserError, match=r"fold 1 of 1000 holds no rows of train \+ val .*train.cv_folds"):
+        prepare_table(_cfg(path, cv_fold=(0, 1000)))

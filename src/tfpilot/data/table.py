@@ -427,6 +427,10 @@ def prepare_table(cfg: Any, table: LoadedTable | None = None, manifest: dict[str
             parts["test"] = t[kept]
     if d.cv_fold is not None and recorded is None:  # data.cv_fold: fold i of train + val validates, the rest trains
         parts = fold_rows(parts, keys, d.cv_fold, d.split_seed)
+        if not len(parts["val"]):  # before any training: the fold would have nothing to validate on
+            raise UserError(f"fold {d.cv_fold[0] + 1} of {d.cv_fold[1]} holds no rows of train + val to validate on "
+                            f"({len(parts['train'])} rows dealt into {d.cv_fold[1]} folds, data.cv_fold): set "
+                            "train.cv_folds to fewer folds, or 0")
         log.info("data.cv_fold %d of %d: %d rows train, %d validate (test unchanged)", d.cv_fold[0] + 1, d.cv_fold[1],
                  len(parts["train"]), len(parts["val"]))
     merged = bool(d.train_on_val and len(parts.get("val", ())))

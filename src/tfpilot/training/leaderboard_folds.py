@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from tfpilot.config import Config
-from tfpilot.errors import UserError
 from tfpilot.training.leaderboard_refit import deadline_callback, kept_fit
 
 log = logging.getLogger(__name__)
@@ -121,7 +120,8 @@ def fit_folds(first: Config, name: str, folds: int, run_dir: Path, seconds: floa
         seconds: each fold fit's share of the time limit (None: no limit).
 
     Raises:
-        UserError: a fold could not be trained (e.g. a fold with too few rows).
+        UserError: a fold could not be trained (e.g. a fold holding no rows, refused by
+            :func:`~tfpilot.data.table.prepare_table` before it trains).
     """
     from tfpilot.data.table_pipeline import predict_heads
     from tfpilot.training.trainer import Trainer
@@ -132,10 +132,7 @@ def fit_folds(first: Config, name: str, folds: int, run_dir: Path, seconds: floa
         callbacks = [] if seconds is None else [deadline_callback(time.monotonic() + seconds, f"{name} fold {i + 1}")]
         with _one_line_per_fit():
             trainer = Trainer(cfg, callbacks=callbacks).fit()
-        val = trainer.data_.splits.get("val")
-        if val is None or not len(val):
-            raise UserError(f"fold {i + 1} of {folds} holds no rows of train + val to validate on: set "
-                            "train.cv_folds to fewer folds, or 0")
+        val = trainer.data_.splits["val"]  # never empty: prepare_table refuses a fold without rows
         log.info("leaderboard: %s fold %d of %d: %d rows train, %d validate, %s, %.1f s", name, i + 1, folds,
                  len(trainer.data_.splits["train"]), len(val),
                  ", ".join(f"{k} {v}" for k, v in kept_fit(trainer).items()),
