@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import random
 import tarfile
 from collections import Counter
@@ -25,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-DATASETS = Path("/work/wt/shared/datasets")
+#: fashion-9k.tar.gz is read from here, as tfpilot looks datasets up.
+DATASETS = Path(os.environ.get("TFPILOT_DATA_DIR", "../shared/datasets"))
 
 
 def _upscale(job: tuple[str, str]) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.config.schema import EVAL_BATCH
 from tfpilot.data.table_split import TableSplit
 from tfpilot.spec import TableSpec
 
@@ -76,7 +77,8 @@ def table_pipeline(split: TableSplit, spec: TableSpec, batch_size: int, *, train
                    batch_size, training=training, seed=seed, shuffle_buffer=shuffle_buffer, cache=False)
 
 
-def predict_heads(model: Any, split: TableSplit, spec: TableSpec, batch_size: int = 256) -> dict[str, np.ndarray]:
+def predict_heads(model: Any, split: TableSplit, spec: TableSpec,
+                  batch_size: int = EVAL_BATCH) -> dict[str, np.ndarray]:
     """Every head's outputs over a split: key -> (N, C) probabilities, (N,) sigmoid or (N,) values."""
     ds = table_pipeline(split, spec, batch_size, training=False, with_targets=False)
     parts: dict[str, list[np.ndarray]] = {}

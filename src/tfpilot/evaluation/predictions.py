@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tfpilot.config import evaluation_batch, load_config
+from tfpilot.config.schema import EVAL_BATCH
 from tfpilot.data.table_split import TableSplit
 from tfpilot.errors import UserError
 from tfpilot.runs import SPLIT, Run
@@ -114,8 +115,8 @@ class SplitPredictions:
         if feature.kind != "image" or values.dtype != object:
             return np.asarray(values)
         rows = self.rows.take(index)
-        batches = [np.asarray(x[feature.key]) for x in table_pipeline(rows, self.spec, 256, training=False,
-                                                                      with_targets=False)]
+        pipeline = table_pipeline(rows, self.spec, EVAL_BATCH, training=False, with_targets=False)
+        batches = [np.asarray(x[feature.key]) for x in pipeline]
         return np.concatenate(batches) if batches else np.zeros((0, *feature.shape), np.uint8)
 
 
@@ -210,7 +211,7 @@ def load_rows(run: Run, split: str, dataset: str | None = None, data_dir: str | 
     return data, _pick(data, split, spec, classifier, where), recorded
 
 
-def predict_outputs(model: Any, rows: TableSplit, spec: TableSpec, classifier: bool, batch_size: int = 256,
+def predict_outputs(model: Any, rows: TableSplit, spec: TableSpec, classifier: bool, batch_size: int = EVAL_BATCH,
                     flip: Collection[str] = ()) -> dict[str, np.ndarray]:
     """Every head's outputs over ``rows``, with the image inputs named in ``flip`` mirrored left-right.
 
@@ -284,7 +285,7 @@ def predict_split(run: str | Path | Run, split: str = "test", model: Any = None,
     return with_tta(preds, model, tta, batch_size) if tta else preds
 
 
-def with_tta(preds: SplitPredictions, model: Any, tta: str, batch_size: int = 256) -> SplitPredictions:
+def with_tta(preds: SplitPredictions, model: Any, tta: str, batch_size: int = EVAL_BATCH) -> SplitPredictions:
     """``preds`` test-time augmented: with ``"flip"``, every head's output is the mean of the
     model's on the rows (``preds.outputs``) and on the rows with every image input mirrored
     left-right (other inputs unchanged)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfpilot.config.schema import EVAL_BATCH
 from tfpilot.errors import UserError
 
 
@@ -119,6 +120,6 @@ def named_split(run_dir: str | Path, split: str = "test", limit: int | None = No
     x = dict(part.inputs)
     paths = [c.key for c in spec.inputs if c.kind == "image" and x[c.key].dtype == object]
     if paths:  # images held as file paths: decode them as the model's pipeline does
-        batches = list(table_pipeline(part, spec, 256, training=False, with_targets=False))
+        batches = list(table_pipeline(part, spec, EVAL_BATCH, training=False, with_targets=False))
         x.update({k: np.concatenate([b[k].numpy() for b in batches]) for k in paths})
     return x, part.targets

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.config.schema import EVAL_BATCH
 from tfpilot.errors import NotFoundError, UserError
 from tfpilot.export.bundle import Bundle
 
@@ -315,7 +316,7 @@ def named_runner(backend: str, path: Path, bundle: Bundle) -> Runner:
     return one_head_runner(BACKENDS.get(backend).open(path, bundle), _spec(bundle))
 
 
-def run_batched(runner: Runner, x: dict[str, np.ndarray], batch_size: int = 256) -> dict[str, np.ndarray]:
+def run_batched(runner: Runner, x: dict[str, np.ndarray], batch_size: int = EVAL_BATCH) -> dict[str, np.ndarray]:
     """``runner`` over every row of ``x``, ``batch_size`` rows at a time."""
     n = len(next(iter(x.values())))
     parts: dict[str, list[np.ndarray]] = {}

@@ -39,7 +39,7 @@ MAX_NUMBER_DIFF = {"tflite-fp16": 0.05, "tflite-dynamic": 0.1, "tflite-int8": 0.
 CLASS_FIGURES = ("agreement", "accuracy", "keras_accuracy", "accuracy_change", "max_prob_diff")
 
 
-def predict_all(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict_all(model: Any, x: np.ndarray, batch_size: int = EVAL_BATCH) -> np.ndarray:
     """Probabilities of a backend callable (or Keras model wrapper) over ``x``, batched."""
     from tfpilot.metrics import to_probabilities
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tfpilot.config.schema import EVAL_BATCH
 from tfpilot.errors import UserError
 from tfpilot.metrics import to_probabilities
 from tfpilot.registry import did_you_mean
@@ -227,7 +228,8 @@ class Predictor:
     """
 
     def __init__(self, model: Any, class_names: Sequence[str], input_spec: InputSpec | TableSpec,
-                 batch_size: int = 256, base_dir: str | Path | None = None, runner: Runner | None = None) -> None:
+                 batch_size: int = EVAL_BATCH, base_dir: str | Path | None = None,
+                 runner: Runner | None = None) -> None:
         self.model = model
         self.input_spec = input_spec
         self.spec = as_table_spec(input_spec, class_names)

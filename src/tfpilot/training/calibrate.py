@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tfpilot.config.schema import EVAL_BATCH
 from tfpilot.metrics.calibration import class_heads, fit_heads
 from tfpilot.models.calibration import with_temperatures
 from tfpilot.spec import CLASSIFIER_HEAD
@@ -44,7 +45,7 @@ def split_outputs(model: Any, data: Any, split: str, batch_size: int) -> tuple[d
     return ({k: np.concatenate(v) for k, v in ys.items()}, {k: np.concatenate(v) for k, v in outs.items()})
 
 
-def calibrate(model: Any, data: Any, batch_size: int = 256) -> tuple[Any, dict[str, Any] | None]:
+def calibrate(model: Any, data: Any, batch_size: int = EVAL_BATCH) -> tuple[Any, dict[str, Any] | None]:
     """The trainer's post-fit step: ``model`` with a fitted temperature on each class head.
 
     Args:

@@ -29,6 +29,7 @@ import numpy as np
 
 from tfpilot import runs as rundir
 from tfpilot.config import load_config
+from tfpilot.config.schema import EVAL_BATCH
 from tfpilot.errors import AlreadyExistsError, NotFoundError, UserError
 from tfpilot.runs import ENSEMBLE, Run, write_json
 
@@ -270,7 +271,7 @@ def _split_probabilities(ensemble_model: Any, dataset: Any) -> tuple[np.ndarray,
 
 
 def evaluate_members(ensemble_model: Any, run: Run, data_dir: str | Path | None = None,
-                     batch_size: int = 256) -> dict[str, dict[str, Any]]:
+                     batch_size: int = EVAL_BATCH) -> dict[str, dict[str, Any]]:
     """Metrics of the ensemble and of each member on the recorded val and test splits of ``run``.
 
     The examples are ``run``'s split.json members and the pipeline is the Trainer's (same

@@ -66,7 +66,7 @@ import numpy as np
 
 from tfpilot import runs as rundir
 from tfpilot.config import Config, save_config
-from tfpilot.config.schema import AUTO_MODEL, TrainConfig
+from tfpilot.config.schema import AUTO_MODEL, EVAL_BATCH, TrainConfig
 from tfpilot.errors import AlreadyExistsError, UserError
 from tfpilot.runs import Run, write_json
 from tfpilot.training.leaderboard_folds import FOLDS, OutOfFold, fit_folds, fold_count, median_kept
@@ -411,13 +411,14 @@ def _weigh(entries: list[Entry], data: Any) -> tuple[np.ndarray, list[float], st
 
 
 def _latency(model: Any, data: Any) -> float:
-    """Milliseconds per row of ``model`` predicting the test split (else train) in batches of 256."""
+    """Milliseconds per row of ``model`` predicting the test split (else train) in batches of
+    :data:`~tfpilot.config.schema.EVAL_BATCH`."""
     from tfpilot.data.table_pipeline import predict_heads
 
     test = data.splits.get("test")
     timed = test if test is not None and len(test) else data.splits["train"]
     begin = time.perf_counter()
-    predict_heads(model, timed, data.spec, 256)
+    predict_heads(model, timed, data.spec, EVAL_BATCH)
     return (time.perf_counter() - begin) * 1000 / max(1, len(timed))
 
 

@@ -13,10 +13,9 @@ A run's resident memory is, about:
   evaluation pipelines' caches only;
 * **the parameters**: 4 bytes each, times :data:`PARAM_COPIES` (the weights, their gradients
   and Adam's two moments);
-* **the activations** of one training step: every layer's output for a batch, at the width of
-  the run's compute dtype (4 bytes in float32, 2 under ``mixed_bfloat16`` / ``mixed_float16``:
-  ``train.precision``, ``auto`` resolved for this machine), times :data:`ACTIVATION_COPIES`
-  (kept for the backward pass, their gradients, temporaries);
+* **the activations** of one training step: every layer's output for a batch, at
+  :data:`ACTIVATION_BYTES` per element (what is kept for the backward pass, their gradients and
+  temporaries), whatever ``train.precision``;
 * **a save**: at each epoch's end the backup (``train.callbacks.backup``: the weights and Adam's
   two moments) and the best-epoch checkpoint are written as ``.keras`` files, whose weights Keras
   builds in memory and copies once more into the zip: :data:`SAVE_COPIES` float32 copies of the
@@ -71,8 +70,16 @@ RUNTIME_BYTES = 1.1e9
 PIXEL_COPIES = 2.0
 #: float32 copies per parameter: weights, gradients, Adam's two moments.
 PARAM_COPIES = 4
-#: float32 copies per activation of a training step.
-ACTIVATION_COPIES = 2
+#: Bytes per layer-output element of a training step, per example, whatever ``train.precision``.
+#: The same 384x512 ``mini_resnet`` run peaked at 7.42 GB in float32 (Intel Xeon without bf16)
+#: and 7.54 GB under ``mixed_bfloat16`` (AMD EPYC with avx512_bf16); at batch 32 and 64 in float32
+#: each example added 87 MB, 3.6 bytes per element (docs/bench/defaults.md). Eight bytes in float32
+#: and four under a mixed policy (two copies at the compute dtype's width) over-estimated the
+#: float32 run 1.8x.
+ACTIVATION_BYTES = 4.0
+#: ... and of a model call after training: half a training step's (no gradients, no backward
+#: temporaries; the same ratio as before, not measured apart).
+CALL_ACTIVATION_BYTES = ACTIVATION_BYTES / 2
 #: Copies of a saved array held while Keras saves a ``.keras`` file: its in-memory H5 and the
 #: bytes copied from it into the zip (``keras.src.saving.saving_lib.H5IOStore``). 388M-parameter
 #: ``mnist_cnn`` with its backup: 17.7 GB peak against 11.3 GB planned without this term
@@ -279,7 +286,6 @@ class Workload:
         params: the model's parameters.
         activations: the model's activation elements per example.
         batch_size: examples per training step.
-        activation_bytes: bytes per activation element: 4 in float32, 2 under a mixed policy.
         saved_copies: float32 copies of the parameters a save writes: 3 with the backup (the
             weights and Adam's moments), else 1 (the model).
     """
@@ -293,7 +299,6 @@ class Workload:
     activations: int
     batch_size: int
     kept_share: float = 1.0
-    activation_bytes: int = 4
     saved_copies: int = 1
 
 
@@ -308,7 +313,7 @@ def estimate(work: Workload, budget: float, runtime: float = RUNTIME_BYTES) -> M
     pixels = float(work.images * work.size[0] * work.size[1] * work.channels)
     data = pixels * PIXEL_COPIES * work.kept_share if work.in_memory else pixels * work.eval_share
     return MemoryPlan(runtime, data, 4.0 * PARAM_COPIES * work.params,
-                      float(work.activation_bytes) * ACTIVATION_COPIES * work.activations * work.batch_size, budget,
+                      ACTIVATION_BYTES * work.activations * work.batch_size, budget,
                       decoding=pixels * PIXEL_COPIES if work.in_memory else 0.0,
                       saving=4.0 * SAVE_COPIES * work.saved_copies * work.params)
 
@@ -353,14 +358,7 @@ def _workload(config: Config, probes: Sequence[Any], size: tuple[int, int], batc
     used = min(train, config.data.train_limit or train) + evals
     return Workload(images, size, channels, in_memory, evals / max(images, 1), params, activations,
                     max(1, min(batch, train)), used / max(images, 1),  # a step holds at most the training split
-                    _activation_bytes(config.train.precision), 3 if config.train.callbacks.backup else 1)
-
-
-def _activation_bytes(precision: str) -> int:
-    """Bytes per activation element under ``train.precision`` (``auto``: as this machine resolves it)."""
-    from tfpilot.training.precision import choose_precision
-
-    return 2 if choose_precision(precision).startswith("mixed_") else 4
+                    saved_copies=3 if config.train.callbacks.backup else 1)
 
 
 def plan_memory(config: Config, probes: Sequence[Any], *, size_chosen: bool, batch_chosen: bool,
@@ -436,11 +434,11 @@ def plan_memory(config: Config, probes: Sequence[Any], *, size_chosen: bool, bat
 
 def evaluation_problem(work: Workload, plan: MemoryPlan, batch: int) -> str | None:
     """Why evaluating ``batch`` examples a call would not do (None: it would): its layer outputs
-    over :data:`MAX_CALL_ELEMENTS`, or its memory (one copy of each layer's output, no gradients
-    or optimizer slots) over the budget.
+    over :data:`MAX_CALL_ELEMENTS`, or its memory (each layer's output at
+    :data:`CALL_ACTIVATION_BYTES`, no gradients or optimizer slots) over the budget.
 
     Example:
-        >>> w = Workload(3000, (768, 1024), 3, True, 0.3, 388_161_156, 88_000_000, 8, activation_bytes=2)
+        >>> w = Workload(3000, (768, 1024), 3, True, 0.3, 388_161_156, 88_000_000, 8)
         >>> evaluation_problem(w, estimate(w, 20e9), 256)[:57]
         '256 examples a call make 22,528,000,000 elements of layer'
         >>> evaluation_problem(w, estimate(w, 20e9), 8) is None
@@ -450,7 +448,7 @@ def evaluation_problem(work: Workload, plan: MemoryPlan, batch: int) -> str | No
     if elements > MAX_CALL_ELEMENTS:
         return (f"{batch} examples a call make {elements:,} elements of layer outputs, over the "
                 f"{MAX_CALL_ELEMENTS + 1:,} TensorFlow's CPU kernels can index")
-    need = plan.runtime + plan.data + 4.0 * work.params + float(work.activation_bytes) * elements
+    need = plan.runtime + plan.data + 4.0 * work.params + CALL_ACTIVATION_BYTES * elements
     if need > plan.budget:
         return (f"evaluating {batch} examples a call needs about {need / 1e9:.1f} GB of a "
                 f"{plan.budget / 1e9:.1f} GB budget")
