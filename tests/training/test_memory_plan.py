@@ -41,15 +41,15 @@ def test_a_mixed_precision_run_plans_the_same_activations_as_float32(monkeypatch
     from tfpilot.config import load_config
     from tfpilot.training import memory_plan, precision
 
+    monkeypatch.setattr(memory_plan, "model_footprint", lambda *args: (1_000, 5_000))  # (params, activations)
     probes = [ImageProbe(1000, 4, Counter({(96, 128): 40}), 3, None, 800)]
+    config = load_config({"data": {"dataset": "photos", "image_size": [96, 128]}, "model": {"name": "mini_resnet"}})
     plans = {}
     for policy in ("float32", "mixed_bfloat16"):
         monkeypatch.setattr(precision, "choose_precision", lambda requested, p=policy: p)
-        config = load_config({"data": {"dataset": "photos", "image_size": [96, 128]}, "model": {"name": "mini_resnet"}})
         plans[policy] = memory_plan.estimate(memory_plan._workload(config, probes, (96, 128), 64, True), 20e9)
-    assert plans["float32"].activations == plans["mixed_bfloat16"].activations > 0
-    assert plans["float32"].activations == pytest.approx(
-        memory_plan.ACTIVATION_BYTES * 64 * memory_plan.model_footprint("mini_resnet", (96, 128), 3, 4, {})[1])
+    assert plans["float32"] == plans["mixed_bfloat16"]
+    assert plans["float32"].activations == memory_plan.ACTIVATION_BYTES * 64 * 5_000 == 1_280_000
 
 
 def test_the_footprint_is_counted_on_the_model_without_changing_the_next_one():
