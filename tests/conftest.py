@@ -1,5 +1,4 @@
-"""Suite-wide test set-up: quiet TensorFlow, an isolated cache, a real-data marker, the longest
-files first."""
+"""Suite-wide test set-up: quiet TensorFlow, an isolated cache, a real-data marker."""
 
 from __future__ import annotations
 
@@ -10,33 +9,6 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-#: The files whose tests (with their module fixtures) take longest, longest first: 60-250 s each
-#: on one core of the slowest CI machine measured (Intel Xeon without bf16, 2026-12-07,
-#: ``--durations``). ``make test`` deals whole files to its workers in collection order
-#: (``--dist loadfile``), so these start first and the rest fill in beside them, instead of one
-#: of them starting last while the other worker idles.
-LONGEST_FIRST = (
-    "tests/training/test_distributed.py",
-    "tests/test_plugins.py",
-    "tests/test_docs.py",
-    "tests/training/test_fine_tune.py",
-    "tests/training/test_distributed_mirrored.py",
-    "tests/tables/test_leaderboard_stages.py",
-    "tests/evaluation/test_report_browser.py",
-    "tests/data/test_inspect_planted.py",
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put the tests of :data:`LONGEST_FIRST` first, in its order; the rest keep theirs."""
-    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
-    root = Path(str(config.rootpath))
-
-    def key(item: pytest.Item) -> int:
-        return rank.get(Path(str(item.path)).relative_to(root).as_posix(), len(rank))
-
-    items.sort(key=key)  # stable: the order within a file, and of the other files, is kept
 
 
 @pytest.fixture(scope="session", autouse=True)
