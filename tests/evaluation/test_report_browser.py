@@ -2,14 +2,12 @@
 
 Every section is present and visible, every image decodes (natural width > 0), and the
 page requests nothing but itself and inline data; the calibration section shows both reliability
-diagrams. A table run's report (a slice of melbourne-housing.csv) fits the page width: its
-figures table and its widest table, the worst rows, stay inside their sections. Full-page
-screenshots are saved.
+diagrams. Full-page screenshots are saved. A table run's report with its leaderboard is looked at
+in ``tests/tables/test_table_report_browser.py``.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -76,48 +74,3 @@ def test_report_renders_offline_in_chromium(report_html: Path, tmp_path: Path):
     assert not blocked, f"the report tried to fetch {blocked}"
     assert requests and all(u.startswith(("data:", "file:")) for u in requests), requests
     assert screenshot.stat().st_size > 50_000
-
-
-@pytest.fixture(scope="module")
-def melbourne_report(tmp_path_factory: pytest.TempPathFactory, shared_datasets: Path) -> Path:
-    """The report of a quick run on every 17th of melbourne-housing.csv's 13,580 sales (800 rows,
-    20 columns -> Price); 2 folds (not auto's 5) still give the leaderboard its cv_ columns."""
-    import tfpilot
-
-    root = tmp_path_factory.mktemp("melbourne")
-    header, *lines = (shared_datasets / "melbourne-housing.csv").read_text(encoding="utf-8").splitlines()
-    (root / "melbourne.csv").write_text("\n".join([header, *lines[::17]]) + "\n", encoding="utf-8")
-    cfg = {"data": {"dataset": str(root / "melbourne.csv")}, "features": {"outputs": ["Price"]},
-           "train": {"epochs": 2, "cv_folds": 2, "callbacks": {"tensorboard": False, "progress": "none"}},
-           "output": {"run_dir": str(root / "run")}}
-    return tfpilot.train(cfg, report=True).file("report.html")
-
-
-def test_a_table_report_fits_the_page_width(melbourne_report: Path, tmp_path: Path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(melbourne_report.resolve().as_uri(), wait_until="load")
-            page_width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
-
-            def box(selector: str) -> dict:
-                return page.locator(selector).first.evaluate(
-                    "e => ({right: e.getBoundingClientRect().right, scroll: e.scrollWidth, client: e.clientWidth,"
-                    " section: e.closest('section').getBoundingClientRect().right, text: e.innerText})")
-
-            summary = box("section#summary table.figures")
-            board = box("section#leaderboard table.figures")
-            rows = box("section#head-Price .scroll:has(table.rows)")
-            page.screenshot(path=str(tmp_path / "melbourne.png"), full_page=True)
-        finally:
-            browser.close()
-    assert page_width[0] <= page_width[1], f"the page is {page_width[0]} px wide in a {page_width[1]} px window"
-    assert summary["right"] <= summary["section"] and rows["right"] <= rows["section"]
-    assert board["right"] <= board["section"] and "cv_rmse" in board["text"] and "ensemble_refit" in board["text"]
-    assert rows["scroll"] > rows["client"]  # 20 columns: the worst rows scroll inside their section
-    assert re.search(r"\d{3},\d{3}", summary["text"]) and not re.search(r"\d{5}\.\d", summary["text"])
-    postcodes = re.findall(r"\b3\d{3}(?:\.\d+)?\b", rows["text"])
-    assert postcodes and all("." not in p for p in postcodes)  # integers print as integers

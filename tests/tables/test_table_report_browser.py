@@ -1,12 +1,13 @@
-"""A melbourne-housing table report with a leaderboard, looked at in a real browser (issue 26).
+"""A melbourne-housing table report with its leaderboard, looked at in a real browser (issue 26).
 
-A quick run on 1,500 of melbourne-housing.csv's sales (-> Price) gets a ``leaderboard.csv``
-(the run's own when training wrote one, else a fixture in the leaderboard's format) and its
-report is rendered by headless Debian chromium through Playwright, in a desktop and a laptop
-window. The summary's figures table, the leaderboard and the worst rows must fit the page
+A leaderboard run (``model.name: auto``) on 800 of melbourne-housing.csv's sales (-> Price), with
+2 folds of train + val (the leaderboard's ``cv_`` columns) and a refit (its ``ensemble_refit``
+row), writes its report; headless Debian chromium renders it through Playwright in a desktop and a
+laptop window. The summary's figures table, the leaderboard and the worst rows must fit the page
 width (no element wider or further right than the window, nothing pushing the page sideways:
-wide tables scroll inside their own section). Full-page screenshots go to ``$OUT`` when set
-(else the test's tmp folder).
+wide tables scroll inside their own section); figures have thousands separators and integers
+(postcodes) print as integers. Full-page screenshots go to ``$OUT`` when set (else the test's tmp
+folder).
 """
 
 from __future__ import annotations
@@ -23,12 +24,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 #: desktop and laptop windows (CSS px)
 VIEWPORTS = [(1280, 900), (1024, 768)]
-#: a leaderboard in RUN/leaderboard.csv's format (candidates, then the ensemble), for a run that wrote none
-LEADERBOARD = ("candidate,val_rmse,test_rmse,val_mae,test_mae,fit_s,latency_ms_per_row,weight\n"
-               "multitask,339513.5373,344120.0915,184744.9042,190012.5521,38.104,0.0871,0.25\n"
-               "linear,402114.9001,409872.3312,251003.21,255918.42,1.022,0.0049,0\n"
-               "ydf_gbt,258113.2712,261004.7031,152044.18,155120.93,4.812,0.0213,0.75\n"
-               "ensemble,251870.0456,255433.1187,149810.77,151932.05,43.938,0.1133,1\n")
+#: Two of the fast preset's candidates (its five give the leaderboard more rows, not more columns).
+CANDIDATES = {"ydf_gbt": {}, "linear": {}}
 
 
 def _chromium() -> str:
@@ -40,22 +37,20 @@ def _chromium() -> str:
 
 @pytest.fixture(scope="module")
 def melbourne_report(tmp_path_factory: pytest.TempPathFactory, shared_datasets: Path) -> Path:
-    """The report of a 2-epoch run on every 9th of melbourne-housing.csv's sales (1,500 rows, 20 columns)."""
+    """The report of a leaderboard on every 17th of melbourne-housing.csv's 13,580 sales (800 rows,
+    20 columns -> Price); 2 folds (not auto's 5) still give the leaderboard its cv_ columns."""
     import tfpilot
-    from tfpilot.evaluation.report import report
 
     root = tmp_path_factory.mktemp("melbourne-board")
     header, *lines = (shared_datasets / "melbourne-housing.csv").read_text(encoding="utf-8").splitlines()
-    (root / "melbourne.csv").write_text("\n".join([header, *lines[::9][:1500]]) + "\n", encoding="utf-8")
+    (root / "melbourne.csv").write_text("\n".join([header, *lines[::17]]) + "\n", encoding="utf-8")
     cfg = {"data": {"dataset": str(root / "melbourne.csv")}, "features": {"outputs": ["Price"]},
-           "model": {"name": "multitask"},
-           "train": {"epochs": 2, "callbacks": {"tensorboard": False, "progress": "none"}},
+           "train": {"epochs": 2, "cv_folds": 2, "candidates": CANDIDATES,
+                     "callbacks": {"tensorboard": False, "progress": "none"}},
            "output": {"run_dir": str(root / "run")}}
-    run = tfpilot.train(cfg, report=False)
-    board = run.file("leaderboard.csv")
-    if not board.is_file():
-        board.write_text(LEADERBOARD, encoding="utf-8")
-    return report(run)
+    run = tfpilot.train(cfg, report=True)
+    assert (run.path / "leaderboard.csv").is_file()
+    return run.file("report.html")
 
 
 def _measure(page, selector: str) -> dict:
@@ -101,6 +96,10 @@ def test_summary_leaderboard_and_worst_rows_fit_the_page_width(melbourne_report:
             f"{page_width['client']} px")
     assert boxes["worst rows"]["scroll"] > boxes["worst rows"]["client"]  # 20 columns scroll inside their section
     board = boxes["leaderboard"]["text"]
-    assert "Leaderboard" in nav and "ensemble" in board
+    assert "Leaderboard" in nav and "ensemble_refit" in board and "cv_rmse" in board
     assert re.search(r"\b\d{3},\d{3}\b", board) and not re.search(r"\d{6}\.\d", board)  # 255,433, not 255433.1187
+    summary = boxes["summary"]["text"]
+    assert re.search(r"\d{3},\d{3}", summary) and not re.search(r"\d{5}\.\d", summary)
+    postcodes = re.findall(r"\b3\d{3}(?:\.\d+)?\b", boxes["worst rows"]["text"])
+    assert postcodes and all("." not in p for p in postcodes)  # integers print as integers
     assert shot.stat().st_size > 30_000

@@ -88,7 +88,7 @@ def test_stage_two_unfreezes_the_top_of_every_transfer_encoder_of_a_table_model(
         "train": {"epochs": 1, "batch_size": 8, "precision": "float32",
                   "fine_tune": {"enabled": True, "epochs": 1, "from_layer": "block_16_project",
                                 "unfreeze_layers": None},
-                  "callbacks": {"tensorboard": False, "progress": "none"}},
+                  "callbacks": {"tensorboard": False, "progress": "none", "backup": False, "checkpoint": False}},
         "output": {"run_dir": str(root / "table-run")},
     })
     seen = _TrainableAtStageStart()

@@ -144,3 +144,26 @@ def test_a_save_at_the_end_of_an_epoch_is_planned_beside_the_parameters():
     assert plan.saving == pytest.approx(4 * 2 * 3 * 388_161_156) and plan.saving > plan.activations
     assert plan.total == pytest.approx(plan.runtime + plan.data + plan.params + plan.saving)
     assert "saving the model 9.3" in plan.describe()
+
+
+def test_the_plan_builds_each_size_once_and_reads_no_weights_file(monkeypatch, tmp_path):
+    """Shrinking asks for the model at every size it tries, the evaluation batch at the last one:
+    each size is built once. A transfer model's weights file is not read (the counts do not
+    depend on it): one that does not exist plans like no weights."""
+    from tfpilot.training import memory_plan
+
+    built = []
+    real = memory_plan.model_footprint
+
+    def counted(name, size, *args):
+        built.append(size)
+        return real(name, size, *args)
+
+    monkeypatch.setattr(memory_plan, "model_footprint", counted)
+    changes, _ = plan_memory(naive(), PHOTOS, size_chosen=True, batch_chosen=False, budget=(4e9, "test"))
+    assert len(built) >= 2 and len(built) == len(set(built))  # it shrank; each size tried was built once
+    assert built[0] == (1500, 1125) and tuple(changes["data.image_size"][0]) == built[-1]
+    params = {"alpha": 0.35, "image_size": 32}
+    missing = str(tmp_path / "no-such.weights.h5")
+    assert real("mobilenet_v2", (32, 32), 3, 3, {**params, "weights": missing}) == \
+        real("mobilenet_v2", (32, 32), 3, 3, {**params, "weights": "none"})

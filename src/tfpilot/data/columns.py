@@ -74,7 +74,11 @@ def resolve_path(cell: str, base: Path) -> Path:
 def looks_like_images(series: Any, base: Path, sample: int = 20) -> bool:
     """Most cells end in an image suffix and the first few name existing files."""
     s = present_strings(series)
-    if s.empty or s.map(lambda v: is_image_file(v)).mean() < 0.9:
+    if s.empty:
+        return False
+    counts = s.value_counts(sort=False)  # each distinct cell once, weighed by its count
+    named = np.fromiter((is_image_file(v) for v in counts.index), bool, len(counts))
+    if counts.to_numpy()[named].sum() < 0.9 * len(s):
         return False
     head = s.iloc[:sample]
     return bool(head.map(lambda v: resolve_path(v, base).is_file()).mean() >= 0.5)
@@ -140,7 +144,13 @@ def category_strings(series: Any) -> np.ndarray:
         if isinstance(v, (bool, np.bool_)):
             return str(bool(v))
         return str(v).strip()
-    return np.array([one(v) for v in series.tolist()], dtype=object)
+    if series.dtype == object:  # mixed cells: each its own (1, 1.0 and True would hash alike)
+        return np.array([one(v) for v in series.tolist()], dtype=object)
+    import pandas as pd
+
+    codes, distinct = pd.factorize(series)  # strings or numbers: each distinct cell once; missing -> -1
+    strings = np.array([one(v) for v in distinct.tolist()] + [""], dtype=object)
+    return strings[codes]
 
 
 def sorted_classes(values: Sequence[str]) -> list[str]:

@@ -186,12 +186,16 @@ def detect_format(strings: Any) -> tuple[str, str] | None:
     """
     if strings.empty:
         return None
-    parts = strings.str.extract(f"^{_DATE.pattern}$")
-    matched = parts["a"].notna()
-    if matched.mean() < MIN_DATE_FRACTION:
+    import pandas as pd
+
+    counts = strings.value_counts(sort=False)  # each distinct cell once, weighed by its count
+    parts = pd.Series(counts.index, dtype=object).str.extract(f"^{_DATE.pattern}$")
+    weight = counts.to_numpy()
+    matched = parts["a"].notna().to_numpy()
+    if weight[matched].sum() < MIN_DATE_FRACTION * weight.sum():
         return None
-    parts = parts[matched]
-    sep = parts["sep"].mode().iloc[0]
+    parts, weight = parts[matched], weight[matched]
+    sep = _mode(parts["sep"], weight)
     a, b, c = (parts[k].astype(int) for k in "abc")
     lens = parts["a"].str.len(), parts["c"].str.len()
     if (lens[0] == 4).all():
@@ -212,7 +216,16 @@ def detect_format(strings: Any) -> tuple[str, str] | None:
     else:
         return None
     fmt = sep.join(order)
-    timed = parts["t"].dropna()
-    if len(timed):
-        fmt += timed.mode().iloc[0] + "%H:%M" + (":%S" if parts["s"].notna().any() else "")
+    timed = parts["t"].notna().to_numpy()
+    if timed.any():
+        fmt += _mode(parts["t"][timed], weight[timed]) + "%H:%M" + (":%S" if parts["s"].notna().any() else "")
     return fmt, why
+
+
+def _mode(values: Any, weight: np.ndarray) -> str:
+    """The most frequent of ``values`` (distinct cells' parts), each counted ``weight`` times; the
+    smallest on a tie, as pandas' ``mode``."""
+    import pandas as pd
+
+    totals = pd.Series(weight, index=values.to_numpy()).groupby(level=0).sum()  # sorted by value
+    return str(totals.index[totals.to_numpy() == totals.max()][0])

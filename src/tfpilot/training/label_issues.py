@@ -178,13 +178,16 @@ IMAGE_MODEL = ("fast_cnn", {"filters": [16, 32], "padding": "same", "dense_units
 def fold_config(config: Config, run_dir: Path, *, model: str | None, epochs: int, batch_size: int | None,
                 params: dict[str, Any] | None = None) -> Config:
     """The config of one fold's run: ``config`` with the quick model (and its ``params``), epochs
-    and no extras (no TensorBoard, progress bar, fine-tuning or mode-gap check). Nor temperature
+    and no extras (no TensorBoard, progress bar, fine-tuning or mode-gap check; no ``backup/`` or
+    ``checkpoints/best.keras``: a fold is not resumed, and its two model saves an epoch took a third
+    of a text table's inspection). Nor temperature
     calibration: fitted on a fold's small validation split it can sharpen the probabilities so far
     that cleanlab's per-class confidence thresholds miss clear label errors."""
     from tfpilot.config.loader import set_path, validate_tree
 
     tree = config.model_dump(mode="json")
     updates = {"train.epochs": epochs, "train.callbacks.tensorboard": False, "train.callbacks.progress": "none",
+               "train.callbacks.backup": False, "train.callbacks.checkpoint": False,
                "train.fine_tune.enabled": False,
                "train.mode_gap.enabled": False, "train.calibration": "none",
                "output.run_dir": str(run_dir), "output.overwrite": True}

@@ -380,7 +380,7 @@ def _entry(name: str, trainer: Any, before: list[Entry]) -> Entry:
         raise UserError(f"candidate {name} was trained on another split than {before[0].name}: the table changed "
                         "while the leaderboard trained")
     val = data.splits.get("val")
-    val_out = predict_heads(trainer.model_, val, data.spec, 256) if val is not None and len(val) else {}
+    val_out = predict_heads(trainer.model_, val, data.spec, EVAL_BATCH) if val is not None and len(val) else {}
     latency = _latency(trainer.model_, data)
     fit_s = float(trainer.run_.metrics.get("train_seconds", 0.0))
     log.info("leaderboard: %s trained in %.1f s; %.3f ms per row", name, fit_s, latency)

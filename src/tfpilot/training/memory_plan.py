@@ -48,7 +48,7 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -260,10 +260,14 @@ def model_footprint(name: str, size: tuple[int, int], channels: int, classes: in
         130890
     """
     import gc
+    import inspect
 
     from tfpilot.models import create_model
+    from tfpilot.registry import MODELS
     from tfpilot.spec import InputSpec
 
+    if "weights" in inspect.signature(MODELS.entry(name).obj).parameters:
+        params = {**params, "weights": "none"}  # the counts are the same; a weights file need not be read
     with _keras_state_kept():
         model = create_model(name, InputSpec.image(size[0], size[1], channels), max(classes, 2), **params)
         counts = int(model.count_params()), _activation_elements(model)
@@ -331,8 +335,10 @@ def scaled_size(size: Sequence[int], side: int) -> tuple[int, int]:
     return tuple(max(8, int(round(v * scale / 4)) * 4) for v in (h, w))  # type: ignore[return-value]
 
 
-def _workload(config: Config, probes: Sequence[Any], size: tuple[int, int], batch: int, in_memory: bool) -> Workload:
-    """The workload of ``config`` on the probed images at ``size``, ``batch`` and ``in_memory``."""
+def _workload(config: Config, probes: Sequence[Any], size: tuple[int, int], batch: int, in_memory: bool,
+              footprint: Callable[..., tuple[int, int]] | None = None) -> Workload:
+    """The workload of ``config`` on the probed images at ``size``, ``batch`` and ``in_memory``
+    (each model's counts from ``footprint``, :func:`model_footprint`'s arguments)."""
     from tfpilot.models.encoders import DEFAULT_MODELS
 
     channels = {"grayscale": 1, "rgb": 3}.get(config.data.color_mode, max(p.channels for p in probes))
@@ -350,7 +356,7 @@ def _workload(config: Config, probes: Sequence[Any], size: tuple[int, int], batc
             given = next((f.encoder for f in (config.features.inputs or []) if f.name == p.column), None)
             name = (given.model if given is not None else None) or DEFAULT_MODELS["image"]
             model_params, classes = dict(given.params) if given is not None else {}, 2
-        counts = model_footprint(name, size, channels, classes, model_params)
+        counts = (footprint or model_footprint)(name, size, channels, classes, model_params)
         params, activations = params + counts[0], activations + counts[1]
     images = sum(p.images for p in probes)
     train = sum(p.train_images or p.images for p in probes)
@@ -389,8 +395,16 @@ def plan_memory(config: Config, probes: Sequence[Any], *, size_chosen: bool, bat
     in_memory = keep_decoded(config.data, images, size, channels)
     cache_free = config.data.cache == "auto"
 
+    built: dict[str, tuple[int, int]] = {}  # each model is built once per size, however often the plan asks
+
+    def footprint(*args: Any) -> tuple[int, int]:
+        key = repr(args)
+        if key not in built:
+            built[key] = model_footprint(*args)
+        return built[key]
+
     def plan_of() -> MemoryPlan:
-        return estimate(_workload(config, probes, size, batch, in_memory), limit)
+        return estimate(_workload(config, probes, size, batch, in_memory, footprint), limit)
 
     plan = plan_of()
     first = plan
@@ -422,7 +436,7 @@ def plan_memory(config: Config, probes: Sequence[Any], *, size_chosen: bool, bat
     if changes:
         log.info("memory plan: %s after shrinking (was %.1f GB)", plan.describe(), first.total / 1e9)
     if config.train.eval_batch_size is None:
-        work = _workload(config, probes, size, batch, in_memory)
+        work = _workload(config, probes, size, batch, in_memory, footprint)
         evaluation = max(batch, EVAL_BATCH)
         why = evaluation_problem(work, plan, evaluation)
         if why:
