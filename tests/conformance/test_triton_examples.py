@@ -32,14 +32,29 @@ def url(server, client: str) -> str:
     return f"127.0.0.1:{server.grpc_port if '_grpc_' in client else server.port}"
 
 
+#: Seconds every client together may take (each alone takes about 2 on an idle machine).
+CLIENTS_TIMEOUT = 240
+
+
 def run_all(server, scripts: dict[str, Path]) -> dict[str, subprocess.CompletedProcess]:
-    """Run every script at once (each waits mostly on the server) and collect their results."""
+    """Run every script at once (each waits mostly on the server) and collect their results; a
+    client still running after :data:`CLIENTS_TIMEOUT` s is killed and fails its own test with
+    what it printed and the tail of the server's access log and stderr."""
+    import time
+
     procs = {name: subprocess.Popen([sys.executable, str(path), "-u", url(server, name)],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for name, path in scripts.items()}
+    deadline = time.monotonic() + CLIENTS_TIMEOUT
     out = {}
     for name, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=120)
+        try:
+            stdout, stderr = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+            server_tail = server.stdout_path.read_text(errors="replace")[-2000:] + server.stderr()[-2000:]
+            stderr += f"\n[killed after {CLIENTS_TIMEOUT} s; the server's logs end:]\n{server_tail}"
         out[name] = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     return out
 
