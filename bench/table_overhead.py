@@ -6,7 +6,7 @@ each process, the load average at its start, and what its runs spent preparing d
 Usage::
 
     git archive a3a4147 src | tar -x -C /tmp/before && git archive HEAD src | tar -x -C /tmp/after
-    python bench/table_overhead.py --dataset adult.csv --target income_status \\
+    python bench/table_overhead.py --dataset ../shared/datasets/adult.csv --target income_status \\
         --src before=/tmp/before/src --src after=/tmp/after/src --runs 3 --out /tmp/overhead
 """
 
@@ -48,8 +48,8 @@ def one_run(src: str, dataset: str, target: str, run_dir: Path) -> dict[str, flo
         raise SystemExit(f"{' '.join(cmd)} failed:\n{(out.stdout + out.stderr)[-3000:]}")
     prep, runs = _prep_seconds(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    test = metrics.get("test", {})
-    figure = test.get("accuracy", test.get("rmse"))
+    head = next(iter(metrics.get("test", {}).get("heads", {}).values()), {})
+    figure = head.get("accuracy", head.get("rmse"))
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "load_at_start": round(load, 2),
             "data_prep_s": round(prep, 1), "runs": runs, "test": figure}
 

@@ -92,6 +92,22 @@ def test_a_time_limit_spent_before_the_first_candidate_skips_them_all(tmp_path: 
         fit_leaderboard(cfg)
 
 
+def test_an_error_of_the_data_stops_the_leaderboard_once_not_once_a_candidate(tmp_path: Path, caplog):
+    """A target the table lacks fails every candidate alike: the second failure is the data's, and
+    the user reads it once (not five times in one message), after two quick tries."""
+    from tfpilot.testing.table import make_table
+    from tfpilot.training.leaderboard import fit_leaderboard
+
+    table = make_table(tmp_path, rows=30, images=False)
+    cfg = load_config({"data": {"dataset": str(table)}, "features": {"outputs": ["no_such_column"]},
+                       "output": {"run_dir": str(tmp_path / "run")}})
+    with caplog.at_level("WARNING", logger="tfpilot"), pytest.raises(UserError) as err:
+        fit_leaderboard(cfg)
+    assert "no_such_column" in str(err.value) and "no candidate" not in str(err.value)
+    assert str(err.value).count("no_such_column") == 1
+    assert caplog.text.count("could not be trained") == 1  # the first candidate; the second re-raised
+
+
 def test_forests_are_skipped_when_a_neural_option_is_set():
     from tfpilot.training.leaderboard import Candidate, _skip_reason
 

@@ -307,6 +307,8 @@ def fit_leaderboard(config: Config) -> LeaderboardResult:
         try:
             trainer = Trainer(cfg, callbacks=callbacks).fit()
         except UserError as exc:  # a candidate the table does not suit (e.g. forests of image columns only)
+            if str(exc) in skipped.values():  # two models, one error: the data's (a missing table, a bad target)
+                raise
             log.warning("leaderboard: %s could not be trained: %s", cand.name, exc)
             skipped[cand.name] = str(exc)
             continue
