@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,6 @@ def run_all(server, scripts: dict[str, Path]) -> dict[str, subprocess.CompletedP
     """Run every script at once (each waits mostly on the server) and collect their results; a
     client still running after :data:`CLIENTS_TIMEOUT` s is killed and fails its own test with
     what it printed and the tail of the server's access log and stderr."""
-    import time
-
     procs = {name: subprocess.Popen([sys.executable, str(path), "-u", url(server, name)],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for name, path in scripts.items()}

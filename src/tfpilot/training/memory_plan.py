@@ -260,13 +260,12 @@ def model_footprint(name: str, size: tuple[int, int], channels: int, classes: in
         130890
     """
     import gc
-    import inspect
 
     from tfpilot.models import create_model
     from tfpilot.registry import MODELS
     from tfpilot.spec import InputSpec
 
-    if "weights" in inspect.signature(MODELS.entry(name).obj).parameters:
+    if "weights" in (MODELS.info(name).params or ()):
         params = {**params, "weights": "none"}  # the counts are the same; a weights file need not be read
     with _keras_state_kept():
         model = create_model(name, InputSpec.image(size[0], size[1], channels), max(classes, 2), **params)
@@ -403,10 +402,11 @@ def plan_memory(config: Config, probes: Sequence[Any], *, size_chosen: bool, bat
             built[key] = model_footprint(*args)
         return built[key]
 
-    def plan_of() -> MemoryPlan:
-        return estimate(_workload(config, probes, size, batch, in_memory, footprint), limit)
+    def plan_of() -> tuple[Workload, MemoryPlan]:
+        work = _workload(config, probes, size, batch, in_memory, footprint)
+        return work, estimate(work, limit)
 
-    plan = plan_of()
+    work, plan = plan_of()
     first = plan
     changes: dict[str, tuple[Any, str]] = {}
     log.info("memory plan: %s (%s)", plan.describe(), source)
@@ -432,11 +432,10 @@ def plan_memory(config: Config, probes: Sequence[Any], *, size_chosen: bool, bat
                 f"(${ENV_BUDGET_GB} sets the budget in GB)")
         key = next(reversed(changes))
         log.warning("memory plan: %s", changes[key][1])
-        plan = plan_of()
+        work, plan = plan_of()
     if changes:
         log.info("memory plan: %s after shrinking (was %.1f GB)", plan.describe(), first.total / 1e9)
     if config.train.eval_batch_size is None:
-        work = _workload(config, probes, size, batch, in_memory, footprint)
         evaluation = max(batch, EVAL_BATCH)
         why = evaluation_problem(work, plan, evaluation)
         if why:
