@@ -53,7 +53,10 @@ def cpu_info() -> dict[str, Any]:
         kind = "avx2 only, no bf16"
     else:
         kind = "other"
-    return {"cpu": model, "cpu_count": os.cpu_count(), **has, "kind": kind}
+    emulated = os.environ.get("TFPILOT_BENCH_EMULATED")
+    if emulated:  # bench/emulate_avx2.sh: the flags above are masked, the CPU is not that kind
+        kind = f"{kind} ({emulated})"
+    return {"cpu": model, "cpu_count": os.cpu_count(), **has, "kind": kind, "emulated": emulated}
 
 
 def tf_threads() -> dict[str, Any] | None:
@@ -115,6 +118,7 @@ def describe(info: dict[str, Any]) -> str:
     precision = info.get("precision")
     if isinstance(precision, dict):
         precision = ", ".join(f"{k} {v}" for k, v in precision.items())
-    return (f"{info['cpu']}, {info['cpu_count']} cores, avx512_bf16: {bf16} (amx_bf16: {amx}), "
+    emulated = f" [{info['emulated']}]" if info.get("emulated") else ""
+    return (f"{info['cpu']}{emulated}, {info['cpu_count']} cores, avx512_bf16: {bf16} (amx_bf16: {amx}), "
             f"1-min load {info['load_average_1m']}; precision: {precision or '-'}; "
             f"threads: {_threads_text(info['threads'])}")

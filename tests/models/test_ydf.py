@@ -200,3 +200,65 @@ def test_a_date_column_goes_in_as_its_year_month_weekday_and_days(tmp_path):
     model.save(tmp_path / "model.keras")
     np.testing.assert_allclose(np.asarray(load_model(tmp_path / "model.keras")({"sold": text[:40]})["price"]), out,
                                rtol=1e-6)
+
+
+
+def test_many_forests_log_no_retracing_warning_and_other_functions_still_do(caplog, tmp_path, monkeypatch):
+    """A leaderboard builds a forest function per candidate and per refit. TensorFlow's retracing
+    detector counts the traces of YDF's one ``CallableModule.__call__`` and warned from the fifth
+    forest on (in every melbourne run's log); the filter drops that warning and no other."""
+    import logging
+    import weakref
+
+    import tensorflow as tf
+    from tensorflow.python.eager.polymorphic_function import polymorphic_function
+
+    def fresh_detector() -> None:
+        """TensorFlow warns at most twice per traced code object and process: forget what this
+        worker's earlier tests traced, so that each phase below can warn."""
+        monkeypatch.setattr(polymorphic_function._frequent_tracing_detector_manager, "_detectors",
+                            weakref.WeakKeyDictionary())
+
+    from tfpilot.data.table_split import TableSplit
+    from tfpilot.models.ydf import ydf_gbt
+    from tfpilot.models.ydf_layers import ForestTracingFilter, forest_heads
+    from tfpilot.training.ydf_fit import forest_label, forest_table, learner
+
+    spec = TableSpec((FeatureSpec("size", "number"),), (FeatureSpec("price", "number"),))
+    x, y = _columns()
+    split = TableSplit({"size": x["size"]}, {"price": y["price"]}, np.arange(ROWS))
+    sizes = x["size"][:4]
+    tf_logger = logging.getLogger("tensorflow")
+    forests = []
+    fresh_detector()
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        for _ in range(6):
+            model = ydf_gbt(spec, num_trees=3)
+            layer = forest_heads(model)[0]
+            layer.set_forest(learner(layer, seed=1).train({**forest_table(layer, split),
+                                                           "price": forest_label(layer, split)}))
+            np.testing.assert_allclose(np.asarray(model({"size": sizes})["price"]),
+                                       layer.forest.predict({"size": sizes}), rtol=1e-5)
+            forests.append(layer.forest)
+        assert not [r.getMessage() for r in caplog.records if "retracing" in r.getMessage()]
+
+        @tf.function
+        def doubled(v):
+            return v * 2
+
+        for n in range(6):  # another function traced as often still warns
+            doubled(tf.constant(np.ones(n + 1)))
+        assert any("retracing" in r.getMessage() and "doubled" in r.getMessage() for r in caplog.records)
+
+        ours = [f for f in tf_logger.filters if isinstance(f, ForestTracingFilter)]
+        assert len(ours) == 1
+        tf_logger.removeFilter(ours[0])
+        fresh_detector()
+        caplog.clear()
+        try:  # without it, the same forests' functions warn: what the filter removed
+            for forest in forests:
+                forest.to_tensorflow_function(temp_dir=str(tmp_path))({"size": tf.constant(sizes)})
+        finally:
+            tf_logger.addFilter(ours[0])
+        assert any("retracing" in r.getMessage() and "ydf_model_to_tf_function" in r.getMessage()
+                   for r in caplog.records)

@@ -139,3 +139,52 @@ def test_the_cli_passes_preset_and_time_limit_to_the_leaderboard(tmp_path: Path,
     result = CliRunner().invoke(app, ["train", "--dataset", str(table), "--target", "kind", "--model", "multitask",
                                       "--time-limit", "10m"])
     assert result.exit_code != 0 and "trains one model" in result.output
+
+
+def test_time_shares_follow_the_candidates_costs_so_a_slow_machine_cuts_none_first():
+    """The fast preset's first fits on melbourne (AMD EPYC with avx512_bf16, fd600b9) needed about
+    22, 5, 45, 7 and 14 s; the 157 s the 290 s limit leaves them. Equal shares gave the costliest
+    member, the rank1 trees at half shrinkage, 42 s: it was cut on 3 of 5 splits while the two
+    neural candidates left 60-80 s unused. Shares by cost cut none; on a machine twice as slow
+    (twice the seconds), every candidate keeps at least 60% of what it needs."""
+    from tfpilot.training.leaderboard import PRESETS, time_share
+
+    fast = PRESETS["fast"]
+    assert [c.name for c in fast] == ["ydf_gbt_rank1", "ydf_gbt_bfg", "ydf_gbt_rank1_s05", "multitask", "linear"]
+    need = [22.0, 5.0, 45.0, 7.0, 14.0]
+
+    def fits(seconds: list[float], costs: list[float]) -> list[float]:
+        """What each candidate trains for, in order, each stopping at its share of what is left."""
+        left, got = 157.0, []
+        for i, (want, cost) in enumerate(zip(seconds, costs)):
+            got.append(min(want, time_share(left, cost, costs[i + 1:])))
+            left -= got[-1]
+        return got
+
+    equal = fits(need, [1.0] * 5)
+    assert equal[2] < need[2]  # what the runs' logs showed: the s05 trees stopped at their share
+    assert fits(need, [c.cost for c in fast]) == need
+    slow = [2 * s for s in need]
+    assert min(g / w for g, w in zip(fits(slow, [c.cost for c in fast]), slow)) >= 0.6
+    assert min(g / w for g, w in zip(fits(slow, [1.0] * 5), slow)) < 0.5
+    assert time_share(100.0, 1.0, []) == 100.0  # the last candidate gets what is left
+
+
+def test_a_forest_stopped_by_its_time_limit_says_so(tmp_path: Path, caplog):
+    from tfpilot.testing.table import make_table
+    from tfpilot.training import Trainer
+
+    table = make_table(tmp_path, rows=400, images=False)
+    slow = {"num_trees": 100000, "shrinkage": 0.001, "maximum_training_duration_seconds": 0.3}
+    for name, params in (("cut", slow), ("whole", {"num_trees": 5})):
+        cfg = load_config({"data": {"dataset": str(table)}, "features": {"outputs": ["price"]},
+                           "model": {"name": "ydf_gbt", "params": params},
+                           "train": {"calibration": "none"}, "output": {"run_dir": str(tmp_path / name)}})
+        caplog.clear()
+        with caplog.at_level("INFO", logger="tfpilot"):
+            Trainer(cfg).fit()
+        line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("head price:"))
+        if name == "cut":
+            assert line.endswith("(stopped by its time limit of 0.3 s)"), line
+        else:
+            assert "of 5 trees" in line and line.endswith("(early stopping on the validation split)"), line

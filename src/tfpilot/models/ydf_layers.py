@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -54,6 +55,37 @@ from tfpilot.spec import FeatureSpec
 FOREST_KINDS = ("number", "category", "text", "date")
 #: Where in the ``.keras`` archive's assets of the layer the YDF model's files are.
 MODEL_DIR = "ydf_model"
+
+
+class ForestTracingFilter(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning about YDF's forest functions.
+
+    ``to_tensorflow_function()`` gives every forest a ``tf.function`` of the same Python method
+    (``ydf_model_to_tf_function.<locals>.CallableModule.__call__``), each traced once for its own
+    forest. TensorFlow's retracing detector counts the traces of that method, so a leaderboard's
+    fifth forest (the candidates, then their refits) warns "5 out of the last 13 calls ...
+    triggered tf.function retracing" with advice that does not apply, twice (TensorFlow's handler
+    and the run's log). Every other message passes, other retracing warnings included.
+
+    Example:
+        >>> record = logging.LogRecord("tensorflow", logging.WARNING, "", 0, "5 out of the last 5 calls to "
+        ...     "<function ydf_model_to_tf_function.<locals>.CallableModule.__call__ at 0x1> triggered "
+        ...     "tf.function retracing. Tracing is expensive", None, None)
+        >>> ForestTracingFilter().filter(record)
+        False
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and "ydf_model_to_tf_function" in message)
+
+
+def quiet_forest_tracing() -> None:
+    """Put one :class:`ForestTracingFilter` on the ``tensorflow`` logger (a logger's filter runs
+    before its handlers and before the record reaches the root logger's); idempotent."""
+    tf_logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, ForestTracingFilter) for f in tf_logger.filters):
+        tf_logger.addFilter(ForestTracingFilter())
 
 
 def word_set(texts: Any) -> Any:
@@ -149,6 +181,7 @@ class ForestHead(layers.Layer):
             self._class_columns = [known.index(c) if c in known else -1 for c in self.head.classes]
         folder = tempfile.mkdtemp(prefix="tfpilot-ydf-")  # the op's files; a SavedModel copies them
         weakref.finalize(self, shutil.rmtree, folder, True)
+        quiet_forest_tracing()
         self._function = forest.to_tensorflow_function(temp_dir=folder, squeeze_binary_classification=False)
 
     @property

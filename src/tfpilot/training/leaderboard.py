@@ -39,9 +39,11 @@ first fits' ensemble's), with ``search_seconds``, a ``leaderboard`` record (pres
 weights, skipped candidates, the folds that chose the weights) and a ``refit`` record.
 
 ``train.time_limit`` bounds the whole search (``auto``, the default: the preset's budget, 290 s
-for ``fast``): each candidate gets its share of what is left
-(a neural candidate stops after the epoch that passes it, a forest's learner stops growing
-trees), and a candidate that no longer fits is skipped; the log says so. With ``train.refit``
+for ``fast``): each candidate gets its share of what is left, in proportion to its expected fit
+time among the candidates still to train (:attr:`Candidate.cost`; what one leaves goes to the
+next), so a slow machine cuts every candidate alike instead of the costliest (a neural candidate
+stops after the epoch that passes its share, a forest's learner stops growing trees, and the log
+says which); a candidate that no longer fits is skipped; the log says so. With ``train.refit``
 the first fits share :data:`FIRST_FIT_SHARE` of it, and a member whose refit would not fit in
 what is left keeps its first fit (the log says so).
 
@@ -95,12 +97,16 @@ class Candidate:
         model: the registered table model.
         params: its ``model.params``.
         train: dotted ``train.*`` keys of its recipe, used where the config keeps the default.
+        cost: its expected fit time relative to the other candidates' (the ``benchmark_rank1``
+            trees: 1): its share of a time limit is ``cost`` over the sum of the costs of the
+            candidates still to train (:func:`time_share`). ``train.candidates`` cost 1 each.
     """
 
     name: str
     model: str
     params: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    cost: float = 1.0
 
 
 #: YDF's ``benchmark_rank1`` template of gradient-boosted trees (``hyperparameter_templates()``).
@@ -124,24 +130,40 @@ BEST_FIRST = {"growing_strategy": "BEST_FIRST_GLOBAL"}
 #: trees again at half the shrinkage (up to 1,000 trees) lowered the ensemble's validation RMSE by
 #: 0.8% on melbourne and 0.1% on auto-mpg, weights fitted on half of val and scored on the other
 #: half (docs/bench/refit.md, bench/refit_lever.py).
+#: The costs (:attr:`Candidate.cost`) are the first fits' times on melbourne-housing (AMD EPYC with
+#: avx512_bf16, fd600b9), relative to the rank1 trees' ~20 s: best-first trees ~5 s, the rank1
+#: trees at half the shrinkage 34-45 s (the equal shares cut them at 42 s on 3 of 5 splits), the
+#: neural model ~7 s and the linear one ~14 s (docs/bench/refit.md).
 PRESETS: dict[str, tuple[Candidate, ...]] = {
     "fast": (
         Candidate("ydf_gbt_rank1", "ydf_gbt", BENCHMARK_RANK1),
-        Candidate("ydf_gbt_bfg", "ydf_gbt", BEST_FIRST),
-        Candidate("ydf_gbt_rank1_s05", "ydf_gbt", {**BENCHMARK_RANK1, "num_trees": 1000, "shrinkage": 0.05}),
-        Candidate("multitask", "multitask", {"hidden_units": [128, 64], "dropout": 0.1}, _NEURAL),
-        Candidate("linear", "linear", {}, _NEURAL),
+        Candidate("ydf_gbt_bfg", "ydf_gbt", BEST_FIRST, cost=0.25),
+        Candidate("ydf_gbt_rank1_s05", "ydf_gbt", {**BENCHMARK_RANK1, "num_trees": 1000, "shrinkage": 0.05},
+                  cost=2.0),
+        Candidate("multitask", "multitask", {"hidden_units": [128, 64], "dropout": 0.1}, _NEURAL, cost=0.5),
+        Candidate("linear", "linear", {}, _NEURAL, cost=0.5),
     ),
     "best": (
-        Candidate("ydf_gbt_rank1", "ydf_gbt", {**BENCHMARK_RANK1, "num_trees": 1000, "shrinkage": 0.05}),
-        Candidate("ydf_gbt_bfg", "ydf_gbt", BEST_FIRST),
+        Candidate("ydf_gbt_rank1", "ydf_gbt", {**BENCHMARK_RANK1, "num_trees": 1000, "shrinkage": 0.05}, cost=2.0),
+        Candidate("ydf_gbt_bfg", "ydf_gbt", BEST_FIRST, cost=0.25),
         Candidate("multitask", "multitask", {"hidden_units": [256, 128], "dropout": 0.1},
                   {**_NEURAL, "train.epochs": 100, "train.callbacks.early_stopping.patience": 10}),
-        Candidate("ydf_gbt", "ydf_gbt"),
+        Candidate("ydf_gbt", "ydf_gbt", cost=0.5),
         Candidate("ydf_rf", "ydf_rf", {"winner_take_all": False}),
-        Candidate("linear", "linear", {}, _NEURAL),
+        Candidate("linear", "linear", {}, _NEURAL, cost=0.5),
     ),
 }
+
+
+def time_share(left: float, cost: float, costs_to_come: list[float]) -> float:
+    """A candidate's share of the seconds ``left``: its ``cost`` over the sum of its own and the
+    ``costs_to_come`` of the candidates after it (what it leaves unused goes to them).
+
+    Example:
+        >>> round(time_share(157.0, 2.0, [0.5, 0.5]), 1), round(time_share(50.0, 0.5, [0.5]), 1)
+        (104.7, 25.0)
+    """
+    return left * cost / (cost + sum(costs_to_come))
 
 
 def candidates(config: Config) -> list[Candidate]:
@@ -293,7 +315,7 @@ def fit_leaderboard(config: Config) -> LeaderboardResult:
         share = None
         if reason is None and first_fits is not None:
             left = first_fits - time.monotonic()
-            share = left / (len(todo) - i)
+            share = time_share(left, cand.cost, [c.cost for c in todo[i + 1:] if _skip_reason(config, c) is None])
             if left < MIN_SECONDS:
                 reason = f"the time limit ({limit:.0f} s) ran out before it started"
         if reason is not None:
@@ -612,5 +634,5 @@ def write_leaderboard(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-__all__ = ["BENCHMARK_RANK1", "CANDIDATES", "FIRST_FIT_SHARE", "LEADERBOARD", "PRESETS", "Candidate",
+__all__ = ["BENCHMARK_RANK1", "CANDIDATES", "FIRST_FIT_SHARE", "LEADERBOARD", "PRESETS", "Candidate", "time_share",
            "LeaderboardResult", "candidate_config", "candidates", "fit_leaderboard", "write_leaderboard"]

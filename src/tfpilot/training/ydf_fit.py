@@ -158,13 +158,15 @@ def fit_forests(model: Any, data: Any, config: Config, run_dir: str | Path) -> t
         fit = learner(layer, config.train.seed)
         uses_val = layer.learner == "GRADIENT_BOOSTED_TREES" and val is not None and len(val) > 0
         with quiet_ydf():
+            fit_start = time.perf_counter()
             forest = fit.train({**forest_table(layer, train), layer.head.key: forest_label(layer, train)},
                                valid={**forest_table(layer, val), layer.head.key: forest_label(layer, val)}
                                if uses_val else None)
+            fit_seconds = time.perf_counter() - fit_start
         layer.set_forest(forest)
         logs[layer.head.key] = forest.training_logs()
         log.info("head %s: %s of %d trees in %.1f s (%s)", layer.head.name, layer.learner.lower().replace("_", " "),
-                 forest.num_trees(), time.perf_counter() - head_start, _stopping(layer, uses_val))
+                 forest.num_trees(), time.perf_counter() - head_start, _stopping(layer, uses_val, fit_seconds))
     seconds = time.perf_counter() - started
     history = history_table(logs)
     if config.train.callbacks.csv_logger:
@@ -172,8 +174,17 @@ def fit_forests(model: Any, data: Any, config: Config, run_dir: str | Path) -> t
     return history, seconds
 
 
-def _stopping(layer: ForestHead, uses_val: bool) -> str:
-    """How the forest's size was decided, for the log."""
+#: A forest whose learner ran this share of its ``maximum_training_duration_seconds`` or more was
+#: stopped by it (YDF stops at the first tree past the limit and does not say why).
+TIME_LIMITED = 0.97
+
+
+def _stopping(layer: ForestHead, uses_val: bool, seconds: float) -> str:
+    """How the forest's size was decided, for the log: the time limit (the leaderboard's share of
+    ``train.time_limit``) when its learner ran that long, else early stopping or the tree count."""
+    limit = layer.hyperparameters.get("maximum_training_duration_seconds")
+    if limit and seconds >= TIME_LIMITED * limit:
+        return f"stopped by its time limit of {limit:g} s"
     if uses_val:
         return "early stopping on the validation split"
     if layer.learner == "RANDOM_FOREST":
