@@ -143,15 +143,16 @@ def test_the_cli_passes_preset_and_time_limit_to_the_leaderboard(tmp_path: Path,
 
 def test_time_shares_follow_the_candidates_costs_so_a_slow_machine_cuts_none_first():
     """The fast preset's first fits on melbourne (AMD EPYC with avx512_bf16, fd600b9) needed about
-    22, 5, 45, 7 and 14 s; the 157 s the 290 s limit leaves them. Equal shares gave the costliest
-    member, the rank1 trees at half shrinkage, 42 s: it was cut on 3 of 5 splits while the two
-    neural candidates left 60-80 s unused. Shares by cost cut none; on a machine twice as slow
-    (twice the seconds), every candidate keeps at least 60% of what it needs."""
+    22, 5, 54, 7 and 14 s of the 157 s the 290 s limit leaves them; on petfinder 20, 12, 36, 11 and
+    13 s. Equal shares gave the costliest member, the rank1 trees at half shrinkage, 42 s on
+    melbourne: it was cut on 3 of 5 splits while the two neural candidates left 60-80 s unused.
+    Shares by cost cut none on either table; on a machine twice as slow (twice the seconds),
+    every candidate keeps at least 60% of what it needs."""
     from tfpilot.training.leaderboard import PRESETS, time_share
 
     fast = PRESETS["fast"]
     assert [c.name for c in fast] == ["ydf_gbt_rank1", "ydf_gbt_bfg", "ydf_gbt_rank1_s05", "multitask", "linear"]
-    need = [22.0, 5.0, 45.0, 7.0, 14.0]
+    need, petfinder = [22.0, 5.0, 54.0, 7.0, 14.0], [20.0, 12.0, 36.0, 11.0, 13.0]
 
     def fits(seconds: list[float], costs: list[float]) -> list[float]:
         """What each candidate trains for, in order, each stopping at its share of what is left."""
@@ -163,10 +164,13 @@ def test_time_shares_follow_the_candidates_costs_so_a_slow_machine_cuts_none_fir
 
     equal = fits(need, [1.0] * 5)
     assert equal[2] < need[2]  # what the runs' logs showed: the s05 trees stopped at their share
-    assert fits(need, [c.cost for c in fast]) == need
-    slow = [2 * s for s in need]
-    assert min(g / w for g, w in zip(fits(slow, [c.cost for c in fast]), slow)) >= 0.6
-    assert min(g / w for g, w in zip(fits(slow, [1.0] * 5), slow)) < 0.5
+    costs = [c.cost for c in fast]
+    assert fits(need, costs) == need and fits(petfinder, costs) == petfinder
+    assert fits(petfinder, [1.0, 0.25, 2.0, 0.5, 0.5])[1] < petfinder[1]  # bfg at 0.25: cut on every split
+    for table in (need, petfinder):
+        slow = [2 * s for s in table]
+        assert min(g / w for g, w in zip(fits(slow, costs), slow)) >= 0.6
+    assert min(g / w for g, w in zip(fits([2 * s for s in need], [1.0] * 5), [2 * s for s in need])) < 0.5
     assert time_share(100.0, 1.0, []) == 100.0  # the last candidate gets what is left
 
 

@@ -446,7 +446,9 @@ class TrainConfig(Section):
         "YDF's benchmark_rank1 trees and more epochs.")
     time_limit: float | Literal["auto"] | None = Field(
         "auto", description="model.name auto on a table: seconds (or 90s, 10m, 1h) for the whole leaderboard "
-        "search; candidates that no longer fit are cut short or skipped, the log says which. auto: the preset's "
+        "search; each candidate gets a share of what is left in proportion to its expected fit time "
+        "(train.candidates: equal shares), and candidates that no longer fit are cut short or skipped, the log says "
+        "which. auto: the preset's "
         "budget (fast: 290 s, so that a whole tfpilot train takes at most 5 minutes on 2 cores; best: 30 min). "
         "null: no limit.")
     candidates: dict[str, dict[str, Any]] | None = Field(
