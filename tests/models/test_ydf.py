@@ -202,7 +202,6 @@ def test_a_date_column_goes_in_as_its_year_month_weekday_and_days(tmp_path):
                                rtol=1e-6)
 
 
-
 def test_many_forests_log_no_retracing_warning_and_other_functions_still_do(caplog, tmp_path, monkeypatch):
     """A leaderboard builds a forest function per candidate and per refit. TensorFlow's retracing
     detector counts the traces of YDF's one ``CallableModule.__call__`` and warned from the fifth
@@ -213,16 +212,16 @@ def test_many_forests_log_no_retracing_warning_and_other_functions_still_do(capl
     import tensorflow as tf
     from tensorflow.python.eager.polymorphic_function import polymorphic_function
 
+    from tfpilot.data.table_split import TableSplit
+    from tfpilot.models.ydf import ydf_gbt
+    from tfpilot.models.ydf_layers import ForestTracingFilter, forest_heads
+    from tfpilot.training.ydf_fit import forest_label, forest_table, learner
+
     def fresh_detector() -> None:
         """TensorFlow warns at most twice per traced code object and process: forget what this
         worker's earlier tests traced, so that each phase below can warn."""
         monkeypatch.setattr(polymorphic_function._frequent_tracing_detector_manager, "_detectors",
                             weakref.WeakKeyDictionary())
-
-    from tfpilot.data.table_split import TableSplit
-    from tfpilot.models.ydf import ydf_gbt
-    from tfpilot.models.ydf_layers import ForestTracingFilter, forest_heads
-    from tfpilot.training.ydf_fit import forest_label, forest_table, learner
 
     spec = TableSpec((FeatureSpec("size", "number"),), (FeatureSpec("price", "number"),))
     x, y = _columns()

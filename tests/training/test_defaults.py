@@ -26,7 +26,7 @@ def chinese(tmp_path_factory):
 
 def resolve(*overrides, **flags):
     cfg = load_config(None, overrides=list(overrides), **flags)
-    return cfg, choose_defaults(cfg, prepare_data(cfg.data))
+    return cfg, choose_defaults(cfg, prepare_data(cfg.data))[0]
 
 
 @pytest.fixture(scope="module")
@@ -96,4 +96,4 @@ def test_a_resolved_config_chooses_nothing_again(english, tmp_path):
 
     _, cfg = resolve(dataset=english)
     again = load_config(save_config(cfg, tmp_path / "config.yaml"))
-    assert choose_defaults(again, prepare_data(again.data)) == again
+    assert choose_defaults(again, prepare_data(again.data))[0] == again

@@ -38,8 +38,11 @@ def resolved(table, *overrides):
     cfg = load_config({"data": {"dataset": str(table)},
                        "features": {"inputs": ["title", "size"], "outputs": ["kind"]}, "model": {"name": "multitask"}},
                       overrides=list(overrides))
-    data = prepare_run_data(cfg)
-    return choose_defaults(cfg.model_copy(update={"features": data.features}), data), data
+    prepared = prepare_run_data(cfg)
+    before = prepared.features
+    out = choose_defaults(cfg, prepared)
+    assert prepared.features is before  # neither argument changes: the chosen features come in a copy
+    return out
 
 
 def test_short_titles_get_a_linear_char_ngram_encoder_and_its_reason(table):

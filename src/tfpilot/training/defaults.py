@@ -39,7 +39,7 @@ Example:
     >>> from tfpilot.config import load_config
     >>> from tfpilot.data import prepare_data
     >>> cfg = load_config(None, dataset="reviews.csv")  # doctest: +SKIP
-    >>> cfg = choose_defaults(cfg, prepare_data(cfg.data))  # doctest: +SKIP
+    >>> cfg, data = choose_defaults(cfg, prepare_data(cfg.data))  # doctest: +SKIP
     >>> cfg.model.name, cfg.chosen["model.name"]  # doctest: +SKIP
     ('ngram_mlp', 'text (5,436 texts, median 86 characters / 1 words, 99% of letters Chinese): ...')
 """
@@ -47,7 +47,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tfpilot.config import Config
@@ -377,26 +377,31 @@ def _tokenize_reason(profile: Any) -> str:
     return f"{1 - profile.unspaced_share:.0%} of the letters are of scripts that space their words: split on spaces"
 
 
-def choose_defaults(config: Config, data: Any) -> Config:
+def choose_defaults(config: Config, data: Any) -> tuple[Config, Any]:
     """``config`` with the keys it leaves to tfpilot chosen from ``data`` (logged and recorded
     in ``config.chosen``); validated again, so the model's params are checked against the
-    model chosen.
+    model chosen. Neither argument changes.
 
     Args:
         config: the run config.
-        data: the prepared data (:class:`~tfpilot.data.PreparedData` or a table's).
+        data: the prepared data (:class:`~tfpilot.data.PreparedData` or a table's, whose resolved
+            ``features`` the config takes first).
 
     Returns:
-        The resolved config (``config`` itself when nothing was left to choose).
+        The resolved config (``config`` itself when nothing was left to choose), and the data
+        (a table's a copy with the resolved ``features``: its ``model_args`` build the encoders
+        chosen).
 
     Raises:
         ConfigError: a given key does not fit the model chosen (e.g. ``model.params`` the
             chosen model does not take).
     """
+    if data.features is not None:
+        config = config.model_copy(update={"features": data.features})
     resolved = _apply(config, _choices(config, data))
-    if resolved.features is not None and getattr(data, "features", None) is not None:
-        data.features = resolved.features  # the table's model_args build the encoders chosen
-    return resolved
+    if data.features is not None and resolved.features != data.features:
+        data = replace(data, features=resolved.features)
+    return resolved, data
 
 
 def _set_key(tree: dict[str, Any], key: str, value: Any) -> None:

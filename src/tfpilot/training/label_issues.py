@@ -69,7 +69,7 @@ class _FoldTask(Task):
     def prepare(self, config: Config, source: Any = None) -> tuple[Config, Any]:
         from tfpilot.training.defaults import choose_defaults
 
-        return choose_defaults(config.model_copy(update={"features": self.data.features}), self.data), self.data
+        return choose_defaults(config, self.data)
 
 
 class _FoldTrainer(Trainer):

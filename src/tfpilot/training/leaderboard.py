@@ -313,12 +313,13 @@ def fit_leaderboard(config: Config) -> LeaderboardResult:
              f", time limit {limit:.0f} s" if limit else "", ", ".join(c.name for c in todo))
     entries: list[Entry] = []
     skipped: dict[str, str] = {}
+    reasons = {c.name: _skip_reason(config, c) for c in todo}
     for i, cand in enumerate(todo):
-        reason = _skip_reason(config, cand)
+        reason = reasons[cand.name]
         share = None
         if reason is None and first_fits is not None:
             left = first_fits - time.monotonic()
-            share = time_share(left, cand.cost, [c.cost for c in todo[i + 1:] if _skip_reason(config, c) is None])
+            share = time_share(left, cand.cost, [c.cost for c in todo[i + 1:] if reasons[c.name] is None])
             if left < MIN_SECONDS:
                 reason = f"the time limit ({limit:.0f} s) ran out before it started"
         if reason is not None:

@@ -56,7 +56,7 @@ class Task:
             from tfpilot.data.inspect.train_checks import check_splits
 
             data = check_splits(data, config.data.dedupe)
-        return choose_defaults(config.model_copy(update={"features": data.features}), data), data
+        return choose_defaults(config, data)
 
     def create_model(self, config: Config, data: Any) -> Any:
         """The registered model of ``model.name`` for the data's named inputs and heads.
