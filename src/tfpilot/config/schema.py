@@ -449,7 +449,8 @@ class TrainConfig(Section):
         "search; each candidate gets a share of what is left in proportion to its expected fit time "
         "(train.candidates: equal shares), and candidates that no longer fit are cut short or skipped, the log says "
         "which. auto: the preset's "
-        "budget (fast: 290 s, so that a whole tfpilot train takes at most 5 minutes on 2 cores; best: 30 min). "
+        "budget (fast: 290 s, so that a whole tfpilot train takes at most 5 minutes on 2 cores; best: 30 min), "
+        "twice that for a table with image columns. "
         "null: no limit.")
     candidates: dict[str, dict[str, Any]] | None = Field(
         None, description="model.name auto on a table: the leaderboard's candidates instead of the preset's, as "
