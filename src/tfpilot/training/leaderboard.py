@@ -190,14 +190,15 @@ def candidates(config: Config) -> list[Candidate]:
 #: A neural candidate's cost on a table with image columns, over its cost on one without: the
 #: neural candidates read the images through a CNN, the forests leave them out. On fashion-9k's
 #: image + productDisplayName -> articleType (9,583 rows, 75 classes; AMD EPYC with avx512_bf16,
-#: no time limit) the first fits needed: rank1 trees 44 s, best-first trees 46 s, rank1 trees at
-#: half shrinkage 84 s, multitask 81 s (its best epoch at about 55 s), linear 207 s: the neural
-#: ones 2-5x the rank1 trees' time where a table without images gives them half of it.
+#: no time limit) the first fits took: rank1 trees 40 s, best-first trees 42 s, rank1 trees at
+#: half shrinkage 76 s, multitask 76 s (its best epoch at about 55 s), linear 145 s: the neural
+#: ones 2-4x the rank1 trees' time, where a table without images gives them half of it.
 IMAGE_COST = 8.0
 #: ``train.time_limit: auto`` on a table with image columns: this many times the preset's budget.
 #: The same fashion-9k run needed 462 s for its first fits alone; within the fast preset's 290 s
 #: the rank1 trees at half shrinkage (weight 0.2 in the ensemble without a limit) were skipped and
-#: the first fits' ensemble reached 0.9801 validation accuracy, against 0.9827 without a limit.
+#: the first fits' ensemble reached 0.9801 validation accuracy, against 0.9827 without a limit;
+#: with twice the budget, 0.9822 (docs/bench/mm.md).
 IMAGE_BUDGET = 2.0
 
 
