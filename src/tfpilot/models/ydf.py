@@ -35,11 +35,24 @@ from tfpilot.models.registry import register_model
 from tfpilot.models.ydf_layers import FOREST_KINDS, ForestHead, forest_heads
 from tfpilot.spec import TableSpec
 
-__all__ = ["FOREST", "GBTParams", "RFParams", "forest_heads", "ydf_gbt", "ydf_rf"]
+__all__ = ["FOREST", "GBTParams", "RFParams", "forest_heads", "is_forest", "ydf_gbt", "ydf_rf"]
 
 #: The registry tag of a decision-forest table model: it leaves a table's image columns out
 #: (``"forest" in MODELS.info(name).tags``).
 FOREST = "forest"
+
+
+def is_forest(name: str) -> bool:
+    """Whether the registered model ``name`` is a decision forest (tagged :data:`FOREST`): it leaves a
+    table's image columns out and takes a learner's time limit, not epochs.
+
+    Example:
+        >>> is_forest("ydf_gbt"), is_forest("multitask"), is_forest("no_such_model")
+        (True, False, False)
+    """
+    from tfpilot.models.registry import MODELS
+
+    return name in MODELS and FOREST in MODELS.info(name).tags
 
 
 class _Params(BaseModel):

@@ -214,10 +214,9 @@ def for_images(todo: list[Candidate], image_columns: list[str]) -> list[Candidat
     """
     if not image_columns:
         return todo
-    from tfpilot.models import MODELS
-    from tfpilot.models.ydf import FOREST
+    from tfpilot.models.ydf import is_forest
 
-    forests = [c for c in todo if FOREST in MODELS.info(c.model).tags]
+    forests = [c for c in todo if is_forest(c.model)]
     readers = [replace(c, cost=c.cost * IMAGE_COST) for c in todo if c not in forests]
     if forests and readers:
         log.info("leaderboard: image column%s %s: %s train first (they read %s), the forests after",
@@ -253,10 +252,11 @@ def candidate_config(config: Config, cand: Candidate, run_dir: Path, seconds: fl
             ``maximum_training_duration_seconds`` unless its params set that.
     """
     from tfpilot.config.loader import set_path, validate_tree
+    from tfpilot.models.ydf import is_forest
 
     tree = config.model_dump(mode="json")
     params = dict(cand.params)
-    if seconds is not None and cand.model.startswith("ydf_"):
+    if seconds is not None and is_forest(cand.model):
         params.setdefault("maximum_training_duration_seconds", round(max(seconds, 1.0), 1))
     tree["model"] = {"name": cand.model, "params": params}
     tree["train"].update(preset="fast", time_limit="auto", candidates=None, refit=True, cv_folds="auto")
@@ -299,10 +299,11 @@ class LeaderboardResult:
 
 def _skip_reason(config: Config, cand: Candidate) -> str | None:
     """Why ``cand`` cannot train with ``config``'s options (a forest and a neural option), or None."""
-    if not cand.model.startswith("ydf_"):
-        return None
+    from tfpilot.models.ydf import is_forest
     from tfpilot.training.ydf_fit import refused_options
 
+    if not is_forest(cand.model):
+        return None
     refused = refused_options(config)
     return f"decision forests cannot take {', '.join(refused)}" if refused else None
 

@@ -80,10 +80,11 @@ def fold_config(first: Config, fold: int, folds: int, run_dir: Path, seconds: fl
     ``data.cv_fold``, into ``run_dir`` (a forest's learner gets ``seconds`` as
     ``maximum_training_duration_seconds``)."""
     from tfpilot.config.loader import validate_tree
+    from tfpilot.models.ydf import is_forest
 
     tree = first.model_dump(mode="json")
     tree["data"]["cv_fold"] = [fold, folds]
-    if seconds is not None and tree["model"]["name"].startswith("ydf_"):
+    if seconds is not None and is_forest(tree["model"]["name"]):
         tree["model"]["params"]["maximum_training_duration_seconds"] = round(max(seconds, 1.0), 1)
     tree["train"]["callbacks"]["progress"] = "none"
     tree["output"] = {**tree["output"], "run_dir": str(run_dir), "resume_if_exists": False, "overwrite": False}

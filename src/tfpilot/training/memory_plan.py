@@ -341,10 +341,9 @@ def _workload(config: Config, probes: Sequence[Any], size: tuple[int, int], batc
     from tfpilot.models.encoders import DEFAULT_MODELS
 
     channels = {"grayscale": 1, "rgb": 3}.get(config.data.color_mode, max(p.channels for p in probes))
-    from tfpilot.models.ydf import FOREST
-    from tfpilot.registry import MODELS
+    from tfpilot.models.ydf import is_forest
 
-    forest = config.model.name in MODELS and FOREST in MODELS.info(config.model.name).tags
+    forest = is_forest(config.model.name)
     params = activations = 0
     for p in probes:
         if p.column is not None and forest:
